@@ -1,0 +1,57 @@
+// haproxy.cfg: read-write traffic to the coordinator group's primary, read-only traffic to its
+// replicas, each chosen by Patroni's REST health checks (/primary, /replica).
+import type { Topology } from "../spec.ts";
+import { PORTS, type Addressing } from "./types.ts";
+
+export interface HaproxyRenderOptions {
+  /** Where HAProxy writes its pid file (local runs); omitted in containers. */
+  pidFile?: string;
+}
+
+export function renderHaproxyCfg(topology: Topology, addressing: Addressing, options: HaproxyRenderOptions = {}): string {
+  const listen = addressing.haproxy.listen;
+  const coordinator = topology.groups[0];
+  const servers = coordinator
+    .map((node) => {
+      const address = addressing.postgres(node).connect;
+      return `    server ${node.name} ${address}:${PORTS.postgres} check port ${PORTS.patroniRest}`;
+    })
+    .join("\n");
+  // inter 1s fall 2: a dead primary is out within ~2 s; shutdown-sessions closes its client sessions
+  // at once so that PgBouncer reconnects to the new primary instead of waiting on a dead socket.
+  const checks = "default-server inter 1s fall 2 rise 1 on-marked-down shutdown-sessions";
+  return `# Rendered by distributed-postgres-cluster; do not edit.
+global
+    maxconn 2000
+${options.pidFile ? `    pidfile ${options.pidFile}\n` : ""}
+defaults
+    mode tcp
+    log global
+    retries 2
+    timeout connect 4s
+    timeout client 30m
+    timeout server 30m
+    timeout check 2s
+
+listen stats
+    mode http
+    bind ${listen}:${PORTS.haproxyStats}
+    stats enable
+    stats uri /
+
+listen coordinator_primary
+    bind ${listen}:${PORTS.haproxyReadWrite}
+    option httpchk GET /primary
+    http-check expect status 200
+    ${checks}
+${servers}
+
+listen coordinator_replicas
+    bind ${listen}:${PORTS.haproxyReadOnly}
+    balance roundrobin
+    option httpchk GET /replica
+    http-check expect status 200
+    ${checks}
+${servers}
+`;
+}

@@ -1,0 +1,88 @@
+// Every file the cluster runs on, rendered from one spec. Used by the components (inside `apply`,
+// so secrets stay secret), by `npm run render`, by the local runner and by the tests.
+import type { ClusterConfig, EtcdMember, PostgresNode, Topology } from "../spec.ts";
+import { etcdArgs } from "./etcd.ts";
+import { renderHaproxyCfg, type HaproxyRenderOptions } from "./haproxy.ts";
+import { renderPatroniYml, renderPostBootstrapScript, type PatroniRenderOptions } from "./patroni.ts";
+import { renderPgbouncerIni, renderPgbouncerUserlist, type PgbouncerPaths } from "./pgbouncer.ts";
+import type { Addressing, ClusterSecrets, PostgresLayout } from "./types.ts";
+
+export * from "./types.ts";
+export { etcdArgs, etcdEndpoints } from "./etcd.ts";
+export { renderHaproxyCfg } from "./haproxy.ts";
+export { patroniConfig, patroniScope, postgresParameters, renderPatroniYml, renderPostBootstrapScript } from "./patroni.ts";
+export { renderPgbouncerIni, renderPgbouncerUserlist } from "./pgbouncer.ts";
+
+/** A file to deliver into a node; `secret` files hold passwords and must be mode 0600. */
+export interface RenderedFile {
+  path: string;
+  content: string;
+  secret: boolean;
+  executable?: boolean;
+}
+
+export interface RenderedPostgresNode {
+  node: PostgresNode;
+  files: RenderedFile[];
+}
+
+export interface RenderedEtcdMember {
+  member: EtcdMember;
+  args: string[];
+}
+
+export interface RenderedCluster {
+  postgres: RenderedPostgresNode[];
+  etcd: RenderedEtcdMember[];
+  haproxy: RenderedFile[];
+  pgbouncer: RenderedFile[];
+}
+
+/** Paths a platform chooses for each kind of process. */
+export interface ClusterLayout {
+  postgres(node: PostgresNode): PostgresLayout & { configFile: string };
+  etcdDataDir(member: EtcdMember): string;
+  haproxyConfigFile: string;
+  haproxy: HaproxyRenderOptions;
+  pgbouncerConfigFile: string;
+  pgbouncer: PgbouncerPaths;
+}
+
+export function renderPostgresNode(
+  config: ClusterConfig,
+  topology: Topology,
+  node: PostgresNode,
+  addressing: Addressing,
+  layout: ClusterLayout,
+  secrets: ClusterSecrets,
+  options: PatroniRenderOptions,
+): RenderedFile[] {
+  const paths = layout.postgres(node);
+  return [
+    { path: paths.configFile, content: renderPatroniYml(config, topology, node, addressing, paths, secrets, options), secret: true },
+    { path: paths.postBootstrapScript, content: renderPostBootstrapScript(config, paths, options), secret: false, executable: true },
+    { path: paths.appPasswordFile, content: secrets.app, secret: true },
+  ];
+}
+
+export function renderCluster(
+  config: ClusterConfig,
+  topology: Topology,
+  addressing: Addressing,
+  layout: ClusterLayout,
+  secrets: ClusterSecrets,
+  options: PatroniRenderOptions,
+): RenderedCluster {
+  return {
+    postgres: topology.groups.flat().map((node) => ({
+      node,
+      files: renderPostgresNode(config, topology, node, addressing, layout, secrets, options),
+    })),
+    etcd: topology.etcd.map((member) => ({ member, args: etcdArgs(topology, member, addressing, layout.etcdDataDir(member)) })),
+    haproxy: [{ path: layout.haproxyConfigFile, content: renderHaproxyCfg(topology, addressing, layout.haproxy), secret: false }],
+    pgbouncer: [
+      { path: layout.pgbouncerConfigFile, content: renderPgbouncerIni(config, addressing, layout.pgbouncer), secret: false },
+      { path: layout.pgbouncer.authFile, content: renderPgbouncerUserlist(secrets), secret: true },
+    ],
+  };
+}

@@ -1,0 +1,137 @@
+// patroni.yml for one PostgreSQL node, and the post-bootstrap script Patroni runs once per group.
+import { stringify } from "yaml";
+import type { ClusterConfig, PostgresNode, Topology } from "../spec.ts";
+import { PORTS, ROLES, type Addressing, type ClusterSecrets, type PostgresLayout } from "./types.ts";
+
+export interface PatroniRenderOptions {
+  /**
+   * Render the `citus` section (one scope for the whole cluster). Without Citus, as on machines that
+   * have no Citus package, each group needs a scope of its own: `<scope>-<group>`. This is the one
+   * difference between the shipped rendering and the local one.
+   */
+  citus: boolean;
+}
+
+/** The Patroni scope of a group: shared by all groups with Citus, one per group without. */
+export function patroniScope(topology: Topology, group: number, citus: boolean): string {
+  return citus ? topology.scope : `${topology.scope}-${group}`;
+}
+
+/** PostgreSQL parameters sized from the node's memory, with HNSW index builds in mind. */
+export function postgresParameters(config: ClusterConfig, layout: PostgresLayout): Record<string, string | number> {
+  const memoryMb = config.databaseMemoryMb;
+  const mb = (n: number) => `${Math.max(1, Math.floor(n))}MB`;
+  return {
+    // HNSW builds are fastest when the whole graph fits in maintenance_work_mem.
+    shared_buffers: mb(memoryMb / 4),
+    effective_cache_size: mb((memoryMb * 3) / 4),
+    maintenance_work_mem: mb(Math.min(memoryMb / 4, 2048)),
+    work_mem: mb(Math.max(4, memoryMb / 256)),
+    max_parallel_maintenance_workers: Math.max(1, Math.min(4, Math.floor(config.databaseCpus))),
+    max_connections: 200,
+    max_wal_senders: 10,
+    max_replication_slots: 10,
+    wal_keep_size: "256MB",
+    hot_standby: "on",
+    wal_log_hints: "on",
+    password_encryption: "scram-sha-256",
+    unix_socket_directories: layout.socketDir,
+  };
+}
+
+export function patroniConfig(
+  config: ClusterConfig,
+  topology: Topology,
+  node: PostgresNode,
+  addressing: Addressing,
+  layout: PostgresLayout,
+  secrets: ClusterSecrets,
+  options: PatroniRenderOptions,
+): Record<string, unknown> {
+  const self = addressing.postgres(node);
+  const parameters = postgresParameters(config, layout);
+  const hba = [
+    "local all all peer",
+    `host replication ${ROLES.replication} ${addressing.clusterNetwork} scram-sha-256`,
+    `host all all ${addressing.clusterNetwork} scram-sha-256`,
+  ];
+  // Patroni 3.x only knows true/false; "quorum" (Patroni 4+) is written as its own value.
+  const synchronous = config.synchronousMode === "quorum" ? "quorum" : config.synchronousMode === "on";
+  return {
+    scope: patroniScope(topology, node.group, options.citus),
+    namespace: "/service/",
+    name: node.name,
+    ...(options.citus ? { citus: { group: node.group, database: config.database } } : {}),
+    restapi: {
+      listen: `${self.listen}:${PORTS.patroniRest}`,
+      connect_address: `${self.connect}:${PORTS.patroniRest}`,
+      authentication: { username: ROLES.restApi, password: secrets.restApi },
+    },
+    etcd3: {
+      hosts: topology.etcd.map((member) => `${addressing.etcd(member).connect}:${PORTS.etcdClient}`),
+    },
+    bootstrap: {
+      dcs: {
+        ttl: config.patroniTtl,
+        loop_wait: config.patroniLoopWait,
+        retry_timeout: config.patroniRetryTimeout,
+        maximum_lag_on_failover: 1048576,
+        synchronous_mode: synchronous,
+        synchronous_mode_strict: false,
+        postgresql: {
+          use_pg_rewind: true,
+          use_slots: true,
+          parameters: {
+            max_connections: parameters.max_connections,
+            max_wal_senders: parameters.max_wal_senders,
+            max_replication_slots: parameters.max_replication_slots,
+            wal_keep_size: parameters.wal_keep_size,
+            wal_log_hints: parameters.wal_log_hints,
+            hot_standby: parameters.hot_standby,
+          },
+        },
+      },
+      initdb: [{ encoding: "UTF8" }, { locale: "C.UTF-8" }, "data-checksums"],
+      post_bootstrap: layout.postBootstrapScript,
+    },
+    postgresql: {
+      listen: `${self.listen}:${PORTS.postgres}`,
+      connect_address: `${self.connect}:${PORTS.postgres}`,
+      data_dir: layout.dataDir,
+      bin_dir: layout.binDir,
+      pgpass: layout.pgpassFile,
+      authentication: {
+        superuser: { username: ROLES.superuser, password: secrets.superuser },
+        replication: { username: ROLES.replication, password: secrets.replication },
+        rewind: { username: ROLES.rewind, password: secrets.rewind },
+      },
+      parameters,
+      pg_hba: hba,
+    },
+    tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false },
+  };
+}
+
+export function renderPatroniYml(...args: Parameters<typeof patroniConfig>): string {
+  return stringify(patroniConfig(...args), { lineWidth: 0 });
+}
+
+/**
+ * The post-bootstrap script: creates the application role (password read from a file, never on a
+ * command line) and, without Citus, the application database. With Citus, Patroni creates the
+ * database and the extension itself right after this script, so the script must not.
+ */
+export function renderPostBootstrapScript(config: ClusterConfig, layout: PostgresLayout, options: PatroniRenderOptions): string {
+  const createDatabase = options.citus
+    ? ""
+    : `SELECT format('CREATE DATABASE %I OWNER %I', :'database', :'app_role') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'database') \\gexec\n`;
+  return `#!/bin/sh
+# Run once by Patroni on the first leader of a group, with the superuser connection string as $1.
+set -eu
+# The password is read by psql itself (\\set with backquotes), so it never appears in a process list.
+psql "$1" -X -q -v ON_ERROR_STOP=1 -v app_role='${ROLES.app}' -v database='${config.database}' <<'SQL'
+\\set app_password \`cat '${layout.appPasswordFile}'\`
+SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', :'app_role', :'app_password') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_role') \\gexec
+${createDatabase}SQL
+`;
+}

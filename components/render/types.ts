@@ -1,0 +1,60 @@
+// Inputs shared by the pure renderers. Platforms differ only in addresses and paths, given here.
+import type { EtcdMember, PostgresNode } from "../spec.ts";
+
+/** Passwords, plain: renderers run inside `apply`, so what they render stays a Pulumi secret. */
+export interface ClusterSecrets {
+  superuser: string;
+  replication: string;
+  rewind: string;
+  restApi: string;
+  app: string;
+}
+
+/** Role names are fixed; only their passwords are secret. */
+export const ROLES = {
+  superuser: "postgres",
+  replication: "replicator",
+  rewind: "rewind_user",
+  restApi: "patroni",
+  app: "app",
+} as const;
+
+export const PORTS = {
+  postgres: 5432,
+  patroniRest: 8008,
+  etcdClient: 2379,
+  etcdPeer: 2380,
+  haproxyReadWrite: 5000,
+  haproxyReadOnly: 5001,
+  haproxyStats: 7000,
+  pgbouncer: 6432,
+} as const;
+
+/** Where a process listens and the address others use to reach it. */
+export interface Endpoint {
+  listen: string;
+  connect: string;
+}
+
+/** How a platform addresses the nodes: container names, pod DNS names, or loopback addresses. */
+export interface Addressing {
+  postgres(node: PostgresNode): Endpoint;
+  etcd(member: EtcdMember): Endpoint;
+  /** HAProxy, as PgBouncer reaches it. */
+  haproxy: Endpoint;
+  pgbouncer: Endpoint;
+  /** The network pg_hba admits (CIDR). */
+  clusterNetwork: string;
+}
+
+/** Paths inside one PostgreSQL node (a container, a pod or a local directory). */
+export interface PostgresLayout {
+  dataDir: string;
+  binDir: string;
+  socketDir: string;
+  pgpassFile: string;
+  /** Script Patroni runs once after bootstrap (creates the application role). */
+  postBootstrapScript: string;
+  /** File the post-bootstrap script reads the application password from. */
+  appPasswordFile: string;
+}

@@ -1,0 +1,300 @@
+// ClusterSpec: the validated, defaulted description of one cluster. Pure: no Pulumi imports, so the
+// local runner, the render command and the tests use exactly what `pulumi up` uses.
+import { Ajv, type ErrorObject } from "ajv";
+
+export type PlatformName = "docker" | "kubernetes";
+export type VectorExtension = "pgvector" | "ruvector";
+export type SynchronousMode = "off" | "on" | "quorum";
+export type BenchmarkMode = "quick" | "full" | "stress";
+
+/** The flat stack configuration keys (`pulumi config set KEY VALUE`), with their defaults. */
+export interface ClusterConfig {
+  /** Where the cluster runs. */
+  platform: PlatformName;
+  /** Cluster name: the Patroni scope and the prefix of every resource and hostname. */
+  clusterName: string;
+  /** PostgreSQL major version of the database image. */
+  postgresMajor: number;
+  /** Database that holds the Citus metadata and the application schema. */
+  database: string;
+  /** PostgreSQL nodes in the Citus coordinator group (1 primary + standbys). */
+  coordinatorMembers: number;
+  /** Citus worker groups. */
+  workerGroups: number;
+  /** PostgreSQL nodes in each worker group. */
+  workerMembers: number;
+  /** etcd members (odd, so that a majority survives a loss). */
+  etcdMembers: number;
+  /** Citus shards of each distributed table. */
+  shardCount: number;
+  /** Vector extension: pgvector, or RuVector. */
+  vectorExtension: VectorExtension;
+  /** Dimension of every embedding column. */
+  embeddingDimensions: number;
+  /** HNSW graph degree. */
+  hnswM: number;
+  /** HNSW candidate list size while building. */
+  hnswEfConstruction: number;
+  /** HNSW candidate list size while searching (caps the results of one scan). */
+  hnswEfSearch: number;
+  /** k of the k-nearest-neighbour searches the benchmark and the application run. */
+  searchK: number;
+  /** PgBouncer server connections per database/user pair. */
+  poolSize: number;
+  /** PgBouncer client connections at most. */
+  maxClientConnections: number;
+  /** Patroni leader key TTL, seconds. */
+  patroniTtl: number;
+  /** Patroni HA loop period, seconds. */
+  patroniLoopWait: number;
+  /** Patroni timeout for DCS and PostgreSQL operations, seconds. */
+  patroniRetryTimeout: number;
+  /** Patroni synchronous replication: off, on (one synchronous standby), or quorum (Patroni 4+). */
+  synchronousMode: SynchronousMode;
+  /** Base image of the database image: a Citus image of the PostgreSQL major (Debian based). */
+  databaseBaseImage: string;
+  /** Image for etcd (run with an explicit command). */
+  etcdImage: string;
+  /** Image for HAProxy (run with an explicit command). */
+  haproxyImage: string;
+  /** Image for PgBouncer (run with an explicit command). */
+  pgbouncerImage: string;
+  /** CPUs for each PostgreSQL node (docker: NanoCPUs; kubernetes: requests and limits). */
+  databaseCpus: number;
+  /** Memory for each PostgreSQL node, MiB. */
+  databaseMemoryMb: number;
+  /** Subnet of the cluster network; pg_hba admits only this network. */
+  networkSubnet: string;
+  /** Host port PgBouncer is published on (docker). */
+  pgbouncerPort: number;
+  /** Host port of HAProxy's read-write listener (docker). */
+  haproxyReadWritePort: number;
+  /** Host port of HAProxy's read-only listener (docker). */
+  haproxyReadOnlyPort: number;
+  /** Kubernetes namespace (kubernetes platform only). */
+  kubernetesNamespace: string;
+  /** Run the benchmark suite after `pulumi up` creates or updates the schema. */
+  benchmarkEnabled: boolean;
+  /** Benchmark mode of the post-deploy run. */
+  benchmarkMode: BenchmarkMode;
+}
+
+export const DEFAULT_CONFIG: ClusterConfig = {
+  platform: "docker",
+  clusterName: "dpc",
+  postgresMajor: 17,
+  database: "vectors",
+  coordinatorMembers: 3,
+  workerGroups: 6,
+  workerMembers: 2,
+  etcdMembers: 3,
+  shardCount: 12,
+  vectorExtension: "pgvector",
+  embeddingDimensions: 384,
+  hnswM: 16,
+  hnswEfConstruction: 64,
+  hnswEfSearch: 40,
+  searchK: 10,
+  poolSize: 25,
+  maxClientConnections: 1000,
+  patroniTtl: 10,
+  patroniLoopWait: 2,
+  patroniRetryTimeout: 4,
+  synchronousMode: "on",
+  databaseBaseImage: "citusdata/citus:13.0.3",
+  etcdImage: "quay.io/coreos/etcd:v3.5.17",
+  haproxyImage: "haproxy:2.9",
+  pgbouncerImage: "edoburu/pgbouncer:v1.23.1-p2",
+  databaseCpus: 1,
+  databaseMemoryMb: 2048,
+  networkSubnet: "172.28.0.0/16",
+  pgbouncerPort: 6432,
+  haproxyReadWritePort: 5000,
+  haproxyReadOnlyPort: 5001,
+  kubernetesNamespace: "dpc",
+  benchmarkEnabled: true,
+  benchmarkMode: "quick",
+};
+
+/** PostgreSQL majors RuVector builds for (pgrx). */
+export const RUVECTOR_POSTGRES_MAJORS = [14, 15, 16, 17];
+/** PostgreSQL majors this project supports at all. */
+export const POSTGRES_MAJORS = [14, 15, 16, 17];
+/** pgvector's HNSW limit for the `vector` type. */
+export const MAX_HNSW_DIMENSIONS = 2000;
+
+const int = (minimum: number, maximum: number) => ({ type: "integer", minimum, maximum });
+const port = int(1, 65535);
+
+// The JSON schema of the stack configuration. Cross-field rules live in crossFieldErrors below.
+const CONFIG_SCHEMA = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    platform: { type: "string", enum: ["docker", "kubernetes"] },
+    clusterName: { type: "string", pattern: "^[a-z][a-z0-9-]{0,19}$" },
+    postgresMajor: { type: "integer", enum: POSTGRES_MAJORS },
+    database: { type: "string", pattern: "^[a-z_][a-z0-9_]{0,62}$" },
+    coordinatorMembers: int(1, 9),
+    workerGroups: int(1, 64),
+    workerMembers: int(1, 9),
+    etcdMembers: int(1, 9),
+    shardCount: int(1, 1024),
+    vectorExtension: { type: "string", enum: ["pgvector", "ruvector"] },
+    embeddingDimensions: int(1, 16000),
+    hnswM: int(2, 100),
+    hnswEfConstruction: int(4, 1000),
+    hnswEfSearch: int(1, 1000),
+    searchK: int(1, 1000),
+    poolSize: int(1, 10000),
+    maxClientConnections: int(1, 100000),
+    patroniTtl: int(5, 3600),
+    patroniLoopWait: int(1, 600),
+    patroniRetryTimeout: int(1, 600),
+    synchronousMode: { type: "string", enum: ["off", "on", "quorum"] },
+    databaseBaseImage: { type: "string", minLength: 1 },
+    etcdImage: { type: "string", minLength: 1 },
+    haproxyImage: { type: "string", minLength: 1 },
+    pgbouncerImage: { type: "string", minLength: 1 },
+    databaseCpus: { type: "number", exclusiveMinimum: 0, maximum: 256 },
+    databaseMemoryMb: int(256, 1048576),
+    networkSubnet: { type: "string", pattern: "^\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}/\\d{1,2}$" },
+    pgbouncerPort: port,
+    haproxyReadWritePort: port,
+    haproxyReadOnlyPort: port,
+    kubernetesNamespace: { type: "string", pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$" },
+    benchmarkEnabled: { type: "boolean" },
+    benchmarkMode: { type: "string", enum: ["quick", "full", "stress"] },
+  },
+} as const;
+
+const ajv = new Ajv({ allErrors: true, coerceTypes: true, useDefaults: false, strict: true });
+const validateShape = ajv.compile(CONFIG_SCHEMA);
+
+/** Invalid configuration: every problem at once, each naming the key, the value given and what is allowed. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid cluster configuration (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n  - ${problems.join("\n  - ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+function describeSchemaError(error: ErrorObject, given: Record<string, unknown>): string {
+  if (error.keyword === "additionalProperties") {
+    const key = String(error.params.additionalProperty);
+    return `${key}: unknown configuration key; allowed keys: ${Object.keys(CONFIG_SCHEMA.properties).join(", ")}`;
+  }
+  const key = error.instancePath.replace(/^\//, "");
+  const value = JSON.stringify(given[key]);
+  const rule = CONFIG_SCHEMA.properties[key as keyof typeof CONFIG_SCHEMA.properties] as Record<string, unknown>;
+  let allowed: string;
+  if (rule.enum) allowed = `one of ${(rule.enum as unknown[]).join(", ")}`;
+  else if (rule.pattern) allowed = `a string matching ${rule.pattern}`;
+  else if (rule.type === "integer") allowed = `an integer from ${rule.minimum} to ${rule.maximum}`;
+  else if (rule.type === "number") allowed = `a number above ${rule.exclusiveMinimum ?? rule.minimum} and at most ${rule.maximum}`;
+  else if (rule.type === "boolean") allowed = "true or false";
+  else allowed = `a non-empty ${rule.type}`;
+  return `${key}: got ${value}; allowed: ${allowed}`;
+}
+
+function isValidSubnet(subnet: string): boolean {
+  const [address, prefix] = subnet.split("/");
+  return address.split(".").every((octet) => Number(octet) <= 255) && Number(prefix) >= 8 && Number(prefix) <= 28;
+}
+
+function crossFieldErrors(c: ClusterConfig): string[] {
+  const errors: string[] = [];
+  if (c.etcdMembers % 2 === 0) {
+    errors.push(`etcdMembers: got ${c.etcdMembers}; allowed: an odd number (an even member count tolerates no more failures than one fewer)`);
+  }
+  if (c.vectorExtension === "ruvector" && !RUVECTOR_POSTGRES_MAJORS.includes(c.postgresMajor)) {
+    errors.push(`postgresMajor: got ${c.postgresMajor} with vectorExtension "ruvector"; allowed: ${RUVECTOR_POSTGRES_MAJORS.join(", ")} (RuVector builds only for these)`);
+  }
+  if (c.hnswEfSearch < c.searchK) {
+    errors.push(`hnswEfSearch: got ${c.hnswEfSearch} with searchK ${c.searchK}; allowed: at least searchK (an HNSW scan returns at most ef_search rows)`);
+  }
+  if (c.vectorExtension === "pgvector" && c.embeddingDimensions > MAX_HNSW_DIMENSIONS) {
+    errors.push(`embeddingDimensions: got ${c.embeddingDimensions}; allowed: at most ${MAX_HNSW_DIMENSIONS} with pgvector HNSW indexes`);
+  }
+  if (c.patroniLoopWait + 2 * c.patroniRetryTimeout > c.patroniTtl) {
+    errors.push(`patroniTtl: got ${c.patroniTtl} with patroniLoopWait ${c.patroniLoopWait} and patroniRetryTimeout ${c.patroniRetryTimeout}; allowed: at least loop_wait + 2 * retry_timeout (${c.patroniLoopWait + 2 * c.patroniRetryTimeout}), as Patroni requires`);
+  }
+  if (c.synchronousMode !== "off" && c.coordinatorMembers < 2) {
+    errors.push(`synchronousMode: got "${c.synchronousMode}" with coordinatorMembers ${c.coordinatorMembers}; allowed: "off" for single-member groups (a synchronous standby needs a second member)`);
+  }
+  if (!isValidSubnet(c.networkSubnet)) {
+    errors.push(`networkSubnet: got "${c.networkSubnet}"; allowed: an IPv4 CIDR with octets up to 255 and a prefix from /8 to /28`);
+  }
+  const ports = { pgbouncerPort: c.pgbouncerPort, haproxyReadWritePort: c.haproxyReadWritePort, haproxyReadOnlyPort: c.haproxyReadOnlyPort };
+  const seen = new Map<number, string>();
+  for (const [key, value] of Object.entries(ports)) {
+    const other = seen.get(value);
+    if (other) errors.push(`${key}: got ${value}, the same as ${other}; allowed: a port no other published listener uses`);
+    seen.set(value, key);
+  }
+  if (c.poolSize > c.maxClientConnections) {
+    errors.push(`poolSize: got ${c.poolSize} with maxClientConnections ${c.maxClientConnections}; allowed: at most maxClientConnections`);
+  }
+  return errors;
+}
+
+/**
+ * Validates raw stack configuration (strings, as Pulumi stores them, or typed values) and fills in
+ * defaults. Throws one ConfigError listing every problem.
+ */
+export function parseClusterConfig(raw: Record<string, unknown>): ClusterConfig {
+  const given: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (value !== undefined && value !== null) given[key] = value;
+  }
+  const merged: Record<string, unknown> = { ...DEFAULT_CONFIG, ...given };
+  if (!validateShape(merged)) {
+    throw new ConfigError((validateShape.errors ?? []).map((e) => describeSchemaError(e, given)));
+  }
+  const config = merged as unknown as ClusterConfig;
+  const problems = crossFieldErrors(config);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Topology: which nodes exist. Addresses come from the platform (container names, pod DNS names,
+// loopback addresses), so the same topology renders for every platform.
+
+export interface PostgresNode {
+  /** Unique node name: the Patroni member name and the hostname stem. */
+  name: string;
+  /** Citus group: 0 is the coordinator, 1..N the workers. */
+  group: number;
+  /** Index of the member within its group. */
+  member: number;
+}
+
+export interface EtcdMember {
+  name: string;
+  index: number;
+}
+
+export interface Topology {
+  scope: string;
+  groups: PostgresNode[][];
+  etcd: EtcdMember[];
+  routerName: string;
+}
+
+export function groupName(scope: string, group: number): string {
+  return group === 0 ? `${scope}-coordinator` : `${scope}-worker${group}`;
+}
+
+export function planTopology(config: ClusterConfig): Topology {
+  const scope = config.clusterName;
+  const groups: PostgresNode[][] = [];
+  for (let group = 0; group <= config.workerGroups; group++) {
+    const members = group === 0 ? config.coordinatorMembers : config.workerMembers;
+    groups.push(
+      Array.from({ length: members }, (_, member) => ({ name: `${groupName(scope, group)}-${member}`, group, member })),
+    );
+  }
+  const etcd = Array.from({ length: config.etcdMembers }, (_, index) => ({ name: `${scope}-etcd-${index}`, index }));
+  return { scope, groups, etcd, routerName: `${scope}-router` };
+}
