@@ -97,9 +97,11 @@ export const DEFAULT_CONFIG: ClusterConfig = {
   searchK: 10,
   poolSize: 25,
   maxClientConnections: 1000,
-  patroniTtl: 10,
-  patroniLoopWait: 2,
-  patroniRetryTimeout: 4,
+  // Tuned for failover within 10 s (see README, "Failover tuning"): a primary that cannot reach etcd
+  // or PostgreSQL for retry_timeout seconds steps down, so shorter values trade stability for speed.
+  patroniTtl: 7,
+  patroniLoopWait: 1,
+  patroniRetryTimeout: 3,
   synchronousMode: "on",
   databaseBaseImage: "citusdata/citus:13.0.3",
   etcdImage: "quay.io/coreos/etcd:v3.5.17",
@@ -119,7 +121,7 @@ export const DEFAULT_CONFIG: ClusterConfig = {
 /** PostgreSQL majors RuVector builds for (pgrx). */
 export const RUVECTOR_POSTGRES_MAJORS = [14, 15, 16, 17];
 /** PostgreSQL majors this project supports at all. */
-export const POSTGRES_MAJORS = [14, 15, 16, 17];
+export const POSTGRES_MAJORS = [14, 15, 16, 17, 18];
 /** pgvector's HNSW limit for the `vector` type. */
 export const MAX_HNSW_DIMENSIONS = 2000;
 
@@ -248,13 +250,18 @@ export function parseClusterConfig(raw: Record<string, unknown>): ClusterConfig 
     if (value !== undefined && value !== null) given[key] = value;
   }
   const merged: Record<string, unknown> = { ...DEFAULT_CONFIG, ...given };
-  if (!validateShape(merged)) {
-    throw new ConfigError((validateShape.errors ?? []).map((e) => describeSchemaError(e, given)));
-  }
-  const config = merged as unknown as ClusterConfig;
-  const problems = crossFieldErrors(config);
+  const schemaErrors = validateShape(merged) ? [] : (validateShape.errors ?? []);
+  // Cross-field rules run even when some fields failed the schema, so that every problem is reported
+  // at once: invalid fields take their defaults for this, and a rule that names one is left out.
+  const invalidKeys = schemaErrors.map((e) => e.instancePath.replace(/^\//, "")).filter((key) => key in DEFAULT_CONFIG);
+  const checked = { ...merged } as unknown as ClusterConfig;
+  for (const key of invalidKeys) Object.assign(checked, { [key]: DEFAULT_CONFIG[key as keyof ClusterConfig] });
+  const crossFieldProblems = crossFieldErrors(checked).filter(
+    (problem) => !invalidKeys.some((key) => new RegExp(`\\b${key}\\b`).test(problem)),
+  );
+  const problems = [...schemaErrors.map((e) => describeSchemaError(e, given)), ...crossFieldProblems];
   if (problems.length > 0) throw new ConfigError(problems);
-  return config;
+  return merged as unknown as ClusterConfig;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -38,6 +38,8 @@ listen stats
     bind ${listen}:${PORTS.haproxyStats}
     stats enable
     stats uri /
+    # Prometheus scrapes HAProxy's built-in exporter here.
+    http-request use-service prometheus-exporter if { path /metrics }
 
 listen coordinator_primary
     bind ${listen}:${PORTS.haproxyReadWrite}

@@ -92,6 +92,8 @@ export function patroniConfig(
         },
       },
       initdb: [{ encoding: "UTF8" }, { locale: "C.UTF-8" }, "data-checksums"],
+      // Patroni 3.0's validator requires bootstrap.pg_hba; postgresql.pg_hba below is what applies.
+      pg_hba: hba,
       post_bootstrap: layout.postBootstrapScript,
     },
     postgresql: {
@@ -107,6 +109,8 @@ export function patroniConfig(
       },
       parameters,
       pg_hba: hba,
+      // New replicas are cloned at once, not after the next spread checkpoint (~100 s idle here).
+      basebackup: [{ checkpoint: "fast" }],
     },
     tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false },
   };

@@ -1,0 +1,88 @@
+// The whole cluster: passwords, the platform's shared resources, etcd, the Citus coordinator group,
+// the worker groups and the router, in dependency order.
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { planTopology, groupName, type ClusterConfig } from "./spec.ts";
+import { ROLES, type ClusterSecrets } from "./render/index.ts";
+import { createPlatform } from "./platform/index.ts";
+import { Etcd } from "./etcd.ts";
+import { PatroniGroup } from "./patroni-group.ts";
+import { Router } from "./router.ts";
+
+export type PasswordName = keyof ClusterSecrets;
+export const PASSWORD_NAMES: PasswordName[] = ["superuser", "replication", "rewind", "restApi", "app"];
+
+export interface ClusterArgs {
+  /** Validated configuration (parseClusterConfig). */
+  readonly config: ClusterConfig;
+  /**
+   * Passwords from secret stack config; each missing one is generated. Never passed on to super():
+   * component inputs are saved in the state.
+   */
+  readonly passwords?: Partial<Record<PasswordName, pulumi.Input<string> | undefined>>;
+}
+
+export class Cluster extends pulumi.ComponentResource {
+  /** postgresql:// URL of the application role through PgBouncer. Secret. */
+  readonly appConnectionString: pulumi.Output<string>;
+  /** host:port of the coordinator primary (HAProxy). */
+  readonly readWriteEndpoint: string;
+  /** host:port of the coordinator replicas (HAProxy). */
+  readonly readOnlyEndpoint: string;
+  /** host:port of PgBouncer. */
+  readonly pgbouncerEndpoint: string;
+  /** etcd client URLs on the cluster network. */
+  readonly etcdEndpoints: string[];
+  /** Patroni member names per Citus group ("0" is the coordinator group). */
+  readonly membersPerGroup: Record<string, string[]>;
+
+  constructor(name: string, args: ClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+    const { config } = args;
+    // The config holds no secret; the passwords stay out of super() on purpose.
+    super("dpc:index:Cluster", name, { config }, opts);
+
+    const topology = planTopology(config);
+    const secrets = this.clusterSecrets(name, args.passwords ?? {});
+    const platform = createPlatform(config, this);
+
+    const etcd = new Etcd(`${topology.scope}-etcd`, { config, topology, platform }, { parent: this });
+    // Patroni needs its DCS first; the groups themselves start in parallel.
+    const groups = topology.groups.map(
+      (_, group) =>
+        new PatroniGroup(groupName(topology.scope, group), { config, topology, group, platform, secrets }, { parent: this, dependsOn: [etcd] }),
+    );
+    // HAProxy routes to the coordinator group: create it once that group exists.
+    const router = new Router(topology.routerName, { config, topology, platform, secrets }, { parent: this, dependsOn: [groups[0]] });
+
+    this.readWriteEndpoint = router.readWriteEndpoint;
+    this.readOnlyEndpoint = router.readOnlyEndpoint;
+    this.pgbouncerEndpoint = router.pgbouncerEndpoint;
+    this.etcdEndpoints = etcd.endpoints;
+    this.membersPerGroup = Object.fromEntries(groups.map((g) => [String(g.group), g.members]));
+    this.appConnectionString = pulumi.secret(
+      secrets.apply(
+        (s) => `postgresql://${ROLES.app}:${encodeURIComponent(s.app)}@${router.pgbouncerEndpoint}/${config.database}`,
+      ),
+    );
+    this.registerOutputs({
+      appConnectionString: this.appConnectionString,
+      readWriteEndpoint: this.readWriteEndpoint,
+      readOnlyEndpoint: this.readOnlyEndpoint,
+      pgbouncerEndpoint: this.pgbouncerEndpoint,
+      etcdEndpoints: this.etcdEndpoints,
+      membersPerGroup: this.membersPerGroup,
+    });
+  }
+
+  /** Every password as one secret Output: the given one, or a generated one (letters and digits). */
+  private clusterSecrets(name: string, given: NonNullable<ClusterArgs["passwords"]>): pulumi.Output<ClusterSecrets> {
+    const password = (key: PasswordName): pulumi.Output<string> =>
+      pulumi.secret(
+        given[key] ?? new random.RandomPassword(`${name}-${key}-password`, { length: 32, special: false }, { parent: this }).result,
+      );
+    const secrets = pulumi
+      .all([password("superuser"), password("replication"), password("rewind"), password("restApi"), password("app")])
+      .apply(([superuser, replication, rewind, restApi, app]): ClusterSecrets => ({ superuser, replication, rewind, restApi, app }));
+    return pulumi.secret(secrets);
+  }
+}

@@ -1,0 +1,65 @@
+// One HA group of PostgreSQL nodes run by Patroni: the Citus coordinator group (0) or a worker
+// group (1..N). Every node carries its own rendered patroni.yml (its name, its addresses, its group).
+import * as pulumi from "@pulumi/pulumi";
+import type { ClusterConfig, Topology } from "./spec.ts";
+import { PORTS, renderPostgresNode, type ClusterSecrets } from "./render/index.ts";
+import { containerAddressing, containerLayout, CONTAINER_PATHS } from "./render/container.ts";
+import type { Platform } from "./platform/index.ts";
+
+/** The shipped rendering always has the `citus` section: one scope, groups joined by Citus. */
+export const SHIPPED_RENDER_OPTIONS = { citus: true } as const;
+
+export interface PatroniGroupArgs {
+  /** Validated cluster configuration. */
+  readonly config: ClusterConfig;
+  /** The planned topology; `groups[group]` lists this group's nodes. */
+  readonly topology: Topology;
+  /** Citus group number: 0 is the coordinator, 1..N the workers. */
+  readonly group: number;
+  /** Where the nodes run. */
+  readonly platform: Platform;
+  /** The cluster's passwords, a secret Output: rendered files that hold them stay secret. */
+  readonly secrets: pulumi.Output<ClusterSecrets>;
+}
+
+export class PatroniGroup extends pulumi.ComponentResource {
+  /** Citus group number. */
+  readonly group: number;
+  /** Patroni member names (also their hostnames on the cluster network). */
+  readonly members: string[];
+
+  constructor(name: string, args: PatroniGroupArgs, opts?: pulumi.ComponentResourceOptions) {
+    const { config, topology, group, platform, secrets } = args;
+    const nodes = topology.groups[group];
+    // Only plain, non-secret facts go to super(): component inputs are saved in the state.
+    super("dpc:index:PatroniGroup", name, { group, members: nodes.map((n) => n.name) }, opts);
+
+    const addressing = containerAddressing(config, topology, platform.hostNaming);
+    const layout = containerLayout(config);
+    platform.deployGroup(
+      {
+        name,
+        image: platform.databaseImage(),
+        members: nodes.map((node) => ({
+          name: node.name,
+          // images/entrypoint.sh: fixes the files' owner and mode, then runs Patroni as postgres.
+          command: ["/usr/local/bin/dpc-entrypoint"],
+          files: secrets.apply((s) => renderPostgresNode(config, topology, node, addressing, layout, s, SHIPPED_RENDER_OPTIONS)),
+        })),
+        ports: [{ port: PORTS.postgres }, { port: PORTS.patroniRest }],
+        volumePath: CONTAINER_PATHS.postgresVolume,
+        // /health: 200 while PostgreSQL runs, on the primary and on replicas alike.
+        healthcheck: ["curl", "-fsS", "-o", "/dev/null", `http://127.0.0.1:${PORTS.patroniRest}/health`],
+        // A replica's first start copies the primary with pg_basebackup.
+        startSeconds: 120,
+        resources: { cpus: config.databaseCpus, memoryMb: config.databaseMemoryMb },
+      },
+      // Children do not inherit a component's dependsOn: hand it to the resources themselves.
+      { parent: this, dependsOn: opts?.dependsOn },
+    );
+
+    this.group = group;
+    this.members = nodes.map((n) => n.name);
+    this.registerOutputs({ group: this.group, members: this.members });
+  }
+}

@@ -1,0 +1,116 @@
+// The Docker platform: one user-defined network (DNS by container name), a named volume per
+// stateful member, one container per process. The database image is built locally from images/.
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import type { ClusterConfig } from "../spec.ts";
+import { dockerHostNaming } from "../render/container.ts";
+import type { DeployOptions, Platform, WorkloadFile, WorkloadGroup, WorkloadMember, WorkloadPort } from "./types.ts";
+
+/** Build context of the database image, relative to the project directory (where Pulumi runs the program). */
+export const DATABASE_IMAGE_CONTEXT = "images";
+
+function uploadMode(file: WorkloadFile): string {
+  if (file.secret) return file.executable ? "0700" : "0600";
+  return file.executable ? "0755" : "0644";
+}
+
+function toUploads(files: WorkloadFile[], group: WorkloadGroup): docker.types.input.ContainerUpload[] {
+  return files.map((file) => ({
+    file: file.path,
+    content: file.content,
+    permissions: uploadMode(file),
+    // Numeric ids: names would be resolved on the host running Pulumi, not in the image.
+    ...(group.runAs ? { owner: String(group.runAs.uid), group: String(group.runAs.gid) } : {}),
+  }));
+}
+
+export class DockerPlatform implements Platform {
+  readonly hostNaming = dockerHostNaming;
+  private readonly network: docker.Network;
+  private readonly image: docker.Image;
+
+  constructor(private readonly config: ClusterConfig, parent: pulumi.Resource) {
+    const scope = config.clusterName;
+    this.network = new docker.Network(
+      `${scope}-network`,
+      { name: `${scope}-network`, driver: "bridge", ipamConfigs: [{ subnet: config.networkSubnet }] },
+      // A fixed name cannot exist twice: delete the old network before creating its replacement.
+      { parent, deleteBeforeReplace: true },
+    );
+    this.image = new docker.Image(
+      `${scope}-postgres-image`,
+      {
+        imageName: `${scope}-postgres:pg${config.postgresMajor}`,
+        // No `dockerfile`: the provider then takes the Dockerfile at the root of the context.
+        build: {
+          context: DATABASE_IMAGE_CONTEXT,
+          args: { BASE_IMAGE: config.databaseBaseImage, PG_MAJOR: String(config.postgresMajor) },
+        },
+        // Built for the local docker engine only; there is no registry to push to.
+        skipPush: true,
+      },
+      { parent },
+    );
+  }
+
+  databaseImage(): pulumi.Input<string> {
+    // The digest, not the tag: a rebuilt image then replaces the containers that run it.
+    return this.image.repoDigest;
+  }
+
+  clientEndpoint(_member: string, port: WorkloadPort): string {
+    // Published ports are bound on the docker host.
+    return `localhost:${port.publishedPort ?? port.port}`;
+  }
+
+  deployGroup(group: WorkloadGroup, opts: DeployOptions): pulumi.Resource[] {
+    return group.members.flatMap((member) => this.deployMember(group, member, opts));
+  }
+
+  private deployMember(group: WorkloadGroup, member: WorkloadMember, opts: DeployOptions): pulumi.Resource[] {
+    const volume = group.volumePath
+      ? new docker.Volume(`${member.name}-data`, { name: `${member.name}-data` }, { parent: opts.parent, deleteBeforeReplace: true })
+      : undefined;
+    const health = group.healthcheck;
+    const container = new docker.Container(
+      member.name,
+      {
+        name: member.name,
+        hostname: member.name,
+        image: group.image,
+        entrypoints: member.command,
+        envs: Object.entries(member.env ?? {}).map(([key, value]) => `${key}=${value}`),
+        // Uploaded before the container starts; secret contents stay secret Outputs.
+        uploads: pulumi.output(member.files).apply((files) => toUploads(files, group)),
+        networksAdvanced: [{ name: this.network.name, aliases: [member.name] }],
+        ports: group.ports
+          .filter((p) => p.publishedPort !== undefined)
+          .map((p) => ({ internal: p.port, external: p.publishedPort })),
+        volumes: volume ? [{ volumeName: volume.name, containerPath: group.volumePath }] : [],
+        healthcheck: {
+          tests: ["CMD", ...health],
+          interval: "5s",
+          timeout: "3s",
+          retries: 3,
+          startPeriod: `${group.startSeconds ?? 10}s`,
+        },
+        restart: "unless-stopped",
+        ...(group.runAs ? { user: `${group.runAs.uid}:${group.runAs.gid}` } : {}),
+        ...(group.resources
+          ? { cpus: String(group.resources.cpus), memory: group.resources.memoryMb }
+          : {}),
+        labels: [
+          { label: "dpc.cluster", value: this.config.clusterName },
+          { label: "dpc.group", value: group.name },
+        ],
+      },
+      {
+        parent: opts.parent,
+        dependsOn: opts.dependsOn,
+        // Fixed container names and host ports: the old container must go before its replacement starts.
+        deleteBeforeReplace: true,
+      },
+    );
+    return volume ? [volume, container] : [container];
+  }
+}

@@ -1,0 +1,76 @@
+// The one interface the components call to run processes. A platform turns a "workload group"
+// (the members of one HA group, one etcd cluster, one router process) into its own resources:
+// docker containers today; a StatefulSet per group (per-member files selected by pod name) next.
+// Nothing here names a provider package, so the components never depend on one.
+import type * as pulumi from "@pulumi/pulumi";
+import type { HostNaming } from "../render/container.ts";
+
+/** A file delivered into a member before its process starts. */
+export interface WorkloadFile {
+  /** Absolute path inside the container or pod. */
+  path: string;
+  content: string;
+  /** Holds a password: delivered with mode 0600, never world-readable. */
+  secret: boolean;
+  /** A script the process runs (mode 0700 when secret, 0755 otherwise). */
+  executable?: boolean;
+}
+
+/** One process of a group, with its own identity and its own rendered files. */
+export interface WorkloadMember {
+  /** Unique name; also the member's hostname on the cluster network (its stable address). */
+  name: string;
+  /** The full command line; replaces the image's entrypoint. */
+  command: string[];
+  /** Environment variables (never passwords: those travel in secret files). */
+  env?: Record<string, string>;
+  /**
+   * The member's files. An Output, because rendered contents that hold passwords are secret Outputs:
+   * the platform keeps them secret all the way into its resources.
+   */
+  files: pulumi.Input<WorkloadFile[]>;
+}
+
+/** A port a group listens on. */
+export interface WorkloadPort {
+  /** Port inside the container or pod. */
+  port: number;
+  /** Port to publish on the host (docker); omitted for ports only the cluster network uses. */
+  publishedPort?: number;
+}
+
+/** A set of identical processes that differ only by name and files: one HA group, etcd, or a router process. */
+export interface WorkloadGroup {
+  /** Group name (docker: a label; kubernetes: the StatefulSet and its headless Service). */
+  name: string;
+  image: pulumi.Input<string>;
+  members: WorkloadMember[];
+  ports: WorkloadPort[];
+  /** Where each member's persistent volume is mounted; omitted for stateless processes. */
+  volumePath?: string;
+  /** Command run inside the member; exit status 0 means healthy. */
+  healthcheck: string[];
+  /** Seconds the process may take to start before a failing healthcheck counts. */
+  startSeconds?: number;
+  /** CPU and memory of each member; omitted for the small router and etcd processes. */
+  resources?: { cpus: number; memoryMb: number };
+  /** Run as this numeric user and group (and own the delivered files); omitted: the image's user. */
+  runAs?: { uid: number; gid: number };
+}
+
+/** Resource options a group's resources get: the component as parent, and what must exist first. */
+export interface DeployOptions {
+  parent: pulumi.Resource;
+  dependsOn?: pulumi.CustomResourceOptions["dependsOn"];
+}
+
+export interface Platform {
+  /** How members address each other; the renderers put these names into every config file. */
+  readonly hostNaming: HostNaming;
+  /** The database image (PostgreSQL + Citus + Patroni + vector extension) built from images/. */
+  databaseImage(): pulumi.Input<string>;
+  /** Declares the group's resources; returns them (the components use them only for dependencies). */
+  deployGroup(group: WorkloadGroup, opts: DeployOptions): pulumi.Resource[];
+  /** Where clients outside the cluster network reach a member's published port, as host:port. */
+  clientEndpoint(member: string, port: WorkloadPort): string;
+}

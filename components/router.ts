@@ -1,0 +1,102 @@
+// The client path: PgBouncer (transaction pooling) -> HAProxy (Patroni REST checks /primary,
+// /replica) -> the coordinator group's primary or replicas.
+import * as pulumi from "@pulumi/pulumi";
+import type { ClusterConfig, Topology } from "./spec.ts";
+import { containerAddressing, containerLayout } from "./render/container.ts";
+import {
+  PORTS,
+  renderHaproxyCfg,
+  renderPgbouncerIni,
+  renderPgbouncerUserlist,
+  type ClusterSecrets,
+} from "./render/index.ts";
+import type { Platform, WorkloadPort } from "./platform/index.ts";
+
+/**
+ * PgBouncer refuses to run as root. A fixed numeric user (that of the postgres user in Alpine based
+ * images) runs it and owns its files, whatever user the image declares.
+ */
+export const PGBOUNCER_USER = { uid: 70, gid: 70 } as const;
+
+export interface RouterArgs {
+  /** Validated cluster configuration (images, published ports, pool sizes). */
+  readonly config: ClusterConfig;
+  /** The planned topology; HAProxy routes to `groups[0]`, the coordinator group. */
+  readonly topology: Topology;
+  /** Where the processes run. */
+  readonly platform: Platform;
+  /** The cluster's passwords, a secret Output (PgBouncer's auth file holds them). */
+  readonly secrets: pulumi.Output<ClusterSecrets>;
+}
+
+export class Router extends pulumi.ComponentResource {
+  /** host:port of HAProxy's read-write listener (the coordinator primary). */
+  readonly readWriteEndpoint: string;
+  /** host:port of HAProxy's read-only listener (the coordinator replicas). */
+  readonly readOnlyEndpoint: string;
+  /** host:port of PgBouncer, the endpoint applications use. */
+  readonly pgbouncerEndpoint: string;
+
+  constructor(name: string, args: RouterArgs, opts?: pulumi.ComponentResourceOptions) {
+    const { config, topology, platform, secrets } = args;
+    super("dpc:index:Router", name, { scope: topology.scope }, opts);
+
+    const addressing = containerAddressing(config, topology, platform.hostNaming);
+    const layout = containerLayout(config);
+    const haproxyName = `${topology.scope}-haproxy`;
+    const pgbouncerName = `${topology.scope}-pgbouncer`;
+    const readWrite: WorkloadPort = { port: PORTS.haproxyReadWrite, publishedPort: config.haproxyReadWritePort };
+    const readOnly: WorkloadPort = { port: PORTS.haproxyReadOnly, publishedPort: config.haproxyReadOnlyPort };
+    const pooler: WorkloadPort = { port: PORTS.pgbouncer, publishedPort: config.pgbouncerPort };
+
+    const haproxy = platform.deployGroup(
+      {
+        name: haproxyName,
+        image: config.haproxyImage,
+        members: [
+          {
+            name: haproxyName,
+            // -W -db: master-worker mode in the foreground, as the official image runs it.
+            command: ["haproxy", "-W", "-db", "-f", layout.haproxyConfigFile],
+            files: [{ path: layout.haproxyConfigFile, content: renderHaproxyCfg(topology, addressing, layout.haproxy), secret: false }],
+          },
+        ],
+        ports: [readWrite, readOnly, { port: PORTS.haproxyStats }],
+        // The image has bash but no curl or nc: open a TCP connection to the stats listener.
+        healthcheck: ["bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/${PORTS.haproxyStats}`],
+      },
+      // Children do not inherit a component's dependsOn: hand it to the resources themselves.
+      { parent: this, dependsOn: opts?.dependsOn },
+    );
+
+    platform.deployGroup(
+      {
+        name: pgbouncerName,
+        image: config.pgbouncerImage,
+        members: [
+          {
+            name: pgbouncerName,
+            command: ["pgbouncer", layout.pgbouncerConfigFile],
+            files: secrets.apply((s) => [
+              { path: layout.pgbouncerConfigFile, content: renderPgbouncerIni(config, addressing, layout.pgbouncer), secret: false },
+              { path: layout.pgbouncer.authFile, content: renderPgbouncerUserlist(s), secret: true },
+            ]),
+          },
+        ],
+        ports: [pooler],
+        healthcheck: ["sh", "-c", `nc -z 127.0.0.1 ${PORTS.pgbouncer}`],
+        runAs: PGBOUNCER_USER,
+      },
+      { parent: this, dependsOn: haproxy },
+    );
+
+    this.readWriteEndpoint = platform.clientEndpoint(haproxyName, readWrite);
+    this.readOnlyEndpoint = platform.clientEndpoint(haproxyName, readOnly);
+    this.pgbouncerEndpoint = platform.clientEndpoint(pgbouncerName, pooler);
+    this.registerOutputs({
+      readWriteEndpoint: this.readWriteEndpoint,
+      readOnlyEndpoint: this.readOnlyEndpoint,
+      pgbouncerEndpoint: this.pgbouncerEndpoint,
+    });
+  }
+}

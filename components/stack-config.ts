@@ -1,0 +1,34 @@
+// Stack configuration as the cluster spec takes it. Pure (no Pulumi imports): `index.ts` feeds it
+// Pulumi's config, `npm run render` feeds it the parsed Pulumi.<stack>.yaml.
+import type { ClusterSecrets } from "./render/types.ts";
+
+/** Secret config keys (`pulumi config set --secret KEY VALUE`); a missing one is generated. */
+export const PASSWORD_CONFIG_KEYS = {
+  superuser: "superuserPassword",
+  replication: "replicationPassword",
+  rewind: "rewindPassword",
+  restApi: "restApiPassword",
+  app: "appPassword",
+} as const satisfies Record<keyof ClusterSecrets, string>;
+
+/**
+ * The keys under the project's namespace (`<project>:<key>`), without the namespace and without the
+ * password keys, which never reach the spec (they are read as secrets on their own).
+ */
+export function projectConfig(all: Record<string, unknown>, project: string): Record<string, unknown> {
+  const prefix = `${project}:`;
+  const passwordKeys = new Set<string>(Object.values(PASSWORD_CONFIG_KEYS));
+  const result: Record<string, unknown> = {};
+  for (const [fullKey, value] of Object.entries(all)) {
+    if (!fullKey.startsWith(prefix)) continue;
+    const key = fullKey.slice(prefix.length);
+    if (!passwordKeys.has(key)) result[key] = value;
+  }
+  return result;
+}
+
+/** The project's keys of a `Pulumi.<stack>.yaml` file (parsed YAML), as projectConfig returns them. */
+export function stackFileConfig(stackFile: unknown, project: string): Record<string, unknown> {
+  const config = (stackFile as { config?: Record<string, unknown> } | null)?.config ?? {};
+  return projectConfig(config, project);
+}

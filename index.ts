@@ -1,0 +1,25 @@
+// The Pulumi program: stack config -> validated spec -> one Cluster component -> stack outputs.
+// Invalid config throws here, listing every problem, before any resource is registered.
+import * as pulumi from "@pulumi/pulumi";
+import { parseClusterConfig } from "./components/spec.ts";
+import { PASSWORD_CONFIG_KEYS, projectConfig } from "./components/stack-config.ts";
+import { checkPlatformImplemented } from "./components/platform/index.ts";
+import { Cluster, PASSWORD_NAMES, type ClusterArgs } from "./components/cluster.ts";
+
+const config = parseClusterConfig(projectConfig(pulumi.runtime.allConfig(), pulumi.getProject()));
+checkPlatformImplemented(config);
+
+const stackConfig = new pulumi.Config();
+const passwords: ClusterArgs["passwords"] = Object.fromEntries(
+  PASSWORD_NAMES.map((name) => [name, stackConfig.getSecret(PASSWORD_CONFIG_KEYS[name])]),
+);
+
+const cluster = new Cluster(config.clusterName, { config, passwords });
+
+/** postgresql:// URL of the application role through PgBouncer (secret). */
+export const appConnectionString = cluster.appConnectionString;
+export const readWriteEndpoint = cluster.readWriteEndpoint;
+export const readOnlyEndpoint = cluster.readOnlyEndpoint;
+export const pgbouncerEndpoint = cluster.pgbouncerEndpoint;
+export const etcdEndpoints = cluster.etcdEndpoints;
+export const membersPerGroup = cluster.membersPerGroup;

@@ -1,0 +1,459 @@
+// The local cluster: the rendered files of a stack, run as plain processes on loopback addresses.
+// A tool for development and tests (and for a newcomer's first look), not a deployment platform.
+import { randomBytes } from "node:crypto";
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import pg from "pg";
+import {
+  PORTS,
+  ROLES,
+  renderCluster,
+  type Addressing,
+  type ClusterLayout,
+  type ClusterSecrets,
+  type RenderedCluster,
+  type RenderedFile,
+} from "../components/render/index.ts";
+import { groupName, planTopology, type ClusterConfig, type EtcdMember, type PostgresNode, type Topology } from "../components/spec.ts";
+import { localAddressing, localClusterConfig, localLayout, localPaths, type LocalPaths } from "./layout.ts";
+import { clusterMembers, etcdHealthy, leaderOf, type ClusterMember } from "./patroni-api.ts";
+import {
+  RUN_AS,
+  SYSTEM_PYTHON,
+  detectPostgresMajor,
+  isAlive,
+  portInUse,
+  processesUnder,
+  runAsPostgres,
+  runAsPostgresAsync,
+  signal,
+  sleep,
+  startAsPostgres,
+  stopEverythingUnder,
+  tail,
+} from "./processes.ts";
+
+export interface LocalOptions {
+  /** Pulumi.<stack>.yaml to render. */
+  stackFile: string;
+  /** Directory that holds all state: data, configs, logs, secrets. */
+  stateDir: string;
+  /** Progress lines; stdout by default. */
+  log?: (line: string) => void;
+}
+
+export interface Endpoints {
+  pgbouncer: string;
+  readWrite: string;
+  readOnly: string;
+  haproxyStats: string;
+  etcd: string[];
+  pgpassFile: string;
+}
+
+export interface UpResult {
+  /** From the start of `up` to a healthy cluster answering through PgBouncer. */
+  seconds: number;
+  endpoints: Endpoints;
+  /** Patroni configs that passed `patroni --validate-config` (the running and the Citus rendering). */
+  validatedConfigs: string[];
+}
+
+export interface GroupStatus {
+  group: number;
+  name: string;
+  members: ClusterMember[];
+}
+
+/** A failure of `up` with one clear cause, for people (the CLI prints only the message). */
+export class LocalClusterError extends Error {
+  override name = "LocalClusterError";
+}
+
+function postgresUid(): { uid: number; gid: number } {
+  const line = readFileSync("/etc/passwd", "utf8")
+    .split("\n")
+    .find((l) => l.startsWith(`${RUN_AS}:`));
+  if (!line) throw new LocalClusterError(`user '${RUN_AS}' does not exist: run scripts/install.sh (as root) first`);
+  const [, , uid, gid] = line.split(":");
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+export function citusInstalled(postgresMajor: number): boolean {
+  return existsSync(`/usr/share/postgresql/${postgresMajor}/extension/citus.control`);
+}
+
+export class LocalCluster {
+  readonly config: ClusterConfig;
+  readonly topology: Topology;
+  readonly addressing: Addressing;
+  readonly layout: ClusterLayout;
+  readonly paths: LocalPaths;
+  /** Whether this machine has Citus; when not, each group runs with a scope of its own. */
+  readonly citus: boolean;
+  private readonly log: (line: string) => void;
+  private cachedSecrets?: ClusterSecrets;
+
+  constructor(options: LocalOptions) {
+    const major = detectPostgresMajor();
+    this.config = localClusterConfig(options.stackFile, major);
+    this.topology = planTopology(this.config);
+    this.addressing = localAddressing(this.topology);
+    this.paths = localPaths(options.stateDir);
+    this.layout = localLayout(this.config, this.paths);
+    this.citus = citusInstalled(major);
+    this.log = options.log ?? ((line) => console.log(line));
+  }
+
+  get nodes(): PostgresNode[] {
+    return this.topology.groups.flat();
+  }
+
+  node(name: string): PostgresNode {
+    const node = this.nodes.find((n) => n.name === name);
+    if (!node) throw new Error(`no PostgreSQL node named ${name}`);
+    return node;
+  }
+
+  restUrl(node: PostgresNode): string {
+    return `http://${this.addressing.postgres(node).connect}:${PORTS.patroniRest}`;
+  }
+
+  etcdUrl(member: EtcdMember): string {
+    return `http://${this.addressing.etcd(member).connect}:${PORTS.etcdClient}`;
+  }
+
+  /** Passwords: generated once, kept in the state directory (mode 0600, root only). */
+  secrets(): ClusterSecrets {
+    if (this.cachedSecrets) return this.cachedSecrets;
+    if (existsSync(this.paths.secretsFile)) {
+      this.cachedSecrets = JSON.parse(readFileSync(this.paths.secretsFile, "utf8")) as ClusterSecrets;
+    } else {
+      const generate = () => randomBytes(24).toString("base64url");
+      this.cachedSecrets = { superuser: generate(), replication: generate(), rewind: generate(), restApi: generate(), app: generate() };
+      mkdirSync(this.paths.stateDir, { recursive: true, mode: 0o711 });
+      writeFileSync(this.paths.secretsFile, JSON.stringify(this.cachedSecrets, null, 2), { mode: 0o600 });
+    }
+    return this.cachedSecrets;
+  }
+
+  /** Connection string through PgBouncer (holds a password: keep it out of logs). */
+  pgbouncerUrl(user: "app" | "superuser" = "app", database = this.config.database): string {
+    const role = user === "app" ? ROLES.app : ROLES.superuser;
+    const password = user === "app" ? this.secrets().app : this.secrets().superuser;
+    return `postgresql://${role}:${encodeURIComponent(password)}@${this.addressing.pgbouncer.connect}:${PORTS.pgbouncer}/${database}`;
+  }
+
+  /** Direct superuser connection string to one node. */
+  nodeUrl(node: PostgresNode, database = "postgres"): string {
+    const password = encodeURIComponent(this.secrets().superuser);
+    return `postgresql://${ROLES.superuser}:${password}@${this.addressing.postgres(node).connect}:${PORTS.postgres}/${database}`;
+  }
+
+  endpoints(): Endpoints {
+    const router = this.addressing.haproxy.connect;
+    return {
+      pgbouncer: `postgresql://${ROLES.app}@${this.addressing.pgbouncer.connect}:${PORTS.pgbouncer}/${this.config.database}`,
+      readWrite: `${router}:${PORTS.haproxyReadWrite}`,
+      readOnly: `${router}:${PORTS.haproxyReadOnly}`,
+      haproxyStats: `http://${router}:${PORTS.haproxyStats}/`,
+      etcd: this.topology.etcd.map((m) => this.etcdUrl(m)),
+      pgpassFile: this.paths.pgpassFile,
+    };
+  }
+
+  render(citus = this.citus): RenderedCluster {
+    return renderCluster(this.config, this.topology, this.addressing, this.layout, this.secrets(), { citus });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // up
+
+  /** Every listener of the cluster, so `up` can refuse at once when one is taken. */
+  listeners(): { what: string; host: string; port: number }[] {
+    const list: { what: string; host: string; port: number }[] = [];
+    for (const member of this.topology.etcd) {
+      const host = this.addressing.etcd(member).listen;
+      list.push({ what: `etcd ${member.name} client`, host, port: PORTS.etcdClient }, { what: `etcd ${member.name} peer`, host, port: PORTS.etcdPeer });
+    }
+    for (const node of this.nodes) {
+      const host = this.addressing.postgres(node).listen;
+      list.push({ what: `PostgreSQL ${node.name}`, host, port: PORTS.postgres }, { what: `Patroni REST ${node.name}`, host, port: PORTS.patroniRest });
+    }
+    const router = this.addressing.haproxy.listen;
+    list.push(
+      { what: "HAProxy read-write", host: router, port: PORTS.haproxyReadWrite },
+      { what: "HAProxy read-only", host: router, port: PORTS.haproxyReadOnly },
+      { what: "HAProxy stats", host: router, port: PORTS.haproxyStats },
+      { what: "PgBouncer", host: this.addressing.pgbouncer.listen, port: PORTS.pgbouncer },
+    );
+    return list;
+  }
+
+  /** Creates a directory under the state directory, with every new level owned by postgres. */
+  private ensureDir(dir: string): void {
+    if (existsSync(dir)) return;
+    if (dir !== this.paths.stateDir) this.ensureDir(dirname(dir));
+    const { uid, gid } = postgresUid();
+    mkdirSync(dir, { mode: 0o700 });
+    chownSync(dir, uid, gid);
+  }
+
+  private writeFile(file: RenderedFile): void {
+    const { uid, gid } = postgresUid();
+    this.ensureDir(dirname(file.path));
+    const mode = file.executable ? 0o700 : file.secret ? 0o600 : 0o644;
+    writeFileSync(file.path, file.content, { mode });
+    chownSync(file.path, uid, gid);
+  }
+
+  private prepareDirectories(): void {
+    mkdirSync(this.paths.stateDir, { recursive: true, mode: 0o711 });
+    this.ensureDir(this.paths.logDir);
+    for (const member of this.topology.etcd) this.ensureDir(this.paths.nodeDir(member.name));
+  }
+
+  private writeRenderedFiles(rendered: RenderedCluster): void {
+    for (const node of rendered.postgres) node.files.forEach((f) => this.writeFile(f));
+    rendered.haproxy.forEach((f) => this.writeFile(f));
+    rendered.pgbouncer.forEach((f) => this.writeFile(f));
+    // A pgpass for people and tools on this machine (the invoking user, root): psql through PgBouncer.
+    const pgpass = `${this.addressing.pgbouncer.connect}:${PORTS.pgbouncer}:*:${ROLES.app}:${this.secrets().app}\n`;
+    writeFileSync(this.paths.pgpassFile, pgpass, { mode: 0o600 });
+  }
+
+  /** The citus-enabled rendering (what ships), written aside so `patroni --validate-config` can check it. */
+  private writeCitusRendering(): string[] {
+    const files: string[] = [];
+    rmSync(join(this.paths.stateDir, "citus-rendering"), { recursive: true, force: true });
+    const rendered = this.render(true);
+    for (const node of rendered.postgres) {
+      const config = node.files[0];
+      const path = join(this.paths.stateDir, "citus-rendering", node.node.name, "patroni.yml");
+      this.writeFile({ ...config, path });
+      files.push(path);
+    }
+    return files;
+  }
+
+  private logFile(name: string): string {
+    return join(this.paths.logDir, `${name}.log`);
+  }
+
+  startEtcd(member: EtcdMember): void {
+    const rendered = this.render().etcd.find((e) => e.member.name === member.name)!;
+    startAsPostgres(member.name, ["/usr/bin/etcd", ...rendered.args], this.logFile(member.name));
+  }
+
+  startPatroni(node: PostgresNode): void {
+    const configFile = this.layout.postgres(node).configFile;
+    startAsPostgres(node.name, [SYSTEM_PYTHON, "/usr/bin/patroni", configFile], this.logFile(node.name));
+  }
+
+  private startRouter(): void {
+    startAsPostgres("haproxy", ["/usr/sbin/haproxy", "-db", "-f", this.layout.haproxyConfigFile], this.logFile("haproxy"));
+    startAsPostgres("pgbouncer", ["/usr/sbin/pgbouncer", this.layout.pgbouncerConfigFile], this.logFile("pgbouncer"));
+  }
+
+  /** Validates Patroni configs with Patroni itself: checks schema, free ports, reachable etcd, bin_dir. */
+  async validatePatroniConfig(file: string): Promise<{ ok: boolean; output: string }> {
+    const result = await runAsPostgresAsync([SYSTEM_PYTHON, "/usr/bin/patroni", "--validate-config", file]);
+    return { ok: result.status === 0 && result.output === "", output: result.output };
+  }
+
+  private async waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, failFast?: () => string | undefined): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const result = await check();
+      if (result !== undefined) return result;
+      const failure = failFast?.();
+      if (failure) throw new LocalClusterError(failure);
+      await sleep(250);
+    }
+    throw new LocalClusterError(`${what}: not ready after ${Math.round(timeoutMs / 1000)} s`);
+  }
+
+  private pidOf(name: string): number | undefined {
+    const marker = name.startsWith(`${this.topology.scope}-etcd`) ? `--name=${name}` : `/${name}/`;
+    return processesUnder(this.paths.stateDir).find((p) => p.command.includes(marker) && !p.command.includes(" -D "))?.pid;
+  }
+
+  async waitEtcdHealthy(timeoutMs = 30000): Promise<void> {
+    await this.waitFor(
+      "etcd",
+      timeoutMs,
+      async () => ((await Promise.all(this.topology.etcd.map((m) => etcdHealthy(this.etcdUrl(m))))).every(Boolean) ? true : undefined),
+      () => {
+        for (const member of this.topology.etcd) {
+          if (this.pidOf(member.name) === undefined) {
+            return `etcd is not reachable: member ${member.name} (${this.etcdUrl(member)}) exited before it became healthy; its log ends:\n${tail(this.logFile(member.name))}`;
+          }
+        }
+        return undefined;
+      },
+    );
+  }
+
+  /** Waits until the group has one running leader, every other member streams from it, and (in
+   * synchronous mode) one of them is the synchronous standby. */
+  async waitGroupHealthy(group: number, timeoutMs = 120000): Promise<ClusterMember[]> {
+    const nodes = this.topology.groups[group];
+    return this.waitFor(`group ${groupName(this.topology.scope, group)}`, timeoutMs, async () => {
+      const members = await clusterMembers(nodes.map((n) => this.restUrl(n)));
+      const leader = leaderOf(members);
+      if (!members || !leader || members.length !== nodes.length) return undefined;
+      if (!members.every((m) => m.state === "running" || m.state === "streaming")) return undefined;
+      // With synchronous replication the group is protected only once Patroni has named a synchronous
+      // standby: until then commits are acknowledged without one, and only that standby may be promoted.
+      const needsSyncStandby = this.config.synchronousMode !== "off" && nodes.length > 1;
+      if (needsSyncStandby && !members.some((m) => m.role === "sync_standby")) return undefined;
+      const streaming = await this.streamingReplicas(this.node(leader.name));
+      return streaming >= nodes.length - 1 ? members : undefined;
+    });
+  }
+
+  /** Replicas in `streaming` state as the given primary sees them (pg_stat_replication). */
+  async streamingReplicas(primary: PostgresNode): Promise<number> {
+    const client = new pg.Client({ connectionString: this.nodeUrl(primary), connectionTimeoutMillis: 2000 });
+    try {
+      await client.connect();
+      const result = await client.query("SELECT count(*)::int AS n FROM pg_stat_replication WHERE state = 'streaming'");
+      return result.rows[0].n as number;
+    } catch {
+      return -1;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  /** One query through PgBouncer -> HAProxy -> coordinator primary. */
+  async queryThroughPooler(sql: string, user: "app" | "superuser" = "app"): Promise<pg.QueryResult> {
+    const client = new pg.Client({ connectionString: this.pgbouncerUrl(user), connectionTimeoutMillis: 3000, query_timeout: 5000 });
+    try {
+      await client.connect();
+      return await client.query(sql);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  isRunning(): boolean {
+    return processesUnder(this.paths.stateDir).length > 0;
+  }
+
+  /** Starts everything and waits until healthy. Returns the seconds from start to healthy. */
+  async up(): Promise<UpResult> {
+    const started = Date.now();
+    if (this.isRunning()) {
+      throw new LocalClusterError(`the local cluster is already running (processes under ${this.paths.stateDir}): run \`npm run local -- down\` first`);
+    }
+    if (this.config.synchronousMode === "quorum" && patroniMajor() < 4) {
+      throw new LocalClusterError(`synchronousMode "quorum" needs Patroni 4 or later; this machine has Patroni ${patroniVersion()}: use "on"`);
+    }
+    for (const listener of this.listeners()) {
+      if (await portInUse(listener.host, listener.port)) {
+        throw new LocalClusterError(`port ${listener.host}:${listener.port} (${listener.what}) is already in use by another process: stop it, or run \`npm run local -- down\` if it is a leftover of this cluster`);
+      }
+    }
+    if (!this.citus) {
+      this.log(
+        `Citus: the extension is not installed on this machine (no reachable registry ships it). Each group runs as its own ` +
+          `Patroni HA group (scope ${this.topology.scope}-<group>) without the citus section; the Citus rendering is checked with ` +
+          `patroni --validate-config only, not run.`,
+      );
+    }
+    this.prepareDirectories();
+    const rendered = this.render();
+    this.writeRenderedFiles(rendered);
+
+    this.log(`starting etcd (${this.topology.etcd.length} members)`);
+    this.topology.etcd.forEach((m) => this.startEtcd(m));
+    await this.waitEtcdHealthy();
+
+    this.log("validating every Patroni config with patroni --validate-config (the running rendering and the Citus one)");
+    const configs = [...this.nodes.map((n) => this.layout.postgres(n).configFile), ...this.writeCitusRendering()];
+    const validated = await Promise.all(configs.map(async (file) => ({ file, ...(await this.validatePatroniConfig(file)) })));
+    for (const { file, ok, output } of validated) {
+      if (!ok) throw new LocalClusterError(`patroni --validate-config rejected ${file}:\n${output}`);
+    }
+
+    this.log(`starting Patroni on ${this.nodes.length} PostgreSQL nodes in ${this.topology.groups.length} groups`);
+    this.nodes.forEach((n) => this.startPatroni(n));
+    for (let group = 0; group < this.topology.groups.length; group++) {
+      const members = await this.waitGroupHealthy(group);
+      this.log(`  ${groupName(this.topology.scope, group)}: leader ${leaderOf(members)?.name}, ${members.length - 1} replica(s) streaming`);
+    }
+
+    this.log("starting HAProxy and PgBouncer");
+    this.startRouter();
+    await this.waitFor("PgBouncer -> HAProxy -> coordinator primary", 30000, async () => {
+      try {
+        await this.queryThroughPooler("SELECT 1");
+        return true;
+      } catch {
+        return undefined;
+      }
+    });
+    return { seconds: (Date.now() - started) / 1000, endpoints: this.endpoints(), validatedConfigs: validated.map((v) => v.file) };
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // status, down, and the pieces the drill and the tests use
+
+  async status(): Promise<GroupStatus[]> {
+    const groups: GroupStatus[] = [];
+    for (let group = 0; group < this.topology.groups.length; group++) {
+      const members = (await clusterMembers(this.topology.groups[group].map((n) => this.restUrl(n)))) ?? [];
+      groups.push({ group, name: groupName(this.topology.scope, group), members });
+    }
+    return groups;
+  }
+
+  async down(purge = false): Promise<{ stopped: number; portsStillTaken: string[] }> {
+    const stopped = await stopEverythingUnder(this.paths.stateDir);
+    // Patroni killed with SIGKILL leaves its postmaster running: stop those by their pid files too.
+    for (const node of this.nodes) {
+      const pidFile = join(this.layout.postgres(node).dataDir, "postmaster.pid");
+      if (!existsSync(pidFile)) continue;
+      const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
+      if (pid > 0 && isAlive(pid)) signal(pid, "SIGKILL");
+    }
+    const portsStillTaken: string[] = [];
+    for (const listener of this.listeners()) {
+      if (await portInUse(listener.host, listener.port)) portsStillTaken.push(`${listener.host}:${listener.port} (${listener.what})`);
+    }
+    if (purge) rmSync(this.paths.stateDir, { recursive: true, force: true });
+    return { stopped, portsStillTaken };
+  }
+
+  /** The current leader of a group, by Patroni. */
+  async leader(group: number): Promise<PostgresNode | undefined> {
+    const leader = leaderOf(await clusterMembers(this.topology.groups[group].map((n) => this.restUrl(n))));
+    return leader ? this.node(leader.name) : undefined;
+  }
+
+  /** SIGKILL of a node's Patroni and its postmaster: a crash of the whole node. */
+  killNode(node: PostgresNode): void {
+    const patroni = this.pidOf(node.name);
+    if (patroni !== undefined) signal(patroni, "SIGKILL");
+    const pidFile = join(this.layout.postgres(node).dataDir, "postmaster.pid");
+    if (existsSync(pidFile)) {
+      const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
+      if (pid > 0) signal(pid, "SIGKILL");
+    }
+  }
+
+  killEtcd(member: EtcdMember): void {
+    const pid = this.pidOf(member.name);
+    if (pid !== undefined) signal(pid, "SIGKILL");
+  }
+}
+
+export function patroniVersion(): string {
+  const result = runAsPostgres([SYSTEM_PYTHON, "/usr/bin/patroni", "--version"]);
+  return (result.stdout ?? "").trim().split(/\s+/)[1] ?? "unknown";
+}
+
+function patroniMajor(): number {
+  return Number(patroniVersion().split(".")[0]) || 0;
+}

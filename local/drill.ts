@@ -1,0 +1,59 @@
+// The failover drill: on a fresh cluster of its own, measures cold bootstrap to healthy and
+// failover of the coordinator primary under writes (median of 3), then tears the cluster down.
+import { LocalCluster, type LocalOptions } from "./cluster.ts";
+import { failoverUnderWrites, type FailoverResult } from "./failover.ts";
+
+export interface DrillReport {
+  postgresMajor: number;
+  patroni: { ttl: number; loopWait: number; retryTimeout: number; synchronousMode: string };
+  coldBootstrapSeconds: number;
+  failoverSecondsToFirstWrite: number[];
+  medianFailoverSeconds: number;
+  acknowledgedWrites: number;
+  lostWrites: number;
+  runs: FailoverResult[];
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+export async function runDrill(options: LocalOptions, rounds = 3): Promise<DrillReport> {
+  const log = options.log ?? (() => undefined);
+  const cluster = new LocalCluster(options);
+  await cluster.down(true);
+  let succeeded = false;
+  try {
+    const { seconds } = await cluster.up();
+    log(`cold bootstrap to healthy: ${seconds.toFixed(1)} s`);
+    const runs: FailoverResult[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      const run = await failoverUnderWrites(cluster, 0);
+      log(`failover ${round}/${rounds}: ${run.oldLeader} -> ${run.newLeader}, first write after ${run.secondsToFirstWrite.toFixed(1)} s, ${run.lostWrites.length} lost of ${run.acknowledgedWrites}`);
+      runs.push(run);
+    }
+    const times = runs.map((r) => r.secondsToFirstWrite);
+    succeeded = true;
+    return {
+      postgresMajor: cluster.config.postgresMajor,
+      patroni: {
+        ttl: cluster.config.patroniTtl,
+        loopWait: cluster.config.patroniLoopWait,
+        retryTimeout: cluster.config.patroniRetryTimeout,
+        synchronousMode: cluster.config.synchronousMode,
+      },
+      coldBootstrapSeconds: Number(seconds.toFixed(2)),
+      failoverSecondsToFirstWrite: times.map((t) => Number(t.toFixed(2))),
+      medianFailoverSeconds: Number(median(times).toFixed(2)),
+      acknowledgedWrites: runs.reduce((sum, r) => sum + r.acknowledgedWrites, 0),
+      lostWrites: runs.reduce((sum, r) => sum + r.lostWrites.length, 0),
+      runs,
+    };
+  } finally {
+    // Keep the logs of a failed drill for a person to read.
+    await cluster.down(succeeded);
+    if (!succeeded) log(`drill failed: logs kept in ${cluster.paths.logDir}`);
+  }
+}

@@ -1,0 +1,83 @@
+// The local rendering: every node on its own loopback address, all state under one directory.
+// Pure, like the container layout in components/render/container.ts; only addresses and paths differ.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse } from "yaml";
+import type { ClusterLayout } from "../components/render/index.ts";
+import type { Addressing } from "../components/render/types.ts";
+import { stackFileConfig } from "../components/stack-config.ts";
+import { parseClusterConfig, type ClusterConfig, type EtcdMember, type PostgresNode, type Topology } from "../components/spec.ts";
+
+export const PROJECT = "distributed-postgres-cluster";
+
+/** The stack's config (`Pulumi.<stack>.yaml`) with the PostgreSQL major of this machine. */
+export function localClusterConfig(stackFile: string, postgresMajor: number): ClusterConfig {
+  return parseClusterConfig({ ...stackFileConfig(parse(readFileSync(stackFile, "utf8")), PROJECT), postgresMajor });
+}
+
+// 127.0.0.1 is refused by Patroni as a connect_address, so nodes get addresses of their own.
+const ROUTER_ADDRESS = "127.0.0.1";
+
+export function postgresAddress(topology: Topology, node: PostgresNode): string {
+  const index = topology.groups.flat().findIndex((n) => n.name === node.name);
+  return `127.0.2.${index + 1}`;
+}
+
+export function etcdAddress(member: EtcdMember): string {
+  return `127.0.3.${member.index + 1}`;
+}
+
+export function localAddressing(topology: Topology): Addressing {
+  const same = (address: string) => ({ listen: address, connect: address });
+  return {
+    postgres: (node) => same(postgresAddress(topology, node)),
+    etcd: (member) => same(etcdAddress(member)),
+    haproxy: same(ROUTER_ADDRESS),
+    pgbouncer: same(ROUTER_ADDRESS),
+    clusterNetwork: "127.0.0.0/8",
+  };
+}
+
+export interface LocalPaths {
+  stateDir: string;
+  secretsFile: string;
+  pgpassFile: string;
+  processesFile: string;
+  logDir: string;
+  nodeDir(name: string): string;
+}
+
+export function localPaths(stateDir: string): LocalPaths {
+  return {
+    stateDir,
+    secretsFile: join(stateDir, "secrets.json"),
+    pgpassFile: join(stateDir, "pgpass"),
+    processesFile: join(stateDir, "processes.json"),
+    logDir: join(stateDir, "log"),
+    nodeDir: (name) => join(stateDir, name),
+  };
+}
+
+export function localLayout(config: ClusterConfig, paths: LocalPaths): ClusterLayout {
+  const router = paths.nodeDir("router");
+  return {
+    postgres: (node) => {
+      const dir = paths.nodeDir(node.name);
+      return {
+        configFile: join(dir, "patroni.yml"),
+        dataDir: join(dir, "data"),
+        binDir: `/usr/lib/postgresql/${config.postgresMajor}/bin`,
+        // Nodes share port 5432 on different addresses: each needs its own socket directory.
+        socketDir: dir,
+        pgpassFile: join(dir, "pgpass"),
+        postBootstrapScript: join(dir, "post-bootstrap.sh"),
+        appPasswordFile: join(dir, "app-password"),
+      };
+    },
+    etcdDataDir: (member) => join(paths.nodeDir(member.name), "data"),
+    haproxyConfigFile: join(router, "haproxy.cfg"),
+    haproxy: { pidFile: join(router, "haproxy.pid") },
+    pgbouncerConfigFile: join(router, "pgbouncer.ini"),
+    pgbouncer: { authFile: join(router, "userlist.txt"), socketDir: router, pidFile: join(router, "pgbouncer.pid") },
+  };
+}

@@ -1,0 +1,53 @@
+// Patroni's and etcd's REST APIs, as the local runner and the tests read them.
+
+export interface ClusterMember {
+  name: string;
+  role: string; // "leader" | "replica" | "sync_standby" | "standby_leader" ...
+  state: string; // "running" | "streaming" | "stopped" | "starting" ...
+  host: string;
+  lag?: number | string;
+  timeline?: number;
+}
+
+async function getJson(url: string, timeoutMs = 1500): Promise<unknown> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  if (!response.ok && response.status !== 503) throw new Error(`${url}: HTTP ${response.status}`);
+  return response.json();
+}
+
+/** The members of a Patroni cluster as any reachable member reports them, or undefined. */
+export async function clusterMembers(restUrls: string[]): Promise<ClusterMember[] | undefined> {
+  for (const url of restUrls) {
+    try {
+      const body = (await getJson(`${url}/cluster`)) as { members?: ClusterMember[] };
+      if (body.members) return body.members;
+    } catch {
+      // try the next member
+    }
+  }
+  return undefined;
+}
+
+export function leaderOf(members: ClusterMember[] | undefined): ClusterMember | undefined {
+  return members?.find((m) => m.role === "leader" && m.state === "running");
+}
+
+/** HTTP status of a Patroni health endpoint (/primary, /replica, /health), 0 when unreachable. */
+export async function healthStatus(restUrl: string, endpoint: string): Promise<number> {
+  try {
+    const response = await fetch(`${restUrl}${endpoint}`, { signal: AbortSignal.timeout(1500) });
+    await response.arrayBuffer();
+    return response.status;
+  } catch {
+    return 0;
+  }
+}
+
+export async function etcdHealthy(clientUrl: string): Promise<boolean> {
+  try {
+    const body = (await getJson(`${clientUrl}/health`)) as { health?: string };
+    return body.health === "true";
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,148 @@
+// postgres_exporter custom queries (--extend.query-path, the queries.yaml format of 0.11). Each query
+// becomes metrics named <query>_<column>; LABEL columns become labels.
+//
+// Citus: a query naming pg_dist_* fails at parse time where Citus is absent, and postgres_exporter
+// then logs an error and sets pg_exporter_last_scrape_error on every scrape, which would hide real
+// failures. No plain SQL can guard a missing table, so the Citus queries are a separate set rendered
+// only when the nodes run Citus (the shipped image); the local rendering, without Citus, omits them.
+import { stringify } from "yaml";
+import { VECTOR_INDEX_METHODS } from "./metrics.ts";
+
+export type ColumnUsage = "LABEL" | "GAUGE" | "COUNTER" | "DISCARD";
+
+export interface ExporterQuery {
+  query: string;
+  /** Columns in result order, each with its usage and a description. */
+  columns: Array<[name: string, usage: ColumnUsage, description: string]>;
+}
+
+const vectorMethods = VECTOR_INDEX_METHODS.map((m) => `'${m}'`).join(", ");
+
+/** Queries valid on every PostgreSQL node, primary or replica, with or without Citus. */
+export const POSTGRES_QUERIES: Record<string, ExporterQuery> = {
+  // Counters, not a ratio: a ratio since the last stats reset barely moves after days of uptime;
+  // PromQL takes the ratio of rates instead, which shows the present.
+  pg_cache: {
+    query: "SELECT blks_hit AS hit_blocks, blks_read AS read_blocks FROM pg_stat_database WHERE datname = current_database()",
+    columns: [
+      ["hit_blocks", "COUNTER", "Blocks of the application database found in shared buffers"],
+      ["read_blocks", "COUNTER", "Blocks of the application database read from the OS (cache misses)"],
+    ],
+  },
+  // A caught-up replica reports 0 even when the primary is idle (the replay timestamp then ages
+  // without any lag); a replica that lost its stream is caught by `streaming`, not by the lag.
+  pg_replication: {
+    query: `SELECT
+  CASE WHEN NOT pg_is_in_recovery() THEN 0
+       WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+       ELSE GREATEST(0, EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())) END AS lag_seconds,
+  CASE WHEN pg_is_in_recovery() THEN 1 ELSE 0 END AS is_replica,
+  CASE WHEN NOT pg_is_in_recovery() THEN 1
+       ELSE (SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming') END AS streaming`,
+    columns: [
+      ["lag_seconds", "GAUGE", "Seconds the replica's replay is behind the primary (0 on the primary and on caught-up replicas)"],
+      ["is_replica", "GAUGE", "1 on a replica (in recovery), 0 on the primary"],
+      ["streaming", "GAUGE", "1 on the primary and on a replica whose WAL receiver is streaming, 0 otherwise"],
+    ],
+  },
+  // n_live_tup is the planner's estimate: exact counts would scan every table on every scrape.
+  pg_table: {
+    query: `SELECT schemaname, relname,
+  n_live_tup AS rows, n_dead_tup AS dead_rows,
+  pg_table_size(relid) AS data_bytes, pg_indexes_size(relid) AS index_bytes, pg_total_relation_size(relid) AS total_bytes
+FROM pg_stat_user_tables`,
+    columns: [
+      ["schemaname", "LABEL", "Schema"],
+      ["relname", "LABEL", "Table"],
+      ["rows", "GAUGE", "Estimated live rows"],
+      ["dead_rows", "GAUGE", "Estimated dead rows awaiting vacuum"],
+      ["data_bytes", "GAUGE", "Table size without indexes (heap, TOAST, free space and visibility maps)"],
+      ["index_bytes", "GAUGE", "Size of all indexes of the table"],
+      ["total_bytes", "GAUGE", "Table size including indexes"],
+    ],
+  },
+  pg_index: {
+    query: `SELECT s.schemaname, s.relname, s.indexrelname, am.amname AS method,
+  pg_relation_size(s.indexrelid) AS bytes, s.idx_scan AS scans
+FROM pg_stat_user_indexes s JOIN pg_class c ON c.oid = s.indexrelid JOIN pg_am am ON am.oid = c.relam`,
+    columns: [
+      ["schemaname", "LABEL", "Schema"],
+      ["relname", "LABEL", "Table"],
+      ["indexrelname", "LABEL", "Index"],
+      ["method", "LABEL", "Access method (btree, hnsw, ...)"],
+      ["bytes", "GAUGE", "Index size"],
+      ["scans", "COUNTER", "Index scans started"],
+    ],
+  },
+  pg_vector_index: {
+    query: `SELECT s.schemaname, s.relname, s.indexrelname, am.amname AS method, pg_relation_size(s.indexrelid) AS bytes
+FROM pg_stat_user_indexes s JOIN pg_class c ON c.oid = s.indexrelid JOIN pg_am am ON am.oid = c.relam
+WHERE am.amname IN (${vectorMethods})`,
+    columns: [
+      ["schemaname", "LABEL", "Schema"],
+      ["relname", "LABEL", "Table"],
+      ["indexrelname", "LABEL", "Index"],
+      ["method", "LABEL", "Vector access method (hnsw, ivfflat, ruhnsw, ruivfflat)"],
+      ["bytes", "GAUGE", "Vector index size"],
+    ],
+  },
+  // Client sessions only: background workers and WAL senders would blur the pool picture.
+  pg_connections: {
+    query: `SELECT COALESCE(state, 'unknown') AS state, count(*) AS count
+FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1`,
+    columns: [
+      ["state", "LABEL", "Session state (active, idle, idle in transaction, ...)"],
+      ["count", "GAUGE", "Client sessions in this state"],
+    ],
+  },
+};
+
+/** Queries that need the Citus metadata tables: rendered only where Citus is installed. */
+export const CITUS_QUERIES: Record<string, ExporterQuery> = {
+  // Every Citus node holds the metadata, so every node reports the same counts: dashboards take max.
+  citus_placement: {
+    query: `SELECT n.nodename AS worker, n.groupid::text AS citus_groupid, count(p.placementid) AS shards
+FROM pg_dist_node n LEFT JOIN pg_dist_placement p ON p.groupid = n.groupid
+WHERE n.noderole = 'primary' AND n.groupid <> 0
+GROUP BY n.nodename, n.groupid`,
+    columns: [
+      ["worker", "LABEL", "Worker node as registered in pg_dist_node"],
+      ["citus_groupid", "LABEL", "Citus group id of the worker"],
+      ["shards", "GAUGE", "Shard placements on the worker"],
+    ],
+  },
+  // Shards are hidden from pg_stat_user_tables on workers, so distributed table sizes come from the
+  // coordinator primary, which asks the workers (only there, to ask once per scrape).
+  citus_table: {
+    query: `SELECT p.logicalrelid::regclass::text AS table_name, citus_total_relation_size(p.logicalrelid) AS total_bytes
+FROM pg_dist_partition p CROSS JOIN pg_dist_local_group g
+WHERE g.groupid = 0 AND NOT pg_is_in_recovery()`,
+    columns: [
+      ["table_name", "LABEL", "Distributed or reference table"],
+      ["total_bytes", "GAUGE", "Size of the table across all its shards, with indexes"],
+    ],
+  },
+};
+
+export interface ExporterQueryOptions {
+  /** The nodes run Citus: add the Citus queries. */
+  citus: boolean;
+}
+
+export function exporterQueries(options: ExporterQueryOptions): Record<string, ExporterQuery> {
+  return options.citus ? { ...POSTGRES_QUERIES, ...CITUS_QUERIES } : { ...POSTGRES_QUERIES };
+}
+
+/** The queries.yaml text for postgres_exporter's --extend.query-path. */
+export function renderExporterQueries(options: ExporterQueryOptions): string {
+  const document: Record<string, unknown> = {};
+  for (const [name, { query, columns }] of Object.entries(exporterQueries(options))) {
+    document[name] = {
+      query,
+      // master: run against the database of the connection string only, never on every database.
+      master: true,
+      metrics: columns.map(([column, usage, description]) => ({ [column]: { usage, description } })),
+    };
+  }
+  return "# Rendered by distributed-postgres-cluster; do not edit.\n" + stringify(document, { lineWidth: 0 });
+}

@@ -1,0 +1,63 @@
+// `npm run test:cluster`: the real-service tests, against the local cluster of Pulumi.local.yaml.
+//  1. bad-input tests, which need the cluster down;
+//  2. `up` once, then every other test/cluster/*.test.ts in turn against it (the env names the cluster);
+//  3. `down --purge`, always, and a check that no process of it is left.
+import { spawnSync } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { LocalCluster } from "../../local/cluster.ts";
+import { processesUnder } from "../../local/processes.ts";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const STACK_FILE = join(ROOT, "Pulumi.local.yaml");
+const STATE_DIR = join(ROOT, ".state", "test");
+const BAD_INPUT = "test/cluster/bad-input.test.ts";
+
+function ava(files: string[], env: NodeJS.ProcessEnv = {}): number {
+  const result = spawnSync("npx", ["ava", "--serial", "--concurrency=1", "--timeout=10m", ...files], {
+    cwd: ROOT,
+    stdio: "inherit",
+    env: { ...process.env, ...env },
+  });
+  return result.status ?? 1;
+}
+
+async function main(): Promise<number> {
+  if (process.getuid?.() !== 0) {
+    console.error("test:cluster must run as root: it starts every process as the postgres user");
+    return 1;
+  }
+  let failures = ava([BAD_INPUT]);
+
+  const cluster = new LocalCluster({ stackFile: STACK_FILE, stateDir: STATE_DIR, log: (line) => console.log(`[local] ${line}`) });
+  await cluster.down(true);
+  try {
+    const { seconds, validatedConfigs } = await cluster.up();
+    console.log(`[local] cluster healthy after ${seconds.toFixed(1)} s; ${validatedConfigs.length} Patroni configs passed patroni --validate-config`);
+    const files = readdirSync(join(ROOT, "test/cluster"))
+      .filter((f) => f.endsWith(".test.ts") && `test/cluster/${f}` !== BAD_INPUT)
+      .sort()
+      .map((f) => `test/cluster/${f}`);
+    failures += ava(files, {
+      DPC_TEST_STACK_FILE: STACK_FILE,
+      DPC_TEST_STATE_DIR: STATE_DIR,
+      DPC_TEST_DATABASE_URL: cluster.pgbouncerUrl("superuser"),
+      DPC_TEST_APP_DATABASE_URL: cluster.pgbouncerUrl("app"),
+      DPC_TEST_CLUSTER_UP_SECONDS: seconds.toFixed(2),
+      DPC_TEST_VALIDATED_CONFIGS: JSON.stringify(validatedConfigs),
+    });
+  } catch (error) {
+    console.error(`[local] ${(error as Error).message}`);
+    failures++;
+  } finally {
+    await cluster.down(true);
+    const left = processesUnder(STATE_DIR);
+    if (left.length > 0) {
+      console.error(`[local] processes left behind: ${left.map((p) => p.command).join("; ")}`);
+      failures++;
+    }
+  }
+  return failures === 0 ? 0 : 1;
+}
+
+main().then((code) => process.exit(code));

@@ -1,0 +1,125 @@
+// Spec validation: every bad input is rejected with a message naming the field; good configs pass.
+import test from "ava";
+import { ConfigError, DEFAULT_CONFIG, parseClusterConfig, planTopology } from "../../components/spec.ts";
+import { projectConfig } from "../../components/stack-config.ts";
+
+function problemsOf(raw: Record<string, unknown>): string[] {
+  try {
+    parseClusterConfig(raw);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error(`accepted: ${JSON.stringify(raw)}`);
+}
+
+function assertRejected(t: import("ava").ExecutionContext, raw: Record<string, unknown>, field: string, ...fragments: string[]) {
+  const problems = problemsOf(raw);
+  const problem = problems.find((p) => p.startsWith(`${field}:`));
+  t.truthy(problem, `no problem names ${field}: ${problems.join(" | ")}`);
+  for (const fragment of fragments) t.true(problem!.includes(fragment), `"${problem}" lacks "${fragment}"`);
+}
+
+test("no worker groups is rejected, naming workerGroups and the allowed range", (t) => {
+  assertRejected(t, { workerGroups: 0 }, "workerGroups", "got 0", "an integer from 1");
+});
+
+test("an even etcd size is rejected", (t) => {
+  assertRejected(t, { etcdMembers: 4 }, "etcdMembers", "got 4", "odd");
+});
+
+test("ruvector with a PostgreSQL major it does not build for is rejected", (t) => {
+  // RUVECTOR_POSTGRES_MAJORS equals POSTGRES_MAJORS today (14-17), so 18 is rejected by the schema
+  // rule; either way the problem names postgresMajor and the value given.
+  assertRejected(t, { vectorExtension: "ruvector", postgresMajor: 18 }, "postgresMajor", "got 18");
+});
+
+test("a shard count that is not a positive integer is rejected", (t) => {
+  assertRejected(t, { shardCount: 0 }, "shardCount", "got 0", "integer");
+  assertRejected(t, { shardCount: -3 }, "shardCount", "got -3");
+  assertRejected(t, { shardCount: 2.5 }, "shardCount", "got 2.5", "integer");
+  assertRejected(t, { shardCount: "twelve" }, "shardCount", 'got "twelve"');
+});
+
+test("ef_search below the search k is rejected", (t) => {
+  assertRejected(t, { hnswEfSearch: 5, searchK: 10 }, "hnswEfSearch", "got 5", "searchK 10", "at least searchK");
+});
+
+test("an unknown key is rejected by name", (t) => {
+  assertRejected(t, { workerGroup: 3 }, "workerGroup", "unknown configuration key");
+});
+
+test("several problems are reported at once, schema and cross-field alike", (t) => {
+  const problems = problemsOf({
+    workerGroups: 0,
+    shardCount: 0,
+    platform: "nomad",
+    bogus: 1,
+    etcdMembers: 2,
+    hnswEfSearch: 5,
+    searchK: 10,
+    pgbouncerPort: 5000,
+  });
+  // haproxyReadWritePort keeps its default 5000, the same as the pgbouncerPort given.
+  for (const field of ["workerGroups", "shardCount", "platform", "bogus", "etcdMembers", "hnswEfSearch", "haproxyReadWritePort"]) {
+    t.true(problems.some((p) => p.startsWith(`${field}:`)), `${field} missing from ${problems.join(" | ")}`);
+  }
+  t.is(problems.length, 7);
+  // The error message itself lists them all.
+  const error = t.throws(() => parseClusterConfig({ workerGroups: 0, etcdMembers: 4 }), { instanceOf: ConfigError });
+  t.regex(error!.message, /2 problems/);
+  t.regex(error!.message, /workerGroups/);
+  t.regex(error!.message, /etcdMembers/);
+});
+
+test("a cross-field rule about an invalid field is not reported with a made-up value", (t) => {
+  // searchK is invalid: the ef_search rule would compare against a default searchK, so it stays silent.
+  const problems = problemsOf({ searchK: "many", hnswEfSearch: 5 });
+  t.deepEqual(problems.map((p) => p.split(":")[0]), ["searchK"]);
+});
+
+test("a minimal config is accepted and filled with the defaults", (t) => {
+  const config = parseClusterConfig({ coordinatorMembers: 1, workerGroups: 1, workerMembers: 1, etcdMembers: 1, synchronousMode: "off" });
+  t.is(config.workerGroups, 1);
+  t.is(config.shardCount, DEFAULT_CONFIG.shardCount);
+  const topology = planTopology(config);
+  t.deepEqual(topology.groups.map((g) => g.length), [1, 1]);
+  t.is(topology.etcd.length, 1);
+});
+
+test("the seed-sized config is accepted: coordinator of 3, 6 worker groups of 2, etcd of 3, 12 shards", (t) => {
+  const config = parseClusterConfig({
+    coordinatorMembers: 3,
+    workerGroups: 6,
+    workerMembers: 2,
+    etcdMembers: 3,
+    shardCount: 12,
+    embeddingDimensions: 384,
+  });
+  const topology = planTopology(config);
+  t.deepEqual(topology.groups.map((g) => g.length), [3, 2, 2, 2, 2, 2, 2]);
+  t.deepEqual(topology.groups.map((g) => g[0].group), [0, 1, 2, 3, 4, 5, 6]);
+  t.is(topology.etcd.length, 3);
+  t.deepEqual(parseClusterConfig({}), DEFAULT_CONFIG);
+});
+
+test("string values, as Pulumi stores config, are coerced", (t) => {
+  const config = parseClusterConfig({ workerGroups: "6", databaseCpus: "1.5", benchmarkEnabled: "false", postgresMajor: "16" });
+  t.is(config.workerGroups, 6);
+  t.is(config.databaseCpus, 1.5);
+  t.is(config.benchmarkEnabled, false);
+  t.is(config.postgresMajor, 16);
+});
+
+test("projectConfig keeps the project's keys without the namespace and drops passwords and other namespaces", (t) => {
+  const raw = projectConfig(
+    {
+      "distributed-postgres-cluster:workerGroups": "4",
+      "distributed-postgres-cluster:appPassword": "secret",
+      "distributed-postgres-cluster:superuserPassword": "secret",
+      "docker:host": "unix:///var/run/docker.sock",
+    },
+    "distributed-postgres-cluster",
+  );
+  t.deepEqual(raw, { workerGroups: "4" });
+});
