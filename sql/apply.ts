@@ -1,0 +1,133 @@
+// Applies the rendered migrations to a database and records each one (id + checksum) in a table, so a
+// second run applies nothing. Each migration runs in its own transaction with its record.
+import pg from "pg";
+import type { ClusterConfig } from "../components/spec.ts";
+import { latestVersion, renderMigrations, type Migration, type MigrationContext } from "./migrations.ts";
+import { vectorDialect } from "./vector-dialect.ts";
+
+export const MIGRATIONS_TABLE = "public.schema_migrations";
+export const CITUS_ABSENT_NOTE = "citus extension absent: tables are local, not distributed";
+// One runner at a time per database (an arbitrary, fixed advisory lock key).
+const ADVISORY_LOCK_KEY = 740_214_001;
+
+export interface ApplyResult {
+  /** Id of the last migration now recorded. */
+  version: string;
+  /** Ids applied (or re-applied) by this run, in order. */
+  applied: string[];
+  /** Whether the citus extension exists in the database. */
+  citus: boolean;
+  notes: string[];
+}
+
+export class MigrationDriftError extends Error {
+  constructor(id: string, recorded: string, rendered: string) {
+    super(
+      `migration ${id} was applied with checksum ${recorded.slice(0, 12)} but now renders as ${rendered.slice(0, 12)}: ` +
+        "a non-repeatable migration changed (dimension, m, ef_construction or extension?); add a new migration instead",
+    );
+    this.name = "MigrationDriftError";
+  }
+}
+
+async function hasExtension(client: pg.ClientBase, name: string): Promise<boolean> {
+  const result = await client.query("SELECT 1 FROM pg_extension WHERE extname = $1", [name]);
+  return result.rowCount === 1;
+}
+
+/** Reads what the renderer needs from the catalog. */
+export async function readMigrationContext(client: pg.ClientBase, config: ClusterConfig): Promise<MigrationContext> {
+  const dialect = vectorDialect(config.vectorExtension);
+  const citus = await hasExtension(client, "citus");
+  const found = await client.query<{ amname: string }>(
+    "SELECT amname FROM pg_am WHERE amtype = 'i' AND amname = ANY($1::text[])",
+    [dialect.accessMethodCandidates],
+  );
+  const names = found.rows.map((row) => row.amname);
+  const hnswAccessMethod = dialect.accessMethodCandidates.find((candidate) => names.includes(candidate));
+  if (hnswAccessMethod) return { citus, hnswAccessMethod };
+  if (await hasExtension(client, dialect.extensionName)) {
+    throw new Error(`extension ${dialect.extensionName} is installed but pg_am has no HNSW access method (looked for ${dialect.accessMethodCandidates.join(", ")})`);
+  }
+  // Before 001 installs the extension: only 001 is applied with this context, and it names no access method.
+  return { citus, hnswAccessMethod: dialect.accessMethodCandidates[0] };
+}
+
+async function ensureMigrationsTable(client: pg.ClientBase): Promise<void> {
+  const exists = await client.query("SELECT to_regclass($1) IS NOT NULL AS present", [MIGRATIONS_TABLE]);
+  if (exists.rows[0].present) return;
+  await client.query(`CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (
+    id text PRIMARY KEY,
+    checksum text NOT NULL,
+    repeatable boolean NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+  )`);
+}
+
+async function recordedChecksums(client: pg.ClientBase): Promise<Map<string, string>> {
+  const result = await client.query<{ id: string; checksum: string }>(`SELECT id, checksum FROM ${MIGRATIONS_TABLE}`);
+  return new Map(result.rows.map((row) => [row.id, row.checksum]));
+}
+
+async function runInTransaction(client: pg.ClientBase, migration: Migration): Promise<void> {
+  await client.query("BEGIN");
+  try {
+    await client.query(migration.sql);
+    await client.query(
+      `INSERT INTO ${MIGRATIONS_TABLE} (id, checksum, repeatable) VALUES ($1, $2, $3)
+       ON CONFLICT (id) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()`,
+      [migration.id, migration.checksum, migration.repeatable],
+    );
+    await client.query("COMMIT");
+  } catch (error) {
+    await client.query("ROLLBACK");
+    throw new Error(`migration ${migration.id} failed: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+async function applyWithClient(client: pg.ClientBase, config: ClusterConfig): Promise<ApplyResult> {
+  const current = await client.query<{ name: string }>("SELECT current_database() AS name");
+  if (current.rows[0].name !== config.database) {
+    throw new Error(`connected to database ${current.rows[0].name}, but the configuration's database is ${config.database}`);
+  }
+  await client.query("SELECT pg_advisory_lock($1)", [ADVISORY_LOCK_KEY]);
+  try {
+    await ensureMigrationsTable(client);
+    const recorded = await recordedChecksums(client);
+    const applied: string[] = [];
+    const notes: string[] = [];
+    let context = await readMigrationContext(client, config);
+    const count = renderMigrations(config, context).length;
+    for (let index = 0; index < count; index++) {
+      // Rendered again at each step: 001 installs the extension whose access method 005 names.
+      const migration = renderMigrations(config, context)[index];
+      const previous = recorded.get(migration.id);
+      if (previous === migration.checksum) continue;
+      if (previous !== undefined && !migration.repeatable) throw new MigrationDriftError(migration.id, previous, migration.checksum);
+      await runInTransaction(client, migration);
+      applied.push(migration.id);
+      if (previous !== undefined) notes.push(`re-applied repeatable migration ${migration.id}: its SQL changed`);
+      context = await readMigrationContext(client, config);
+    }
+    if (!context.citus) notes.push(CITUS_ABSENT_NOTE);
+    if (applied.length === 0) notes.push("nothing to apply: every migration is recorded with its current checksum");
+    return { version: latestVersion(renderMigrations(config, context)), applied, citus: context.citus, notes };
+  } finally {
+    await client.query("SELECT pg_advisory_unlock($1)", [ADVISORY_LOCK_KEY]);
+  }
+}
+
+/**
+ * Applies every pending migration. `target` is a connected client, or a connection URL (a client is
+ * opened and closed here). The connection must be a superuser's (CREATE EXTENSION, ALTER DATABASE).
+ */
+export async function applyMigrations(target: pg.ClientBase | string, config: ClusterConfig): Promise<ApplyResult> {
+  if (typeof target !== "string") return applyWithClient(target, config);
+  const client = new pg.Client({ connectionString: target });
+  await client.connect();
+  try {
+    return await applyWithClient(client, config);
+  } finally {
+    await client.end();
+  }
+}

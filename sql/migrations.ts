@@ -1,0 +1,270 @@
+// The schema as ordered, idempotent migrations, rendered from the cluster configuration. Pure: the
+// same config and context always give the same SQL and checksums. The runner (apply.ts) supplies the
+// context it reads from the catalog: whether Citus is installed and the HNSW access method's name.
+import { createHash } from "node:crypto";
+import type { ClusterConfig } from "../components/spec.ts";
+import { ROLES } from "../components/render/types.ts";
+import { vectorDialect } from "./vector-dialect.ts";
+
+/** What the renderer needs from the target database. */
+export interface MigrationContext {
+  /** The citus extension exists in the database: distribute tables. */
+  citus: boolean;
+  /** HNSW access method name found in pg_am (pgvector: hnsw; RuVector: ruhnsw or hnsw). */
+  hnswAccessMethod: string;
+}
+
+export interface Migration {
+  /** Ordered id, also the file name stem: 001_extensions. */
+  id: string;
+  /** Repeatable migrations (settings, grants, distribution) run again when their SQL changes. */
+  repeatable: boolean;
+  sql: string;
+  /** sha256 of the SQL, recorded when applied. */
+  checksum: string;
+}
+
+/** Schema of the application tables. */
+export const APP_SCHEMA = "claude_flow";
+/** Scratch schema where the benchmark suite creates its own tables. */
+export const BENCHMARK_SCHEMA = "benchmark";
+/** Tables distributed on namespace; the first is the colocation anchor. */
+export const DISTRIBUTED_TABLES = ["memory_entries", "patterns", "trajectories", "graph_nodes", "graph_edges"];
+/** Small tables copied to every worker. */
+export const REFERENCE_TABLES = ["metadata", "vector_indexes", "sessions"];
+/** Tables with an embedding column and an HNSW index on it. */
+export const EMBEDDING_TABLES = ["memory_entries", "patterns", "trajectories", "graph_nodes"];
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+export function quoteLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+function checksumOf(sql: string): string {
+  return createHash("sha256").update(sql).digest("hex");
+}
+
+function extensions(config: ClusterConfig): string {
+  const dialect = vectorDialect(config.vectorExtension);
+  return `-- The vector extension (${config.vectorExtension}). pgvector and RuVector both create an HNSW
+-- access method and must never share a database.
+DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = ${quoteLiteral(dialect.conflictingExtensionName)}) THEN
+    RAISE EXCEPTION 'extension % is installed; it cannot share a database with %', ${quoteLiteral(dialect.conflictingExtensionName)}, ${quoteLiteral(dialect.extensionName)};
+  END IF;
+END
+$$;
+CREATE EXTENSION IF NOT EXISTS ${quoteIdent(dialect.extensionName)};
+`;
+}
+
+function schemas(): string {
+  const app = quoteIdent(ROLES.app);
+  return `-- Schemas: public (exists) and the application schema; a scratch schema for the benchmark suite.
+CREATE SCHEMA IF NOT EXISTS ${APP_SCHEMA};
+CREATE SCHEMA IF NOT EXISTS ${BENCHMARK_SCHEMA};
+GRANT USAGE, CREATE ON SCHEMA ${BENCHMARK_SCHEMA} TO ${app};
+`;
+}
+
+function tables(config: ClusterConfig): string {
+  const embedding = vectorDialect(config.vectorExtension).columnType(config.embeddingDimensions);
+  const s = APP_SCHEMA;
+  // Every primary key starts with namespace: under Citus a unique key must hold the distribution column.
+  return `-- Tables distributed on namespace (memory_entries, patterns, trajectories, graph_nodes,
+-- graph_edges) and reference tables (metadata, vector_indexes, sessions).
+CREATE TABLE IF NOT EXISTS ${s}.memory_entries (
+  namespace text NOT NULL,
+  key text NOT NULL,
+  content text NOT NULL,
+  embedding ${embedding},
+  metadata jsonb NOT NULL DEFAULT '{}',
+  access_count integer NOT NULL DEFAULT 0,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (namespace, key)
+);
+CREATE TABLE IF NOT EXISTS ${s}.patterns (
+  namespace text NOT NULL,
+  id uuid NOT NULL DEFAULT gen_random_uuid(),
+  pattern_type text NOT NULL,
+  description text NOT NULL DEFAULT '',
+  embedding ${embedding},
+  confidence real NOT NULL DEFAULT 0,
+  usage_count integer NOT NULL DEFAULT 0,
+  metadata jsonb NOT NULL DEFAULT '{}',
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (namespace, id)
+);
+CREATE TABLE IF NOT EXISTS ${s}.trajectories (
+  namespace text NOT NULL,
+  id uuid NOT NULL DEFAULT gen_random_uuid(),
+  session_id text,
+  steps jsonb NOT NULL DEFAULT '[]',
+  outcome text,
+  reward real,
+  embedding ${embedding},
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (namespace, id)
+);
+CREATE TABLE IF NOT EXISTS ${s}.graph_nodes (
+  namespace text NOT NULL,
+  id uuid NOT NULL DEFAULT gen_random_uuid(),
+  label text NOT NULL,
+  properties jsonb NOT NULL DEFAULT '{}',
+  embedding ${embedding},
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (namespace, id)
+);
+CREATE TABLE IF NOT EXISTS ${s}.graph_edges (
+  namespace text NOT NULL,
+  id uuid NOT NULL DEFAULT gen_random_uuid(),
+  source_id uuid NOT NULL,
+  target_id uuid NOT NULL,
+  relation text NOT NULL,
+  weight real NOT NULL DEFAULT 1,
+  properties jsonb NOT NULL DEFAULT '{}',
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (namespace, id),
+  FOREIGN KEY (namespace, source_id) REFERENCES ${s}.graph_nodes (namespace, id) ON DELETE CASCADE,
+  FOREIGN KEY (namespace, target_id) REFERENCES ${s}.graph_nodes (namespace, id) ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS ${s}.metadata (
+  key text PRIMARY KEY,
+  value jsonb NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS ${s}.vector_indexes (
+  name text PRIMARY KEY,
+  table_name text NOT NULL,
+  column_name text NOT NULL,
+  dimensions integer NOT NULL,
+  metric text NOT NULL,
+  access_method text NOT NULL,
+  m integer NOT NULL,
+  ef_construction integer NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS ${s}.sessions (
+  id text PRIMARY KEY,
+  namespace text,
+  state jsonb NOT NULL DEFAULT '{}',
+  started_at timestamptz NOT NULL DEFAULT now(),
+  ended_at timestamptz,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+`;
+}
+
+function distribution(config: ClusterConfig, context: MigrationContext): string {
+  if (!context.citus) {
+    return `-- citus extension absent: tables are local, not distributed. This migration is repeatable:
+-- its SQL changes once Citus is installed, and the next apply distributes the tables.
+SELECT 'citus extension absent: tables are local, not distributed' AS note;
+`;
+  }
+  const [anchor, ...colocated] = DISTRIBUTED_TABLES;
+  const notYetDistributed = (table: string) =>
+    `WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = ${quoteLiteral(`${APP_SCHEMA}.${table}`)}::regclass)`;
+  const lines = [
+    `-- Citus: ${DISTRIBUTED_TABLES.length} tables distributed on namespace in ${config.shardCount} shards, colocated with ${anchor};`,
+    "-- the WHERE clauses make each call happen once.",
+    // shard_count requires colocate_with => 'none': the anchor gets the count, the rest follow it.
+    `SELECT create_distributed_table(${quoteLiteral(`${APP_SCHEMA}.${anchor}`)}, 'namespace', shard_count => ${config.shardCount}, colocate_with => 'none')\n  ${notYetDistributed(anchor)};`,
+    ...colocated.map(
+      (table) =>
+        `SELECT create_distributed_table(${quoteLiteral(`${APP_SCHEMA}.${table}`)}, 'namespace', colocate_with => ${quoteLiteral(`${APP_SCHEMA}.${anchor}`)})\n  ${notYetDistributed(table)};`,
+    ),
+    ...REFERENCE_TABLES.map((table) => `SELECT create_reference_table(${quoteLiteral(`${APP_SCHEMA}.${table}`)})\n  ${notYetDistributed(table)};`),
+  ];
+  return lines.join("\n") + "\n";
+}
+
+/** Index name for a table's embedding index, shared with the benchmark's plan check. */
+export function hnswIndexName(table: string): string {
+  return `${table}_embedding_hnsw_idx`;
+}
+
+function indexes(config: ClusterConfig, context: MigrationContext): string {
+  const dialect = vectorDialect(config.vectorExtension);
+  const method = quoteIdent(context.hnswAccessMethod);
+  const create = EMBEDDING_TABLES.map(
+    (table) =>
+      `CREATE INDEX IF NOT EXISTS ${hnswIndexName(table)} ON ${APP_SCHEMA}.${table}\n  USING ${method} (embedding ${dialect.cosineOpclass}) WITH (m = ${config.hnswM}, ef_construction = ${config.hnswEfConstruction});`,
+  );
+  const record = EMBEDDING_TABLES.map(
+    (table) =>
+      `(${quoteLiteral(hnswIndexName(table))}, ${quoteLiteral(`${APP_SCHEMA}.${table}`)}, 'embedding', ${config.embeddingDimensions}, 'cosine', ${quoteLiteral(context.hnswAccessMethod)}, ${config.hnswM}, ${config.hnswEfConstruction})`,
+  );
+  return `-- HNSW indexes (cosine) with m = ${config.hnswM}, ef_construction = ${config.hnswEfConstruction}; on a distributed table
+-- Citus builds the index on every shard.
+${create.join("\n")}
+INSERT INTO ${APP_SCHEMA}.vector_indexes (name, table_name, column_name, dimensions, metric, access_method, m, ef_construction)
+VALUES
+  ${record.join(",\n  ")}
+ON CONFLICT (name) DO NOTHING;
+`;
+}
+
+function searchSettings(config: ClusterConfig, context: MigrationContext): string {
+  const dialect = vectorDialect(config.vectorExtension);
+  const settings: Record<string, string> = { [dialect.efSearchSetting]: String(config.hnswEfSearch), ...dialect.extraSettings };
+  const statements = Object.entries(settings).map(
+    ([name, value]) => `ALTER DATABASE ${quoteIdent(config.database)} SET ${name} = ${quoteLiteral(value)};`,
+  );
+  let sql = `-- Search settings at database level: a session SET would not reach Citus workers.
+${statements.join("\n")}
+`;
+  if (context.citus) {
+    // Citus does not propagate ALTER DATABASE for a database it did not create: run it on each worker.
+    const onWorkers = statements.map(
+      (statement) => `  IF EXISTS (SELECT 1 FROM run_command_on_workers(${quoteLiteral(statement)}) WHERE NOT success) THEN
+    RAISE EXCEPTION 'a worker refused: %', ${quoteLiteral(statement)};
+  END IF;`,
+    );
+    sql += `DO $$
+BEGIN
+${onWorkers.join("\n")}
+END
+$$;
+`;
+  }
+  return sql;
+}
+
+function grants(): string {
+  const app = quoteIdent(ROLES.app);
+  return `-- The application role (created by Patroni's post-bootstrap script): use and change data, not the schema.
+GRANT USAGE ON SCHEMA public, ${APP_SCHEMA} TO ${app};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${APP_SCHEMA} TO ${app};
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA ${APP_SCHEMA} TO ${app};
+ALTER DEFAULT PRIVILEGES IN SCHEMA ${APP_SCHEMA} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${app};
+ALTER DEFAULT PRIVILEGES IN SCHEMA ${APP_SCHEMA} GRANT USAGE, SELECT ON SEQUENCES TO ${app};
+`;
+}
+
+function migration(id: string, repeatable: boolean, sql: string): Migration {
+  return { id, repeatable, sql, checksum: checksumOf(sql) };
+}
+
+/** Every migration, in the order they apply. */
+export function renderMigrations(config: ClusterConfig, context: MigrationContext): Migration[] {
+  return [
+    migration("001_extensions", false, extensions(config)),
+    migration("002_schemas", false, schemas()),
+    migration("003_tables", false, tables(config)),
+    migration("004_distribution", true, distribution(config, context)),
+    migration("005_indexes", false, indexes(config, context)),
+    migration("006_search_settings", true, searchSettings(config, context)),
+    migration("007_grants", true, grants()),
+  ];
+}
+
+/** The version a database is at once every migration has applied: the last id. */
+export function latestVersion(migrations: Migration[]): string {
+  return migrations[migrations.length - 1].id;
+}

@@ -1,0 +1,142 @@
+// report.json against its schema, report.html's charts, and the compact summary, on a report built
+// from synthetic measurements (no database).
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import test from "ava";
+import { LatencyRecorder } from "../../benchmarks/latency.ts";
+import type { LoopResult } from "../../benchmarks/load-loops.ts";
+import { renderHtmlReport, ninesOf, percentileChart } from "../../benchmarks/report-html.ts";
+import { redactUrl, reportSchemaErrors, writeReport, type BenchmarkReport } from "../../benchmarks/report.ts";
+import { buildScenarioResult, operationP95, perSecond } from "../../benchmarks/scenario-result.ts";
+import { formatSummary, summarizeReport } from "../../benchmarks/summary.ts";
+import { TARGETS } from "../../benchmarks/targets.ts";
+
+function loop(values: number[], errors = 0, operations: Record<string, number[]> = {}): LoopResult {
+  const overall = new LatencyRecorder();
+  values.forEach((value) => overall.recordMs(value));
+  for (let i = 0; i < errors; i++) overall.recordError(new Error("connection reset"));
+  const byOperation = new Map<string, LatencyRecorder>();
+  for (const [name, samples] of Object.entries(operations)) {
+    const recorder = new LatencyRecorder();
+    samples.forEach((value) => recorder.recordMs(value));
+    byOperation.set(name, recorder);
+  }
+  return { overall, byOperation, seconds: 2 };
+}
+
+const range = (count: number, scale: number) => Array.from({ length: count }, (_, i) => (i + 1) * scale);
+
+function sampleReport(): BenchmarkReport {
+  const search = buildScenarioResult(
+    { id: "single-shard-search", title: "Single-shard vector search", description: "one namespace", loop: "closed", clients: 1 },
+    loop(range(1000, 0.005)),
+    [perSecond(1000, 2, "queries/s")],
+    { k: 10, mean: 0.97, min: 0.8, sampleSize: 50 },
+    [{ target: TARGETS.searchP95, value: ({ latency }) => latency.p95 }],
+  );
+  const mixed = buildScenarioResult(
+    { id: "mixed-open-loop", title: "Mixed <open> loop", description: "mixed", loop: "open", clients: 8, offeredRate: 500 },
+    { ...loop(range(900, 0.02), 2, { "single-shard": range(800, 0.02), "cross-shard": range(100, 0.05) }), dispatchLag: loop(range(10, 0.1)).overall },
+    [perSecond(900, 2, "operations/s")],
+    null,
+    [
+      { target: TARGETS.searchP95, value: ({ operations }) => operationP95(operations, "single-shard") },
+      { target: TARGETS.crossShardP95, value: ({ operations }) => operationP95(operations, "insert") }, // never ran: NaN
+    ],
+  );
+  return {
+    schemaVersion: 1,
+    tool: "dpc-bench",
+    mode: "quick",
+    startedAt: "2025-01-01T00:00:00.000Z",
+    finishedAt: "2025-01-01T00:01:00.000Z",
+    durationSeconds: 60,
+    url: redactUrl("postgresql://app:secret@127.0.0.1:6432/vectors"),
+    environment: {
+      serverVersion: "15.20",
+      database: "vectors",
+      user: "app",
+      vectorExtension: { variant: "pgvector", name: "vector", version: "0.8.0" },
+      citus: { present: false, version: null, workers: 0 },
+      hnswAccessMethod: "hnsw",
+      settings: { "hnsw.ef_search": "40", "hnsw.iterative_scan": "strict_order" },
+    },
+    dataset: {
+      rows: 5000, dimensions: 384, namespaces: 12, clusters: 32, seed: 42, distributed: false, shardCount: null,
+      hnsw: { accessMethod: "hnsw", m: 16, efConstruction: 64, efSearch: "40" }, loadSeconds: 0.6, indexBuildSeconds: 0.9,
+    },
+    plans: { singleShard: { indexes: ["vector_items_embedding_hnsw_idx"], usesHnswIndex: true }, crossShard: { indexes: [], usesHnswIndex: false } },
+    scenarios: [search, mixed],
+    loadGenerator: { clients: 8, seconds: 3, suiteQps: 24000, pgbenchQps: 50000, ratio: 0.48, pgbenchCommand: "pgbench -n -f select1.sql", note: "" },
+    notes: ["citus extension absent: tables are local, not distributed"],
+    verdict: "fail",
+  };
+}
+
+const onDisk = (report: BenchmarkReport) => JSON.parse(JSON.stringify(report));
+
+test("a report built from measurements matches report.schema.json", (t) => {
+  t.deepEqual(reportSchemaErrors(onDisk(sampleReport())), []);
+});
+
+test("the schema rejects missing fields, unknown verdicts and clear-text passwords", (t) => {
+  const report = onDisk(sampleReport());
+  delete report.scenarios[0].latencyMs.p95;
+  report.verdict = "maybe";
+  report.url = "postgresql://app:secret@host/db";
+  const errors = reportSchemaErrors(report).join("\n");
+  t.regex(errors, /scenarios\/0\/latencyMs must have required property 'p95'/);
+  t.regex(errors, /\/verdict must be equal to one of the allowed values/);
+  t.regex(errors, /\/url must NOT be valid/);
+});
+
+test("the url is stored without its password", (t) => {
+  t.is(sampleReport().url, "postgresql://app:***@127.0.0.1:6432/vectors");
+});
+
+test("checks: a latency judged per operation, a never-measured value fails, success rate always judged", (t) => {
+  const mixed = sampleReport().scenarios[1];
+  t.deepEqual(mixed.checks.map((c) => [c.target, c.verdict]), [["search-p95", "warn"], ["cross-shard-p95", "fail"], ["success-rate", "pass"]]);
+  t.is(mixed.verdict, "fail");
+  t.is(mixed.successRate, 0.9978);
+  t.is(mixed.firstError, "connection reset");
+  t.is(mixed.operations.length, 2);
+});
+
+test("report.html is self-contained: inline SVG charts, no scripts, no external references", (t) => {
+  const html = renderHtmlReport(onDisk(sampleReport()));
+  t.is((html.match(/<svg /g) ?? []).length, 2);
+  t.notRegex(html, /<script|<link|src=|href=|@import|url\(/i);
+  t.true(html.includes("Mixed &lt;open&gt; loop"));
+});
+
+test("the chart's percentile axis is in nines", (t) => {
+  t.is(ninesOf(0), 0);
+  t.is(Number(ninesOf(90).toFixed(6)), 1);
+  t.is(Number(ninesOf(99.9).toFixed(6)), 3);
+  t.regex(percentileChart([{ percentile: 50, latencyMs: 1 }]), /too few samples/);
+});
+
+test("writeReport validates, then writes report.json and report.html", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "dpc-report-test-"));
+  try {
+    const files = writeReport(sampleReport(), dir);
+    const written = JSON.parse(readFileSync(files.json, "utf8"));
+    t.is(written.scenarios[1].checks[1].value, null); // NaN is stored as null
+    t.regex(readFileSync(files.html, "utf8"), /^<!doctype html>/);
+    const broken = { ...sampleReport(), verdict: "maybe" } as unknown as BenchmarkReport;
+    t.throws(() => writeReport(broken, join(dir, "broken")), { message: /does not match report.schema.json/ });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the summary for stack outputs: per scenario p95, throughput, recall and verdict", (t) => {
+  const summary = summarizeReport(sampleReport());
+  t.is(summary.verdict, "fail");
+  t.deepEqual(summary.failed, ["mixed-open-loop: cross-shard-p95"]);
+  t.deepEqual(summary.scenarios[0], { id: "single-shard-search", p95Ms: 4.751, throughput: 500, throughputUnit: "queries/s", recall: 0.97, verdict: "pass" });
+  t.is(summary.loadGeneratorRatio, 0.48);
+  t.regex(formatSummary(summary), /single-shard-search +4\.75 +500 queries\/s +0\.970 +pass/);
+});
