@@ -51,6 +51,7 @@ async function main(args: string[]): Promise<number> {
       console.log(`  HAProxy read-write:       ${endpoints.readWrite}`);
       console.log(`  HAProxy read-only:        ${endpoints.readOnly}`);
       console.log(`  HAProxy stats:            ${endpoints.haproxyStats}`);
+      console.log(`  Prometheus:               ${endpoints.prometheus}`);
       console.log(`  etcd:                     ${endpoints.etcd.join(",")}`);
       console.log(`\n  PGPASSFILE=${endpoints.pgpassFile} psql "${endpoints.pgbouncer}"`);
       return 0;

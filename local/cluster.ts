@@ -16,6 +16,7 @@ import {
 } from "../components/render/index.ts";
 import { groupName, planTopology, type ClusterConfig, type EtcdMember, type PostgresNode, type Topology } from "../components/spec.ts";
 import { localAddressing, localClusterConfig, localLayout, localPaths, type LocalPaths } from "./layout.ts";
+import { monitoringListeners, prometheusUrl, startMonitoring, writeMonitoringFiles } from "./monitoring.ts";
 import { clusterMembers, etcdHealthy, leaderOf, type ClusterMember } from "./patroni-api.ts";
 import {
   RUN_AS,
@@ -47,12 +48,13 @@ export interface Endpoints {
   readWrite: string;
   readOnly: string;
   haproxyStats: string;
+  prometheus: string;
   etcd: string[];
   pgpassFile: string;
 }
 
 export interface UpResult {
-  /** From the start of `up` to a healthy cluster answering through PgBouncer. */
+  /** From the start of `up` to a healthy cluster answering through PgBouncer (monitoring starts after). */
   seconds: number;
   endpoints: Endpoints;
   /** Patroni configs that passed `patroni --validate-config` (the running and the Citus rendering). */
@@ -157,6 +159,7 @@ export class LocalCluster {
       readWrite: `${router}:${PORTS.haproxyReadWrite}`,
       readOnly: `${router}:${PORTS.haproxyReadOnly}`,
       haproxyStats: `http://${router}:${PORTS.haproxyStats}/`,
+      prometheus: prometheusUrl(),
       etcd: this.topology.etcd.map((m) => this.etcdUrl(m)),
       pgpassFile: this.paths.pgpassFile,
     };
@@ -186,12 +189,13 @@ export class LocalCluster {
       { what: "HAProxy read-only", host: router, port: PORTS.haproxyReadOnly },
       { what: "HAProxy stats", host: router, port: PORTS.haproxyStats },
       { what: "PgBouncer", host: this.addressing.pgbouncer.listen, port: PORTS.pgbouncer },
+      ...monitoringListeners(this),
     );
     return list;
   }
 
   /** Creates a directory under the state directory, with every new level owned by postgres. */
-  private ensureDir(dir: string): void {
+  ensureDir(dir: string): void {
     if (existsSync(dir)) return;
     if (dir !== this.paths.stateDir) this.ensureDir(dirname(dir));
     const { uid, gid } = postgresUid();
@@ -199,7 +203,7 @@ export class LocalCluster {
     chownSync(dir, uid, gid);
   }
 
-  private writeFile(file: RenderedFile): void {
+  writeFile(file: RenderedFile): void {
     const { uid, gid } = postgresUid();
     this.ensureDir(dirname(file.path));
     const mode = file.executable ? 0o700 : file.secret ? 0o600 : 0o644;
@@ -236,7 +240,7 @@ export class LocalCluster {
     return files;
   }
 
-  private logFile(name: string): string {
+  logFile(name: string): string {
     return join(this.paths.logDir, `${name}.log`);
   }
 
@@ -274,7 +278,7 @@ export class LocalCluster {
   }
 
   private pidOf(name: string): number | undefined {
-    const marker = name.startsWith(`${this.topology.scope}-etcd`) ? `--name=${name}` : `/${name}/`;
+    const marker = name.startsWith(`${this.topology.scope}-etcd`) ? `--name=${name}` : name === "prometheus" ? "/usr/bin/prometheus " : `/${name}/`;
     return processesUnder(this.paths.stateDir).find((p) => p.command.includes(marker) && !p.command.includes(" -D "))?.pid;
   }
 
@@ -394,7 +398,16 @@ export class LocalCluster {
         return undefined;
       }
     });
-    return { seconds: (Date.now() - started) / 1000, endpoints: this.endpoints(), validatedConfigs: validated.map((v) => v.file) };
+    const seconds = (Date.now() - started) / 1000;
+
+    this.log("starting Prometheus, postgres_exporter on every node and the PgBouncer exporter");
+    writeMonitoringFiles(this);
+    startMonitoring(this);
+    await this.waitFor("Prometheus", 30000, async () => {
+      const ready = await fetch(`${prometheusUrl()}/-/ready`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+      return ready ? true : undefined;
+    }, () => (this.pidOf("prometheus") === undefined ? `Prometheus exited; its log ends:\n${tail(this.logFile("prometheus"))}` : undefined));
+    return { seconds, endpoints: this.endpoints(), validatedConfigs: validated.map((v) => v.file) };
   }
 
   // ------------------------------------------------------------------------------------------

@@ -1,0 +1,99 @@
+// Prometheus and the exporters of the local cluster, from the same monitoring renderers the
+// Monitoring component ships. (Grafana is not packaged for these machines: its files are rendered
+// and checked by the unit tests only.)
+import { join } from "node:path";
+import { PORTS, ROLES } from "../components/render/types.ts";
+import { EXPORTER_PORTS, MONITORING_FILES, renderMonitoringFiles } from "../monitoring/index.ts";
+import type { LocalCluster } from "./cluster.ts";
+import { startAsPostgres } from "./processes.ts";
+
+export const LOCAL_PROMETHEUS = { host: "127.0.0.1", port: 9090 };
+export const LOCAL_SCRAPE_INTERVAL = "2s";
+
+export function prometheusUrl(): string {
+  return `http://${LOCAL_PROMETHEUS.host}:${LOCAL_PROMETHEUS.port}`;
+}
+
+function monitoringDir(cluster: LocalCluster): string {
+  return cluster.paths.nodeDir("monitoring");
+}
+
+/** Listeners the monitoring processes need, for the port check before `up` starts anything. */
+export function monitoringListeners(cluster: LocalCluster): { what: string; host: string; port: number }[] {
+  return [
+    { what: "Prometheus", host: LOCAL_PROMETHEUS.host, port: LOCAL_PROMETHEUS.port },
+    { what: "PgBouncer exporter", host: cluster.addressing.pgbouncer.listen, port: EXPORTER_PORTS.pgbouncerExporter },
+    ...cluster.nodes.map((node) => ({
+      what: `postgres_exporter ${node.name}`,
+      host: cluster.addressing.postgres(node).listen,
+      port: EXPORTER_PORTS.postgresExporter,
+    })),
+  ];
+}
+
+export function writeMonitoringFiles(cluster: LocalCluster): void {
+  const dir = monitoringDir(cluster);
+  const files = renderMonitoringFiles(cluster.config, cluster.topology, cluster.addressing, {
+    citus: cluster.citus,
+    scrapeInterval: LOCAL_SCRAPE_INTERVAL,
+    prometheusUrl: prometheusUrl(),
+    dashboardsDir: join(dir, "grafana/dashboards"),
+  });
+  for (const [key, relative] of Object.entries(MONITORING_FILES)) {
+    cluster.writeFile({ path: join(dir, relative), content: files[key as keyof typeof files], secret: false });
+  }
+  // The exporters log in as the superuser; the password file is theirs alone (0600).
+  cluster.writeFile({ path: join(dir, "exporter-password"), content: cluster.secrets().superuser, secret: true });
+  cluster.writeFile({
+    path: join(dir, "pgpass"),
+    content: `${cluster.addressing.pgbouncer.connect}:${PORTS.pgbouncer}:pgbouncer:${ROLES.superuser}:${cluster.secrets().superuser}\n`,
+    secret: true,
+  });
+}
+
+export function startMonitoring(cluster: LocalCluster): void {
+  const dir = monitoringDir(cluster);
+  for (const node of cluster.nodes) {
+    const address = cluster.addressing.postgres(node).connect;
+    startAsPostgres(
+      `postgres-exporter-${node.name}`,
+      [
+        "/usr/bin/prometheus-postgres-exporter",
+        `--web.listen-address=${address}:${EXPORTER_PORTS.postgresExporter}`,
+        `--extend.query-path=${join(dir, MONITORING_FILES.exporterQueries)}`,
+      ],
+      cluster.logFile(`postgres-exporter-${node.name}`),
+      {
+        DATA_SOURCE_URI: `${address}:${PORTS.postgres}/${cluster.config.database}?sslmode=disable`,
+        DATA_SOURCE_USER: ROLES.superuser,
+        DATA_SOURCE_PASS_FILE: join(dir, "exporter-password"),
+      },
+    );
+  }
+  startAsPostgres(
+    "pgbouncer-exporter",
+    [
+      "/usr/bin/prometheus-pgbouncer-exporter",
+      `--host=${cluster.addressing.pgbouncer.listen}`,
+      `--port=${EXPORTER_PORTS.pgbouncerExporter}`,
+      `--pgbouncer-host=${cluster.addressing.pgbouncer.connect}`,
+      `--pgbouncer-port=${PORTS.pgbouncer}`,
+      `--pgbouncer-user=${ROLES.superuser}`,
+      // Names the state directory on the command line, so that `down` finds this process too.
+      `--licence-location=${dir}/LICENSE`,
+    ],
+    cluster.logFile("pgbouncer-exporter"),
+    { PGPASSFILE: join(dir, "pgpass") },
+  );
+  startAsPostgres(
+    "prometheus",
+    [
+      "/usr/bin/prometheus",
+      `--config.file=${join(dir, MONITORING_FILES.prometheusConfig)}`,
+      `--storage.tsdb.path=${join(dir, "prometheus-data")}`,
+      `--web.listen-address=${LOCAL_PROMETHEUS.host}:${LOCAL_PROMETHEUS.port}`,
+      "--storage.tsdb.retention.time=1d",
+    ],
+    cluster.logFile("prometheus"),
+  );
+}

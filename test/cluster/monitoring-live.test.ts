@@ -1,0 +1,96 @@
+// Monitoring proven on live metrics: every PromQL expression of every alert and panel returns data
+// from the real Prometheus scraping the local cluster (or the test names the component missing here),
+// and killing a PostgreSQL node fires the availability alert within its `for` window.
+import test from "ava";
+import { DEFAULT_ALERT_OPTIONS, promqlExpressions, type MetricSource } from "../../monitoring/index.ts";
+import { prometheusUrl } from "../../local/monitoring.ts";
+import { sleep } from "../../local/processes.ts";
+import { applyMigrations } from "../../sql/apply.ts";
+import { runningCluster } from "./context.ts";
+
+const cluster = runningCluster();
+
+async function query(expr: string): Promise<unknown[]> {
+  const url = `${prometheusUrl()}/api/v1/query?query=${encodeURIComponent(expr)}`;
+  const body = (await (await fetch(url)).json()) as { status: string; error?: string; data?: { result: unknown[] } };
+  if (body.status !== "success") throw new Error(`${expr}: ${body.error}`);
+  return body.data!.result;
+}
+
+interface Target {
+  labels: { job: string };
+  health: string;
+  lastError: string;
+}
+
+async function targets(): Promise<Target[]> {
+  const body = (await (await fetch(`${prometheusUrl()}/api/v1/targets`)).json()) as { data: { activeTargets: Target[] } };
+  return body.data.activeTargets;
+}
+
+/** Why a source has no data here, or undefined when it should have data. */
+async function missingHere(source: MetricSource): Promise<string | undefined> {
+  if (source === "citus") return cluster.citus ? undefined : "Citus is not installed on this machine";
+  if (source === "benchmark") return "the benchmark exposes no /metrics endpoint yet (no benchmark scrape job)";
+  const job = (await targets()).filter((t) => t.labels.job === source);
+  const down = job.filter((t) => t.health !== "up");
+  if (job.length > 0 && down.length === job.length) return `its scrape target is down here: ${down[0].lastError}`;
+  return undefined;
+}
+
+test.before(async () => {
+  // The deployed schema (idempotent): the table, index and vector-index metrics describe its tables.
+  const leader = await cluster.leader(0);
+  await applyMigrations(cluster.nodeUrl(leader!, cluster.config.database), cluster.config);
+  // rate() needs a few samples, and the table metrics a scrape after the migrations: wait for both.
+  const deadline = Date.now() + 60000;
+  while (Date.now() < deadline) {
+    const samples = await query('count_over_time(up{job="postgres_exporter"}[30s])').catch(() => []);
+    const enoughSamples = samples.length > 0 && samples.every((s) => Number((s as { value: [number, string] }).value[1]) >= 8);
+    const tables = await query("pg_vector_index_bytes").catch(() => []);
+    if (enoughSamples && tables.length > 0) return;
+    await sleep(1000);
+  }
+});
+
+test("every alert and panel expression returns data from the live Prometheus, or names what is missing here", async (t) => {
+  const expressions = promqlExpressions(cluster.config, { ...DEFAULT_ALERT_OPTIONS, citus: cluster.citus, rateWindow: "30s" });
+  const missing = new Map<string, string[]>();
+  const failures: string[] = [];
+  for (const expression of expressions) {
+    const result = await query(expression.expr);
+    if (result.length > 0) continue;
+    const reason = await missingHere(expression.source);
+    if (reason) missing.set(`${expression.source}: ${reason}`, [...(missing.get(`${expression.source}: ${reason}`) ?? []), expression.name]);
+    else failures.push(`${expression.kind} ${expression.name} (${expression.source}): ${expression.expr}`);
+  }
+  const withData = expressions.length - failures.length - [...missing.values()].flat().length;
+  t.log(`${withData} of ${expressions.length} expressions return data from the live cluster`);
+  for (const [reason, names] of missing) t.log(`NOT PROVEN HERE (${reason}): ${names.join(", ")}`);
+  t.deepEqual(failures, [], "expressions with no data although their component runs here");
+});
+
+test("killing a PostgreSQL node fires PostgreSQLDown in the live Prometheus within its `for` window", async (t) => {
+  const group = cluster.topology.groups.length - 1;
+  const leader = await cluster.leader(group);
+  const victim = cluster.topology.groups[group].find((n) => n.name !== leader?.name)!;
+  const killedAt = Date.now();
+  cluster.killNode(victim);
+  try {
+    // for: 30s, plus a scrape and an evaluation interval (2 s each here), plus margin.
+    const deadline = killedAt + 60000;
+    let firing = false;
+    while (!firing && Date.now() < deadline) {
+      const body = (await (await fetch(`${prometheusUrl()}/api/v1/alerts`)).json()) as {
+        data: { alerts: { labels: Record<string, string>; state: string }[] };
+      };
+      firing = body.data.alerts.some((a) => a.labels.alertname === "PostgreSQLDown" && a.labels.member === victim.name && a.state === "firing");
+      if (!firing) await sleep(1000);
+    }
+    t.true(firing, `PostgreSQLDown fired for ${victim.name}`);
+    t.log(`PostgreSQLDown firing for ${victim.name} ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the kill (for: 30s)`);
+  } finally {
+    cluster.startPatroni(victim);
+    await cluster.waitGroupHealthy(group, 120000);
+  }
+});
