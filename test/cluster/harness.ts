@@ -34,9 +34,16 @@ async function main(): Promise<number> {
   try {
     const { seconds, validatedConfigs } = await cluster.up();
     console.log(`[local] cluster healthy after ${seconds.toFixed(1)} s; ${validatedConfigs.length} Patroni configs passed patroni --validate-config`);
+    // sql-bench applies the migrations to the fresh cluster first (its test needs a first apply that
+    // changes something); monitoring-live then sees the schema's tables and indexes.
+    const order = ["local-cluster", "sql-bench", "monitoring-live"];
+    const rank = (file: string) => {
+      const index = order.indexOf(file.replace(".test.ts", ""));
+      return index === -1 ? order.length : index; // the rest after these, by name
+    };
     const files = readdirSync(join(ROOT, "test/cluster"))
       .filter((f) => f.endsWith(".test.ts") && `test/cluster/${f}` !== BAD_INPUT)
-      .sort()
+      .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
       .map((f) => `test/cluster/${f}`);
     failures += ava(files, {
       DPC_TEST_STACK_FILE: STACK_FILE,
