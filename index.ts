@@ -2,7 +2,7 @@
 // Invalid config throws here, listing every problem, before any resource is registered.
 import * as pulumi from "@pulumi/pulumi";
 import { parseClusterConfig } from "./components/spec.ts";
-import { PASSWORD_CONFIG_KEYS, projectConfig } from "./components/stack-config.ts";
+import { GRAFANA_ADMIN_PASSWORD_KEY, PASSWORD_CONFIG_KEYS, projectConfig } from "./components/stack-config.ts";
 import { checkPlatformImplemented } from "./components/platform/index.ts";
 import { Cluster, PASSWORD_NAMES, type ClusterArgs } from "./components/cluster.ts";
 
@@ -14,7 +14,11 @@ const passwords: ClusterArgs["passwords"] = Object.fromEntries(
   PASSWORD_NAMES.map((name) => [name, stackConfig.getSecret(PASSWORD_CONFIG_KEYS[name])]),
 );
 
-const cluster = new Cluster(config.clusterName, { config, passwords });
+const cluster = new Cluster(config.clusterName, {
+  config,
+  passwords,
+  grafanaAdminPassword: stackConfig.getSecret(GRAFANA_ADMIN_PASSWORD_KEY),
+});
 
 /** postgresql:// URL of the application role through PgBouncer (secret). */
 export const appConnectionString = cluster.appConnectionString;
@@ -23,3 +27,11 @@ export const readOnlyEndpoint = cluster.readOnlyEndpoint;
 export const pgbouncerEndpoint = cluster.pgbouncerEndpoint;
 export const etcdEndpoints = cluster.etcdEndpoints;
 export const membersPerGroup = cluster.membersPerGroup;
+/** Id of the last migration applied through the coordinator. */
+export const schemaVersion = cluster.schemaVersion;
+/** The post-deploy benchmark's summary (absent when benchmarkEnabled is false). */
+export const benchmarkSummary = cluster.benchmarkSummary;
+export const prometheusEndpoint = cluster.prometheusEndpoint;
+export const grafanaEndpoint = cluster.grafanaEndpoint;
+/** Grafana's admin password (secret). */
+export const grafanaAdminPassword = cluster.grafanaAdminPassword;

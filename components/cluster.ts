@@ -1,5 +1,6 @@
 // The whole cluster: passwords, the platform's shared resources, etcd, the Citus coordinator group,
-// the worker groups and the router, in dependency order.
+// the worker groups and the router, in dependency order; then the schema, the post-deploy benchmark,
+// and monitoring.
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { planTopology, groupName, type ClusterConfig } from "./spec.ts";
@@ -8,6 +9,10 @@ import { createPlatform } from "./platform/index.ts";
 import { Etcd } from "./etcd.ts";
 import { PatroniGroup } from "./patroni-group.ts";
 import { Router } from "./router.ts";
+import { Schema } from "./schema.ts";
+import { BenchmarkRun } from "./benchmark-run.ts";
+import type { Summary } from "./benchmark-step.ts";
+import { Monitoring } from "./monitoring.ts";
 
 export type PasswordName = keyof ClusterSecrets;
 export const PASSWORD_NAMES: PasswordName[] = ["superuser", "replication", "rewind", "restApi", "app"];
@@ -20,6 +25,13 @@ export interface ClusterArgs {
    * component inputs are saved in the state.
    */
   readonly passwords?: Partial<Record<PasswordName, pulumi.Input<string> | undefined>>;
+  /**
+   * Render Patroni's `citus` section (default true: what ships). false only for a database image
+   * without Citus (the docker test on this machine): one Patroni scope per group, no Citus cluster.
+   */
+  readonly citus?: boolean;
+  /** Grafana's admin password from secret config; generated when missing. Never passed to super(). */
+  readonly grafanaAdminPassword?: pulumi.Input<string>;
 }
 
 export class Cluster extends pulumi.ComponentResource {
@@ -35,6 +47,16 @@ export class Cluster extends pulumi.ComponentResource {
   readonly etcdEndpoints: string[];
   /** Patroni member names per Citus group ("0" is the coordinator group). */
   readonly membersPerGroup: Record<string, string[]>;
+  /** Id of the last migration applied to the database. */
+  readonly schemaVersion: pulumi.Output<string>;
+  /** Summary of the post-deploy benchmark; undefined when `benchmarkEnabled` is false. */
+  readonly benchmarkSummary?: pulumi.Output<Summary>;
+  /** host:port of Prometheus. */
+  readonly prometheusEndpoint: string;
+  /** host:port of Grafana. */
+  readonly grafanaEndpoint: string;
+  /** Grafana's `admin` password. Secret. */
+  readonly grafanaAdminPassword: pulumi.Output<string>;
 
   constructor(name: string, args: ClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     const { config } = args;
@@ -49,10 +71,28 @@ export class Cluster extends pulumi.ComponentResource {
     // Patroni needs its DCS first; the groups themselves start in parallel.
     const groups = topology.groups.map(
       (_, group) =>
-        new PatroniGroup(groupName(topology.scope, group), { config, topology, group, platform, secrets }, { parent: this, dependsOn: [etcd] }),
+        new PatroniGroup(groupName(topology.scope, group), { config, topology, group, platform, secrets, citus: args.citus }, { parent: this, dependsOn: [etcd] }),
     );
     // HAProxy routes to the coordinator group: create it once that group exists.
     const router = new Router(topology.routerName, { config, topology, platform, secrets }, { parent: this, dependsOn: [groups[0]] });
+
+    // The migrations need a superuser and a session of their own: HAProxy's read-write listener,
+    // which only routes to the coordinator leader. Applied once the router and every group exist.
+    const schema = new Schema(
+      `${topology.scope}-schema`,
+      {
+        config,
+        connectionString: secrets.apply(
+          (s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.readWriteEndpoint}/${config.database}`,
+        ),
+      },
+      { parent: this, dependsOn: [router, ...groups] },
+    );
+    const monitoring = new Monitoring(
+      `${topology.scope}-monitoring`,
+      { config, topology, platform, secrets, grafanaAdminPassword: args.grafanaAdminPassword, citus: args.citus },
+      { parent: this },
+    );
 
     this.readWriteEndpoint = router.readWriteEndpoint;
     this.readOnlyEndpoint = router.readOnlyEndpoint;
@@ -64,6 +104,19 @@ export class Cluster extends pulumi.ComponentResource {
         (s) => `postgresql://${ROLES.app}:${encodeURIComponent(s.app)}@${router.pgbouncerEndpoint}/${config.database}`,
       ),
     );
+    this.schemaVersion = schema.version;
+    if (config.benchmarkEnabled) {
+      // Through PgBouncer as the application role: what applications see.
+      const benchmark = new BenchmarkRun(
+        `${topology.scope}-benchmark`,
+        { config, url: this.appConnectionString, schemaVersion: schema.version },
+        { parent: this, dependsOn: [schema] },
+      );
+      this.benchmarkSummary = benchmark.summary;
+    }
+    this.prometheusEndpoint = monitoring.prometheusEndpoint;
+    this.grafanaEndpoint = monitoring.grafanaEndpoint;
+    this.grafanaAdminPassword = monitoring.grafanaAdminPassword;
     this.registerOutputs({
       appConnectionString: this.appConnectionString,
       readWriteEndpoint: this.readWriteEndpoint,
@@ -71,6 +124,11 @@ export class Cluster extends pulumi.ComponentResource {
       pgbouncerEndpoint: this.pgbouncerEndpoint,
       etcdEndpoints: this.etcdEndpoints,
       membersPerGroup: this.membersPerGroup,
+      schemaVersion: this.schemaVersion,
+      benchmarkSummary: this.benchmarkSummary,
+      prometheusEndpoint: this.prometheusEndpoint,
+      grafanaEndpoint: this.grafanaEndpoint,
+      grafanaAdminPassword: this.grafanaAdminPassword,
     });
   }
 

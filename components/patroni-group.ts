@@ -20,6 +20,11 @@ export interface PatroniGroupArgs {
   readonly platform: Platform;
   /** The cluster's passwords, a secret Output: rendered files that hold them stay secret. */
   readonly secrets: pulumi.Output<ClusterSecrets>;
+  /**
+   * Render the `citus` section (default true: what ships). false only where the image has no Citus,
+   * as in the docker test here: each group then gets a scope of its own, as in the local runner.
+   */
+  readonly citus?: boolean;
 }
 
 export class PatroniGroup extends pulumi.ComponentResource {
@@ -30,6 +35,7 @@ export class PatroniGroup extends pulumi.ComponentResource {
 
   constructor(name: string, args: PatroniGroupArgs, opts?: pulumi.ComponentResourceOptions) {
     const { config, topology, group, platform, secrets } = args;
+    const renderOptions = { ...SHIPPED_RENDER_OPTIONS, citus: args.citus ?? SHIPPED_RENDER_OPTIONS.citus };
     const nodes = topology.groups[group];
     // Only plain, non-secret facts go to super(): component inputs are saved in the state.
     super("dpc:index:PatroniGroup", name, { group, members: nodes.map((n) => n.name) }, opts);
@@ -44,7 +50,7 @@ export class PatroniGroup extends pulumi.ComponentResource {
           name: node.name,
           // images/entrypoint.sh: fixes the files' owner and mode, then runs Patroni as postgres.
           command: ["/usr/local/bin/dpc-entrypoint"],
-          files: secrets.apply((s) => renderPostgresNode(config, topology, node, addressing, layout, s, SHIPPED_RENDER_OPTIONS)),
+          files: secrets.apply((s) => renderPostgresNode(config, topology, node, addressing, layout, s, renderOptions)),
         })),
         ports: [{ port: PORTS.postgres }, { port: PORTS.patroniRest }],
         volumePath: CONTAINER_PATHS.postgresVolume,

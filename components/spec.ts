@@ -59,6 +59,14 @@ export interface ClusterConfig {
   haproxyImage: string;
   /** Image for PgBouncer (run with an explicit command). */
   pgbouncerImage: string;
+  /** Image for Prometheus (run with an explicit command). */
+  prometheusImage: string;
+  /** Image for Grafana (run by its own /run.sh, which reads `__FILE` variables). */
+  grafanaImage: string;
+  /** Image for postgres_exporter, one container per PostgreSQL node. */
+  postgresExporterImage: string;
+  /** Image for the PgBouncer exporter. */
+  pgbouncerExporterImage: string;
   /** CPUs for each PostgreSQL node (docker: NanoCPUs; kubernetes: requests and limits). */
   databaseCpus: number;
   /** Memory for each PostgreSQL node, MiB. */
@@ -71,12 +79,18 @@ export interface ClusterConfig {
   haproxyReadWritePort: number;
   /** Host port of HAProxy's read-only listener (docker). */
   haproxyReadOnlyPort: number;
+  /** Host port Prometheus is published on (docker). */
+  prometheusPort: number;
+  /** Host port Grafana is published on (docker). */
+  grafanaPort: number;
   /** Kubernetes namespace (kubernetes platform only). */
   kubernetesNamespace: string;
   /** Run the benchmark suite after `pulumi up` creates or updates the schema. */
   benchmarkEnabled: boolean;
   /** Benchmark mode of the post-deploy run. */
   benchmarkMode: BenchmarkMode;
+  /** Any new value runs the post-deploy benchmark again, without a schema change. */
+  benchmarkRunId: string;
 }
 
 export const DEFAULT_CONFIG: ClusterConfig = {
@@ -107,15 +121,22 @@ export const DEFAULT_CONFIG: ClusterConfig = {
   etcdImage: "quay.io/coreos/etcd:v3.5.17",
   haproxyImage: "haproxy:2.9",
   pgbouncerImage: "edoburu/pgbouncer:v1.23.1-p2",
+  prometheusImage: "prom/prometheus:v3.5.0",
+  grafanaImage: "grafana/grafana:11.6.0",
+  postgresExporterImage: "quay.io/prometheuscommunity/postgres-exporter:v0.17.1",
+  pgbouncerExporterImage: "prometheuscommunity/pgbouncer-exporter:v0.12.1",
   databaseCpus: 1,
   databaseMemoryMb: 2048,
   networkSubnet: "172.28.0.0/16",
   pgbouncerPort: 6432,
   haproxyReadWritePort: 5000,
   haproxyReadOnlyPort: 5001,
+  prometheusPort: 9090,
+  grafanaPort: 3000,
   kubernetesNamespace: "dpc",
   benchmarkEnabled: true,
   benchmarkMode: "quick",
+  benchmarkRunId: "",
 };
 
 /** PostgreSQL majors RuVector builds for (pgrx). */
@@ -158,15 +179,22 @@ const CONFIG_SCHEMA = {
     etcdImage: { type: "string", minLength: 1 },
     haproxyImage: { type: "string", minLength: 1 },
     pgbouncerImage: { type: "string", minLength: 1 },
+    prometheusImage: { type: "string", minLength: 1 },
+    grafanaImage: { type: "string", minLength: 1 },
+    postgresExporterImage: { type: "string", minLength: 1 },
+    pgbouncerExporterImage: { type: "string", minLength: 1 },
     databaseCpus: { type: "number", exclusiveMinimum: 0, maximum: 256 },
     databaseMemoryMb: int(256, 1048576),
     networkSubnet: { type: "string", pattern: "^\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}/\\d{1,2}$" },
     pgbouncerPort: port,
     haproxyReadWritePort: port,
     haproxyReadOnlyPort: port,
+    prometheusPort: port,
+    grafanaPort: port,
     kubernetesNamespace: { type: "string", pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$" },
     benchmarkEnabled: { type: "boolean" },
     benchmarkMode: { type: "string", enum: ["quick", "full", "stress"] },
+    benchmarkRunId: { type: "string", maxLength: 100 },
   },
 } as const;
 
@@ -195,6 +223,7 @@ function describeSchemaError(error: ErrorObject, given: Record<string, unknown>)
   else if (rule.type === "integer") allowed = `an integer from ${rule.minimum} to ${rule.maximum}`;
   else if (rule.type === "number") allowed = `a number above ${rule.exclusiveMinimum ?? rule.minimum} and at most ${rule.maximum}`;
   else if (rule.type === "boolean") allowed = "true or false";
+  else if (rule.maxLength !== undefined) allowed = `a string of at most ${rule.maxLength} characters`;
   else allowed = `a non-empty ${rule.type}`;
   return `${key}: got ${value}; allowed: ${allowed}`;
 }
@@ -227,7 +256,13 @@ function crossFieldErrors(c: ClusterConfig): string[] {
   if (!isValidSubnet(c.networkSubnet)) {
     errors.push(`networkSubnet: got "${c.networkSubnet}"; allowed: an IPv4 CIDR with octets up to 255 and a prefix from /8 to /28`);
   }
-  const ports = { pgbouncerPort: c.pgbouncerPort, haproxyReadWritePort: c.haproxyReadWritePort, haproxyReadOnlyPort: c.haproxyReadOnlyPort };
+  const ports = {
+    pgbouncerPort: c.pgbouncerPort,
+    haproxyReadWritePort: c.haproxyReadWritePort,
+    haproxyReadOnlyPort: c.haproxyReadOnlyPort,
+    prometheusPort: c.prometheusPort,
+    grafanaPort: c.grafanaPort,
+  };
   const seen = new Map<number, string>();
   for (const [key, value] of Object.entries(ports)) {
     const other = seen.get(value);

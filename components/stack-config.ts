@@ -11,13 +11,16 @@ export const PASSWORD_CONFIG_KEYS = {
   app: "appPassword",
 } as const satisfies Record<keyof ClusterSecrets, string>;
 
+/** Secret config key of Grafana's admin password; generated when missing. */
+export const GRAFANA_ADMIN_PASSWORD_KEY = "grafanaAdminPassword";
+
 /**
  * The keys under the project's namespace (`<project>:<key>`), without the namespace and without the
  * password keys, which never reach the spec (they are read as secrets on their own).
  */
 export function projectConfig(all: Record<string, unknown>, project: string): Record<string, unknown> {
   const prefix = `${project}:`;
-  const passwordKeys = new Set<string>(Object.values(PASSWORD_CONFIG_KEYS));
+  const passwordKeys = new Set<string>([...Object.values(PASSWORD_CONFIG_KEYS), GRAFANA_ADMIN_PASSWORD_KEY]);
   const result: Record<string, unknown> = {};
   for (const [fullKey, value] of Object.entries(all)) {
     if (!fullKey.startsWith(prefix)) continue;

@@ -16,6 +16,7 @@ import {
 } from "../components/render/index.ts";
 import { groupName, planTopology, type ClusterConfig, type EtcdMember, type PostgresNode, type Topology } from "../components/spec.ts";
 import { localAddressing, localClusterConfig, localLayout, localPaths, type LocalPaths } from "./layout.ts";
+import { applyMigrations } from "../sql/apply.ts";
 import { monitoringListeners, prometheusUrl, startMonitoring, writeMonitoringFiles } from "./monitoring.ts";
 import { clusterMembers, etcdHealthy, leaderOf, type ClusterMember } from "./patroni-api.ts";
 import {
@@ -331,13 +332,30 @@ export class LocalCluster {
   }
 
   /** One query through PgBouncer -> HAProxy -> coordinator primary. */
-  async queryThroughPooler(sql: string, user: "app" | "superuser" = "app"): Promise<pg.QueryResult> {
-    const client = new pg.Client({ connectionString: this.pgbouncerUrl(user), connectionTimeoutMillis: 3000, query_timeout: 5000 });
+  async queryThroughPooler(sql: string, user: "app" | "superuser" = "app", database = this.config.database): Promise<pg.QueryResult> {
+    const client = new pg.Client({ connectionString: this.pgbouncerUrl(user, database), connectionTimeoutMillis: 3000, query_timeout: 5000 });
     try {
       await client.connect();
       return await client.query(sql);
     } finally {
       await client.end().catch(() => undefined);
+    }
+  }
+
+  /** Each server's status in a HAProxy backend ("UP", "UP 1/2", "DOWN", ...), from its stats CSV. */
+  async haproxyServerStates(backend: string): Promise<Map<string, string>> {
+    try {
+      const url = `http://${this.addressing.haproxy.connect}:${PORTS.haproxyStats}/;csv`;
+      const csv = await (await fetch(url, { signal: AbortSignal.timeout(1000) })).text();
+      const [header, ...rows] = csv.split("\n").filter((line) => line.length > 0);
+      const columns = header.replace(/^# /, "").split(",");
+      const [proxy, server, status] = ["pxname", "svname", "status"].map((name) => columns.indexOf(name));
+      const servers = rows
+        .map((row) => row.split(","))
+        .filter((cells) => cells[proxy] === backend && !["FRONTEND", "BACKEND"].includes(cells[server]));
+      return new Map(servers.map((cells) => [cells[server], cells[status]]));
+    } catch {
+      return new Map();
     }
   }
 
@@ -390,15 +408,31 @@ export class LocalCluster {
 
     this.log("starting HAProxy and PgBouncer");
     this.startRouter();
+    // HAProxy counts a server as up until its first checks fail, so first connections may reach a
+    // standby: wait until HAProxy routes read-write traffic to the primary alone, then for an answer.
+    await this.waitFor("HAProxy: the coordinator primary alone in the read-write backend", 30000, async () => {
+      const states = await this.haproxyServerStates("coordinator_primary");
+      const leader = (await this.leader(0))?.name;
+      // "UP 1/2" is a server going down: still routable. Only "DOWN" is out.
+      const routable = [...states].filter(([, status]) => !status.startsWith("DOWN")).map(([server]) => server);
+      return routable.length === 1 && routable[0] === leader ? true : undefined;
+    });
     await this.waitFor("PgBouncer -> HAProxy -> coordinator primary", 30000, async () => {
       try {
-        await this.queryThroughPooler("SELECT 1");
-        return true;
+        const result = await this.queryThroughPooler("SELECT pg_is_in_recovery() AS standby");
+        return result.rows[0].standby === false ? true : undefined;
       } catch {
         return undefined;
       }
     });
     const seconds = (Date.now() - started) / 1000;
+
+    // What the Schema component does after `pulumi up`: the migrations, through the coordinator primary.
+    const schema = await applyMigrations(this.pgbouncerUrl("superuser"), this.config);
+    this.log(`schema ${schema.version}: ${schema.applied.length > 0 ? `applied ${schema.applied.join(", ")}` : "up to date"}; ${schema.notes.join("; ")}`);
+    // Database-level settings (hnsw.ef_search, iterative scans) reach new sessions only: have PgBouncer
+    // replace the server connections it opened before the migrations.
+    await this.queryThroughPooler("RECONNECT", "superuser", "pgbouncer");
 
     this.log("starting Prometheus, postgres_exporter on every node and the PgBouncer exporter");
     writeMonitoringFiles(this);

@@ -7,7 +7,7 @@ import { DEFAULT_ALERT_OPTIONS, renderAlertRules, type AlertOptions } from "./al
 import { renderAlertRuleTests } from "./alert-tests.ts";
 import { renderExporterQueries } from "./exporter-queries.ts";
 import { renderDashboardJson, renderGrafanaDashboardProvider, renderGrafanaDatasource } from "./grafana.ts";
-import { renderPrometheusConfig } from "./prometheus.ts";
+import { renderPrometheusConfig, type PrometheusRenderOptions } from "./prometheus.ts";
 
 export { ALERT_CATEGORIES, DEFAULT_ALERT_OPTIONS, alertDefinitions, alertExpr, renderAlertRules, runbookAnchor } from "./alerts.ts";
 export type { AlertCategory, AlertDefinition, AlertOptions, Severity } from "./alerts.ts";
@@ -39,6 +39,8 @@ export interface MonitoringOptions extends Partial<AlertOptions> {
   benchmarkTarget?: string;
   /** host:port of the PgBouncer exporter, when not on PgBouncer's address. */
   pgbouncerExporterTarget?: string;
+  /** host:port of a node's postgres_exporter, when not on the node's address. */
+  postgresExporterTarget?: PrometheusRenderOptions["postgresExporterTarget"];
   /** Prometheus as Grafana reaches it. */
   prometheusUrl: string;
   /** Where Grafana finds the dashboard JSON files. */

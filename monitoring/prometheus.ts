@@ -15,6 +15,11 @@ export interface PrometheusRenderOptions {
   benchmarkTarget?: string;
   /** host:port of the PgBouncer exporter; defaults to PgBouncer's address on the exporter's port. */
   pgbouncerExporterTarget?: string;
+  /**
+   * host:port of a node's postgres_exporter, where it runs beside the node rather than on its
+   * address (docker: a container of its own); defaults to the node's address on the exporter's port.
+   */
+  postgresExporterTarget?: (node: PostgresNode) => string;
 }
 
 interface StaticConfig {
@@ -32,17 +37,24 @@ function nodeLabels(node: PostgresNode): Record<string, string> {
   return { citus_group: String(node.group), member: node.name };
 }
 
-function perPostgresNode(topology: Topology, addressing: Addressing, port: number): StaticConfig[] {
-  return topology.groups.flat().map((node) => ({
-    targets: [`${addressing.postgres(node).connect}:${port}`],
-    labels: nodeLabels(node),
-  }));
+function perPostgresNode(topology: Topology, target: (node: PostgresNode) => string): StaticConfig[] {
+  return topology.groups.flat().map((node) => ({ targets: [target(node)], labels: nodeLabels(node) }));
 }
 
 export function scrapeJobs(topology: Topology, addressing: Addressing, options: PrometheusRenderOptions): ScrapeJob[] {
   const jobs: ScrapeJob[] = [
-    { job_name: JOBS.postgres, static_configs: perPostgresNode(topology, addressing, EXPORTER_PORTS.postgresExporter) },
-    { job_name: JOBS.patroni, metrics_path: "/metrics", static_configs: perPostgresNode(topology, addressing, PORTS.patroniRest) },
+    {
+      job_name: JOBS.postgres,
+      static_configs: perPostgresNode(
+        topology,
+        options.postgresExporterTarget ?? ((node) => `${addressing.postgres(node).connect}:${EXPORTER_PORTS.postgresExporter}`),
+      ),
+    },
+    {
+      job_name: JOBS.patroni,
+      metrics_path: "/metrics",
+      static_configs: perPostgresNode(topology, (node) => `${addressing.postgres(node).connect}:${PORTS.patroniRest}`),
+    },
     {
       job_name: JOBS.etcd,
       metrics_path: "/metrics",

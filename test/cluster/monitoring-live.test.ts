@@ -5,7 +5,6 @@ import test from "ava";
 import { DEFAULT_ALERT_OPTIONS, promqlExpressions, type MetricSource } from "../../monitoring/index.ts";
 import { prometheusUrl } from "../../local/monitoring.ts";
 import { sleep } from "../../local/processes.ts";
-import { applyMigrations } from "../../sql/apply.ts";
 import { runningCluster } from "./context.ts";
 
 const cluster = runningCluster();
@@ -39,10 +38,7 @@ async function missingHere(source: MetricSource): Promise<string | undefined> {
 }
 
 test.before(async () => {
-  // The deployed schema (idempotent): the table, index and vector-index metrics describe its tables.
-  const leader = await cluster.leader(0);
-  await applyMigrations(cluster.nodeUrl(leader!, cluster.config.database), cluster.config);
-  // rate() needs a few samples, and the table metrics a scrape after the migrations: wait for both.
+  // rate() needs a few samples, and the table metrics (of the schema `up` applied) a scrape: wait for both.
   const deadline = Date.now() + 60000;
   while (Date.now() < deadline) {
     const samples = await query('count_over_time(up{job="postgres_exporter"}[30s])').catch(() => []);

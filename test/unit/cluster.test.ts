@@ -1,111 +1,33 @@
 // The Pulumi program under the SDK's mocks: what `pulumi up` of the dev stack would register, in
-// which order, and that passwords stay secret. No engine, no docker: the mock monitor records each
-// registration request (type, name, parent, dependencies, inputs).
+// which order, and that passwords stay secret. No engine, no docker: the mock monitor
+// (_pulumi-harness.ts) records each registration request (type, name, parent, dependencies, inputs).
 import test from "ava";
-import { readFileSync } from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import { parse as parseYaml } from "yaml";
-
-const PROJECT = "distributed-postgres-cluster";
-const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
-const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
-const CONFIGURED_APP_PASSWORD = "app-password-from-secret-config";
-
-interface Registration {
-  type: string;
-  name: string;
-  urn: string;
-  parent: string;
-  custom: boolean;
-  dependencies: string[];
-  deleteBeforeReplace: boolean;
-  inputs: Record<string, unknown>;
-}
-const registrations: Registration[] = [];
-const generatedPasswords: string[] = [];
-
-await pulumi.runtime.setMocks(
-  {
-    newResource(args) {
-      const state: Record<string, unknown> = { ...args.inputs };
-      if (args.type === "random:index/randomPassword:RandomPassword") {
-        state.result = `generated-${args.name}`;
-        generatedPasswords.push(state.result as string);
-      }
-      if (args.type === "docker:index/image:Image") state.repoDigest = `${args.inputs.imageName}@sha256:${"0".repeat(64)}`;
-      return { id: `${args.name}-id`, state };
-    },
-    call: (args) => args.inputs,
-  },
+import {
+  BENCHMARK_TYPE,
+  MOCK_BENCHMARK_SUMMARY,
+  MOCK_SCHEMA_OUTPUTS,
   PROJECT,
-  "dev",
-  false,
-);
+  SCHEMA_TYPE,
+  byName,
+  byType,
+  containers,
+  devStackConfig,
+  generatedPasswords,
+  isSecretValue,
+  passwordLeaks,
+  registrations,
+  reveal,
+  settled,
+  valueOf,
+} from "./_pulumi-harness.ts";
 
-// Record every registration request as the engine would receive it.
-const monitor = pulumi.runtime.getMonitor() as any;
-const registerResource = monitor.registerResource.bind(monitor);
-monitor.registerResource = (req: any, callback: (err: unknown, response: any) => void) =>
-    registerResource(req, (err: unknown, response: any) => {
-    if (!err) {
-      registrations.push({
-        type: req.getType(),
-        name: req.getName(),
-        urn: response.getUrn(),
-        parent: req.getParent(),
-        custom: req.getCustom(),
-        dependencies: req.getDependenciesList(),
-        deleteBeforeReplace: req.getDeletebeforereplace(),
-        inputs: req.getObject()?.toJavaScript() ?? {},
-      });
-    }
-    callback(err, response);
-  });
-
-function devStackConfig(): Record<string, string> {
-  const file = parseYaml(readFileSync(new URL("../../Pulumi.dev.yaml", import.meta.url), "utf8")) as { config: Record<string, unknown> };
-  return Object.fromEntries(Object.entries(file.config).map(([key, value]) => [key, String(value)]));
-}
-
-function valueOf<T>(output: pulumi.Output<T> | T, timeoutMs = 10_000): Promise<T> {
-  if (!pulumi.Output.isInstance(output)) return Promise.resolve(output as T);
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("output never resolved (unknown?)")), timeoutMs);
-    output.apply((value) => {
-      clearTimeout(timer);
-      resolve(value);
-      return value;
-    });
-  });
-}
-
-/** Waits until no registration has arrived for a while: the program has registered everything. */
-async function settled(): Promise<void> {
-  let count = -1;
-  for (let i = 0; i < 100 && count !== registrations.length; i++) {
-    count = registrations.length;
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
-
-const isSecretValue = (value: unknown): value is { value: unknown } =>
-  typeof value === "object" && value !== null && (value as Record<string, unknown>)[SECRET_SIG_KEY] === SECRET_SIG;
-const reveal = (value: unknown): unknown => (isSecretValue(value) ? value.value : value);
-
-/** Every string in a value that is not inside a secret. */
-function plainStrings(value: unknown): string[] {
-  if (isSecretValue(value)) return [];
-  if (typeof value === "string") return [value];
-  if (Array.isArray(value)) return value.flatMap(plainStrings);
-  if (value && typeof value === "object") return Object.values(value).flatMap(plainStrings);
-  return [];
-}
+const CONFIGURED_APP_PASSWORD = "app-password-from-secret-config";
+const CONFIGURED_GRAFANA_PASSWORD = "grafana-password-from-secret-config";
 
 // A query string makes a fresh module instance: each import runs the program anew.
 const PROGRAM = "../../index.ts";
-const CONTAINER = "docker:index/container:Container";
-const containers = () => registrations.filter((r) => r.type === CONTAINER);
-const byName = (name: string) => registrations.find((r) => r.name === name)!;
 const databaseContainers = () => containers().filter((r) => /-(coordinator|worker\d+)-\d+$/.test(r.name));
 
 // ---------------------------------------------------------------------------------------------
@@ -131,9 +53,16 @@ test.serial("the kubernetes platform is refused before any resource is registere
 
 let stack: any;
 test.serial("the dev stack program loads", async (t) => {
+  // The dev stack, plus two secrets from config and a non-default benchmark mode and run id.
   pulumi.runtime.setAllConfig(
-    { ...devStackConfig(), [`${PROJECT}:appPassword`]: CONFIGURED_APP_PASSWORD },
-    [`${PROJECT}:appPassword`],
+    {
+      ...devStackConfig(),
+      [`${PROJECT}:appPassword`]: CONFIGURED_APP_PASSWORD,
+      [`${PROJECT}:grafanaAdminPassword`]: CONFIGURED_GRAFANA_PASSWORD,
+      [`${PROJECT}:benchmarkMode`]: "full",
+      [`${PROJECT}:benchmarkRunId`]: "run-1",
+    },
+    [`${PROJECT}:appPassword`, `${PROJECT}:grafanaAdminPassword`],
   );
   stack = await import("../../index.ts");
   await valueOf(stack.appConnectionString);
@@ -141,19 +70,27 @@ test.serial("the dev stack program loads", async (t) => {
   t.true(registrations.length > 0);
 });
 
-test.serial("one container per process: coordinator 3 + 6 worker groups x 2, etcd 3, HAProxy, PgBouncer", (t) => {
+const DATABASE_NODES = [
+  ...[0, 1, 2].map((m) => `dpc-coordinator-${m}`),
+  ...[1, 2, 3, 4, 5, 6].flatMap((g) => [0, 1].map((m) => `dpc-worker${g}-${m}`)),
+];
+
+test.serial("one container per process: coordinator 3 + 6 worker groups x 2, etcd 3, HAProxy, PgBouncer, monitoring", (t) => {
   const names = containers().map((r) => r.name).sort();
+  const stateful = [...DATABASE_NODES, ...[0, 1, 2].map((m) => `dpc-etcd-${m}`), "dpc-prometheus"];
   const expected = [
-    ...[0, 1, 2].map((m) => `dpc-coordinator-${m}`),
-    ...[1, 2, 3, 4, 5, 6].flatMap((g) => [0, 1].map((m) => `dpc-worker${g}-${m}`)),
-    ...[0, 1, 2].map((m) => `dpc-etcd-${m}`),
+    ...stateful,
     "dpc-haproxy",
     "dpc-pgbouncer",
+    // Monitoring: a postgres_exporter beside every PostgreSQL node, the PgBouncer exporter, Grafana.
+    ...DATABASE_NODES.map((n) => `${n}-exporter`),
+    "dpc-pgbouncer-exporter",
+    "dpc-grafana",
   ].sort();
   t.deepEqual(names, expected);
   // A named volume per stateful process, one network, one database image.
   const volumes = registrations.filter((r) => r.type === "docker:index/volume:Volume").map((r) => r.name).sort();
-  t.deepEqual(volumes, expected.filter((n) => !/haproxy|pgbouncer/.test(n)).map((n) => `${n}-data`).sort());
+  t.deepEqual(volumes, stateful.map((n) => `${n}-data`).sort());
   const networks = registrations.filter((r) => r.type === "docker:index/network:Network");
   t.is(networks.length, 1);
   t.deepEqual(networks[0].inputs.ipamConfigs, [{ subnet: "172.28.0.0/16" }]);
@@ -172,6 +109,8 @@ test.serial("components: type tokens, one per group, containers parented by thei
   t.is(count("dpc:index:Etcd"), 1);
   t.is(count("dpc:index:PatroniGroup"), 7);
   t.is(count("dpc:index:Router"), 1);
+  t.is(count("dpc:index:Schema"), 1);
+  t.is(count("dpc:index:Monitoring"), 1);
   const cluster = byName("dpc");
   for (const component of components.filter((r) => r.type !== "dpc:index:Cluster")) t.is(component.parent, cluster.urn);
   for (const container of databaseContainers()) {
@@ -219,10 +158,13 @@ test.serial("docker containers: hostname = name, network alias, healthcheck, res
   const published = containers()
     .filter((c) => ((c.inputs.ports as unknown[]) ?? []).length > 0)
     .map((c) => [c.name, c.inputs.ports]);
-  // Only the router publishes host ports; the database nodes and etcd stay on the cluster network.
+  // Only the router, Prometheus and Grafana publish host ports; the database nodes, etcd and the
+  // exporters stay on the cluster network.
   t.deepEqual(published.sort(), [
+    ["dpc-grafana", [{ internal: 3000, external: 3000 }]],
     ["dpc-haproxy", [{ internal: 5000, external: 5000 }, { internal: 5001, external: 5001 }]],
     ["dpc-pgbouncer", [{ internal: 6432, external: 6432 }]],
+    ["dpc-prometheus", [{ internal: 9090, external: 9090 }]],
   ]);
   for (const container of databaseContainers()) {
     t.is(container.inputs.cpus, "1");
@@ -267,25 +209,179 @@ test.serial("stack outputs: endpoints, etcd endpoints, members per group", async
   t.deepEqual(Object.keys(members), ["0", "1", "2", "3", "4", "5", "6"]);
   t.deepEqual(members["0"], ["dpc-coordinator-0", "dpc-coordinator-1", "dpc-coordinator-2"]);
   t.deepEqual(members["6"], ["dpc-worker6-0", "dpc-worker6-1"]);
+  t.is(await valueOf(stack.schemaVersion), MOCK_SCHEMA_OUTPUTS.version);
+  t.deepEqual(await valueOf(stack.benchmarkSummary), MOCK_BENCHMARK_SUMMARY);
+  t.is(await valueOf(stack.prometheusEndpoint), "localhost:9090");
+  t.is(await valueOf(stack.grafanaEndpoint), "localhost:3000");
 });
 
 test.serial("secrets: the connection string is a secret; passwords appear in no plain input or output", async (t) => {
   t.true(await pulumi.isSecret(stack.appConnectionString));
   t.is(await valueOf(stack.appConnectionString), `postgresql://app:${CONFIGURED_APP_PASSWORD}@localhost:6432/vectors`);
-  for (const name of ["readWriteEndpoint", "readOnlyEndpoint", "pgbouncerEndpoint", "etcdEndpoints", "membersPerGroup"]) {
+  t.true(await pulumi.isSecret(stack.grafanaAdminPassword));
+  t.is(await valueOf(stack.grafanaAdminPassword), CONFIGURED_GRAFANA_PASSWORD);
+  const plainOutputs = ["readWriteEndpoint", "readOnlyEndpoint", "pgbouncerEndpoint", "etcdEndpoints", "membersPerGroup",
+    "schemaVersion", "benchmarkSummary", "prometheusEndpoint", "grafanaEndpoint"];
+  for (const name of plainOutputs) {
     t.false(pulumi.Output.isInstance(stack[name]) && (await pulumi.isSecret(stack[name])), name);
   }
-  // Four passwords generated (the app password came from secret config), special characters off.
+  // Every output is listed above or known secret: a new output must be classified here.
+  t.deepEqual(Object.keys(stack).sort(), [...plainOutputs, "appConnectionString", "grafanaAdminPassword"].sort());
+  // Four passwords generated (the app and Grafana passwords came from secret config), special characters off.
   t.is(generatedPasswords.length, 4);
   for (const r of registrations.filter((r) => r.type === "random:index/randomPassword:RandomPassword")) {
     t.is(r.inputs.special, false);
   }
-  const passwords = [CONFIGURED_APP_PASSWORD, ...generatedPasswords];
+  const passwords = [CONFIGURED_APP_PASSWORD, CONFIGURED_GRAFANA_PASSWORD, ...generatedPasswords];
   // The scan below is not vacuous: the passwords are in the recorded inputs, inside secrets.
   const everything = JSON.stringify(registrations.map((r) => r.inputs));
   for (const password of passwords) t.true(everything.includes(password), password);
-  for (const registration of registrations) {
-    const leaks = plainStrings(registration.inputs).filter((s) => passwords.some((p) => s.includes(p)));
-    t.deepEqual(leaks, [], `${registration.type} ${registration.name} has a password outside a secret`);
+  t.deepEqual(passwordLeaks(passwords), [], "a password outside a secret");
+});
+
+// ---------------------------------------------------------------------------------------------
+// Schema and the post-deploy benchmark: dynamic resources (their providers run only in `pulumi up`).
+
+const schemaMigrations = () => byType(SCHEMA_TYPE)[0];
+const benchmarkRun = () => byType(BENCHMARK_TYPE)[0];
+
+test.serial("Schema: a component whose migrations resource waits for the router and every Patroni group", (t) => {
+  const schema = byName("dpc-schema");
+  t.is(schema.type, "dpc:index:Schema");
+  t.is(schema.parent, byName("dpc").urn);
+  t.deepEqual(schema.inputs, { database: "vectors" });
+  t.is(byType(SCHEMA_TYPE).length, 1);
+  const migrations = schemaMigrations();
+  t.is(migrations.parent, schema.urn);
+  // dependsOn a component waits for its resources: every database container, HAProxy and PgBouncer.
+  for (const name of [...DATABASE_NODES, "dpc-haproxy", "dpc-pgbouncer"]) {
+    t.true(migrations.dependencies.includes(byName(name).urn), `the schema does not wait for ${name}`);
   }
+  // Nothing in the cluster waits for the schema but the benchmark.
+  const dependents = registrations.filter((r) => r.dependencies.includes(migrations.urn)).map((r) => r.type);
+  t.deepEqual(dependents, [BENCHMARK_TYPE]);
+});
+
+test.serial("Schema: the superuser URL through HAProxy's read-write listener is secret, in inputs and outputs", (t) => {
+  const { inputs, additionalSecretOutputs } = schemaMigrations();
+  t.true(isSecretValue(inputs.connectionString));
+  t.is(reveal(inputs.connectionString), "postgresql://postgres:generated-dpc-superuser-password@localhost:5000/vectors");
+  t.deepEqual(additionalSecretOutputs, ["connectionString"]);
+  t.is((inputs.config as { database: string }).database, "vectors");
+  t.regex(inputs.migrationsFingerprint as string, /^[0-9a-f]{64}$/);
+  t.is(inputs.timeoutSeconds, 600);
+  // The serialized provider captures only file URLs: no password, no imported module.
+  const provider = String(reveal(inputs.__provider));
+  t.regex(provider, /tsx\/dist\/esm\/api/);
+  t.regex(provider, /components\/schema-apply\.ts/);
+  t.false(provider.includes("generated-"));
+  t.false(/require\("pg"\)/.test(provider));
+});
+
+test.serial("BenchmarkRun: after the Schema, through PgBouncer as the app role, mode and run id from config", (t) => {
+  t.is(byType(BENCHMARK_TYPE).length, 1);
+  const run = benchmarkRun();
+  t.is(run.name, "dpc-benchmark");
+  t.is(run.parent, byName("dpc").urn);
+  t.true(run.dependencies.includes(schemaMigrations().urn), "the benchmark does not wait for the schema");
+  t.is(run.inputs.mode, "full");
+  t.is(run.inputs.runId, "run-1");
+  t.is(run.inputs.schemaVersion, MOCK_SCHEMA_OUTPUTS.version);
+  t.deepEqual(run.inputs.dataset, { dimensions: 384, k: 10, hnswM: 16, hnswEfConstruction: 64, shardCount: 12 });
+  t.true(isSecretValue(run.inputs.url));
+  t.is(reveal(run.inputs.url), `postgresql://app:${CONFIGURED_APP_PASSWORD}@localhost:6432/vectors`);
+  t.deepEqual(run.additionalSecretOutputs, ["url"]);
+  t.regex(String(reveal(run.inputs.__provider)), /components\/benchmark-step\.ts/);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Monitoring.
+
+type Upload = { file: string; content: string; permissions: string; owner?: string; group?: string };
+const uploadsOf = (name: string) => reveal(byName(name).inputs.uploads) as Upload[];
+const uploadAt = (name: string, path: string) => uploadsOf(name).find((u) => u.file === path)!;
+const envOf = (name: string) =>
+  Object.fromEntries((byName(name).inputs.envs as string[]).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
+
+test.serial("Monitoring: a component parenting Prometheus, Grafana and the exporters", (t) => {
+  const monitoring = byName("dpc-monitoring");
+  t.is(monitoring.type, "dpc:index:Monitoring");
+  t.is(monitoring.parent, byName("dpc").urn);
+  const children = [...DATABASE_NODES.map((n) => `${n}-exporter`), "dpc-pgbouncer-exporter", "dpc-prometheus", "dpc-grafana"];
+  for (const name of children) t.is(byName(name).parent, monitoring.urn, name);
+  t.is(byName("dpc-prometheus-data").parent, monitoring.urn);
+  // Explicit commands and config paths on the configured upstream images.
+  t.is(byName("dpc-prometheus").inputs.image, "prom/prometheus:v3.5.0");
+  t.deepEqual(byName("dpc-prometheus").inputs.entrypoints, [
+    "/bin/prometheus", "--config.file=/etc/dpc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus", "--web.listen-address=0.0.0.0:9090",
+  ]);
+  t.deepEqual(byName("dpc-prometheus").inputs.volumes, [{ volumeName: "dpc-prometheus-data", containerPath: "/prometheus" }]);
+  t.is(byName("dpc-grafana").inputs.image, "grafana/grafana:11.6.0");
+  t.deepEqual(byName("dpc-grafana").inputs.entrypoints, ["/run.sh"]);
+  t.is(byName("dpc-coordinator-0-exporter").inputs.image, "quay.io/prometheuscommunity/postgres-exporter:v0.17.1");
+  t.is(byName("dpc-pgbouncer-exporter").inputs.image, "prometheuscommunity/pgbouncer-exporter:v0.12.1");
+});
+
+test.serial("Monitoring: one postgres_exporter per PostgreSQL node, pointed at its node, its password in a 0600 file", (t) => {
+  for (const node of DATABASE_NODES) {
+    const name = `${node}-exporter`;
+    const exporter = byName(name).inputs;
+    t.deepEqual(exporter.entrypoints, ["/bin/postgres_exporter", "--web.listen-address=:9187", "--extend.query-path=/etc/dpc/postgres-exporter/queries.yaml"]);
+    t.deepEqual(envOf(name), {
+      DATA_SOURCE_URI: `${node}:5432/vectors?sslmode=disable`,
+      DATA_SOURCE_USER: "postgres",
+      DATA_SOURCE_PASS_FILE: "/etc/dpc/postgres-exporter/password",
+    });
+    t.is(exporter.user, "65534:65534");
+    t.true(isSecretValue(exporter.uploads), name);
+    const password = uploadAt(name, "/etc/dpc/postgres-exporter/password");
+    t.deepEqual([password.content, password.permissions, password.owner], ["generated-dpc-superuser-password", "0600", "65534"]);
+    const queries = parseYaml(uploadAt(name, "/etc/dpc/postgres-exporter/queries.yaml").content);
+    t.truthy(queries.pg_cache, "the exporter queries file");
+  }
+});
+
+test.serial("Monitoring: the PgBouncer exporter reads its connection string from a 0600 file", (t) => {
+  const name = "dpc-pgbouncer-exporter";
+  const command = (byName(name).inputs.entrypoints as string[]).join(" ");
+  t.regex(command, /PGBOUNCER_EXPORTER_CONNECTION_STRING="\$\(cat \/etc\/dpc\/pgbouncer-exporter\/connection-string\)"/);
+  t.regex(command, /exec \/bin\/pgbouncer_exporter --web.listen-address=:9127/);
+  const file = uploadAt(name, "/etc/dpc/pgbouncer-exporter/connection-string");
+  t.is(file.content, "postgres://postgres:generated-dpc-superuser-password@dpc-pgbouncer:6432/pgbouncer?sslmode=disable");
+  t.deepEqual([file.permissions, file.owner], ["0600", "65534"]);
+  t.deepEqual(byName(name).inputs.envs, []);
+});
+
+test.serial("Monitoring: Prometheus scrapes each node's exporter container, labelled with the node", (t) => {
+  const config = parseYaml(uploadAt("dpc-prometheus", "/etc/dpc/prometheus/prometheus.yml").content);
+  t.deepEqual(config.rule_files, ["alerts.yml"]);
+  t.truthy(uploadAt("dpc-prometheus", "/etc/dpc/prometheus/alerts.yml").content.includes("groups:"));
+  const job = (name: string) => config.scrape_configs.find((j: { job_name: string }) => j.job_name === name);
+  const exporterTargets = job("postgres_exporter").static_configs.map((c: any) => [c.targets[0], c.labels.member]);
+  t.deepEqual(exporterTargets, DATABASE_NODES.map((n) => [`${n}-exporter:9187`, n]));
+  const patroniTargets = job("patroni").static_configs.map((c: any) => c.targets[0]);
+  t.deepEqual(patroniTargets, DATABASE_NODES.map((n) => `${n}:8008`));
+  t.deepEqual(job("pgbouncer_exporter").static_configs[0].targets, ["dpc-pgbouncer-exporter:9127"]);
+  // Prometheus's files hold no password: plain uploads.
+  t.false(isSecretValue(byName("dpc-prometheus").inputs.uploads));
+});
+
+test.serial("Monitoring: Grafana provisioned (datasource, dashboard provider, dashboard), admin password a 0600 file", (t) => {
+  const name = "dpc-grafana";
+  t.true(isSecretValue(byName(name).inputs.uploads));
+  const datasource = parseYaml(uploadAt(name, "/etc/dpc/grafana/provisioning/datasources/prometheus.yml").content);
+  t.is(datasource.datasources[0].url, "http://dpc-prometheus:9090");
+  const provider = parseYaml(uploadAt(name, "/etc/dpc/grafana/provisioning/dashboards/provider.yml").content);
+  t.is(provider.providers[0].options.path, "/etc/dpc/grafana/dashboards");
+  const dashboard = JSON.parse(uploadAt(name, "/etc/dpc/grafana/dashboards/overview.json").content);
+  t.true(dashboard.panels.length >= 9);
+  const password = uploadAt(name, "/etc/dpc/grafana/admin-password");
+  t.deepEqual([password.content, password.permissions, password.owner, password.group], [CONFIGURED_GRAFANA_PASSWORD, "0600", "472", "0"]);
+  t.deepEqual(envOf(name), {
+    GF_PATHS_PROVISIONING: "/etc/dpc/grafana/provisioning",
+    GF_SECURITY_ADMIN_USER: "admin",
+    GF_SECURITY_ADMIN_PASSWORD__FILE: "/etc/dpc/grafana/admin-password",
+    GF_USERS_ALLOW_SIGN_UP: "false",
+  });
+  t.is(byName(name).inputs.user, "472:0");
 });

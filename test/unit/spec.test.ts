@@ -117,9 +117,24 @@ test("projectConfig keeps the project's keys without the namespace and drops pas
       "distributed-postgres-cluster:workerGroups": "4",
       "distributed-postgres-cluster:appPassword": "secret",
       "distributed-postgres-cluster:superuserPassword": "secret",
+      "distributed-postgres-cluster:grafanaAdminPassword": "secret",
       "docker:host": "unix:///var/run/docker.sock",
     },
     "distributed-postgres-cluster",
   );
   t.deepEqual(raw, { workerGroups: "4" });
+});
+
+test("monitoring and benchmark keys: defaults, published ports in the duplicate check, run id length", (t) => {
+  const config = parseClusterConfig({});
+  t.deepEqual([config.prometheusPort, config.grafanaPort], [9090, 3000]);
+  t.is(config.benchmarkRunId, "");
+  t.is(parseClusterConfig({ benchmarkRunId: "2026-01-01" }).benchmarkRunId, "2026-01-01");
+  // Grafana on PgBouncer's port, Prometheus on HAProxy's read-only port: both refused.
+  const problems = problemsOf({ grafanaPort: 6432, prometheusPort: 5001 });
+  t.true(problems.some((p) => p.startsWith("grafanaPort: got 6432, the same as pgbouncerPort")), problems.join(" | "));
+  t.true(problems.some((p) => p.startsWith("prometheusPort: got 5001, the same as haproxyReadOnlyPort")), problems.join(" | "));
+  t.deepEqual(problemsOf({ grafanaPort: 70000 }), ["grafanaPort: got 70000; allowed: an integer from 1 to 65535"]);
+  t.deepEqual(problemsOf({ benchmarkRunId: "x".repeat(101) }), [`benchmarkRunId: got "${"x".repeat(101)}"; allowed: a string of at most 100 characters`]);
+  t.deepEqual(problemsOf({ prometheusImage: "" }), ['prometheusImage: got ""; allowed: a non-empty string']);
 });

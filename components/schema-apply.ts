@@ -1,0 +1,96 @@
+// What the Schema resource runs during `pulumi up`: wait until the coordinator's leader answers
+// through the read-write endpoint, then apply the migrations. No Pulumi import: the dynamic provider
+// loads this file in its own process, and the unit tests call it with a fake `apply`.
+import { applyMigrations, type ApplyResult } from "../sql/apply.ts";
+import type { ClusterConfig } from "./spec.ts";
+
+export type { ApplyResult } from "../sql/apply.ts";
+
+export interface ApplySchemaOptions {
+  /** Give up when no leader has answered for this long. */
+  timeoutMs: number;
+  /** Pause between attempts (default 3 s). */
+  intervalMs?: number;
+  /** Progress lines (never the connection string). */
+  log?: (message: string) => void;
+  /** The migration runner; injected by the tests. */
+  apply?: (url: string, config: ClusterConfig) => Promise<ApplyResult>;
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+}
+
+// Node socket errors while containers start or while HAProxy has no primary to route to.
+const RETRYABLE_SOCKET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND", "EAI_AGAIN", "EPIPE"]);
+// SQLSTATEs of a cluster that is not ready yet: read_only_sql_transaction (a replica answered, e.g.
+// mid-failover), cannot_connect_now (starting up), admin/crash shutdown, too_many_connections, and
+// invalid_catalog_name (the database is created at bootstrap, a moment after PostgreSQL accepts logins).
+const RETRYABLE_SQLSTATES = new Set(["25006", "57P01", "57P02", "57P03", "53300", "3D000"]);
+// The pg client reports a connection dropped by HAProxy or PgBouncer without a code.
+const RETRYABLE_MESSAGES = /Connection terminated|connection timeout|server closed the connection|the database system is (starting up|shutting down)/i;
+
+/** The error and its causes (applyMigrations wraps a failed statement's error as `cause`). */
+function errorChain(error: unknown): unknown[] {
+  const chain: unknown[] = [];
+  for (let current = error; current && chain.length < 5; current = (current as { cause?: unknown }).cause) chain.push(current);
+  return chain;
+}
+
+/**
+ * Whether an error means "no leader answers yet": connection refused or dropped, a read-only
+ * standby, a server starting or stopping. Wrong passwords, SQL errors and a migration whose SQL
+ * changed are final.
+ */
+export function isRetryableError(error: unknown): boolean {
+  return errorChain(error).some((e) => {
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    if (typeof code === "string" && (RETRYABLE_SOCKET_CODES.has(code) || RETRYABLE_SQLSTATES.has(code) || code.startsWith("08"))) return true;
+    return typeof message === "string" && RETRYABLE_MESSAGES.test(message);
+  });
+}
+
+/** host:port of a connection URL: safe to log (no user, no password). */
+export function endpointOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return "(unparsable URL)";
+  }
+}
+
+/** One line about an error: its code (when the message lacks it) and its message's first line. */
+export function briefError(error: unknown): string {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  const text = String(message ?? error).split("\n")[0];
+  return typeof code === "string" && !text.includes(code) ? `${code} ${text}` : text;
+}
+
+/**
+ * Applies the migrations through `url` (the coordinator's read-write endpoint, as a superuser),
+ * retrying while no leader answers, until `timeoutMs` has passed.
+ */
+export async function applySchemaWithRetry(url: string, config: ClusterConfig, options: ApplySchemaOptions): Promise<ApplyResult> {
+  const apply = options.apply ?? applyMigrations;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const now = options.now ?? Date.now;
+  const log = options.log ?? (() => {});
+  const interval = options.intervalMs ?? 3000;
+  const deadline = now() + options.timeoutMs;
+  const endpoint = endpointOf(url);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const result = await apply(url, config);
+      log(`schema: version ${result.version} at ${endpoint} (attempt ${attempt}; applied: ${result.applied.join(", ") || "none"})`);
+      return result;
+    } catch (error) {
+      if (!isRetryableError(error)) throw error;
+      if (now() + interval > deadline) {
+        throw new Error(
+          `schema: no leader answered at ${endpoint} within ${Math.round(options.timeoutMs / 1000)} s (${attempt} attempt${attempt === 1 ? "" : "s"}); last error: ${briefError(error)}`,
+          { cause: error },
+        );
+      }
+      log(`schema: waiting for a leader at ${endpoint} (attempt ${attempt}: ${briefError(error)})`);
+      await sleep(interval);
+    }
+  }
+}

@@ -1,0 +1,134 @@
+// The application schema: the migrations of sql/, applied through the coordinator's read-write
+// endpoint during `pulumi up` (never in preview), once a leader answers. A dynamic resource does the
+// work, so the applied version is in the state and in the stack outputs.
+//
+// Dynamic providers are serialized (function text plus captured values) and run in a separate Node
+// process, `pulumi-resource-pulumi-nodejs`, which neither gets this program's `--import=tsx` nor
+// resolves relative imports. So the provider's closure stays tiny: it captures two absolute file
+// URLs and, inside each method, loads tsx's `tsImport` and then the TypeScript module that does the
+// work. Capturing imported modules instead (pg, the sql/ code) would make the serializer walk them,
+// which fails on ESM and native code (pulumi/pulumi#18977, #8090). The URLs are absolute paths of
+// the checkout that ran `pulumi up`: moving the project is fine, as each `pulumi up` serializes
+// the provider again.
+import { createHash } from "node:crypto";
+import * as pulumi from "@pulumi/pulumi";
+import type { ClusterConfig } from "./spec.ts";
+import { renderMigrations } from "../sql/migrations.ts";
+import { vectorDialect } from "../sql/vector-dialect.ts";
+
+const TSX_API_URL = import.meta.resolve("tsx/esm/api");
+const SCHEMA_APPLY_URL = new URL("./schema-apply.ts", import.meta.url).href;
+
+/** How long `pulumi up` waits for a leader before the Schema fails (image builds and basebackups included). */
+export const SCHEMA_TIMEOUT_SECONDS = 600;
+
+/** What the dynamic resource stores as its inputs. */
+interface SchemaInputs {
+  connectionString: string;
+  config: ClusterConfig;
+  /** sha256 over every migration's id and checksum, with and without Citus. */
+  migrationsFingerprint: string;
+  timeoutSeconds: number;
+}
+
+// The provider is serialized: every method imports what it needs (see the top of this file).
+// Exported for the test that runs its serialized form in a plain Node process.
+export const schemaProvider: pulumi.dynamic.ResourceProvider = {
+  async create(inputs: SchemaInputs) {
+    const { tsImport } = await import(TSX_API_URL);
+    const { applySchemaWithRetry } = await tsImport(SCHEMA_APPLY_URL, SCHEMA_APPLY_URL);
+    const result = await applySchemaWithRetry(inputs.connectionString, inputs.config, {
+      timeoutMs: inputs.timeoutSeconds * 1000,
+      log: (message: string) => console.log(message),
+    });
+    return { id: `${inputs.config.clusterName}-schema`, outs: { ...inputs, ...result } };
+  },
+  async update(id: string, _olds: SchemaInputs, news: SchemaInputs) {
+    const { tsImport } = await import(TSX_API_URL);
+    const { applySchemaWithRetry } = await tsImport(SCHEMA_APPLY_URL, SCHEMA_APPLY_URL);
+    const result = await applySchemaWithRetry(news.connectionString, news.config, {
+      timeoutMs: news.timeoutSeconds * 1000,
+      log: (message: string) => console.log(message),
+    });
+    return { outs: { ...news, ...result } };
+  },
+  // Apply again only when the SQL, the database or the endpoint changed; other config changes
+  // (pool sizes, ports, images) leave the schema alone. Applying is idempotent either way.
+  async diff(_id: string, olds: SchemaInputs, news: SchemaInputs) {
+    const changes =
+      olds.migrationsFingerprint !== news.migrationsFingerprint ||
+      olds.connectionString !== news.connectionString ||
+      olds.config?.database !== news.config.database;
+    return { changes };
+  },
+  // The schema lives in the database: deleting this resource leaves it there.
+  async delete() {},
+};
+
+/** Fingerprint of the migrations this config renders: a new or changed migration changes it. */
+export function migrationsFingerprint(config: ClusterConfig): string {
+  const hash = createHash("sha256");
+  const hnswAccessMethod = vectorDialect(config.vectorExtension).accessMethodCandidates[0];
+  for (const citus of [false, true]) {
+    for (const migration of renderMigrations(config, { citus, hnswAccessMethod })) hash.update(`${migration.id}:${migration.checksum}\n`);
+  }
+  return hash.digest("hex");
+}
+
+/** The dynamic resource that applies the migrations (type `pulumi-nodejs:dynamic/dpc:SchemaMigrations`). */
+class SchemaMigrations extends pulumi.dynamic.Resource {
+  declare readonly version: pulumi.Output<string>;
+  declare readonly applied: pulumi.Output<string[]>;
+  declare readonly citus: pulumi.Output<boolean>;
+  declare readonly notes: pulumi.Output<string[]>;
+
+  constructor(name: string, inputs: { [K in keyof SchemaInputs]: pulumi.Input<SchemaInputs[K]> }, opts: pulumi.CustomResourceOptions) {
+    // Output properties start undefined: the provider's outs fill them in.
+    super(schemaProvider, name, { ...inputs, version: undefined, applied: undefined, citus: undefined, notes: undefined }, opts, "dpc", "SchemaMigrations");
+  }
+}
+
+export interface SchemaArgs {
+  /** Validated cluster configuration (database, vector extension, dimensions, HNSW settings). */
+  readonly config: ClusterConfig;
+  /**
+   * postgresql:// URL of a superuser through the coordinator's read-write endpoint (HAProxy, not
+   * PgBouncer: the runner holds an advisory lock for its session). Kept secret in the state.
+   */
+  readonly connectionString: pulumi.Input<string>;
+}
+
+export class Schema extends pulumi.ComponentResource {
+  /** Id of the last migration recorded in the database, e.g. `008_grants`. */
+  readonly version: pulumi.Output<string>;
+  /** Migrations applied by the last create or update (empty when nothing was pending). */
+  readonly applied: pulumi.Output<string[]>;
+  /** Whether the citus extension exists: false means the tables are local, not distributed. */
+  readonly citus: pulumi.Output<boolean>;
+  readonly notes: pulumi.Output<string[]>;
+
+  constructor(name: string, args: SchemaArgs, opts?: pulumi.ComponentResourceOptions) {
+    const { config } = args;
+    // The connection string stays out of super(): component inputs are saved in the state.
+    super("dpc:index:Schema", name, { database: config.database }, opts);
+
+    const migrations = new SchemaMigrations(
+      `${name}-migrations`,
+      {
+        connectionString: pulumi.secret(args.connectionString),
+        config,
+        migrationsFingerprint: migrationsFingerprint(config),
+        timeoutSeconds: SCHEMA_TIMEOUT_SECONDS,
+      },
+      // Children do not inherit a component's dependsOn: hand it on. The state echoes the inputs,
+      // so the connection string is marked secret among the outputs too.
+      { parent: this, dependsOn: opts?.dependsOn, additionalSecretOutputs: ["connectionString"] },
+    );
+
+    this.version = migrations.version;
+    this.applied = migrations.applied;
+    this.citus = migrations.citus;
+    this.notes = migrations.notes;
+    this.registerOutputs({ version: this.version, applied: this.applied, citus: this.citus, notes: this.notes });
+  }
+}

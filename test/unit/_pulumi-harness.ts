@@ -1,0 +1,129 @@
+// The Pulumi mocks every program-level test shares: setMocks before any resource exists, a mock
+// monitor that records each registration request (type, name, parent, dependencies, inputs), the
+// outputs the dynamic resources would return, and helpers to read outputs and find secrets.
+// Import it before the program (the program's resources must see the mocks).
+import { readFileSync } from "node:fs";
+import * as pulumi from "@pulumi/pulumi";
+import { parse as parseYaml } from "yaml";
+
+export const PROJECT = "distributed-postgres-cluster";
+const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+
+export const SCHEMA_TYPE = "pulumi-nodejs:dynamic/dpc:SchemaMigrations";
+export const BENCHMARK_TYPE = "pulumi-nodejs:dynamic/dpc:BenchmarkRun";
+/** What the dynamic providers would return after a real `pulumi up`. */
+export const MOCK_SCHEMA_OUTPUTS = { version: "008_mock", applied: ["001_mock", "008_mock"], citus: true, notes: [] as string[] };
+export const MOCK_BENCHMARK_SUMMARY = { mode: "mock", verdict: "pass", failed: [] as string[], citus: true, scenarios: [], loadGeneratorRatio: null, reportStartedAt: "2026-01-01T00:00:00.000Z" };
+
+export interface Registration {
+  type: string;
+  name: string;
+  urn: string;
+  parent: string;
+  custom: boolean;
+  dependencies: string[];
+  deleteBeforeReplace: boolean;
+  additionalSecretOutputs: string[];
+  inputs: Record<string, unknown>;
+}
+export const registrations: Registration[] = [];
+export const generatedPasswords: string[] = [];
+
+await pulumi.runtime.setMocks(
+  {
+    newResource(args) {
+      const state: Record<string, unknown> = { ...args.inputs };
+      if (args.type === "random:index/randomPassword:RandomPassword") {
+        state.result = `generated-${args.name}`;
+        generatedPasswords.push(state.result as string);
+      }
+      if (args.type === "docker:index/image:Image") state.repoDigest = `${args.inputs.imageName}@sha256:${"0".repeat(64)}`;
+      if (args.type === SCHEMA_TYPE) Object.assign(state, MOCK_SCHEMA_OUTPUTS);
+      if (args.type === BENCHMARK_TYPE) state.summary = MOCK_BENCHMARK_SUMMARY;
+      return { id: `${args.name}-id`, state };
+    },
+    call: (args) => args.inputs,
+  },
+  PROJECT,
+  "dev",
+  false,
+);
+
+// Record every registration request as the engine would receive it.
+const monitor = pulumi.runtime.getMonitor() as any;
+const registerResource = monitor.registerResource.bind(monitor);
+monitor.registerResource = (req: any, callback: (err: unknown, response: any) => void) =>
+  registerResource(req, (err: unknown, response: any) => {
+    if (!err) {
+      registrations.push({
+        type: req.getType(),
+        name: req.getName(),
+        urn: response.getUrn(),
+        parent: req.getParent(),
+        custom: req.getCustom(),
+        dependencies: req.getDependenciesList(),
+        deleteBeforeReplace: req.getDeletebeforereplace(),
+        additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+        inputs: req.getObject()?.toJavaScript() ?? {},
+      });
+    }
+    callback(err, response);
+  });
+
+/** Pulumi.dev.yaml's config, as `pulumi.runtime.setAllConfig` takes it. */
+export function devStackConfig(): Record<string, string> {
+  const file = parseYaml(readFileSync(new URL("../../Pulumi.dev.yaml", import.meta.url), "utf8")) as { config: Record<string, unknown> };
+  return Object.fromEntries(Object.entries(file.config).map(([key, value]) => [key, String(value)]));
+}
+
+/** Config key of this project. */
+export const key = (name: string) => `${PROJECT}:${name}`;
+
+export function valueOf<T>(output: pulumi.Output<T> | T, timeoutMs = 10_000): Promise<T> {
+  if (!pulumi.Output.isInstance(output)) return Promise.resolve(output as T);
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("output never resolved (unknown?)")), timeoutMs);
+    output.apply((value) => {
+      clearTimeout(timer);
+      resolve(value);
+      return value;
+    });
+  });
+}
+
+/** Waits until no registration has arrived for a while: the program has registered everything. */
+export async function settled(): Promise<void> {
+  let count = -1;
+  for (let i = 0; i < 100 && count !== registrations.length; i++) {
+    count = registrations.length;
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+export const isSecretValue = (value: unknown): value is { value: unknown } =>
+  typeof value === "object" && value !== null && (value as Record<string, unknown>)[SECRET_SIG_KEY] === SECRET_SIG;
+export const reveal = (value: unknown): unknown => (isSecretValue(value) ? value.value : value);
+
+/** Every string in a value that is not inside a secret. */
+export function plainStrings(value: unknown): string[] {
+  if (isSecretValue(value)) return [];
+  if (typeof value === "string") return [value];
+  if (Array.isArray(value)) return value.flatMap(plainStrings);
+  if (value && typeof value === "object") return Object.values(value).flatMap(plainStrings);
+  return [];
+}
+
+export const CONTAINER = "docker:index/container:Container";
+export const containers = () => registrations.filter((r) => r.type === CONTAINER);
+export const byName = (name: string) => registrations.find((r) => r.name === name)!;
+export const byType = (type: string) => registrations.filter((r) => r.type === type);
+
+/** Asserts that none of `passwords` appears in any registration input outside a secret; returns the leaks. */
+export function passwordLeaks(passwords: string[]): string[] {
+  return registrations.flatMap((registration) =>
+    plainStrings(registration.inputs)
+      .filter((s) => passwords.some((p) => s.includes(p)))
+      .map((s) => `${registration.type} ${registration.name}: ${s.slice(0, 80)}`),
+  );
+}
