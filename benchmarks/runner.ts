@@ -5,6 +5,7 @@ import { MAX_HNSW_DIMENSIONS } from "../components/spec.ts";
 import { CITUS_ABSENT_NOTE } from "../sql/apply.ts";
 import { createAndLoadTable, dropTable } from "./bench-table.ts";
 import { dialectOf, readEnvironment } from "./environment.ts";
+import type { SearchMetrics } from "./metrics.ts";
 import { MODE_PLANS, type BenchmarkOptions } from "./options.ts";
 import { silentProgress, type Progress } from "./progress.ts";
 import { redactUrl, writeReport, type BenchmarkReport } from "./report.ts";
@@ -36,7 +37,7 @@ async function warmUp(context: SuiteContext): Promise<void> {
   context.progress.end(`Warm-up: ${queries.length} queries, not measured`);
 }
 
-export async function runBenchmark(options: BenchmarkOptions, progress: Progress = silentProgress): Promise<RunOutcome> {
+export async function runBenchmark(options: BenchmarkOptions, progress: Progress = silentProgress, metrics?: SearchMetrics): Promise<RunOutcome> {
   const startedAt = new Date();
   const plan = MODE_PLANS[options.mode];
   const notes: string[] = [];
@@ -61,7 +62,7 @@ export async function runBenchmark(options: BenchmarkOptions, progress: Progress
     }, data);
     progress.log(`  loaded in ${round(load.loadSeconds, 1)} s, index built in ${round(load.indexBuildSeconds, 1)} s`);
 
-    context = new SuiteContext(options, plan, data, dialect, citus, progress);
+    context = new SuiteContext(options, plan, data, dialect, citus, progress, metrics);
     await warmUp(context);
     const plans = {
       singleShard: await explainSearch(setup, dialect, context.makeQueries("single-shard", 1)[0], options.k),

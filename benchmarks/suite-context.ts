@@ -3,9 +3,10 @@
 import pg from "pg";
 import type { VectorDialect } from "../sql/vector-dialect.ts";
 import { ClusteredVectors, STREAMS, vectorLiteral, type DatasetOptions, type DatasetRow } from "./dataset.ts";
+import type { SearchMetrics } from "./metrics.ts";
 import type { ModePlan, BenchmarkOptions } from "./options.ts";
 import type { Progress } from "./progress.ts";
-import type { SearchKind, SearchQuery } from "./search-sql.ts";
+import { search, type SearchKind, type SearchQuery } from "./search-sql.ts";
 
 // Client-side bound on every query, so a hung server cannot hang the run.
 const QUERY_TIMEOUT_MS = 60_000;
@@ -23,6 +24,8 @@ export class SuiteContext {
     readonly dialect: VectorDialect,
     readonly citus: boolean,
     readonly progress: Progress,
+    /** Prometheus metrics of the measured searches, when the run exposes them. */
+    readonly metrics?: SearchMetrics,
   ) {
     this.queryVectors = new ClusteredVectors(data, STREAMS.queries);
     this.insertVectors = new ClusteredVectors(data, STREAMS.inserts);
@@ -39,6 +42,12 @@ export class SuiteContext {
     pool.on("error", () => {}); // an idle client's error surfaces on its next query
     this.pools.push(pool);
     return pool;
+  }
+
+  /** One measured vector search (counted in the Prometheus metrics when the run has them). */
+  measuredSearch(db: pg.ClientBase | pg.Pool, query: SearchQuery): Promise<string[]> {
+    const run = () => search(db, this.dialect, query, this.k);
+    return this.metrics ? this.metrics.observe(query.kind, run) : run();
   }
 
   /** `count` search queries of one kind, each from a fresh draw of the query stream. */

@@ -2,6 +2,7 @@
 // Monitoring component ships. (Grafana is not packaged for these machines: its files are rendered
 // and checked by the unit tests only.)
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { PORTS, ROLES } from "../components/render/types.ts";
 import { EXPORTER_PORTS, MONITORING_FILES, renderMonitoringFiles } from "../monitoring/index.ts";
 import type { LocalCluster } from "./cluster.ts";
@@ -9,6 +10,8 @@ import { startAsPostgres } from "./processes.ts";
 
 export const LOCAL_PROMETHEUS = { host: "127.0.0.1", port: 9090 };
 export const LOCAL_SCRAPE_INTERVAL = "2s";
+/** Where `npm run bench -- --metrics-listen` serves its search metrics for the local Prometheus. */
+export const LOCAL_BENCHMARK_METRICS = "127.0.0.1:9464";
 
 export function prometheusUrl(): string {
   return `http://${LOCAL_PROMETHEUS.host}:${LOCAL_PROMETHEUS.port}`;
@@ -36,6 +39,7 @@ export function writeMonitoringFiles(cluster: LocalCluster): void {
   const files = renderMonitoringFiles(cluster.config, cluster.topology, cluster.addressing, {
     citus: cluster.citus,
     scrapeInterval: LOCAL_SCRAPE_INTERVAL,
+    benchmarkTarget: LOCAL_BENCHMARK_METRICS,
     prometheusUrl: prometheusUrl(),
     dashboardsDir: join(dir, "grafana/dashboards"),
   });
@@ -44,11 +48,7 @@ export function writeMonitoringFiles(cluster: LocalCluster): void {
   }
   // The exporters log in as the superuser; the password file is theirs alone (0600).
   cluster.writeFile({ path: join(dir, "exporter-password"), content: cluster.secrets().superuser, secret: true });
-  cluster.writeFile({
-    path: join(dir, "pgpass"),
-    content: `${cluster.addressing.pgbouncer.connect}:${PORTS.pgbouncer}:pgbouncer:${ROLES.superuser}:${cluster.secrets().superuser}\n`,
-    secret: true,
-  });
+  cluster.writeFile({ path: join(dir, "pgbouncer-exporter-url"), content: cluster.pgbouncerUrl("superuser", "pgbouncer"), secret: true });
 }
 
 export function startMonitoring(cluster: LocalCluster): void {
@@ -70,20 +70,17 @@ export function startMonitoring(cluster: LocalCluster): void {
       },
     );
   }
+  // Our own small exporter (see monitoring/pgbouncer-exporter.ts for why not Debian's).
   startAsPostgres(
     "pgbouncer-exporter",
     [
-      "/usr/bin/prometheus-pgbouncer-exporter",
-      `--host=${cluster.addressing.pgbouncer.listen}`,
-      `--port=${EXPORTER_PORTS.pgbouncerExporter}`,
-      `--pgbouncer-host=${cluster.addressing.pgbouncer.connect}`,
-      `--pgbouncer-port=${PORTS.pgbouncer}`,
-      `--pgbouncer-user=${ROLES.superuser}`,
-      // Names the state directory on the command line, so that `down` finds this process too.
-      `--licence-location=${dir}/LICENSE`,
+      process.execPath,
+      `--import=${import.meta.resolve("tsx")}`,
+      fileURLToPath(new URL("../monitoring/pgbouncer-exporter.ts", import.meta.url)),
+      `--web.listen-address=${cluster.addressing.pgbouncer.listen}:${EXPORTER_PORTS.pgbouncerExporter}`,
+      `--connection-file=${join(dir, "pgbouncer-exporter-url")}`,
     ],
     cluster.logFile("pgbouncer-exporter"),
-    { PGPASSFILE: join(dir, "pgpass") },
   );
   startAsPostgres(
     "prometheus",

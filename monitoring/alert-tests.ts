@@ -61,11 +61,13 @@ function searchErrors(errorsPerThousand: number): InputSeries[] {
 function pgbouncerPool(activeOf100: number): InputSeries[] {
   const exporter = { job: JOBS.pgbouncer, instance: "127.0.0.1:9127" };
   return [
-    series("pgbouncer_pool_size", { ...exporter, database: "vectors" }, flat(100)),
-    series("pgbouncer_active_clients", { ...exporter, database: "vectors", user: "app" }, flat(activeOf100)),
+    series("pgbouncer_databases_pool_size", { ...exporter, name: "vectors", database: "vectors" }, flat(100)),
+    // Two users' pools of one database add up.
+    series("pgbouncer_pools_server_active_connections", { ...exporter, database: "vectors", user: "app" }, flat(activeOf100 - 1)),
+    series("pgbouncer_pools_server_active_connections", { ...exporter, database: "vectors", user: "postgres" }, flat(1)),
     // The admin console's pool is always full; it must not count.
-    series("pgbouncer_pool_size", { ...exporter, database: "pgbouncer" }, flat(2)),
-    series("pgbouncer_active_clients", { ...exporter, database: "pgbouncer", user: "pgbouncer" }, flat(2)),
+    series("pgbouncer_databases_pool_size", { ...exporter, name: "pgbouncer", database: "pgbouncer" }, flat(2)),
+    series("pgbouncer_pools_server_active_connections", { ...exporter, database: "pgbouncer", user: "pgbouncer" }, flat(2)),
   ];
 }
 
@@ -151,8 +153,8 @@ export function alertFixtures(config: ClusterConfig, options: AlertOptions): Rec
     PgBouncerPoolUsageHigh: { firing: pgbouncerPool(81), silent: pgbouncerPool(79), alerts: [{ database: "vectors" }] },
     PgBouncerPoolUsageCritical: { firing: pgbouncerPool(96), silent: pgbouncerPool(94), alerts: [{ database: "vectors" }] },
     PgBouncerClientsWaiting: {
-      firing: [series("pgbouncer_waiting_clients", { job: JOBS.pgbouncer, instance: "127.0.0.1:9127", database: "vectors", user: "app" }, flat(3))],
-      silent: [series("pgbouncer_waiting_clients", { job: JOBS.pgbouncer, instance: "127.0.0.1:9127", database: "vectors", user: "app" }, flat(0))],
+      firing: [series("pgbouncer_pools_client_waiting_connections", { job: JOBS.pgbouncer, instance: "127.0.0.1:9127", database: "vectors", user: "app" }, flat(3))],
+      silent: [series("pgbouncer_pools_client_waiting_connections", { job: JOBS.pgbouncer, instance: "127.0.0.1:9127", database: "vectors", user: "app" }, flat(0))],
       alerts: [{ database: "vectors" }],
     },
     PgBouncerClientConnectionsHigh: {
@@ -224,9 +226,10 @@ export function alertFixtures(config: ClusterConfig, options: AlertOptions): Rec
     HAProxyDown: { firing: upOf(haproxy, 0), silent: upOf(haproxy, 1), alerts: [haproxy] },
     HAProxyNoPrimary: { firing: haproxyServers(0), silent: haproxyServers(1), alerts: [{}] },
     PgBouncerDown: {
-      firing: upOf({ job: JOBS.pgbouncer, instance: "127.0.0.1:9127" }, 0),
-      silent: upOf({ job: JOBS.pgbouncer, instance: "127.0.0.1:9127" }, 1),
-      alerts: [{ job: JOBS.pgbouncer, instance: "127.0.0.1:9127" }],
+      // The exporter answers but cannot reach PgBouncer: pgbouncer_up 0 while up is 1.
+      firing: [...upOf({ job: JOBS.pgbouncer, instance: "127.0.0.1:9127" }, 1), series("pgbouncer_up", { job: JOBS.pgbouncer, instance: "127.0.0.1:9127" }, flat(0))],
+      silent: [...upOf({ job: JOBS.pgbouncer, instance: "127.0.0.1:9127" }, 1), series("pgbouncer_up", { job: JOBS.pgbouncer, instance: "127.0.0.1:9127" }, flat(1))],
+      alerts: [{}],
     },
     VectorSearchErrorRateHigh: { firing: searchErrors(11), silent: searchErrors(9), alerts: [{}] },
     VectorSearchErrorRateCritical: { firing: searchErrors(51), silent: searchErrors(49), alerts: [{}] },

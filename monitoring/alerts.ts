@@ -3,7 +3,7 @@
 // data on a healthy cluster), and the runbook explains each alert under a heading of its name.
 import { stringify } from "yaml";
 import type { ClusterConfig } from "../components/spec.ts";
-import { BENCHMARK_METRICS, HAPROXY_PRIMARY_PROXY, JOBS, type MetricSource } from "./metrics.ts";
+import { BENCHMARK_METRICS, HAPROXY_PRIMARY_PROXY, JOBS, PGBOUNCER_POOL_USAGE, type MetricSource } from "./metrics.ts";
 
 export type AlertCategory = "latency" | "replication" | "connection_pool" | "cache" | "storage" | "availability" | "business_logic";
 export type Severity = "critical" | "warning" | "info";
@@ -60,8 +60,9 @@ const byNode = "citus_group, member";
 const searchP95 = `histogram_quantile(0.95, sum by (le) (rate(${BENCHMARK_METRICS.searchDuration}_bucket[5m])))`;
 const searchErrorRatio = `sum(rate(${BENCHMARK_METRICS.searchErrors}[5m])) / sum(rate(${BENCHMARK_METRICS.searches}[5m]))`;
 const replicationLag = `max by (${byNode}) (pg_replication_lag_seconds)`;
-const poolUsage =
-  'max by (database) (pgbouncer_active_clients{database!="pgbouncer"} / on (instance, database) group_left pgbouncer_pool_size)';
+// PgBouncer metrics by the names of prometheus-community/pgbouncer_exporter (the shipped image, and
+// what monitoring/pgbouncer-exporter.ts emits locally). Server connections in use over the pool size.
+const poolUsage = PGBOUNCER_POOL_USAGE;
 const cacheHitRatio =
   `sum by (${byNode}) (rate(pg_cache_hit_blocks[5m])) / ` +
   `(sum by (${byNode}) (rate(pg_cache_hit_blocks[5m])) + sum by (${byNode}) (rate(pg_cache_read_blocks[5m])))`;
@@ -131,7 +132,7 @@ export function alertDefinitions(config: ClusterConfig, options: AlertOptions): 
     },
     {
       name: "PgBouncerClientsWaiting", category: "connection_pool", severity: "warning", source: "pgbouncer_exporter",
-      signal: 'sum by (database) (pgbouncer_waiting_clients{database!="pgbouncer"})', condition: "> 0", for: "2m",
+      signal: 'sum by (database) (pgbouncer_pools_client_waiting_connections{database!="pgbouncer"})', condition: "> 0", for: "2m",
       summary: "Clients waiting for a server connection to {{ $labels.database }}",
       description: "PgBouncer clients of database {{ $labels.database }} have been waiting for a server connection for 2 minutes: the pool is exhausted.",
     },
@@ -257,7 +258,8 @@ export function alertDefinitions(config: ClusterConfig, options: AlertOptions): 
     },
     {
       name: "PgBouncerDown", category: "availability", severity: "critical", source: "pgbouncer_exporter",
-      signal: `up{job="${JOBS.pgbouncer}"}`, condition: "== 0", for: "30s",
+      // pgbouncer_up is 0 when the exporter cannot reach PgBouncer; `up` stands in when the exporter is down.
+      signal: `min(pgbouncer_up or up{job="${JOBS.pgbouncer}"})`, condition: "== 0", for: "30s",
       summary: "PgBouncer (or its exporter) is down",
       description: "The PgBouncer exporter has not answered for 30 seconds; it fails when it cannot reach PgBouncer's admin console.",
     },

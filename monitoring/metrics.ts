@@ -48,3 +48,7 @@ export const VECTOR_INDEX_METHODS = ["hnsw", "ivfflat", "ruhnsw", "ruivfflat"];
 
 /** HAProxy's read-write listener: its backend must have exactly one server up, the primary. */
 export const HAPROXY_PRIMARY_PROXY = "coordinator_primary";
+
+/** PgBouncer pool usage: server connections in use over the pool size, per database (admin console excluded). */
+export const PGBOUNCER_POOL_USAGE =
+  'max by (database) (sum by (database) (pgbouncer_pools_server_active_connections{database!="pgbouncer"}) / on (database) max by (database) (pgbouncer_databases_pool_size))';

@@ -1,6 +1,6 @@
 // The dashboard's panels as data: titles, units and PromQL. grafana.ts turns them into a Grafana model
 // with the foundation SDK; expressions.ts lists their queries for the live-metrics tests.
-import { BENCHMARK_METRICS, HAPROXY_PRIMARY_PROXY, JOBS, type MetricSource } from "./metrics.ts";
+import { BENCHMARK_METRICS, HAPROXY_PRIMARY_PROXY, JOBS, PGBOUNCER_POOL_USAGE, type MetricSource } from "./metrics.ts";
 
 export interface PanelTarget {
   /** PromQL; may use Grafana's $__rate_interval. */
@@ -66,7 +66,7 @@ export function dashboardPanels(options: PanelOptions): PanelSpec[] {
       title: "PgBouncer pool usage", kind: "timeseries", unit: "percentunit", source: "pgbouncer_exporter",
       description: "Server connections in use over the pool size, per database. Alerts at 80 % and 95 %.",
       targets: [{
-        expr: 'max by (database) (pgbouncer_active_clients{database!="pgbouncer"} / on (instance, database) group_left pgbouncer_pool_size)',
+        expr: PGBOUNCER_POOL_USAGE,
         legend: "{{database}}",
       }],
     },

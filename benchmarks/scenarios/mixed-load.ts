@@ -6,7 +6,7 @@ import { insertRows } from "../insert-sql.ts";
 import { runClosedLoop, runOpenLoop, type LoopResult, type Operation } from "../load-loops.ts";
 import { measureRecall } from "../recall-check.ts";
 import { buildScenarioResult, operationP95, perSecond, type CheckSpec, type ScenarioResult } from "../scenario-result.ts";
-import { search, type SearchQuery } from "../search-sql.ts";
+import type { SearchQuery } from "../search-sql.ts";
 import { TARGETS } from "../targets.ts";
 import type { SuiteContext } from "../suite-context.ts";
 
@@ -28,7 +28,7 @@ function operationMix(context: SuiteContext, seed: number): { next: (index: numb
       const isCross = random() < CROSS_SHARD_SHARE_OF_SEARCHES;
       const queries = isCross ? cross : single;
       const query = queries[index % queries.length];
-      return { name: query.kind, run: (db) => search(db, context.dialect, query, context.k) };
+      return { name: query.kind, run: (db) => context.measuredSearch(db, query) };
     },
   };
 }
@@ -59,6 +59,7 @@ export async function mixedClosedLoop(context: SuiteContext): Promise<ScenarioRe
     runClosedLoop(pool, { clients, seconds, nextOperation: mix.next }),
   );
   const recall = await measureRecall(pool, context, mix.sample);
+  context.metrics?.setRecall(recall.mean);
   const result = buildScenarioResult(
     { id: "mixed-closed-loop", title, description: `${clients} clients for ${seconds} s, closed loop: ${MIX_TEXT}`, loop: "closed", clients },
     loop,
@@ -78,6 +79,7 @@ export async function mixedOpenLoop(context: SuiteContext, rate: number): Promis
   const pool = context.pool(clients);
   const loop = await withSecondsProgress(context, title, seconds, () => runOpenLoop(pool, { rate, seconds, nextOperation: mix.next }));
   const recall = await measureRecall(pool, context, mix.sample);
+  context.metrics?.setRecall(recall.mean);
   const result = buildScenarioResult(
     {
       id: "mixed-open-loop",

@@ -2,7 +2,7 @@
 // namespaces, one client) and concurrent (many clients, each with its own connection).
 import { measureRecall } from "../recall-check.ts";
 import { buildScenarioResult, perSecond, type CheckSpec, type ScenarioResult } from "../scenario-result.ts";
-import { search, type SearchKind } from "../search-sql.ts";
+import type { SearchKind } from "../search-sql.ts";
 import { runClosedLoop } from "../load-loops.ts";
 import { TARGETS } from "../targets.ts";
 import type { SuiteContext } from "../suite-context.ts";
@@ -24,10 +24,11 @@ async function runSearchScenario(context: SuiteContext, scenario: SearchScenario
   const loop = await runClosedLoop(pool, {
     clients: scenario.clients,
     totalOperations: scenario.queries,
-    nextOperation: (index) => ({ name: scenario.kind, run: (db) => search(db, context.dialect, queries[index % queries.length], context.k) }),
+    nextOperation: (index) => ({ name: scenario.kind, run: (db) => context.measuredSearch(db, queries[index % queries.length]) }),
     onDone: (count) => context.progress.tick(count),
   });
   const recall = await measureRecall(pool, context, queries.slice(0, context.plan.recallSample));
+  context.metrics?.setRecall(recall.mean);
   const result = buildScenarioResult(
     { id: scenario.id, title: scenario.title, description: scenario.description, loop: "closed", clients: scenario.clients },
     loop,

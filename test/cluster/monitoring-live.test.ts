@@ -2,8 +2,11 @@
 // from the real Prometheus scraping the local cluster (or the test names the component missing here),
 // and killing a PostgreSQL node fires the availability alert within its `for` window.
 import test from "ava";
-import { DEFAULT_ALERT_OPTIONS, promqlExpressions, type MetricSource } from "../../monitoring/index.ts";
-import { prometheusUrl } from "../../local/monitoring.ts";
+import { BENCHMARK_METRICS, DEFAULT_ALERT_OPTIONS, promqlExpressions, type MetricSource } from "../../monitoring/index.ts";
+import { LOCAL_BENCHMARK_METRICS, prometheusUrl } from "../../local/monitoring.ts";
+import { SearchMetrics } from "../../benchmarks/metrics.ts";
+import { runBenchmark } from "../../benchmarks/runner.ts";
+import { defaultOptions } from "../../benchmarks/options.ts";
 import { sleep } from "../../local/processes.ts";
 import { runningCluster } from "./context.ts";
 
@@ -30,27 +33,36 @@ async function targets(): Promise<Target[]> {
 /** Why a source has no data here, or undefined when it should have data. */
 async function missingHere(source: MetricSource): Promise<string | undefined> {
   if (source === "citus") return cluster.citus ? undefined : "Citus is not installed on this machine";
-  if (source === "benchmark") return "the benchmark exposes no /metrics endpoint yet (no benchmark scrape job)";
   const job = (await targets()).filter((t) => t.labels.job === source);
   const down = job.filter((t) => t.health !== "up");
   if (job.length > 0 && down.length === job.length) return `its scrape target is down here: ${down[0].lastError}`;
   return undefined;
 }
 
+const metrics = new SearchMetrics();
+let metricsServer: Awaited<ReturnType<SearchMetrics["serve"]>> | undefined;
+
 test.before(async () => {
+  // A short benchmark run whose search metrics the local Prometheus scrapes (job `benchmark`), so the
+  // vector-search alerts and panels have data; the endpoint stays up until the tests are done.
+  metricsServer = await metrics.serve(LOCAL_BENCHMARK_METRICS);
+  await runBenchmark({ ...defaultOptions(cluster.pgbouncerUrl("app"), "quick"), rows: 2000, skipPgbench: true }, undefined, metrics);
   // rate() needs a few samples, and the table metrics (of the schema `up` applied) a scrape: wait for both.
   const deadline = Date.now() + 60000;
   while (Date.now() < deadline) {
     const samples = await query('count_over_time(up{job="postgres_exporter"}[30s])').catch(() => []);
     const enoughSamples = samples.length > 0 && samples.every((s) => Number((s as { value: [number, string] }).value[1]) >= 8);
     const tables = await query("pg_vector_index_bytes").catch(() => []);
-    if (enoughSamples && tables.length > 0) return;
+    const searches = await query(BENCHMARK_METRICS.searches).catch(() => []);
+    if (enoughSamples && tables.length > 0 && searches.length > 0) return;
     await sleep(1000);
   }
 });
 
+test.after.always(() => metricsServer?.close());
+
 test("every alert and panel expression returns data from the live Prometheus, or names what is missing here", async (t) => {
-  const expressions = promqlExpressions(cluster.config, { ...DEFAULT_ALERT_OPTIONS, citus: cluster.citus, rateWindow: "30s" });
+  const expressions = promqlExpressions(cluster.config, { ...DEFAULT_ALERT_OPTIONS, citus: cluster.citus, rateWindow: "2m" });
   const missing = new Map<string, string[]>();
   const failures: string[] = [];
   for (const expression of expressions) {
