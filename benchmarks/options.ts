@@ -28,7 +28,7 @@ export const MODE_PLANS: Record<BenchmarkMode, ModePlan> = {
   quick: {
     rows: 5_000, namespaces: 12, clusters: 32, warmupQueries: 50,
     singleShardQueries: 200, crossShardQueries: 100, crossShardNamespaces: 4,
-    concurrentClients: 20, queriesPerClient: 10,
+    concurrentClients: 50, queriesPerClient: 4,
     insertBatches: 20, rowsPerBatch: 100,
     mixedClients: 8, mixedSeconds: 8,
     recallSample: 50, loadGeneratorClients: 8, loadGeneratorSeconds: 3,

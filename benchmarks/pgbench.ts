@@ -1,7 +1,7 @@
 // Runs pgbench select-only (a `SELECT 1` script, no tables needed) against a URL and reads its TPS.
 import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { promisify } from "node:util";
 
@@ -30,8 +30,12 @@ export interface PgbenchRun {
   command: string;
 }
 
-/** The password goes through PGPASSWORD, not the command line (visible in process lists). */
-export async function runPgbenchSelectOne(pgbench: string, url: string, clients: number, seconds: number): Promise<PgbenchRun> {
+/**
+ * `threads` is pgbench's -j: pass the load generator's own thread count so both drive the same clients
+ * from the same number of threads. The password goes through PGPASSWORD, not the command line
+ * (visible in process lists).
+ */
+export async function runPgbenchSelectOne(pgbench: string, url: string, clients: number, threads: number, seconds: number): Promise<PgbenchRun> {
   const parsed = new URL(url);
   const password = decodeURIComponent(parsed.password);
   parsed.password = "";
@@ -39,7 +43,6 @@ export async function runPgbenchSelectOne(pgbench: string, url: string, clients:
   try {
     const script = join(dir, "select1.sql");
     writeFileSync(script, "SELECT 1;\n");
-    const threads = Math.max(1, Math.min(clients, cpus().length));
     const args = ["-n", "-f", script, "-c", String(clients), "-j", String(threads), "-T", String(seconds), parsed.toString()];
     const { stdout } = await run(pgbench, args, {
       env: { ...process.env, ...(password ? { PGPASSWORD: password } : {}) },

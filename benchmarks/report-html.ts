@@ -121,7 +121,7 @@ Plans: single-shard uses ${escapeHtml(report.plans.singleShard.indexes.join(", "
 ${report.notes.length ? `<ul>${report.notes.map((note) => `<li>${escapeHtml(note)}</li>`).join("")}</ul>` : ""}
 ${summaryTable(report)}
 <h2>Load generator</h2>
-<p>SELECT 1 with ${generator.clients} clients for ${generator.seconds} s: suite ${generator.suiteQps} queries/s${generator.pgbenchQps !== null ? `, pgbench ${generator.pgbenchQps} queries/s, ratio <b>${generator.ratio}</b>` : ""}. ${escapeHtml(generator.note)}</p>
+<p>SELECT 1 with ${generator.clients} clients${generator.threads ? ` on ${generator.threads} thread${generator.threads === 1 ? "" : "s"}` : ""} for ${generator.seconds} s: suite ${generator.suiteQps} queries/s${generator.pgbenchQps !== null ? `, pgbench ${generator.pgbenchQps} queries/s, ratio <b>${generator.ratio}</b>` : ""}. ${escapeHtml(generator.note)}</p>
 ${report.scenarios.map(scenarioSection).join("\n")}
 </body></html>
 `;

@@ -13,7 +13,7 @@ export const MONITORING_PORTS = { prometheus: 9090, grafana: 3000 } as const;
 
 /** Users the upstream images run as; the secret files they read are theirs (mode 0600). */
 export const MONITORING_USERS = {
-  /** `nobody` in the Prometheus project's busybox images (postgres_exporter, pgbouncer_exporter). */
+  /** `nobody` in the Prometheus project's busybox images (Prometheus, postgres_exporter, pgbouncer_exporter). */
   exporter: { uid: 65534, gid: 65534 },
   /** The grafana/grafana image's user (group root, as the image sets it). */
   grafana: { uid: 472, gid: 0 },
@@ -172,6 +172,8 @@ export class Monitoring extends pulumi.ComponentResource {
         // The TSDB outlives a replaced container.
         volumePath: MONITORING_PATHS.prometheusData,
         healthcheck: httpCheck(MONITORING_PORTS.prometheus, "/-/ready"),
+        // The image's own user, named explicitly so that Kubernetes (fsGroup) makes the volume writable.
+        runAs: MONITORING_USERS.exporter,
       },
       childOpts,
     );

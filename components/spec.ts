@@ -6,6 +6,7 @@ export type PlatformName = "docker" | "kubernetes";
 export type VectorExtension = "pgvector" | "ruvector";
 export type SynchronousMode = "off" | "on" | "quorum";
 export type BenchmarkMode = "quick" | "full" | "stress";
+export type KubernetesServiceType = "LoadBalancer" | "NodePort";
 
 /** The flat stack configuration keys (`pulumi config set KEY VALUE`), with their defaults. */
 export interface ClusterConfig {
@@ -85,6 +86,19 @@ export interface ClusterConfig {
   grafanaPort: number;
   /** Kubernetes namespace (kubernetes platform only). */
   kubernetesNamespace: string;
+  /**
+   * The database image, pre-built from images/ and pushed where the cluster can pull it. Required on
+   * kubernetes (the kubernetes platform builds no image); the docker platform builds its own.
+   */
+  databaseImage: string;
+  /** Size of each persistent volume (kubernetes: every StatefulSet member's claim). */
+  kubernetesVolumeSize: string;
+  /** StorageClass of the persistent volumes; empty: the cluster's default class. */
+  kubernetesStorageClass: string;
+  /** The pod network (CIDR) on kubernetes: pg_hba admits only it there (networkSubnet is docker's). */
+  kubernetesPodCidr: string;
+  /** Type of the Services of published ports on kubernetes. */
+  kubernetesServiceType: KubernetesServiceType;
   /** Run the benchmark suite after `pulumi up` creates or updates the schema. */
   benchmarkEnabled: boolean;
   /** Benchmark mode of the post-deploy run. */
@@ -134,6 +148,11 @@ export const DEFAULT_CONFIG: ClusterConfig = {
   prometheusPort: 9090,
   grafanaPort: 3000,
   kubernetesNamespace: "dpc",
+  databaseImage: "",
+  kubernetesVolumeSize: "10Gi",
+  kubernetesStorageClass: "",
+  kubernetesPodCidr: "10.0.0.0/8",
+  kubernetesServiceType: "LoadBalancer",
   benchmarkEnabled: true,
   benchmarkMode: "quick",
   benchmarkRunId: "",
@@ -148,6 +167,7 @@ export const MAX_HNSW_DIMENSIONS = 2000;
 
 const int = (minimum: number, maximum: number) => ({ type: "integer", minimum, maximum });
 const port = int(1, 65535);
+const cidr = { type: "string", pattern: "^\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}/\\d{1,2}$" };
 
 // The JSON schema of the stack configuration. Cross-field rules live in crossFieldErrors below.
 const CONFIG_SCHEMA = {
@@ -185,13 +205,21 @@ const CONFIG_SCHEMA = {
     pgbouncerExporterImage: { type: "string", minLength: 1 },
     databaseCpus: { type: "number", exclusiveMinimum: 0, maximum: 256 },
     databaseMemoryMb: int(256, 1048576),
-    networkSubnet: { type: "string", pattern: "^\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}/\\d{1,2}$" },
+    networkSubnet: cidr,
     pgbouncerPort: port,
     haproxyReadWritePort: port,
     haproxyReadOnlyPort: port,
     prometheusPort: port,
     grafanaPort: port,
     kubernetesNamespace: { type: "string", pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$" },
+    // Empty, or an image reference without whitespace.
+    databaseImage: { type: "string", pattern: "^(\\S+)?$" },
+    // A Kubernetes quantity of bytes (binary or decimal suffix).
+    kubernetesVolumeSize: { type: "string", pattern: "^[1-9][0-9]*(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$" },
+    // Empty, or a StorageClass name (a DNS subdomain).
+    kubernetesStorageClass: { type: "string", pattern: "^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)?$" },
+    kubernetesPodCidr: cidr,
+    kubernetesServiceType: { type: "string", enum: ["LoadBalancer", "NodePort"] },
     benchmarkEnabled: { type: "boolean" },
     benchmarkMode: { type: "string", enum: ["quick", "full", "stress"] },
     benchmarkRunId: { type: "string", maxLength: 100 },
@@ -253,8 +281,11 @@ function crossFieldErrors(c: ClusterConfig): string[] {
   if (c.synchronousMode !== "off" && c.coordinatorMembers < 2) {
     errors.push(`synchronousMode: got "${c.synchronousMode}" with coordinatorMembers ${c.coordinatorMembers}; allowed: "off" for single-member groups (a synchronous standby needs a second member)`);
   }
-  if (!isValidSubnet(c.networkSubnet)) {
-    errors.push(`networkSubnet: got "${c.networkSubnet}"; allowed: an IPv4 CIDR with octets up to 255 and a prefix from /8 to /28`);
+  for (const key of ["networkSubnet", "kubernetesPodCidr"] as const) {
+    if (!isValidSubnet(c[key])) errors.push(`${key}: got "${c[key]}"; allowed: an IPv4 CIDR with octets up to 255 and a prefix from /8 to /28`);
+  }
+  if (c.platform === "kubernetes" && c.databaseImage === "") {
+    errors.push(`databaseImage: got "" with platform "kubernetes"; allowed: a pre-built image reference the cluster can pull (build images/ and push it; the kubernetes platform builds no image)`);
   }
   const ports = {
     pgbouncerPort: c.pgbouncerPort,

@@ -96,6 +96,7 @@ export class LocalCluster {
   readonly citus: boolean;
   private readonly log: (line: string) => void;
   private cachedSecrets?: ClusterSecrets;
+  private readonly startedPids = new Map<string, number>();
 
   constructor(options: LocalOptions) {
     const major = detectPostgresMajor();
@@ -145,6 +146,12 @@ export class LocalCluster {
     const role = user === "app" ? ROLES.app : ROLES.superuser;
     const password = user === "app" ? this.secrets().app : this.secrets().superuser;
     return `postgresql://${role}:${encodeURIComponent(password)}@${this.addressing.pgbouncer.connect}:${PORTS.pgbouncer}/${database}`;
+  }
+
+  /** Superuser connection string through HAProxy's read-write listener (the coordinator primary). */
+  primaryUrl(database = "postgres"): string {
+    const password = encodeURIComponent(this.secrets().superuser);
+    return `postgresql://${ROLES.superuser}:${password}@${this.addressing.haproxy.connect}:${PORTS.haproxyReadWrite}/${database}`;
   }
 
   /** Direct superuser connection string to one node. */
@@ -247,17 +254,17 @@ export class LocalCluster {
 
   startEtcd(member: EtcdMember): void {
     const rendered = this.render().etcd.find((e) => e.member.name === member.name)!;
-    startAsPostgres(member.name, ["/usr/bin/etcd", ...rendered.args], this.logFile(member.name));
+    this.start(member.name, ["/usr/bin/etcd", ...rendered.args]);
   }
 
   startPatroni(node: PostgresNode): void {
     const configFile = this.layout.postgres(node).configFile;
-    startAsPostgres(node.name, [SYSTEM_PYTHON, "/usr/bin/patroni", configFile], this.logFile(node.name));
+    this.start(node.name, [SYSTEM_PYTHON, "/usr/bin/patroni", configFile]);
   }
 
   private startRouter(): void {
-    startAsPostgres("haproxy", ["/usr/sbin/haproxy", "-db", "-f", this.layout.haproxyConfigFile], this.logFile("haproxy"));
-    startAsPostgres("pgbouncer", ["/usr/sbin/pgbouncer", this.layout.pgbouncerConfigFile], this.logFile("pgbouncer"));
+    this.start("haproxy", ["/usr/sbin/haproxy", "-db", "-f", this.layout.haproxyConfigFile]);
+    this.start("pgbouncer", ["/usr/sbin/pgbouncer", this.layout.pgbouncerConfigFile]);
   }
 
   /** Validates Patroni configs with Patroni itself: checks schema, free ports, reachable etcd, bin_dir. */
@@ -278,6 +285,20 @@ export class LocalCluster {
     throw new LocalClusterError(`${what}: not ready after ${Math.round(timeoutMs / 1000)} s`);
   }
 
+  /** Starts a process as postgres, logging to log/<name>.log, and remembers its PID. */
+  start(name: string, command: string[], env: NodeJS.ProcessEnv = {}): void {
+    this.startedPids.set(name, startAsPostgres(name, command, this.logFile(name), env).pid);
+  }
+
+  /**
+   * Whether a process this runner started has exited. By the PID spawn returned: a /proc scan could
+   * miss a child that has not yet exec'd its command (its command line is still node's).
+   */
+  private exited(name: string): boolean {
+    const pid = this.startedPids.get(name);
+    return pid !== undefined && !isAlive(pid);
+  }
+
   private pidOf(name: string): number | undefined {
     const marker = name.startsWith(`${this.topology.scope}-etcd`) ? `--name=${name}` : name === "prometheus" ? "/usr/bin/prometheus " : `/${name}/`;
     return processesUnder(this.paths.stateDir).find((p) => p.command.includes(marker) && !p.command.includes(" -D "))?.pid;
@@ -290,7 +311,7 @@ export class LocalCluster {
       async () => ((await Promise.all(this.topology.etcd.map((m) => etcdHealthy(this.etcdUrl(m))))).every(Boolean) ? true : undefined),
       () => {
         for (const member of this.topology.etcd) {
-          if (this.pidOf(member.name) === undefined) {
+          if (this.exited(member.name)) {
             return `etcd is not reachable: member ${member.name} (${this.etcdUrl(member)}) exited before it became healthy; its log ends:\n${tail(this.logFile(member.name))}`;
           }
         }
@@ -440,7 +461,7 @@ export class LocalCluster {
     await this.waitFor("Prometheus", 30000, async () => {
       const ready = await fetch(`${prometheusUrl()}/-/ready`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
       return ready ? true : undefined;
-    }, () => (this.pidOf("prometheus") === undefined ? `Prometheus exited; its log ends:\n${tail(this.logFile("prometheus"))}` : undefined));
+    }, () => (this.exited("prometheus") ? `Prometheus exited; its log ends:\n${tail(this.logFile("prometheus"))}` : undefined));
     return { seconds, endpoints: this.endpoints(), validatedConfigs: validated.map((v) => v.file) };
   }
 

@@ -6,7 +6,6 @@ import { fileURLToPath } from "node:url";
 import { PORTS, ROLES } from "../components/render/types.ts";
 import { EXPORTER_PORTS, MONITORING_FILES, renderMonitoringFiles } from "../monitoring/index.ts";
 import type { LocalCluster } from "./cluster.ts";
-import { startAsPostgres } from "./processes.ts";
 
 export const LOCAL_PROMETHEUS = { host: "127.0.0.1", port: 9090 };
 export const LOCAL_SCRAPE_INTERVAL = "2s";
@@ -55,14 +54,13 @@ export function startMonitoring(cluster: LocalCluster): void {
   const dir = monitoringDir(cluster);
   for (const node of cluster.nodes) {
     const address = cluster.addressing.postgres(node).connect;
-    startAsPostgres(
+    cluster.start(
       `postgres-exporter-${node.name}`,
       [
         "/usr/bin/prometheus-postgres-exporter",
         `--web.listen-address=${address}:${EXPORTER_PORTS.postgresExporter}`,
         `--extend.query-path=${join(dir, MONITORING_FILES.exporterQueries)}`,
       ],
-      cluster.logFile(`postgres-exporter-${node.name}`),
       {
         DATA_SOURCE_URI: `${address}:${PORTS.postgres}/${cluster.config.database}?sslmode=disable`,
         DATA_SOURCE_USER: ROLES.superuser,
@@ -71,7 +69,7 @@ export function startMonitoring(cluster: LocalCluster): void {
     );
   }
   // Our own small exporter (see monitoring/pgbouncer-exporter.ts for why not Debian's).
-  startAsPostgres(
+  cluster.start(
     "pgbouncer-exporter",
     [
       process.execPath,
@@ -80,9 +78,8 @@ export function startMonitoring(cluster: LocalCluster): void {
       `--web.listen-address=${cluster.addressing.pgbouncer.listen}:${EXPORTER_PORTS.pgbouncerExporter}`,
       `--connection-file=${join(dir, "pgbouncer-exporter-url")}`,
     ],
-    cluster.logFile("pgbouncer-exporter"),
   );
-  startAsPostgres(
+  cluster.start(
     "prometheus",
     [
       "/usr/bin/prometheus",
@@ -91,6 +88,5 @@ export function startMonitoring(cluster: LocalCluster): void {
       `--web.listen-address=${LOCAL_PROMETHEUS.host}:${LOCAL_PROMETHEUS.port}`,
       "--storage.tsdb.retention.time=1d",
     ],
-    cluster.logFile("prometheus"),
   );
 }

@@ -8,7 +8,8 @@ import { parse } from "yaml";
 import { ConfigError, parseClusterConfig, planTopology } from "../components/spec.ts";
 import { PASSWORD_CONFIG_KEYS, stackFileConfig } from "../components/stack-config.ts";
 import { renderCluster, type ClusterSecrets, type RenderedFile } from "../components/render/index.ts";
-import { containerAddressing, containerLayout, dockerHostNaming } from "../components/render/container.ts";
+import { containerAddressing, containerLayout, dockerHostNaming, kubernetesHostNaming } from "../components/render/container.ts";
+import { memberService } from "../components/platform/kubernetes.ts";
 
 const { values } = parseArgs({ options: { stack: { type: "string", default: "dev" }, out: { type: "string" } } });
 if (!values.out) {
@@ -32,16 +33,13 @@ try {
   }
   throw error;
 }
-if (config.platform !== "docker") {
-  console.error(`${stackFile}: platform "${config.platform}": rendering for it is not implemented yet (docker only)`);
-  process.exit(1);
-}
 
 const placeholders = Object.fromEntries(
   Object.entries(PASSWORD_CONFIG_KEYS).map(([name, key]) => [name, `PLACEHOLDER-${key}`]),
 ) as unknown as ClusterSecrets;
 const topology = planTopology(config);
-const addressing = containerAddressing(config, topology, dockerHostNaming);
+const naming = config.platform === "kubernetes" ? kubernetesHostNaming(config.kubernetesNamespace, memberService) : dockerHostNaming;
+const addressing = containerAddressing(config, topology, naming);
 const rendered = renderCluster(config, topology, addressing, containerLayout(config), placeholders, { citus: true });
 
 const written: string[] = [];

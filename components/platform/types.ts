@@ -1,6 +1,6 @@
 // The one interface the components call to run processes. A platform turns a "workload group"
 // (the members of one HA group, one etcd cluster, one router process) into its own resources:
-// docker containers today; a StatefulSet per group (per-member files selected by pod name) next.
+// docker containers, or kubernetes pods (a StatefulSet per HA group, per-member files selected by pod name).
 // Nothing here names a provider package, so the components never depend on one.
 import type * as pulumi from "@pulumi/pulumi";
 import type { HostNaming } from "../render/container.ts";

@@ -29,7 +29,8 @@ export function containerAddressing(config: ClusterConfig, topology: Topology, n
     etcd: (member) => ({ listen: any, connect: naming.host(member.name) }),
     haproxy: { listen: any, connect: naming.host(`${topology.scope}-haproxy`) },
     pgbouncer: { listen: any, connect: naming.host(`${topology.scope}-pgbouncer`) },
-    clusterNetwork: config.networkSubnet,
+    // The network peers connect from: docker's subnet, or the pod network on kubernetes.
+    clusterNetwork: config.platform === "kubernetes" ? config.kubernetesPodCidr : config.networkSubnet,
   };
 }
 

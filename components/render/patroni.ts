@@ -52,6 +52,8 @@ export function patroniConfig(
   const parameters = postgresParameters(config, layout);
   const hba = [
     "local all all peer",
+    // Patroni reads its own timeline over a replication connection on the unix socket.
+    `local replication ${ROLES.replication} scram-sha-256`,
     `host replication ${ROLES.replication} ${addressing.clusterNetwork} scram-sha-256`,
     `host all all ${addressing.clusterNetwork} scram-sha-256`,
   ];
@@ -100,6 +102,11 @@ export function patroniConfig(
       listen: `${self.listen}:${PORTS.postgres}`,
       connect_address: `${self.connect}:${PORTS.postgres}`,
       data_dir: layout.dataDir,
+      // Patroni's own connections (superuser: "local all all peer", as Patroni runs as the postgres
+      // OS user; replication: password) go over the node's unix socket. Over TCP they would come
+      // from 127.0.0.1, which pg_hba, admitting the cluster network only, rejects in a container.
+      use_unix_socket: true,
+      use_unix_socket_repl: true,
       bin_dir: layout.binDir,
       pgpass: layout.pgpassFile,
       authentication: {

@@ -49,6 +49,7 @@ async function main(): Promise<number> {
       DPC_TEST_STACK_FILE: STACK_FILE,
       DPC_TEST_STATE_DIR: STATE_DIR,
       DPC_TEST_DATABASE_URL: cluster.pgbouncerUrl("superuser"),
+      DPC_TEST_PRIMARY_URL: cluster.primaryUrl("postgres"),
       DPC_TEST_APP_DATABASE_URL: cluster.pgbouncerUrl("app"),
       DPC_TEST_CLUSTER_UP_SECONDS: seconds.toFixed(2),
       DPC_TEST_VALIDATED_CONFIGS: JSON.stringify(validatedConfigs),

@@ -43,18 +43,47 @@ function configFor(databaseUrl: string): ClusterConfig {
   return { ...DEFAULT_CONFIG, vectorExtension: "pgvector", database: decodeURIComponent(new URL(databaseUrl).pathname.slice(1)) };
 }
 
+/** A fresh database on the primary named by DPC_TEST_PRIMARY_URL (superuser, direct), or undefined. */
+async function scratchDatabase(t: { log: (message: string) => void }): Promise<{ url: string; drop: () => Promise<void> } | undefined> {
+  const primary = process.env.DPC_TEST_PRIMARY_URL;
+  if (!primary) return undefined;
+  const name = "migration_test";
+  const admin = new pg.Client({ connectionString: primary });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${name}`);
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  t.log(`applying into a fresh database ${name}`);
+  const scratchUrl = new URL(primary);
+  scratchUrl.pathname = `/${name}`;
+  return {
+    url: scratchUrl.toString(),
+    drop: async () => {
+      const client = new pg.Client({ connectionString: primary });
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await client.end();
+    },
+  };
+}
+
 if (!url) {
   console.log("SKIPPED test/cluster/sql-bench.test.ts: DPC_TEST_DATABASE_URL is not set (a superuser URL of a PostgreSQL with pgvector; the cluster test harness sets it)");
   test.skip("pgvector migrations apply twice, the second time changing nothing", () => {});
   test.skip("the quick benchmark writes a report.json that matches its schema", () => {});
 } else {
   test.serial("pgvector migrations apply twice, the second time changing nothing", async (t) => {
-    const config = configFor(url);
-    const client = new pg.Client({ connectionString: url });
+    // The cluster's own database already has the schema (`up` applies it, as `pulumi up` does): apply
+    // into a new database on the same primary when the harness names one, so the first apply is real.
+    const scratch = await scratchDatabase(t);
+    const target = scratch?.url ?? url;
+    const config = configFor(target);
+    const client = new pg.Client({ connectionString: target });
     await client.connect();
     try {
       const first = await applyMigrations(client, config);
       t.is(first.version, "007_grants");
+      if (scratch) t.is(first.applied.length, 7, "a fresh database gets every migration");
       t.log(`first apply: ${first.applied.join(", ") || "nothing (already applied)"}; notes: ${first.notes.join("; ")}`);
       const before = await catalogSnapshot(client);
       const second = await applyMigrations(client, config);
@@ -80,6 +109,7 @@ if (!url) {
       }
     } finally {
       await client.end();
+      await scratch?.drop();
     }
   });
 

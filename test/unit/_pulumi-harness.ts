@@ -5,10 +5,9 @@
 import { readFileSync } from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import { parse as parseYaml } from "yaml";
+import { SECRET_SIG, SECRET_SIG_KEY, recordRegistrations, type RecordedRegistration } from "../support/pulumi-recording.ts";
 
 export const PROJECT = "distributed-postgres-cluster";
-const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
-const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 
 export const SCHEMA_TYPE = "pulumi-nodejs:dynamic/dpc:SchemaMigrations";
 export const BENCHMARK_TYPE = "pulumi-nodejs:dynamic/dpc:BenchmarkRun";
@@ -16,17 +15,7 @@ export const BENCHMARK_TYPE = "pulumi-nodejs:dynamic/dpc:BenchmarkRun";
 export const MOCK_SCHEMA_OUTPUTS = { version: "008_mock", applied: ["001_mock", "008_mock"], citus: true, notes: [] as string[] };
 export const MOCK_BENCHMARK_SUMMARY = { mode: "mock", verdict: "pass", failed: [] as string[], citus: true, scenarios: [], loadGeneratorRatio: null, reportStartedAt: "2026-01-01T00:00:00.000Z" };
 
-export interface Registration {
-  type: string;
-  name: string;
-  urn: string;
-  parent: string;
-  custom: boolean;
-  dependencies: string[];
-  deleteBeforeReplace: boolean;
-  additionalSecretOutputs: string[];
-  inputs: Record<string, unknown>;
-}
+export type Registration = RecordedRegistration;
 export const registrations: Registration[] = [];
 export const generatedPasswords: string[] = [];
 
@@ -51,25 +40,7 @@ await pulumi.runtime.setMocks(
 );
 
 // Record every registration request as the engine would receive it.
-const monitor = pulumi.runtime.getMonitor() as any;
-const registerResource = monitor.registerResource.bind(monitor);
-monitor.registerResource = (req: any, callback: (err: unknown, response: any) => void) =>
-  registerResource(req, (err: unknown, response: any) => {
-    if (!err) {
-      registrations.push({
-        type: req.getType(),
-        name: req.getName(),
-        urn: response.getUrn(),
-        parent: req.getParent(),
-        custom: req.getCustom(),
-        dependencies: req.getDependenciesList(),
-        deleteBeforeReplace: req.getDeletebeforereplace(),
-        additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
-        inputs: req.getObject()?.toJavaScript() ?? {},
-      });
-    }
-    callback(err, response);
-  });
+recordRegistrations((registration) => registrations.push(registration));
 
 /** Pulumi.dev.yaml's config, as `pulumi.runtime.setAllConfig` takes it. */
 export function devStackConfig(): Record<string, string> {

@@ -68,7 +68,7 @@ function sampleReport(): BenchmarkReport {
     },
     plans: { singleShard: { indexes: ["vector_items_embedding_hnsw_idx"], usesHnswIndex: true }, crossShard: { indexes: [], usesHnswIndex: false } },
     scenarios: [search, mixed],
-    loadGenerator: { clients: 8, seconds: 3, suiteQps: 24000, pgbenchQps: 50000, ratio: 0.48, pgbenchCommand: "pgbench -n -f select1.sql", note: "" },
+    loadGenerator: { clients: 8, threads: 1, seconds: 3, suiteQps: 24000, pgbenchQps: 50000, ratio: 0.48, pgbenchCommand: "pgbench -n -f select1.sql -c 8 -j 1 -T 3 <url>", note: "" },
     notes: ["citus extension absent: tables are local, not distributed"],
     verdict: "fail",
   };
@@ -89,6 +89,18 @@ test("the schema rejects missing fields, unknown verdicts and clear-text passwor
   t.regex(errors, /scenarios\/0\/latencyMs must have required property 'p95'/);
   t.regex(errors, /\/verdict must be equal to one of the allowed values/);
   t.regex(errors, /\/url must NOT be valid/);
+});
+
+test("the load generator's thread count: optional (older reports lack it), a positive integer when present", (t) => {
+  const report = onDisk(sampleReport());
+  delete report.loadGenerator.threads;
+  t.deepEqual(reportSchemaErrors(report), []);
+  report.loadGenerator.threads = 0;
+  t.regex(reportSchemaErrors(report).join("\n"), /loadGenerator\/threads must be >= 1/);
+});
+
+test("report.html names the load generator's threads", (t) => {
+  t.true(renderHtmlReport(onDisk(sampleReport())).includes("SELECT 1 with 8 clients on 1 thread for 3 s"));
 });
 
 test("the url is stored without its password", (t) => {

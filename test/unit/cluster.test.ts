@@ -43,10 +43,11 @@ test.serial("invalid config throws a ConfigError naming every problem and regist
   t.is(registrations.length, 0);
 });
 
-test.serial("the kubernetes platform is refused before any resource is registered", async (t) => {
+test.serial("the kubernetes platform without databaseImage is refused before any resource is registered", async (t) => {
   pulumi.runtime.setAllConfig({ ...devStackConfig(), [`${PROJECT}:platform`]: "kubernetes" });
   const error = await t.throwsAsync(import(`${PROGRAM}?kubernetes`));
-  t.regex(error!.message, /kubernetes platform: not implemented yet/);
+  t.is(error!.name, "ConfigError");
+  t.regex(error!.message, /databaseImage: got "" with platform "kubernetes"/);
   await settled();
   t.is(registrations.length, 0);
 });

@@ -1,0 +1,78 @@
+// What `pulumi up` would ask the Docker provider for, recorded under Pulumi's mocks (no engine):
+// every registration with its type, name, dependencies and inputs (secrets revealed: the adapter
+// needs the real file contents), plus the mocked outputs the program read back.
+import { createHash } from "node:crypto";
+import * as pulumi from "@pulumi/pulumi";
+import { parseClusterConfig, type ClusterConfig } from "../../components/spec.ts";
+import { SECRET_SIG, SECRET_SIG_KEY, recordRegistrations, type RecordedRegistration } from "../support/pulumi-recording.ts";
+import type { PasswordName } from "../../components/cluster.ts";
+
+export interface Registration extends RecordedRegistration {
+  /** The state the mock returned (inputs plus mocked outputs such as an Image's repoDigest). */
+  outputs: Record<string, unknown>;
+}
+
+export interface Declared {
+  config: ClusterConfig;
+  registrations: Registration[];
+}
+
+
+/** Secrets arrive wrapped in the gRPC encoding; the adapter needs their values. */
+function reveal(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(reveal);
+  if (value && typeof value === "object") {
+    const record = value as Record<string, unknown>;
+    if (record[SECRET_SIG_KEY] === SECRET_SIG) return reveal(record.value);
+    return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, reveal(v)]));
+  }
+  return value;
+}
+
+/**
+ * Runs the Cluster component (as index.ts does, from stack config) under mocks and returns every
+ * registration. `citus: false`: the image built here has no Citus (see components/cluster.ts).
+ */
+export async function declareCluster(
+  project: string,
+  stackConfig: Record<string, string>,
+  passwords: Record<PasswordName, string>,
+): Promise<Declared> {
+  const registrations: Registration[] = [];
+  const outputs = new Map<string, Record<string, unknown>>();
+  await pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        const state: Record<string, unknown> = { ...args.inputs };
+        if (args.type === "docker:index/image:Image") {
+          // A recognisable digest: the adapter maps it back to the image it builds.
+          const digest = createHash("sha256").update(String(args.inputs.imageName)).digest("hex");
+          state.repoDigest = `${args.inputs.imageName}@sha256:${digest}`;
+        }
+        outputs.set(`${args.type}::${args.name}`, state);
+        return { id: `${args.name}-id`, state };
+      },
+      call: (args) => args.inputs,
+    },
+    project,
+    "docker-test",
+    false,
+  );
+  recordRegistrations((registration) =>
+    registrations.push({ ...registration, inputs: reveal(registration.inputs) as Record<string, unknown>, outputs: {} }),
+  );
+
+  const config = parseClusterConfig(stackConfig);
+  // Imported after setMocks: modules that build resources must see the mocks.
+  const { Cluster } = await import("../../components/cluster.ts");
+  const cluster = new Cluster(config.clusterName, { config, passwords, citus: false });
+  await new Promise<void>((resolvePromise) => cluster.appConnectionString.apply(() => resolvePromise()));
+  // Wait until no registration has arrived for a while: the program has registered everything.
+  let count = -1;
+  for (let i = 0; i < 100 && count !== registrations.length; i++) {
+    count = registrations.length;
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  for (const r of registrations) r.outputs = outputs.get(`${r.type}::${r.name}`) ?? {};
+  return { config, registrations };
+}
