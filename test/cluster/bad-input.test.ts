@@ -2,7 +2,8 @@
 // Runs with no cluster up (test/cluster/harness.ts runs this file first).
 import test from "ava";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createServer, type Server } from "node:net";
 import { join, resolve } from "node:path";
 import { LocalCluster, LocalClusterError } from "../../local/cluster.ts";
@@ -50,10 +51,11 @@ test("etcd not reachable at `up`: the message names etcd, the member and its log
 });
 
 test("invalid stack config: `up` lists every bad key with what is allowed, and starts nothing", (t) => {
-  const stackFile = join(ROOT, ".state", "Pulumi.bad.yaml");
-  mkdirSync(join(ROOT, ".state"), { recursive: true });
+  const dir = mkdtempSync(join(tmpdir(), "dpc-bad-config-"));
+  const stackFile = join(dir, "Pulumi.bad.yaml");
   writeFileSync(stackFile, "config:\n  distributed-postgres-cluster:etcdMembers: '2'\n  distributed-postgres-cluster:workerGroups: '0'\n");
-  const error = t.throws(() => new LocalCluster({ stackFile, stateDir: join(ROOT, ".state", "test-bad"), log: () => undefined }));
+  const error = t.throws(() => new LocalCluster({ stackFile, stateDir: join(dir, "state"), log: () => undefined }));
+  rmSync(dir, { recursive: true, force: true });
   t.regex(error!.message, /etcdMembers: got 2; allowed: an odd number/);
   t.regex(error!.message, /workerGroups: got "0"; allowed: an integer from 1 to 64|workerGroups: got 0/);
 });
