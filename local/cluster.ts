@@ -24,12 +24,12 @@ import {
   SYSTEM_PYTHON,
   detectPostgresMajor,
   isAlive,
+  pollUntil,
   portInUse,
   processesUnder,
   runAsPostgres,
   runAsPostgresAsync,
   signal,
-  sleep,
   startAsPostgres,
   stopEverythingUnder,
   tail,
@@ -274,15 +274,14 @@ export class LocalCluster {
   }
 
   private async waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, failFast?: () => string | undefined): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const result = await check();
-      if (result !== undefined) return result;
-      const failure = failFast?.();
+    const result = await pollUntil(timeoutMs, 250, async () => {
+      const value = await check();
+      const failure = value === undefined ? failFast?.() : undefined;
       if (failure) throw new LocalClusterError(failure);
-      await sleep(250);
-    }
-    throw new LocalClusterError(`${what}: not ready after ${Math.round(timeoutMs / 1000)} s`);
+      return value;
+    });
+    if (result === undefined) throw new LocalClusterError(`${what}: not ready after ${Math.round(timeoutMs / 1000)} s`);
+    return result;
   }
 
   /** Starts a process as postgres, logging to log/<name>.log, and remembers its PID. */
@@ -300,7 +299,7 @@ export class LocalCluster {
   }
 
   private pidOf(name: string): number | undefined {
-    const marker = name.startsWith(`${this.topology.scope}-etcd`) ? `--name=${name}` : name === "prometheus" ? "/usr/bin/prometheus " : `/${name}/`;
+    const marker = name.startsWith(`${this.topology.scope}-etcd`) ? `--name=${name}` : `/${name}/`;
     return processesUnder(this.paths.stateDir).find((p) => p.command.includes(marker) && !p.command.includes(" -D "))?.pid;
   }
 
@@ -481,10 +480,8 @@ export class LocalCluster {
     const stopped = await stopEverythingUnder(this.paths.stateDir);
     // Patroni killed with SIGKILL leaves its postmaster running: stop those by their pid files too.
     for (const node of this.nodes) {
-      const pidFile = join(this.layout.postgres(node).dataDir, "postmaster.pid");
-      if (!existsSync(pidFile)) continue;
-      const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
-      if (pid > 0 && isAlive(pid)) signal(pid, "SIGKILL");
+      const pid = this.postmasterPid(node);
+      if (pid !== undefined && isAlive(pid)) signal(pid, "SIGKILL");
     }
     const portsStillTaken: string[] = [];
     for (const listener of this.listeners()) {
@@ -500,15 +497,20 @@ export class LocalCluster {
     return leader ? this.node(leader.name) : undefined;
   }
 
+  /** The PID in a node's postmaster.pid (the postmaster outlives a SIGKILL of Patroni). */
+  private postmasterPid(node: PostgresNode): number | undefined {
+    const pidFile = join(this.layout.postgres(node).dataDir, "postmaster.pid");
+    if (!existsSync(pidFile)) return undefined;
+    const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
+    return pid > 0 ? pid : undefined;
+  }
+
   /** SIGKILL of a node's Patroni and its postmaster: a crash of the whole node. */
   killNode(node: PostgresNode): void {
     const patroni = this.pidOf(node.name);
     if (patroni !== undefined) signal(patroni, "SIGKILL");
-    const pidFile = join(this.layout.postgres(node).dataDir, "postmaster.pid");
-    if (existsSync(pidFile)) {
-      const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
-      if (pid > 0) signal(pid, "SIGKILL");
-    }
+    const postmaster = this.postmasterPid(node);
+    if (postmaster !== undefined) signal(postmaster, "SIGKILL");
   }
 
   killEtcd(member: EtcdMember): void {

@@ -4,7 +4,7 @@
 import pg from "pg";
 import type { PostgresNode } from "../components/spec.ts";
 import type { LocalCluster } from "./cluster.ts";
-import { sleep } from "./processes.ts";
+import { pollUntil, sleep } from "./processes.ts";
 import { ContinuousWriter, missingWrites, type WriterTarget } from "./writer.ts";
 
 export interface FailoverResult {
@@ -38,12 +38,8 @@ export function writeTarget(cluster: LocalCluster, group: number, table: string)
 }
 
 async function waitUntil(what: string, timeoutMs: number, condition: () => Promise<boolean> | boolean): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await condition()) return;
-    await sleep(100);
-  }
-  throw new Error(`${what}: not within ${timeoutMs / 1000} s`);
+  const met = await pollUntil(timeoutMs, 100, async () => ((await condition()) ? true : undefined));
+  if (!met) throw new Error(`${what}: not within ${timeoutMs / 1000} s`);
 }
 
 export async function failoverUnderWrites(cluster: LocalCluster, group: number): Promise<FailoverResult> {

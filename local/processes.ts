@@ -10,6 +10,14 @@ export const RUN_AS = "postgres";
 /** Debian's Patroni must run with Debian's python (the PATH python3 may not see its modules). */
 export const SYSTEM_PYTHON = "/usr/bin/python3";
 
+/** setpriv's arguments that run the rest of the command line as `postgres`. */
+const SETPRIV_AS_POSTGRES = ["--reuid", RUN_AS, "--regid", RUN_AS, "--init-groups"];
+
+/** A small, fixed environment for postgres's processes (none of the invoking shell's variables). */
+function postgresEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8", HOME: "/var/lib/postgresql", ...extra };
+}
+
 export function detectPostgresMajor(root = "/usr/lib/postgresql"): number {
   const majors = existsSync(root)
     ? readdirSync(root).map(Number).filter((major) => existsSync(join(root, String(major), "bin", "postgres")))
@@ -30,10 +38,10 @@ export interface StartedProcess {
 export function startAsPostgres(name: string, command: string[], logFile: string, env: NodeJS.ProcessEnv = {}): StartedProcess {
   const log = openSync(logFile, "a", 0o600);
   // setpriv execs the command, so the PID we get is the process's own.
-  const child = spawn("setpriv", ["--reuid", RUN_AS, "--regid", RUN_AS, "--init-groups", ...command], {
+  const child = spawn("setpriv", [...SETPRIV_AS_POSTGRES, ...command], {
     detached: true,
     stdio: ["ignore", log, log],
-    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8", HOME: "/var/lib/postgresql", ...env },
+    env: postgresEnv(env),
   });
   closeSync(log);
   if (child.pid === undefined) throw new Error(`could not start ${name}: ${command[0]}`);
@@ -43,18 +51,18 @@ export function startAsPostgres(name: string, command: string[], logFile: string
 
 /** Runs a command as `postgres` to completion. */
 export function runAsPostgres(command: string[], env: NodeJS.ProcessEnv = {}) {
-  return spawnSync("setpriv", ["--reuid", RUN_AS, "--regid", RUN_AS, "--init-groups", ...command], {
+  return spawnSync("setpriv", [...SETPRIV_AS_POSTGRES, ...command], {
     encoding: "utf8",
-    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8", HOME: "/var/lib/postgresql", ...env },
+    env: postgresEnv(env),
   });
 }
 
 /** Runs a command as `postgres` to completion without blocking the event loop; output merged. */
 export function runAsPostgresAsync(command: string[]): Promise<{ status: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn("setpriv", ["--reuid", RUN_AS, "--regid", RUN_AS, "--init-groups", ...command], {
+    const child = spawn("setpriv", [...SETPRIV_AS_POSTGRES, ...command], {
       stdio: ["ignore", "pipe", "pipe"],
-      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8", HOME: "/var/lib/postgresql" },
+      env: postgresEnv(),
     });
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk));
@@ -102,6 +110,17 @@ export function signal(pid: number, sig: NodeJS.Signals): void {
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Calls `check` every `intervalMs` until it returns a value; undefined when `timeoutMs` passes first. */
+export async function pollUntil<T>(timeoutMs: number, intervalMs: number, check: () => Promise<T | undefined> | T | undefined): Promise<T | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const result = await check();
+    if (result !== undefined) return result;
+    await sleep(intervalMs);
+  }
+  return undefined;
+}
 
 /** SIGTERM, then SIGKILL after the grace period, for every process under the state directory. */
 export async function stopEverythingUnder(stateDir: string, graceMs = 15000): Promise<number> {
