@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs, from Debian's own packages, everything the real-service tests and `npm run local` need:
 # PostgreSQL of this Debian release, pgvector, Patroni, etcd, PgBouncer, HAProxy, Prometheus (+promtool)
-# and the exporters. Idempotent: quick when everything is already there. Must run as root.
+# and the exporters, and Citus (scripts/install-citus.sh). Idempotent: quick when everything is already there. Must run as root.
 set -euo pipefail
 
 log() { printf '[install] %s\n' "$*"; }
@@ -78,5 +78,8 @@ SRC
 else
   log "pgvector already installed"
 fi
+
+# Citus: a package where the archive has one, otherwise built from the pinned, checksummed source.
+bash "$(dirname "$0")/install-citus.sh" "$PG_MAJOR"
 
 log "ready: PostgreSQL $PG_MAJOR ($(/usr/lib/postgresql/$PG_MAJOR/bin/postgres --version | awk '{print $3}')), patroni $(/usr/bin/python3 /usr/bin/patroni --version 2>/dev/null | awk '{print $2}'), etcd $(etcd --version 2>/dev/null | head -1 | awk '{print $3}'), pgbouncer $(pgbouncer --version 2>/dev/null | head -1 | awk '{print $2}'), haproxy $(haproxy -v 2>/dev/null | head -1 | awk '{print $3}')"
