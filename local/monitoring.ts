@@ -36,7 +36,7 @@ export function monitoringListeners(cluster: LocalCluster): { what: string; host
 export function writeMonitoringFiles(cluster: LocalCluster): void {
   const dir = monitoringDir(cluster);
   const files = renderMonitoringFiles(cluster.config, cluster.topology, cluster.addressing, {
-    citus: cluster.citus,
+    citus: true,
     scrapeInterval: LOCAL_SCRAPE_INTERVAL,
     benchmarkTarget: LOCAL_BENCHMARK_METRICS,
     prometheusUrl: prometheusUrl(),
