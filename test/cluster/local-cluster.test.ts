@@ -3,7 +3,6 @@
 import test from "ava";
 import { parse } from "yaml";
 import { readFileSync } from "node:fs";
-import { failoverUnderWrites } from "../../local/failover.ts";
 import { sleep } from "../../local/processes.ts";
 import { runningCluster } from "./context.ts";
 
@@ -32,21 +31,6 @@ test("bootstrap: one leader per group, every replica streaming, a query through 
   const result = await cluster.queryThroughPooler("SELECT host(inet_server_addr()) AS address, pg_is_in_recovery() AS standby, current_user AS who");
   t.deepEqual(result.rows[0], { address: cluster.addressing.postgres(coordinatorLeader!).connect, standby: false, who: "app" });
 });
-
-for (const group of [0, 1]) {
-  const what = group === 0 ? "coordinator primary (writes through PgBouncer)" : "worker group 1 primary (writes to the primary Patroni names)";
-  test(`failover of the ${what}: a new leader, writes resume, no acknowledged write lost, the old primary rejoins as a replica`, async (t) => {
-    const result = await failoverUnderWrites(cluster, group);
-    t.log(
-      `${result.oldLeader} -> ${result.newLeader}: writes resumed ${result.secondsToFirstWrite.toFixed(1)} s after the kill; ` +
-        `${result.acknowledgedWrites} acknowledged, ${result.writeErrors} failed attempts, ${result.lostWrites.length} lost`,
-    );
-    t.not(result.newLeader, result.oldLeader);
-    t.true(result.acknowledgedWrites > 20);
-    t.deepEqual(result.lostWrites, [], "every acknowledged write is present");
-    t.true(result.oldLeaderRejoinedAsReplica, "the old primary streams again as a replica");
-  });
-}
 
 async function leaders(): Promise<(string | undefined)[]> {
   return Promise.all(cluster.topology.groups.map(async (_, group) => (await cluster.leader(group))?.name));
