@@ -28,6 +28,13 @@ function collect(node: unknown, key: string, into: unknown[]): void {
   }
 }
 
+/** Every index a JSON plan scans, at any depth, sorted. */
+export function indexNames(plan: unknown): string[] {
+  const names: unknown[] = [];
+  collect(plan, "Index Name", names);
+  return [...new Set(names.map(String))].sort();
+}
+
 /**
  * Summarises a JSON EXPLAIN of a Citus query (`EXPLAIN (FORMAT JSON)` with
  * `citus.explain_all_tasks = on`, so that every task's remote plan is listed). `indexPrefix` names
@@ -42,10 +49,9 @@ export function summarizeDistributedPlan(plan: unknown, indexPrefix: string): Di
   const all = new Set<string>();
   let indexTasks = 0;
   for (const task of tasks) {
-    const names: unknown[] = [];
-    collect(task["Remote Plan"], "Index Name", names);
-    names.forEach((name) => all.add(String(name)));
-    if (names.some((name) => String(name).startsWith(indexPrefix))) indexTasks++;
+    const names = indexNames(task["Remote Plan"]);
+    names.forEach((name) => all.add(name));
+    if (names.some((name) => name.startsWith(indexPrefix))) indexTasks++;
   }
   const workers = [...new Set(tasks.map((task) => (task.Node ?? "").replace(/ dbname=\S+/, "")))].filter(Boolean).sort();
   return { tasks: job["Task Count"] ?? tasks.length, workers, indexTasks, indexes: [...all].sort() };

@@ -2,7 +2,7 @@
 // A tool for development and tests (and for a newcomer's first look), not a deployment platform.
 import { randomBytes } from "node:crypto";
 import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import pg from "pg";
 import {
   PORTS,
@@ -16,7 +16,7 @@ import {
 } from "../components/render/index.ts";
 import { groupName, planTopology, type ClusterConfig, type EtcdMember, type PostgresNode, type Topology } from "../components/spec.ts";
 import { localAddressing, localClusterConfig, localLayout, localPaths, type LocalPaths } from "./layout.ts";
-import { applyMigrations } from "../sql/apply.ts";
+import { applyMigrations, type ApplyResult } from "../sql/apply.ts";
 import { monitoringListeners, prometheusUrl, startMonitoring, writeMonitoringFiles } from "./monitoring.ts";
 import { clusterMembers, etcdHealthy, leaderOf, type ClusterMember } from "./patroni-api.ts";
 import {
@@ -60,6 +60,8 @@ export interface UpResult {
   endpoints: Endpoints;
   /** Patroni configs that passed `patroni --validate-config`. */
   validatedConfigs: string[];
+  /** What the migrations did on this `up`. */
+  schema: ApplyResult;
 }
 
 export interface GroupStatus {
@@ -111,7 +113,8 @@ export class LocalCluster {
     this.config = localClusterConfig(options.stackFile, major);
     this.topology = planTopology(this.config);
     this.addressing = localAddressing(this.topology);
-    this.paths = localPaths(options.stateDir);
+    // Absolute: processes are found again by this path on their command lines.
+    this.paths = localPaths(resolve(options.stateDir));
     this.layout = localLayout(this.config, this.paths);
     this.log = options.log ?? ((line) => console.log(line));
   }
@@ -478,8 +481,9 @@ export class LocalCluster {
     });
     const seconds = (Date.now() - started) / 1000;
 
-    // What the Schema component does after `pulumi up`: the migrations, through the coordinator primary.
-    const schema = await applyMigrations(this.pgbouncerUrl("superuser"), this.config, { appPassword: this.secrets().app });
+    // What the Schema component does during `pulumi up`: the migrations through HAProxy's read-write
+    // listener (a session of their own: the runner holds an advisory lock), as the superuser.
+    const schema = await applyMigrations(this.primaryUrl(this.config.database), this.config, { appPassword: this.secrets().app });
     this.log(`schema ${schema.version}: ${schema.applied.length > 0 ? `applied ${schema.applied.join(", ")}` : "up to date"}; ${schema.notes.join("; ")}`);
     // Database-level settings (hnsw.ef_search, iterative scans) reach new sessions only: have PgBouncer
     // replace the server connections it opened before the migrations.
@@ -492,7 +496,7 @@ export class LocalCluster {
       const ready = await fetch(`${prometheusUrl()}/-/ready`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
       return ready ? true : undefined;
     }, () => (this.exited("prometheus") ? `Prometheus exited; its log ends:\n${tail(this.logFile("prometheus"))}` : undefined));
-    return { seconds, endpoints: this.endpoints(), validatedConfigs: validated.map((v) => v.file) };
+    return { seconds, endpoints: this.endpoints(), validatedConfigs: validated.map((v) => v.file), schema };
   }
 
   // ------------------------------------------------------------------------------------------

@@ -77,6 +77,22 @@ test("every alert and panel expression returns data from the live Prometheus, or
   t.deepEqual(failures, [], "expressions with no data although their component runs here");
 });
 
+test("Citus: shard placements of distributed tables per worker group, and the shard tables seen by the exporter on the workers", async (t) => {
+  type Sample = { metric: Record<string, string>; value: [number, string] };
+  const placements = (await query("max by (citus_groupid) (citus_placement_shards)")) as Sample[];
+  const perGroup = Object.fromEntries(placements.map((s) => [s.metric.citus_groupid, Number(s.value[1])]));
+  t.log(`distributed shard placements per worker group (reference tables not counted): ${JSON.stringify(perGroup)}`);
+  t.deepEqual(Object.keys(perGroup).sort(), Array.from({ length: cluster.config.workerGroups }, (_, i) => String(i + 1)));
+  // The benchmark's table and the application's five distributed tables, shardCount shards each at least.
+  for (const count of Object.values(perGroup)) t.true(count >= (5 * cluster.config.shardCount) / cluster.config.workerGroups - 5, `${count} placements`);
+  const shardTables = (await query('count by (citus_group) (pg_table_rows{relname=~"memory_entries_[0-9]+"})')) as Sample[];
+  t.deepEqual(
+    shardTables.map((s) => s.metric.citus_group).sort(),
+    Array.from({ length: cluster.config.workerGroups }, (_, i) => String(i + 1)),
+    "every worker group's nodes export their memory_entries shards",
+  );
+});
+
 test("killing a PostgreSQL node fires PostgreSQLDown in the live Prometheus within its `for` window", async (t) => {
   const group = cluster.topology.groups.length - 1;
   const leader = await cluster.leader(group);
