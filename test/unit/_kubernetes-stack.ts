@@ -17,7 +17,7 @@ export const TYPES = {
   secret: "kubernetes:core/v1:Secret",
   claim: "kubernetes:core/v1:PersistentVolumeClaim",
   budget: "kubernetes:policy/v1:PodDisruptionBudget",
-  networkPolicy: "kubernetes:networking/v1:NetworkPolicy",
+  networkPolicy: "kubernetes:networking.k8s.io/v1:NetworkPolicy",
 } as const;
 
 /** Sets the dev stack's config with `platform: kubernetes` (plus `extra`), runs the program, waits until it has registered everything. */
@@ -66,4 +66,17 @@ function revealDeep(value: unknown): unknown {
   if (Array.isArray(plain)) return plain.map(revealDeep);
   if (plain && typeof plain === "object") return Object.fromEntries(Object.entries(plain).map(([k, v]) => [k, revealDeep(v)]));
   return plain;
+}
+
+/** Resource options the engine receives that the shared recorder does not keep, by URN. */
+export const resourceOptions = new Map<string, { ignoreChanges: string[]; retainOnDelete: boolean }>();
+{
+  // Wrap the mock monitor once more (after _pulumi-harness's setMocks): read what the request carries.
+  const monitor = pulumi.runtime.getMonitor() as any;
+  const registerResource = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req: any, callback: (err: unknown, response: any) => void) =>
+    registerResource(req, (err: unknown, response: any) => {
+      if (!err) resourceOptions.set(response.getUrn(), { ignoreChanges: req.getIgnorechangesList(), retainOnDelete: Boolean(req.getRetainondelete?.()) });
+      callback(err, response);
+    });
 }
