@@ -42,6 +42,8 @@ export interface ClusterConfig {
   searchK: number;
   /** PgBouncer server connections per database/user pair. */
   poolSize: number;
+  /** Replicas further behind their primary than this (bytes of WAL) leave HAProxy's read-only pool. */
+  readOnlyMaxLagBytes: number;
   /** PgBouncer client connections at most. */
   maxClientConnections: number;
   /** Patroni leader key TTL, seconds. */
@@ -139,13 +141,20 @@ export const DEFAULT_CONFIG: ClusterConfig = {
   hnswEfSearch: 40,
   searchK: 10,
   poolSize: 25,
+  // 1 MiB, Patroni's maximum_lag_on_failover here: a replica too far behind to be promoted is too
+  // stale to read from.
+  readOnlyMaxLagBytes: 1048576,
   maxClientConnections: 1000,
   // Tuned for failover within 10 s (see README, "Failover tuning"): a primary that cannot reach etcd
   // or PostgreSQL for retry_timeout seconds steps down, so shorter values trade stability for speed.
-  patroniTtl: 7,
+  // Patroni's documented limits (ttl >= 20, loop_wait >= 1, retry_timeout >= 3, loop_wait +
+  // 2 * retry_timeout <= ttl); ttl is the floor of node-loss failover, so it sits at the minimum.
+  patroniTtl: 20,
   patroniLoopWait: 1,
-  patroniRetryTimeout: 3,
-  synchronousMode: "on",
+  patroniRetryTimeout: 5,
+  // Any one standby's acknowledgement commits, and any acknowledging standby may be promoted: no
+  // leaderless window after a failover (Patroni 4; "on" names one synchronous standby).
+  synchronousMode: "quorum",
   databaseBaseImage: "citusdata/citus:13.0.3",
   etcdImage: "quay.io/coreos/etcd:v3.5.17",
   haproxyImage: "haproxy:2.9",
@@ -210,10 +219,12 @@ const CONFIG_SCHEMA = {
     hnswEfSearch: int(1, 1000),
     searchK: int(1, 1000),
     poolSize: int(1, 10000),
+    readOnlyMaxLagBytes: int(0, 1099511627776),
     maxClientConnections: int(1, 100000),
-    patroniTtl: int(5, 3600),
+    // Patroni's documented minimums: 4.x raises a smaller ttl to 20 by itself.
+    patroniTtl: int(20, 3600),
     patroniLoopWait: int(1, 600),
-    patroniRetryTimeout: int(1, 600),
+    patroniRetryTimeout: int(3, 600),
     synchronousMode: { type: "string", enum: ["off", "on", "quorum"] },
     databaseBaseImage: { type: "string", minLength: 1 },
     etcdImage: { type: "string", minLength: 1 },

@@ -79,6 +79,9 @@ else
   log "pgvector already installed"
 fi
 
+# Patroni 4 everywhere (Debian 12's own package is 3.0.2): quorum commit and one set of timing rules.
+bash "$(dirname "$0")/install-patroni.sh"
+
 # Citus: a package where the archive has one, otherwise built from the pinned, checksummed source.
 bash "$(dirname "$0")/install-citus.sh" "$PG_MAJOR"
 

@@ -57,7 +57,8 @@ export function rolloutPlan(members: MemberState[]): RolloutStep[] {
   const replicas = members.filter((m) => m !== leader);
   const steps: RolloutStep[] = replicas.filter((m) => !m.updated).map((m) => ({ action: "restart", member: m.name }));
   if (leader && !leader.updated) {
-    const candidate = replicas.find((m) => m.role === "sync_standby") ?? replicas[0];
+    // A standby that acknowledges commits ("on": sync_standby, "quorum": quorum_standby) has every one.
+    const candidate = replicas.find((m) => m.role === "sync_standby" || m.role === "quorum_standby") ?? replicas[0];
     if (candidate) steps.push({ action: "switchover", from: leader.name, to: candidate.name });
     steps.push({ action: "restart", member: leader.name });
   }
