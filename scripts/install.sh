@@ -97,7 +97,7 @@ if [ "${#apt_needs[@]}" -gt 0 ]; then
 fi
 
 log "will install:"
-[ "${#missing[@]}" -gt 0 ] && log "  Debian packages (about 40 s): ${missing[*]}"
+[ "${#missing[@]}" -gt 0 ] && log "  Debian packages (about 35 s): ${missing[*]}"
 $build_pgvector && log "  pgvector, built from Debian 13's source package for PostgreSQL $PG_MAJOR (about 30 s)"
 case "$citus" in
   package\ *) log "  Citus, from the package ${citus#package }" ;;
