@@ -98,7 +98,7 @@ fi
 
 log "will install:"
 [ "${#missing[@]}" -gt 0 ] && log "  Debian packages (about 35 s): ${missing[*]}"
-$build_pgvector && log "  pgvector, built from Debian 13's source package for PostgreSQL $PG_MAJOR (about 30 s)"
+$build_pgvector && log "  pgvector, built from Debian 13's source package for PostgreSQL $PG_MAJOR (about a minute, its build tools included)"
 case "$citus" in
   package\ *) log "  Citus, from the package ${citus#package }" ;;
   build\ *) log "  Citus 13.0.5, built from ../shared/vendor for PostgreSQL $PG_MAJOR (1 to 6 minutes)" ;;
@@ -151,7 +151,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 if $build_pgvector; then
-  log "building pgvector for PostgreSQL $PG_MAJOR from Debian 13's source package (about 30 s)"
+  log "building pgvector for PostgreSQL $PG_MAJOR from Debian 13's source package (about a minute, its build tools included)"
   missing_deps=()
   for p in "${PGVECTOR_BUILD_DEPS[@]}"; do installed "$p" || missing_deps+=("$p"); done
   [ "${#missing_deps[@]}" -eq 0 ] || apt_install "${missing_deps[@]}"
