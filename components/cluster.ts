@@ -85,6 +85,7 @@ export class Cluster extends pulumi.ComponentResource {
         connectionString: secrets.apply(
           (s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.readWriteEndpoint}/${config.database}`,
         ),
+        appPassword: secrets.apply((s) => s.app),
       },
       { parent: this, dependsOn: [router, ...groups] },
     );

@@ -1,7 +1,7 @@
 // What the Schema resource runs during `pulumi up`: wait until the coordinator's leader answers
 // through the read-write endpoint, then apply the migrations. No Pulumi import: the dynamic provider
 // loads this file in its own process, and the unit tests call it with a fake `apply`.
-import { applyMigrations, type ApplyResult } from "../sql/apply.ts";
+import { applyMigrations, type ApplyOptions, type ApplyResult } from "../sql/apply.ts";
 import type { ClusterConfig } from "./spec.ts";
 
 export type { ApplyResult } from "../sql/apply.ts";
@@ -11,10 +11,12 @@ export interface ApplySchemaOptions {
   timeoutMs: number;
   /** Pause between attempts (default 3 s). */
   intervalMs?: number;
+  /** The application role's password, recorded for Citus (see ApplyOptions.appPassword). */
+  appPassword?: string;
   /** Progress lines (never the connection string). */
   log?: (message: string) => void;
   /** The migration runner; injected by the tests. */
-  apply?: (url: string, config: ClusterConfig) => Promise<ApplyResult>;
+  apply?: (url: string, config: ClusterConfig, options: ApplyOptions) => Promise<ApplyResult>;
   sleep?: (ms: number) => Promise<void>;
   now?: () => number;
 }
@@ -78,7 +80,7 @@ export async function applySchemaWithRetry(url: string, config: ClusterConfig, o
   const endpoint = endpointOf(url);
   for (let attempt = 1; ; attempt++) {
     try {
-      const result = await apply(url, config);
+      const result = await apply(url, config, { appPassword: options.appPassword });
       log(`schema: version ${result.version} at ${endpoint} (attempt ${attempt}; applied: ${result.applied.join(", ") || "none"})`);
       return result;
     } catch (error) {

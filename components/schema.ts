@@ -25,6 +25,8 @@ export const SCHEMA_TIMEOUT_SECONDS = 600;
 /** What the dynamic resource stores as its inputs. */
 interface SchemaInputs {
   connectionString: string;
+  /** The application role's password, for Citus' own connections to the workers (pg_dist_authinfo). */
+  appPassword: string;
   config: ClusterConfig;
   /** sha256 over every migration's id and checksum, with and without Citus. */
   migrationsFingerprint: string;
@@ -38,6 +40,7 @@ export const schemaProvider: pulumi.dynamic.ResourceProvider = {
     const { tsImport } = await import(TSX_API_URL);
     const { applySchemaWithRetry } = await tsImport(SCHEMA_APPLY_URL, SCHEMA_APPLY_URL);
     const result = await applySchemaWithRetry(inputs.connectionString, inputs.config, {
+      appPassword: inputs.appPassword,
       timeoutMs: inputs.timeoutSeconds * 1000,
       log: (message: string) => console.log(message),
     });
@@ -47,6 +50,7 @@ export const schemaProvider: pulumi.dynamic.ResourceProvider = {
     const { tsImport } = await import(TSX_API_URL);
     const { applySchemaWithRetry } = await tsImport(SCHEMA_APPLY_URL, SCHEMA_APPLY_URL);
     const result = await applySchemaWithRetry(news.connectionString, news.config, {
+      appPassword: news.appPassword,
       timeoutMs: news.timeoutSeconds * 1000,
       log: (message: string) => console.log(message),
     });
@@ -58,6 +62,7 @@ export const schemaProvider: pulumi.dynamic.ResourceProvider = {
     const changes =
       olds.migrationsFingerprint !== news.migrationsFingerprint ||
       olds.connectionString !== news.connectionString ||
+      olds.appPassword !== news.appPassword ||
       olds.config?.database !== news.config.database;
     return { changes };
   },
@@ -96,6 +101,8 @@ export interface SchemaArgs {
    * PgBouncer: the runner holds an advisory lock for its session). Kept secret in the state.
    */
   readonly connectionString: pulumi.Input<string>;
+  /** The application role's password (secret): recorded for Citus' connections to the workers. */
+  readonly appPassword: pulumi.Input<string>;
 }
 
 export class Schema extends pulumi.ComponentResource {
@@ -116,13 +123,14 @@ export class Schema extends pulumi.ComponentResource {
       `${name}-migrations`,
       {
         connectionString: pulumi.secret(args.connectionString),
+        appPassword: pulumi.secret(args.appPassword),
         config,
         migrationsFingerprint: migrationsFingerprint(config),
         timeoutSeconds: SCHEMA_TIMEOUT_SECONDS,
       },
       // Children do not inherit a component's dependsOn: hand it on. The state echoes the inputs,
       // so the connection string is marked secret among the outputs too.
-      { parent: this, dependsOn: opts?.dependsOn, additionalSecretOutputs: ["connectionString"] },
+      { parent: this, dependsOn: opts?.dependsOn, additionalSecretOutputs: ["connectionString", "appPassword"] },
     );
 
     this.version = migrations.version;

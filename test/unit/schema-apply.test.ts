@@ -113,8 +113,9 @@ test("migrationsFingerprint: stable, changed by what the SQL depends on, not by 
   const base = migrationsFingerprint(config);
   t.regex(base, /^[0-9a-f]{64}$/);
   t.is(migrationsFingerprint(parseClusterConfig({})), base);
-  t.is(migrationsFingerprint(parseClusterConfig({ poolSize: 40, grafanaPort: 3001, workerGroups: 2 })), base);
-  for (const change of [{ embeddingDimensions: 768 }, { hnswM: 24 }, { hnswEfSearch: 100 }, { shardCount: 24 }, { vectorExtension: "ruvector" }]) {
+  t.is(migrationsFingerprint(parseClusterConfig({ poolSize: 40, grafanaPort: 3001, coordinatorMembers: 5 })), base);
+  // workerGroups: the distribution step checks that pg_dist_node lists that many worker groups.
+  for (const change of [{ embeddingDimensions: 768 }, { hnswM: 24 }, { hnswEfSearch: 100 }, { shardCount: 24 }, { vectorExtension: "ruvector" }, { workerGroups: 2 }]) {
     t.not(migrationsFingerprint(parseClusterConfig(change)), base, JSON.stringify(change));
   }
 });
