@@ -96,9 +96,15 @@ if [ "${#apt_needs[@]}" -gt 0 ]; then
     || refuse "apt cannot install ${apt_needs[*]}: $(grep -m1 '^E:' <<<"$check" || echo "$check" | tail -1). Nothing was installed"
 fi
 
+# Build tools (pgvector's, Citus's) and a Citus package go into the same apt-get run as the rest.
+tools=()
+for p in "${apt_needs[@]}"; do
+  case " ${missing[*]} ${tools[*]} " in *" $p "*) ;; *) installed "$p" || tools+=("$p") ;; esac
+done
 log "will install:"
-[ "${#missing[@]}" -gt 0 ] && log "  Debian packages (about 35 s): ${missing[*]}"
-$build_pgvector && log "  pgvector, built from Debian 13's source package for PostgreSQL $PG_MAJOR (about a minute, its build tools included)"
+[ "${#missing[@]}" -gt 0 ] && log "  Debian packages: ${missing[*]}"
+[ "${#tools[@]}" -gt 0 ] && log "  also from the archive (build tools, headers): ${tools[*]}"
+$build_pgvector && log "  pgvector, built from Debian 13's source package for PostgreSQL $PG_MAJOR (about 30 s)"
 case "$citus" in
   package\ *) log "  Citus, from the package ${citus#package }" ;;
   build\ *) log "  Citus 13.0.5, built from ../shared/vendor for PostgreSQL $PG_MAJOR (1 to 6 minutes)" ;;
@@ -121,12 +127,12 @@ apt_install() {
   rm -f "$err"
 }
 
-if [ "${#missing[@]}" -gt 0 ]; then
-  log "installing Debian packages: ${missing[*]}"
+if [ "${#missing[@]}" -gt 0 ] || [ "${#tools[@]}" -gt 0 ]; then
+  log "installing $(( ${#missing[@]} + ${#tools[@]} )) Debian packages and what they depend on (1 to 3 minutes)"
   # The packages' own services (etcd, pgbouncer, haproxy, prometheus...) must not start: the project
   # runs its own instances on its own ports. policy-rc.d exit 101 tells invoke-rc.d "do not start".
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-  apt_install "${missing[@]}" || { rm -f /usr/sbin/policy-rc.d; exit 1; }
+  apt_install "${missing[@]}" "${tools[@]}" || { rm -f /usr/sbin/policy-rc.d; exit 1; }
   rm -f /usr/sbin/policy-rc.d
   # Under systemd the new services would start at the next boot and take the ports the project's
   # own instances use (6432, 9090...): disable those this run installed, and only those.
@@ -151,17 +157,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 if $build_pgvector; then
-  log "building pgvector for PostgreSQL $PG_MAJOR from Debian 13's source package (about a minute, its build tools included)"
-  missing_deps=()
-  for p in "${PGVECTOR_BUILD_DEPS[@]}"; do installed "$p" || missing_deps+=("$p"); done
-  [ "${#missing_deps[@]}" -eq 0 ] || apt_install "${missing_deps[@]}"
+  log "building pgvector for PostgreSQL $PG_MAJOR from Debian 13's source package (about 30 s)"
   (cd "$src" && apt-get "${APT_SRC_OPTS[@]}" source --download-only -qq pgvector >/dev/null && dpkg-source -x --no-check ./*.dsc src >/dev/null)
   make -s -C "$src/src" PG_CONFIG="/usr/lib/postgresql/$PG_MAJOR/bin/pg_config" >/dev/null
   make -s -C "$src/src" PG_CONFIG="/usr/lib/postgresql/$PG_MAJOR/bin/pg_config" install >/dev/null
   log "pgvector installed: $(grep default_version "$PG_SHAREDIR/vector.control")"
 fi
 
-# Citus: a package where the archive has one, otherwise built from the pinned, checksummed source.
+# Citus: a package where the archive has one, otherwise built from the pinned, checksummed source
+# (its package or build dependencies are already installed above).
 bash "$HERE/install-citus.sh" "$PG_MAJOR"
 
 report_ready
