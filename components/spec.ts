@@ -6,7 +6,7 @@ export type PlatformName = "docker" | "kubernetes";
 export type VectorExtension = "pgvector" | "ruvector";
 export type SynchronousMode = "off" | "on" | "quorum";
 export type BenchmarkMode = "quick" | "full" | "stress";
-export type KubernetesServiceType = "LoadBalancer" | "NodePort";
+export type KubernetesServiceType = "ClusterIP" | "LoadBalancer" | "NodePort";
 
 /** The flat stack configuration keys (`pulumi config set KEY VALUE`), with their defaults. */
 export interface ClusterConfig {
@@ -97,8 +97,23 @@ export interface ClusterConfig {
   kubernetesStorageClass: string;
   /** The pod network (CIDR) on kubernetes: pg_hba admits only it there (networkSubnet is docker's). */
   kubernetesPodCidr: string;
-  /** Type of the Services of published ports on kubernetes. */
+  /**
+   * kubernetes: ClusterIP publishes nothing outside the cluster; LoadBalancer or NodePort add a
+   * `<member>-public` Service for each published port (HAProxy, PgBouncer, Prometheus, Grafana).
+   */
   kubernetesServiceType: KubernetesServiceType;
+  /**
+   * kubernetes: comma-separated CIDRs admitted to the published Services (loadBalancerSourceRanges and
+   * the NetworkPolicies); required unless kubernetesServiceType is ClusterIP.
+   */
+  kubernetesSourceRanges: string;
+  /** kubernetes: pods of HAProxy and of PgBouncer each (spread over nodes, with a disruption budget). */
+  kubernetesRouterReplicas: number;
+  /** kubernetes: numeric user and group of `postgres` in databaseImage (the Citus image's: 999); pods run as them. */
+  kubernetesPostgresUid: number;
+  kubernetesPostgresGid: number;
+  /** kubernetes: seconds a PostgreSQL pod has to shut down cleanly before it is killed. */
+  kubernetesTerminationGraceSeconds: number;
   /** Run the benchmark suite after `pulumi up` creates or updates the schema. */
   benchmarkEnabled: boolean;
   /** Benchmark mode of the post-deploy run. */
@@ -152,7 +167,12 @@ export const DEFAULT_CONFIG: ClusterConfig = {
   kubernetesVolumeSize: "10Gi",
   kubernetesStorageClass: "",
   kubernetesPodCidr: "10.0.0.0/8",
-  kubernetesServiceType: "LoadBalancer",
+  kubernetesServiceType: "ClusterIP",
+  kubernetesSourceRanges: "",
+  kubernetesRouterReplicas: 2,
+  kubernetesPostgresUid: 999,
+  kubernetesPostgresGid: 999,
+  kubernetesTerminationGraceSeconds: 300,
   benchmarkEnabled: true,
   benchmarkMode: "quick",
   benchmarkRunId: "",
@@ -219,7 +239,13 @@ const CONFIG_SCHEMA = {
     // Empty, or a StorageClass name (a DNS subdomain).
     kubernetesStorageClass: { type: "string", pattern: "^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)?$" },
     kubernetesPodCidr: cidr,
-    kubernetesServiceType: { type: "string", enum: ["LoadBalancer", "NodePort"] },
+    kubernetesServiceType: { type: "string", enum: ["ClusterIP", "LoadBalancer", "NodePort"] },
+    // Empty, or CIDRs separated by commas (each checked in crossFieldErrors).
+    kubernetesSourceRanges: { type: "string", pattern: "^( *\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}/\\d{1,2} *(, *\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}/\\d{1,2} *)*)?$" },
+    kubernetesRouterReplicas: int(1, 10),
+    kubernetesPostgresUid: int(1, 2147483647),
+    kubernetesPostgresGid: int(1, 2147483647),
+    kubernetesTerminationGraceSeconds: int(30, 3600),
     benchmarkEnabled: { type: "boolean" },
     benchmarkMode: { type: "string", enum: ["quick", "full", "stress"] },
     benchmarkRunId: { type: "string", maxLength: 100 },
@@ -261,6 +287,11 @@ function isValidSubnet(subnet: string): boolean {
   return address.split(".").every((octet) => Number(octet) <= 255) && Number(prefix) >= 8 && Number(prefix) <= 28;
 }
 
+function isValidCidr(cidr: string): boolean {
+  const [address, prefix] = cidr.split("/");
+  return address.split(".").every((octet) => Number(octet) <= 255) && Number(prefix) <= 32;
+}
+
 function crossFieldErrors(c: ClusterConfig): string[] {
   const errors: string[] = [];
   if (c.etcdMembers % 2 === 0) {
@@ -287,6 +318,14 @@ function crossFieldErrors(c: ClusterConfig): string[] {
   }
   for (const key of ["networkSubnet", "kubernetesPodCidr"] as const) {
     if (!isValidSubnet(c[key])) errors.push(`${key}: got "${c[key]}"; allowed: an IPv4 CIDR with octets up to 255 and a prefix from /8 to /28`);
+  }
+  const ranges = c.kubernetesSourceRanges.split(",").map((r) => r.trim()).filter((r) => r !== "");
+  const badRange = ranges.find((r) => !isValidCidr(r));
+  if (badRange) {
+    errors.push(`kubernetesSourceRanges: got "${badRange}"; allowed: IPv4 CIDRs with octets up to 255 and a prefix from /0 to /32, separated by commas`);
+  }
+  if (c.kubernetesServiceType !== "ClusterIP" && ranges.length === 0) {
+    errors.push(`kubernetesSourceRanges: got "" with kubernetesServiceType "${c.kubernetesServiceType}"; allowed: the CIDRs that may reach the published Services (e.g. "203.0.113.0/24"): nothing is published to everyone`);
   }
   if (c.platform === "kubernetes" && c.databaseImage === "") {
     errors.push(`databaseImage: got "" with platform "kubernetes"; allowed: a pre-built image reference the cluster can pull (build images/ and push it; the kubernetes platform builds no image)`);
