@@ -198,11 +198,11 @@ test("`npm run render` writes every file of the dev stack: one patroni.yml per n
     const groups = nodeDirs.map((d) => parseYaml(readFileSync(join(out, d, "patroni.yml"), "utf8")).citus.group as number);
     t.deepEqual([...new Set(groups)].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6]);
     for (const member of ["dpc-etcd-0", "dpc-etcd-1", "dpc-etcd-2"]) t.true(existsSync(join(out, member, "etcd.args")));
-    t.true(existsSync(join(out, "haproxy", "haproxy.cfg")));
-    t.true(existsSync(join(out, "pgbouncer", "pgbouncer.ini")));
-    const userlist = readFileSync(join(out, "pgbouncer", "userlist.txt"), "utf8");
+    t.true(existsSync(join(out, "dpc-haproxy", "haproxy.cfg")));
+    t.true(existsSync(join(out, "dpc-pgbouncer", "pgbouncer.ini")));
+    const userlist = readFileSync(join(out, "dpc-pgbouncer", "userlist.txt"), "utf8");
     t.regex(userlist, /PLACEHOLDER-appPassword/);
-    t.is(statSync(join(out, "pgbouncer", "userlist.txt")).mode & 0o777, 0o600);
+    t.is(statSync(join(out, "dpc-pgbouncer", "userlist.txt")).mode & 0o777, 0o600);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
