@@ -132,6 +132,11 @@ export class LocalCluster {
     return node;
   }
 
+  /** "user:password" for Patroni's REST endpoints that change something (keep it out of logs). */
+  restApiAuth(): string {
+    return `${ROLES.restApi}:${this.secrets().restApi}`;
+  }
+
   restUrl(node: PostgresNode): string {
     return `http://${this.addressing.postgres(node).connect}:${PORTS.patroniRest}`;
   }

@@ -2,6 +2,7 @@
 // failover of the coordinator primary under writes (median of 3), then tears the cluster down.
 import { LocalCluster, type LocalOptions } from "./cluster.ts";
 import { failoverUnderWrites, type FailoverResult } from "./failover.ts";
+import { plannedSwitchover, type SwitchoverResult } from "./switchover.ts";
 
 export interface DrillReport {
   postgresMajor: number;
@@ -12,6 +13,8 @@ export interface DrillReport {
   acknowledgedWrites: number;
   lostWrites: number;
   runs: FailoverResult[];
+  /** A planned switchover of the coordinator after the failovers, PgBouncer paused around it. */
+  switchover: SwitchoverResult;
 }
 
 function median(values: number[]): number {
@@ -31,9 +34,15 @@ export async function runDrill(options: LocalOptions, rounds = 3): Promise<Drill
     const runs: FailoverResult[] = [];
     for (let round = 1; round <= rounds; round++) {
       const run = await failoverUnderWrites(cluster, 0);
-      log(`failover ${round}/${rounds}: ${run.oldLeader} -> ${run.newLeader}, first write after ${run.secondsToFirstWrite.toFixed(1)} s, ${run.lostWrites.length} lost of ${run.acknowledgedWrites}`);
+      const { leaderKeyExpired, newLeaderElected, promoted, routed } = run.timeline;
+      log(
+        `failover ${round}/${rounds}: ${run.oldLeader} -> ${run.newLeader}: leader key expired ${leaderKeyExpired} s, new leader ${newLeaderElected} s, ` +
+          `promoted ${promoted} s, routed by HAProxy ${routed} s, first write ${run.secondsToFirstWrite.toFixed(2)} s after the kill; ${run.lostWrites.length} lost of ${run.acknowledgedWrites}`,
+      );
       runs.push(run);
     }
+    const switchover = await plannedSwitchover(cluster, 0);
+    log(`planned switchover ${switchover.from} -> ${switchover.to}: clients paused ${switchover.seconds.toFixed(2)} s`);
     const times = runs.map((r) => r.secondsToFirstWrite);
     succeeded = true;
     return {
@@ -50,6 +59,7 @@ export async function runDrill(options: LocalOptions, rounds = 3): Promise<Drill
       acknowledgedWrites: runs.reduce((sum, r) => sum + r.acknowledgedWrites, 0),
       lostWrites: runs.reduce((sum, r) => sum + r.lostWrites.length, 0),
       runs,
+      switchover,
     };
   } finally {
     // Keep the logs of a failed drill for a person to read.

@@ -51,3 +51,19 @@ export async function etcdHealthy(clientUrl: string): Promise<boolean> {
     return false;
   }
 }
+
+/**
+ * POST to a Patroni REST endpoint that needs credentials (/switchover, /reinitialize, ...).
+ * `auth` is "user:password". Throws with Patroni's answer when it refuses (HTTP status >= 400).
+ */
+export async function postPatroni(restUrl: string, path: string, auth: string, body: unknown, timeoutMs = 60000): Promise<string> {
+  const response = await fetch(`${restUrl}${path}`, {
+    method: "POST",
+    headers: { authorization: `Basic ${Buffer.from(auth).toString("base64")}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`Patroni ${restUrl}${path}: HTTP ${response.status} ${text}`);
+  return text;
+}

@@ -4,10 +4,9 @@
 // it has left recovery. A worker group's switchover is held by Patroni itself, through Citus
 // (citus_update_node with a cooldown), so PgBouncer stays open. The rolling changes reuse this.
 import pg from "pg";
-import { ROLES } from "../components/render/index.ts";
 import type { PostgresNode } from "../components/spec.ts";
 import { SYNCHRONOUS_ROLES, type LocalCluster } from "./cluster.ts";
-import { clusterMembers, leaderOf } from "./patroni-api.ts";
+import { clusterMembers, leaderOf, postPatroni } from "./patroni-api.ts";
 import { pollUntil } from "./processes.ts";
 
 export interface SwitchoverResult {
@@ -33,15 +32,7 @@ export async function pgbouncerAdmin(cluster: LocalCluster, command: string): Pr
 }
 
 async function requestSwitchover(cluster: LocalCluster, leader: PostgresNode, candidate: string): Promise<void> {
-  const auth = Buffer.from(`${ROLES.restApi}:${cluster.secrets().restApi}`).toString("base64");
-  const response = await fetch(`${cluster.restUrl(leader)}/switchover`, {
-    method: "POST",
-    headers: { authorization: `Basic ${auth}`, "content-type": "application/json" },
-    body: JSON.stringify({ leader: leader.name, candidate }),
-    signal: AbortSignal.timeout(60000),
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`Patroni refused the switchover ${leader.name} -> ${candidate}: HTTP ${response.status} ${text}`);
+  await postPatroni(cluster.restUrl(leader), "/switchover", cluster.restApiAuth(), { leader: leader.name, candidate });
 }
 
 async function outOfRecoveryThroughRouter(cluster: LocalCluster): Promise<boolean> {
