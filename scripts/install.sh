@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs, from Debian's own packages, everything the real-service tests and `npm run local` need:
 # PostgreSQL of this Debian release, pgvector, Patroni, etcd, PgBouncer, HAProxy, Prometheus (+promtool)
-# and the exporters, and Citus (scripts/install-citus.sh). Idempotent: quick when everything is already there. Must run as root.
+# and the exporters, PgBouncer 1.21+ (scripts/install-pgbouncer.sh) and Citus (scripts/install-citus.sh). Idempotent: quick when everything is already there. Must run as root.
 set -euo pipefail
 
 log() { printf '[install] %s\n' "$*"; }
@@ -78,6 +78,10 @@ SRC
 else
   log "pgvector already installed"
 fi
+
+# PgBouncer that tracks prepared statements (1.21+): Debian 13's package; on Debian 12, built from
+# Debian 13's source package into a .deb that replaces 1.18 (scripts/install-pgbouncer.sh).
+bash "$(dirname "$0")/install-pgbouncer.sh"
 
 # Citus: a package where the archive has one, otherwise built from the pinned, checksummed source.
 bash "$(dirname "$0")/install-citus.sh" "$PG_MAJOR"
