@@ -154,8 +154,11 @@ test.serial("connect-time statement_timeout (options -c) is refused with an erro
     t.regex(error!.message, /unsupported startup parameter in options: statement_timeout/);
   }
   // PGOPTIONS, as psql and libpq-based drivers pass it, is the same startup parameter.
-  const { stdout, stderr } = await run("psql", ["-XAtc", "SHOW statement_timeout", APP_URL], {
-    env: { ...process.env, PGOPTIONS: "-c statement_timeout=100", PGCONNECT_TIMEOUT: "5" },
+  const url = new URL(APP_URL);
+  const password = decodeURIComponent(url.password);
+  url.password = ""; // through PGPASSWORD, not the command line
+  const { stdout, stderr } = await run("psql", ["-XAtc", "SHOW statement_timeout", url.toString()], {
+    env: { ...process.env, PGPASSWORD: password, PGOPTIONS: "-c statement_timeout=100", PGCONNECT_TIMEOUT: "5" },
   }).catch((e: { stdout: string; stderr: string }) => e);
   t.is(stdout, "");
   t.regex(stderr, /unsupported startup parameter in options: statement_timeout/);
