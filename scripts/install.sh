@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, from Debian's own packages, everything the real-service tests and `npm run local` need:
 # PostgreSQL of this Debian release, pgvector, Patroni, etcd, PgBouncer, HAProxy, Prometheus (+promtool)
-# and the exporters, and Citus (scripts/install-citus.sh). `npm run local -- up` and `npm test` run it
+# and the exporters, Patroni 4 (scripts/install-patroni.sh), PgBouncer 1.21+ (scripts/install-pgbouncer.sh) and
+# Citus (scripts/install-citus.sh). `npm run local -- up` and `npm test` run it
 # first. Idempotent: under a second, touching nothing, when everything is already there.
 #
 # It checks everything before it installs anything, and refuses with one message (exit 1, nothing
@@ -58,13 +59,18 @@ citus_plan() { bash "$HERE/install-citus.sh" "$PG_MAJOR" --check; }
 patroni_version=$(/usr/bin/python3 /usr/bin/patroni --version 2>/dev/null | awk '{print $2}' || true)
 patroni4=false
 [ -n "$patroni_version" ] && [ "${patroni_version%%.*}" -ge 4 ] && patroni4=true
+# PgBouncer 1.21+ (max_prepared_statements): Debian 12's own is 1.18.
+pgbouncer_version=$(/usr/sbin/pgbouncer --version 2>/dev/null | awk 'NR == 1 { print $2 }' || true)
+pgbouncer_min=$(sed -n 's/^MIN_VERSION=\([0-9.]*\).*/\1/p' "$HERE/install-pgbouncer.sh")
+pgbouncer_ok=false
+[ -n "$pgbouncer_version" ] && [ "$(printf '%s\n%s\n' "$pgbouncer_min" "$pgbouncer_version" | sort -V | head -1)" = "$pgbouncer_min" ] && pgbouncer_ok=true
 citus=$(citus_plan 2>/dev/null || echo unknown)
 
 report_ready() {
   log "ready: PostgreSQL $PG_MAJOR ($("/usr/lib/postgresql/$PG_MAJOR/bin/postgres" --version | awk '{print $3}')), pgvector $(sed -n "s/^default_version = '\(.*\)'/\1/p" "$PG_SHAREDIR/vector.control"), citus extension $(sed -n "s/^default_version = '\(.*\)'/\1/p" "$PG_SHAREDIR/citus.control"), patroni $(/usr/bin/python3 /usr/bin/patroni --version 2>/dev/null | awk '{print $2}'), etcd $(etcd --version 2>/dev/null | head -1 | awk '{print $3}'), pgbouncer $(pgbouncer --version 2>/dev/null | head -1 | awk '{print $2}'), haproxy $(haproxy -v 2>/dev/null | head -1 | awk '{print $3}')"
 }
 
-if [ "${#missing[@]}" -eq 0 ] && ! $build_pgvector && $patroni4 && [ "$citus" = installed ]; then
+if [ "${#missing[@]}" -eq 0 ] && ! $build_pgvector && $patroni4 && $pgbouncer_ok && [ "$citus" = installed ]; then
   log "everything is already installed ($pretty)"
   report_ready
   exit 0
@@ -112,6 +118,7 @@ log "will install:"
 [ "${#tools[@]}" -gt 0 ] && log "  also from the archive (build tools, headers): ${tools[*]}"
 $build_pgvector && log "  pgvector, built from Debian 13's source package for PostgreSQL $PG_MAJOR (about 30 s)"
 [ "$PG_MAJOR" = 15 ] && ! $patroni4 && log "  Patroni 4, Debian 13's package (Debian 12 has ${patroni_version:-3.0.2})"
+[ "$PG_MAJOR" = 15 ] && ! $pgbouncer_ok && log "  PgBouncer 1.24, built from Debian 13's source package (Debian 12 has ${pgbouncer_version:-1.18}; about 1.5 minutes)"
 case "$citus" in
   package\ *) log "  Citus, from the package ${citus#package }" ;;
   build\ *) log "  Citus 13.0.5, built from ../shared/vendor for PostgreSQL $PG_MAJOR (1 to 6 minutes)" ;;
@@ -173,6 +180,10 @@ fi
 
 # Patroni 4 everywhere (Debian 12's own package is 3.0.2): quorum commit and one set of timing rules.
 $patroni4 || bash "$HERE/install-patroni.sh"
+
+# PgBouncer that tracks prepared statements (1.21+): Debian 13's package; on Debian 12, built from
+# Debian 13's source package into a .deb that replaces 1.18 (scripts/install-pgbouncer.sh).
+$pgbouncer_ok || bash "$HERE/install-pgbouncer.sh"
 
 # Citus: a package where the archive has one, otherwise built from the pinned, checksummed source
 # (its package or build dependencies are already installed above).

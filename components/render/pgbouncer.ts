@@ -1,4 +1,5 @@
-// pgbouncer.ini and its auth file: transaction pooling in front of HAProxy's read-write listener.
+// pgbouncer.ini and its auth file: transaction pooling in front of HAProxy's read-write listener, plus
+// a small session-mode pool (`<database>_session`) for clients that need session features.
 import type { ClusterConfig } from "../spec.ts";
 import { PORTS, ROLES, type Addressing, type ClusterSecrets } from "./types.ts";
 
@@ -10,12 +11,75 @@ export interface PgbouncerPaths {
   logFile?: string;
 }
 
+/** PgBouncer 1.21 is the first that tracks protocol-level prepared statements (`max_prepared_statements`). */
+export const PGBOUNCER_MIN_VERSION = "1.21";
+
+/**
+ * Prepared statements PgBouncer keeps prepared on each server connection (an LRU; 0 disables the
+ * tracking). 200 is PgBouncer's own default since 1.22: above the statements an application commonly
+ * prepares (pgbench: 3-7, ORMs tens; pgjdbc caches 256 per connection but few are hot), and bounded,
+ * as each one costs plan memory in the PostgreSQL backend of every pooled server connection.
+ */
+export const MAX_PREPARED_STATEMENTS = 200;
+
+/**
+ * Parameters PgBouncer keeps per client (besides client_encoding, DateStyle, TimeZone,
+ * standard_conforming_strings and application_name) and restores on whichever server connection the
+ * client gets, so a `SET` of one of them (or `-c NAME=VALUE` in the `options` startup parameter) holds
+ * for that client and never reaches another. Only parameters PostgreSQL reports to clients can be
+ * tracked; `default_transaction_read_only` is reported since PostgreSQL 14.
+ */
+export const TRACKED_PARAMETERS = ["IntervalStyle", "default_transaction_read_only"] as const;
+
+/**
+ * Startup parameters accepted and dropped. Only `extra_float_digits` (pgjdbc and others send 3 to get
+ * exact float output, which PostgreSQL 12+ gives by default). `options` is not here: settings passed at
+ * connect time (`-c statement_timeout=...`) are honoured when tracked (above) and otherwise refused
+ * with "unsupported startup parameter in options", never silently dropped.
+ */
+export const IGNORED_STARTUP_PARAMETERS = ["extra_float_digits"] as const;
+
+/**
+ * Run on every server connection a client releases, in both pools (server_reset_query_always = 1), so
+ * no session state reaches the next client: DISCARD ALL's parts (settings, role, cursors, LISTEN,
+ * session advisory locks, temporary tables, sequence state) except the prepared statements PgBouncer
+ * itself tracks (PGBOUNCER_n: kept, so prepared statements stay prepared on the server); statements a
+ * client prepared under its own name (SQL PREPARE, or any in the session pool, where PgBouncer does not
+ * track them) are deallocated. Tracked parameters are restored by PgBouncer before the next query of
+ * their client. Cost: one round trip after each transaction, off the client's path.
+ */
+export const SERVER_RESET_QUERY = [
+  "CLOSE ALL",
+  "SET SESSION AUTHORIZATION DEFAULT",
+  "RESET ROLE",
+  "RESET ALL",
+  "UNLISTEN *",
+  "SELECT pg_advisory_unlock_all()",
+  "DISCARD TEMP",
+  "DISCARD SEQUENCES",
+  "DO $$DECLARE s text; BEGIN FOR s IN SELECT name FROM pg_prepared_statements WHERE name NOT LIKE 'PGBOUNCER\\_%' " +
+    "LOOP EXECUTE format('DEALLOCATE %I', s); END LOOP; END$$",
+].join("; ");
+
+/** The session-mode pool's PgBouncer database name: the same PostgreSQL database, a server connection per client. */
+export function sessionPoolDatabase(config: ClusterConfig): string {
+  return `${config.database}_session`;
+}
+
+/** Server connections of the session pool at most: a quarter of the transaction pool's size, at least 2. */
+export function sessionPoolSize(config: ClusterConfig): number {
+  return Math.max(2, Math.ceil(config.poolSize / 4));
+}
+
 export function renderPgbouncerIni(config: ClusterConfig, addressing: Addressing, paths: PgbouncerPaths): string {
   const target = `host=${addressing.haproxy.connect} port=${PORTS.haproxyReadWrite}`;
   const lines = [
     "; Rendered by distributed-postgres-cluster; do not edit.",
     "[databases]",
     `${config.database} = ${target} dbname=${config.database}`,
+    // Session pooling: SET, session advisory locks, temporary tables, LISTEN, SQL PREPARE, WITH HOLD
+    // cursors last as long as the client's connection. Its own, smaller cap on server connections.
+    `${sessionPoolDatabase(config)} = ${target} dbname=${config.database} pool_mode=session pool_size=${sessionPoolSize(config)} max_db_connections=${sessionPoolSize(config)}`,
     "",
     "[pgbouncer]",
     `listen_addr = ${addressing.pgbouncer.listen}`,
@@ -32,7 +96,11 @@ export function renderPgbouncerIni(config: ClusterConfig, addressing: Addressing
     "server_login_retry = 1",
     "server_connect_timeout = 3",
     "query_wait_timeout = 60",
-    "ignore_startup_parameters = extra_float_digits,options",
+    `max_prepared_statements = ${MAX_PREPARED_STATEMENTS}`,
+    `track_extra_parameters = ${TRACKED_PARAMETERS.join(",")}`,
+    `ignore_startup_parameters = ${IGNORED_STARTUP_PARAMETERS.join(",")}`,
+    `server_reset_query = ${SERVER_RESET_QUERY}`,
+    "server_reset_query_always = 1",
     `admin_users = ${ROLES.superuser}`,
     `stats_users = ${ROLES.superuser}`,
   ];
