@@ -170,6 +170,8 @@ test.serial("docker containers: hostname = name, network alias, healthcheck, res
   for (const container of databaseContainers()) {
     t.is(container.inputs.cpus, "1");
     t.is(container.inputs.memory, 2048);
+    // /dev/shm holds a parallel HNSW build's graph: maintenance_work_mem (2048 / 4 = 512 MB) + 64.
+    t.is(container.inputs.shmSize, 576);
     t.deepEqual(container.inputs.entrypoints, ["/usr/local/bin/dpc-entrypoint"]);
     t.regex(container.inputs.image as string, /^dpc-postgres:pg17@sha256:/);
     t.deepEqual(container.inputs.volumes, [{ volumeName: `${container.name}-data`, containerPath: "/var/lib/postgresql/patroni" }]);
