@@ -269,7 +269,10 @@ test.serial("Schema: the superuser URL through HAProxy's read-write listener is 
   const { inputs, additionalSecretOutputs } = schemaMigrations();
   t.true(isSecretValue(inputs.connectionString));
   t.is(reveal(inputs.connectionString), "postgresql://postgres:generated-dpc-superuser-password@localhost:5000/vectors");
-  t.deepEqual(additionalSecretOutputs, ["connectionString"]);
+  t.deepEqual(additionalSecretOutputs, ["connectionString", "poolerAdminConnectionString"]);
+  // PgBouncer's admin console, for RECONNECT after the migrations changed database settings.
+  t.true(isSecretValue(inputs.poolerAdminConnectionString));
+  t.is(reveal(inputs.poolerAdminConnectionString), "postgresql://postgres:generated-dpc-superuser-password@localhost:6432/pgbouncer");
   t.is((inputs.config as { database: string }).database, "vectors");
   t.regex(inputs.migrationsFingerprint as string, /^[0-9a-f]{64}$/);
   t.is(inputs.timeoutSeconds, 600);
