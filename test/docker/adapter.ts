@@ -106,6 +106,17 @@ async function uploadArchive(uploads: unknown[], where: string): Promise<Buffer>
   return Buffer.concat(chunks);
 }
 
+/** A multiplexed stdout/stderr stream (no TTY) as text: drops the 8-byte frame headers. */
+function demultiplex(buffer: Buffer): string {
+  const out: string[] = [];
+  for (let i = 0; i + 8 <= buffer.length; ) {
+    const size = buffer.readUInt32BE(i + 4);
+    out.push(buffer.subarray(i + 8, i + 8 + size).toString("utf8"));
+    i += 8 + size;
+  }
+  return out.join("");
+}
+
 export interface Timings {
   /** Seconds per image built (database image and stand-ins), cache hits included. */
   builds: Record<string, number>;
@@ -356,16 +367,42 @@ export class DockerAdapter {
     return Object.values(networks)[0].IPAddress;
   }
 
+  /** The containers this adapter created, with the registration each came from. */
+  get containers(): string[] {
+    return [...this.created.containers];
+  }
+
+  /**
+   * Runs `cmd` in a running container (as `user`, default the container's) and returns its exit
+   * code and output (stdout and stderr together).
+   */
+  async exec(name: string, cmd: string[], user?: string): Promise<{ code: number; output: string }> {
+    const exec = await this.docker.getContainer(name).exec({ Cmd: cmd, User: user, AttachStdout: true, AttachStderr: true });
+    const stream = await exec.start({ hijack: true, stdin: false });
+    const chunks: Buffer[] = [];
+    await new Promise<void>((resolvePromise, reject) => {
+      stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+      stream.on("end", () => resolvePromise());
+      stream.on("error", reject);
+    });
+    const info = await exec.inspect();
+    return { code: info.ExitCode ?? -1, output: demultiplex(Buffer.concat(chunks)) };
+  }
+
+  /**
+   * Gives a stopped container another address on its network (disconnect, connect with `ip`), as a
+   * host restart or a new container would: the name stays, the address changes.
+   */
+  async readdress(name: string, ip: string): Promise<void> {
+    const info = await this.inspect(name);
+    const [network, endpoint] = Object.entries(info.NetworkSettings.Networks)[0];
+    await this.docker.getNetwork(network).disconnect({ Container: name, Force: true });
+    await this.docker.getNetwork(network).connect({ Container: name, EndpointConfig: { IPAMConfig: { IPv4Address: ip }, Aliases: endpoint.Aliases ?? [] } });
+  }
+
   async logs(name: string, lines: number): Promise<string> {
     const buffer = (await this.docker.getContainer(name).logs({ stdout: true, stderr: true, tail: lines })) as unknown as Buffer;
-    // Multiplexed stream: drop the 8-byte frame headers.
-    const out: string[] = [];
-    for (let i = 0; i + 8 <= buffer.length; ) {
-      const size = buffer.readUInt32BE(i + 4);
-      out.push(buffer.subarray(i + 8, i + 8 + size).toString("utf8"));
-      i += 8 + size;
-    }
-    return out.join("");
+    return demultiplex(buffer);
   }
 
   /** Removes every container, network, volume and image tag this adapter created. */

@@ -1,7 +1,7 @@
 // The Schema's work, without a database: the retry loop around the migration runner (a fake `apply`,
 // a fake clock), which errors mean "no leader yet", and the fingerprint that decides re-applying.
 import test from "ava";
-import { applySchema, applySchemaWithRetry, briefError, endpointOf, isRetryableError, RECONNECT_NOTE } from "../../components/schema-apply.ts";
+import { applySchema, applySchemaWithRetry, briefError, endpointOf, isRetryableError, RECONNECT_NOTE, WORKERS_PENDING } from "../../components/schema-apply.ts";
 import { migrationsFingerprint } from "../../components/schema.ts";
 import { parseClusterConfig } from "../../components/spec.ts";
 import { MigrationDriftError, type ApplyResult } from "../../sql/apply.ts";
@@ -164,4 +164,8 @@ test("applySchema: a PgBouncer that refuses the admin login fails the step, nami
   );
   // 08P01 is a protocol violation: retryable as an 08 class error until the deadline, then final.
   t.regex(error!.message, /PgBouncer at localhost:6432 did not answer/);
+});
+
+test("worker groups missing from pg_dist_node count as \"not ready yet\": distributing then would place no or too few shards", (t) => {
+  t.true(isRetryableError(Object.assign(new Error("1 of 2 worker groups registered in pg_dist_node"), { code: WORKERS_PENDING })));
 });
