@@ -2,6 +2,7 @@
 import type { LatencyRecorder, LatencySummary, PercentilePoint } from "./latency.ts";
 import type { LoopResult } from "./load-loops.ts";
 import type { RecallSummary } from "./recall.ts";
+import type { PlanSummary } from "./search-sql.ts";
 import { check, TARGETS, worstVerdict, type Check, type Target, type Verdict } from "./targets.ts";
 
 export type ThroughputUnit = "queries/s" | "rows/s" | "transactions/s" | "operations/s";
@@ -37,6 +38,8 @@ export interface ScenarioResult {
   /** Open loop: lateness of the generator's own dispatch (included in latency), ms. */
   dispatchLagMs: LatencySummary | null;
   recall: RecallSummary | null;
+  /** What one of the scenario's searches touches (from EXPLAIN); null for scenarios without searches. */
+  plan: PlanSummary | null;
   operations: OperationResult[];
   distribution: PercentilePoint[];
   checks: Check[];
@@ -50,6 +53,7 @@ export interface ScenarioMeta {
   loop: "closed" | "open";
   clients: number;
   offeredRate?: number;
+  plan?: PlanSummary;
 }
 
 /** A check on a latency or throughput, and always the success rate. */
@@ -80,6 +84,7 @@ export function buildScenarioResult(
   }));
   const judged = [
     ...checks.map((spec) => check(spec.target, spec.value({ latency, operations: loop.byOperation, throughput }))),
+    ...(recall ? [check(TARGETS.recall, recall.mean)] : []),
     check(TARGETS.successRate, round(loop.overall.successRate(), 4)),
   ];
   return {
@@ -98,6 +103,7 @@ export function buildScenarioResult(
     offeredRate: meta.offeredRate ?? null,
     dispatchLagMs: loop.dispatchLag ? loop.dispatchLag.summary() : null,
     recall,
+    plan: meta.plan ?? null,
     operations: operations.length > 1 ? operations : [],
     distribution: loop.overall.percentileCurve(),
     checks: judged,

@@ -2,6 +2,7 @@
 import type pg from "pg";
 import { BENCHMARK_SCHEMA } from "../sql/migrations.ts";
 import type { VectorDialect } from "../sql/vector-dialect.ts";
+import { explainDistributed, indexNames } from "./distributed-plan.ts";
 
 export const BENCH_TABLE = `${BENCHMARK_SCHEMA}.vector_items`;
 export const BENCH_INDEX = "vector_items_embedding_hnsw_idx";
@@ -58,24 +59,24 @@ export interface PlanSummary {
   /** Indexes the plan scans (any level, including Citus' remote plans). */
   indexes: string[];
   usesHnswIndex: boolean;
+  /** Shards one such query runs on (Citus tasks); 1 on a plain PostgreSQL node. */
+  shards: number;
+  /** Worker nodes those shards are on; 1 on a plain node. */
+  workers: number;
+  /** Shards whose plan scans the HNSW index (the rest search exactly). */
+  hnswShards: number;
 }
 
-function collectIndexNames(node: unknown, into: Set<string>): void {
-  if (Array.isArray(node)) node.forEach((child) => collectIndexNames(child, into));
-  else if (node && typeof node === "object") {
-    for (const [key, value] of Object.entries(node)) {
-      if (key === "Index Name" && typeof value === "string") into.add(value);
-      else collectIndexNames(value, into);
-    }
-  }
-}
-
-/** Which indexes the planner picks for a query: a namespace filter can make a btree scan win. */
+/** What one query of a kind touches and how each shard searches, from EXPLAIN (see distributed-plan.ts). */
 export async function explainSearch(client: pg.ClientBase, dialect: VectorDialect, query: SearchQuery, k: number): Promise<PlanSummary> {
   const { text, values } = searchSql(dialect, query, k);
-  const result = await client.query(`EXPLAIN (FORMAT JSON) ${text}`, values);
-  const names = new Set<string>();
-  collectIndexNames(result.rows[0]["QUERY PLAN"], names);
-  const indexes = [...names].sort();
-  return { indexes, usesHnswIndex: indexes.some((name) => name.includes(BENCH_INDEX)) };
+  const plan = await explainDistributed(client, text, values, BENCH_INDEX);
+  if (plan.tasks === 0) {
+    // A plain PostgreSQL node: the plan itself says which indexes it scans.
+    const result = await client.query(`EXPLAIN (FORMAT JSON) ${text}`, values);
+    const indexes = indexNames(result.rows[0]["QUERY PLAN"]);
+    const usesHnswIndex = indexes.some((name) => name.startsWith(BENCH_INDEX));
+    return { indexes, usesHnswIndex, shards: 1, workers: 1, hnswShards: usesHnswIndex ? 1 : 0 };
+  }
+  return { indexes: plan.indexes, usesHnswIndex: plan.indexTasks > 0, shards: plan.tasks, workers: plan.workers.length, hnswShards: plan.indexTasks };
 }

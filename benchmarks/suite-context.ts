@@ -6,7 +6,7 @@ import { ClusteredVectors, STREAMS, vectorLiteral, type DatasetOptions, type Dat
 import type { SearchMetrics } from "./metrics.ts";
 import type { ModePlan, BenchmarkOptions } from "./options.ts";
 import type { Progress } from "./progress.ts";
-import { search, type SearchKind, type SearchQuery } from "./search-sql.ts";
+import { explainSearch, search, type PlanSummary, type SearchKind, type SearchQuery } from "./search-sql.ts";
 
 // Client-side bound on every query, so a hung server cannot hang the run.
 const QUERY_TIMEOUT_MS = 60_000;
@@ -48,6 +48,17 @@ export class SuiteContext {
   measuredSearch(db: pg.ClientBase | pg.Pool, query: SearchQuery): Promise<string[]> {
     const run = () => search(db, this.dialect, query, this.k);
     return this.metrics ? this.metrics.observe(query.kind, run) : run();
+  }
+
+  /** What one search of `kind` touches, from EXPLAIN of a query drawn for it (shards, workers, index). */
+  async explain(kind: SearchKind): Promise<PlanSummary> {
+    const pool = this.pool(1);
+    const client = await pool.connect();
+    try {
+      return await explainSearch(client, this.dialect, this.makeQueries(kind, 1)[0], this.k);
+    } finally {
+      client.release();
+    }
   }
 
   /** `count` search queries of one kind, each from a fresh draw of the query stream. */

@@ -11,6 +11,8 @@ export interface Target {
   goal: number;
   critical: number;
   unit: string;
+  /** The goal and critical levels themselves count as met (a floor, like recall >= 0.95). */
+  inclusive?: boolean;
 }
 
 export const TARGETS = {
@@ -18,6 +20,8 @@ export const TARGETS = {
   crossShardP95: { id: "cross-shard-p95", description: "cross-shard search latency p95", direction: "below", goal: 25, critical: 100, unit: "ms" },
   insertThroughput: { id: "insert-throughput", description: "insert throughput (rows/s: each row is one insert)", direction: "above", goal: 1000, critical: 500, unit: "rows/s" },
   queryThroughput: { id: "query-throughput", description: "query throughput", direction: "above", goal: 1000, critical: 100, unit: "queries/s" },
+  // Below the goal is a failure: a search that misses neighbours is wrong, not slow.
+  recall: { id: "recall-at-k", description: "recall@k against exact search", direction: "above", goal: 0.95, critical: 0.95, unit: "ratio", inclusive: true },
   successRate: { id: "success-rate", description: "share of operations that succeeded", direction: "above", goal: 0.99, critical: 0.95, unit: "ratio" },
 } as const satisfies Record<string, Target>;
 
@@ -35,7 +39,8 @@ export interface Check {
 /** Judges one measured value against a target. A value that is not a finite number fails. */
 export function judge(target: Target, value: number): Verdict {
   if (!Number.isFinite(value)) return "fail";
-  const meets = (limit: number) => (target.direction === "below" ? value < limit : value > limit);
+  const meets = (limit: number) =>
+    target.inclusive ? (target.direction === "below" ? value <= limit : value >= limit) : target.direction === "below" ? value < limit : value > limit;
   if (meets(target.goal)) return "pass";
   if (meets(target.critical)) return "warn";
   return "fail";

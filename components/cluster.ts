@@ -89,6 +89,7 @@ export class Cluster extends pulumi.ComponentResource {
         poolerAdminConnectionString: secrets.apply(
           (s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.pgbouncerEndpoint}/pgbouncer`,
         ),
+        appPassword: secrets.apply((s) => s.app),
       },
       { parent: this, dependsOn: [router, ...groups] },
     );

@@ -6,7 +6,7 @@ import * as random from "@pulumi/random";
 import type { ClusterConfig, Topology } from "./spec.ts";
 import { PORTS, ROLES, type ClusterSecrets } from "./render/index.ts";
 import { containerAddressing, CONTAINER_PATHS } from "./render/container.ts";
-import { EXPORTER_PORTS, renderMonitoringFiles } from "../monitoring/index.ts";
+import { EXPORTER_PORTS, exporterDataSourceUri, renderMonitoringFiles } from "../monitoring/index.ts";
 import type { Platform, WorkloadPort } from "./platform/index.ts";
 
 export const MONITORING_PORTS = { prometheus: 9090, grafana: 3000 } as const;
@@ -100,7 +100,7 @@ export class Monitoring extends pulumi.ComponentResource {
           ],
           // The password travels in a file (DATA_SOURCE_PASS_FILE), never in the environment.
           env: {
-            DATA_SOURCE_URI: `${addressing.postgres(node).connect}:${PORTS.postgres}/${config.database}?sslmode=disable`,
+            DATA_SOURCE_URI: exporterDataSourceUri(addressing.postgres(node).connect, PORTS.postgres, config.database),
             DATA_SOURCE_USER: ROLES.superuser,
             DATA_SOURCE_PASS_FILE: MONITORING_PATHS.exporterPassword,
           },

@@ -3,7 +3,7 @@
 // sessions it pooled before them. No Pulumi import: the dynamic provider loads this file in its own
 // process, and the unit tests call it with fakes.
 import pg from "pg";
-import { applyMigrations, type ApplyResult } from "../sql/apply.ts";
+import { applyMigrations, type ApplyOptions, type ApplyResult } from "../sql/apply.ts";
 import type { ClusterConfig } from "./spec.ts";
 
 export type { ApplyResult } from "../sql/apply.ts";
@@ -13,48 +13,16 @@ export interface ApplySchemaOptions {
   timeoutMs: number;
   /** Pause between attempts (default 3 s). */
   intervalMs?: number;
+  /** The application role's password, recorded for Citus (see ApplyOptions.appPassword). */
+  appPassword?: string;
   /** Progress lines (never the connection string). */
   log?: (message: string) => void;
   /** The migration runner; injected by the tests. */
-  apply?: (url: string, config: ClusterConfig) => Promise<ApplyResult>;
+  apply?: (url: string, config: ClusterConfig, options: ApplyOptions) => Promise<ApplyResult>;
   /** Sends one command to PgBouncer's admin console; injected by the tests. */
   adminCommand?: (url: string, command: string) => Promise<void>;
   sleep?: (ms: number) => Promise<void>;
   now?: () => number;
-}
-
-/** Error code of "not every worker group is in pg_dist_node yet" (retried like a missing leader). */
-export const WORKERS_PENDING = "DPC_WORKERS_PENDING";
-
-/**
- * Resolves once Citus knows a primary for every worker group (Patroni registers each in
- * pg_dist_node when the group has a leader), or at once without the citus extension. Distributing
- * a table earlier fails ("exceeds number of worker nodes (0)") or, worse, places every shard on
- * the workers registered so far. Throws an error with code WORKERS_PENDING while some are missing.
- */
-export async function workerGroupsRegistered(url: string, config: ClusterConfig): Promise<void> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
-  client.on("error", () => undefined);
-  await client.connect();
-  try {
-    const citus = await client.query("SELECT 1 FROM pg_extension WHERE extname = 'citus'");
-    if (citus.rowCount === 0) return;
-    const found = await client.query<{ groups: number }>(
-      "SELECT count(DISTINCT groupid)::int AS groups FROM pg_dist_node WHERE groupid > 0 AND noderole = 'primary' AND isactive",
-    );
-    const groups = found.rows[0].groups;
-    if (groups < config.workerGroups) {
-      throw Object.assign(new Error(`${groups} of ${config.workerGroups} worker groups registered in pg_dist_node`), { code: WORKERS_PENDING });
-    }
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
-
-/** What the Schema step applies by default: once every worker group is registered, the migrations. */
-async function applyWhenWorkersRegistered(url: string, config: ClusterConfig): Promise<ApplyResult> {
-  await workerGroupsRegistered(url, config);
-  return applyMigrations(url, config);
 }
 
 // Node socket errors while containers start or while HAProxy has no primary to route to.
@@ -75,13 +43,13 @@ function errorChain(error: unknown): unknown[] {
 
 /**
  * Whether an error means "no leader answers yet": connection refused or dropped, a read-only
- * standby, a server starting or stopping, a worker group not yet in pg_dist_node. Wrong passwords,
- * SQL errors and a migration whose SQL changed are final.
+ * standby, a server starting or stopping. Wrong passwords, SQL errors and a migration whose SQL
+ * changed are final.
  */
 export function isRetryableError(error: unknown): boolean {
   return errorChain(error).some((e) => {
     const { code, message } = e as { code?: unknown; message?: unknown };
-    if (typeof code === "string" && (RETRYABLE_SOCKET_CODES.has(code) || RETRYABLE_SQLSTATES.has(code) || code.startsWith("08") || code === WORKERS_PENDING)) return true;
+    if (typeof code === "string" && (RETRYABLE_SOCKET_CODES.has(code) || RETRYABLE_SQLSTATES.has(code) || code.startsWith("08"))) return true;
     return typeof message === "string" && RETRYABLE_MESSAGES.test(message);
   });
 }
@@ -107,7 +75,7 @@ export function briefError(error: unknown): string {
  * retrying while no leader answers, until `timeoutMs` has passed.
  */
 export async function applySchemaWithRetry(url: string, config: ClusterConfig, options: ApplySchemaOptions): Promise<ApplyResult> {
-  const apply = options.apply ?? applyWhenWorkersRegistered;
+  const apply = options.apply ?? applyMigrations;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const now = options.now ?? Date.now;
   const log = options.log ?? (() => {});
@@ -116,7 +84,7 @@ export async function applySchemaWithRetry(url: string, config: ClusterConfig, o
   const endpoint = endpointOf(url);
   for (let attempt = 1; ; attempt++) {
     try {
-      const result = await apply(url, config);
+      const result = await apply(url, config, { appPassword: options.appPassword });
       log(`schema: version ${result.version} at ${endpoint} (attempt ${attempt}; applied: ${result.applied.join(", ") || "none"})`);
       return result;
     } catch (error) {

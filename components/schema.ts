@@ -27,6 +27,8 @@ interface SchemaInputs {
   connectionString: string;
   /** PgBouncer's admin console (database `pgbouncer`) as a superuser: RECONNECT after a change. */
   poolerAdminConnectionString: string;
+  /** The application role's password, for Citus' own connections to the workers (pg_dist_authinfo). */
+  appPassword: string;
   config: ClusterConfig;
   /** sha256 over every migration's id and checksum, with and without Citus. */
   migrationsFingerprint: string;
@@ -40,6 +42,7 @@ export const schemaProvider: pulumi.dynamic.ResourceProvider = {
     const { tsImport } = await import(TSX_API_URL);
     const { applySchema } = await tsImport(SCHEMA_APPLY_URL, SCHEMA_APPLY_URL);
     const result = await applySchema(inputs.connectionString, inputs.poolerAdminConnectionString, inputs.config, {
+      appPassword: inputs.appPassword,
       timeoutMs: inputs.timeoutSeconds * 1000,
       log: (message: string) => console.log(message),
     });
@@ -49,6 +52,7 @@ export const schemaProvider: pulumi.dynamic.ResourceProvider = {
     const { tsImport } = await import(TSX_API_URL);
     const { applySchema } = await tsImport(SCHEMA_APPLY_URL, SCHEMA_APPLY_URL);
     const result = await applySchema(news.connectionString, news.poolerAdminConnectionString, news.config, {
+      appPassword: news.appPassword,
       timeoutMs: news.timeoutSeconds * 1000,
       log: (message: string) => console.log(message),
     });
@@ -60,6 +64,7 @@ export const schemaProvider: pulumi.dynamic.ResourceProvider = {
     const changes =
       olds.migrationsFingerprint !== news.migrationsFingerprint ||
       olds.connectionString !== news.connectionString ||
+      olds.appPassword !== news.appPassword ||
       olds.config?.database !== news.config.database;
     return { changes };
   },
@@ -104,6 +109,8 @@ export interface SchemaArgs {
    * database settings they started with. Kept secret in the state.
    */
   readonly poolerAdminConnectionString: pulumi.Input<string>;
+  /** The application role's password (secret): recorded for Citus' connections to the workers. */
+  readonly appPassword: pulumi.Input<string>;
 }
 
 export class Schema extends pulumi.ComponentResource {
@@ -125,13 +132,14 @@ export class Schema extends pulumi.ComponentResource {
       {
         connectionString: pulumi.secret(args.connectionString),
         poolerAdminConnectionString: pulumi.secret(args.poolerAdminConnectionString),
+        appPassword: pulumi.secret(args.appPassword),
         config,
         migrationsFingerprint: migrationsFingerprint(config),
         timeoutSeconds: SCHEMA_TIMEOUT_SECONDS,
       },
       // Children do not inherit a component's dependsOn: hand it on. The state echoes the inputs,
       // so the connection string is marked secret among the outputs too.
-      { parent: this, dependsOn: opts?.dependsOn, additionalSecretOutputs: ["connectionString", "poolerAdminConnectionString"] },
+      { parent: this, dependsOn: opts?.dependsOn, additionalSecretOutputs: ["connectionString", "poolerAdminConnectionString", "appPassword"] },
     );
 
     this.version = migrations.version;

@@ -278,6 +278,10 @@ function crossFieldErrors(c: ClusterConfig): string[] {
   if (c.hnswEfSearch < c.searchK) {
     errors.push(`hnswEfSearch: got ${c.hnswEfSearch} with searchK ${c.searchK}; allowed: at least searchK (an HNSW scan returns at most ef_search rows)`);
   }
+  if (c.hnswEfConstruction < 2 * c.hnswM) {
+    // pgvector's hnswbuild refuses it: "ef_construction must be greater than or equal to 2 * m".
+    errors.push(`hnswEfConstruction: got ${c.hnswEfConstruction} with hnswM ${c.hnswM}; allowed: at least 2 * hnswM (${2 * c.hnswM}), as pgvector requires to build the index`);
+  }
   if (c.vectorExtension === "pgvector" && c.embeddingDimensions > MAX_HNSW_DIMENSIONS) {
     errors.push(`embeddingDimensions: got ${c.embeddingDimensions}; allowed: at most ${MAX_HNSW_DIMENSIONS} with pgvector HNSW indexes`);
   }

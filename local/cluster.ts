@@ -2,7 +2,7 @@
 // A tool for development and tests (and for a newcomer's first look), not a deployment platform.
 import { randomBytes } from "node:crypto";
 import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import pg from "pg";
 import {
   PORTS,
@@ -16,7 +16,7 @@ import {
 } from "../components/render/index.ts";
 import { groupName, planTopology, type ClusterConfig, type EtcdMember, type PostgresNode, type Topology } from "../components/spec.ts";
 import { localAddressing, localClusterConfig, localLayout, localPaths, type LocalPaths } from "./layout.ts";
-import { applyMigrations } from "../sql/apply.ts";
+import { applyMigrations, type ApplyResult } from "../sql/apply.ts";
 import { monitoringListeners, prometheusUrl, startMonitoring, writeMonitoringFiles } from "./monitoring.ts";
 import { clusterMembers, etcdHealthy, leaderOf, type ClusterMember } from "./patroni-api.ts";
 import {
@@ -58,8 +58,10 @@ export interface UpResult {
   /** From the start of `up` to a healthy cluster answering through PgBouncer (monitoring starts after). */
   seconds: number;
   endpoints: Endpoints;
-  /** Patroni configs that passed `patroni --validate-config` (the running and the Citus rendering). */
+  /** Patroni configs that passed `patroni --validate-config`. */
   validatedConfigs: string[];
+  /** What the migrations did on this `up`. */
+  schema: ApplyResult;
 }
 
 export interface GroupStatus {
@@ -86,14 +88,22 @@ export function citusInstalled(postgresMajor: number): boolean {
   return existsSync(`/usr/share/postgresql/${postgresMajor}/extension/citus.control`);
 }
 
+/** What a state directory was made for; `up` refuses a directory made for something else. */
+export interface StateIdentity {
+  scope: string;
+  postgresMajor: number;
+  database: string;
+  citus: true;
+  /** Member names per Citus group. */
+  groups: string[][];
+}
+
 export class LocalCluster {
   readonly config: ClusterConfig;
   readonly topology: Topology;
   readonly addressing: Addressing;
   readonly layout: ClusterLayout;
   readonly paths: LocalPaths;
-  /** Whether this machine has Citus; when not, each group runs with a scope of its own. */
-  readonly citus: boolean;
   private readonly log: (line: string) => void;
   private cachedSecrets?: ClusterSecrets;
   private readonly startedPids = new Map<string, number>();
@@ -103,9 +113,9 @@ export class LocalCluster {
     this.config = localClusterConfig(options.stackFile, major);
     this.topology = planTopology(this.config);
     this.addressing = localAddressing(this.topology);
-    this.paths = localPaths(options.stateDir);
+    // Absolute: processes are found again by this path on their command lines.
+    this.paths = localPaths(resolve(options.stateDir));
     this.layout = localLayout(this.config, this.paths);
-    this.citus = citusInstalled(major);
     this.log = options.log ?? ((line) => console.log(line));
   }
 
@@ -173,8 +183,46 @@ export class LocalCluster {
     };
   }
 
-  render(citus = this.citus): RenderedCluster {
-    return renderCluster(this.config, this.topology, this.addressing, this.layout, this.secrets(), { citus });
+  /** The shipped rendering (Patroni's citus section, one scope), with this machine's addresses and paths. */
+  render(): RenderedCluster {
+    return renderCluster(this.config, this.topology, this.addressing, this.layout, this.secrets(), { citus: true });
+  }
+
+  identity(): StateIdentity {
+    const { scope, groups } = this.topology;
+    return { scope, postgresMajor: this.config.postgresMajor, database: this.config.database, citus: true, groups: groups.map((g) => g.map((n) => n.name)) };
+  }
+
+  /**
+   * Refuses a state directory made for another configuration (scope, groups, PostgreSQL major,
+   * database) or by a version of this runner that did not record one: reusing it would fail half-way
+   * (e.g. data without Citus, or of another major). Records the identity of a new directory.
+   */
+  private checkStateIdentity(): void {
+    const file = this.paths.identityFile;
+    const wanted = this.identity();
+    if (existsSync(file)) {
+      const found = JSON.parse(readFileSync(file, "utf8")) as StateIdentity;
+      const differences = (Object.keys(wanted) as (keyof StateIdentity)[])
+        .filter((key) => JSON.stringify(found[key]) !== JSON.stringify(wanted[key]))
+        .map((key) => `${key}: ${JSON.stringify(found[key])} there, ${JSON.stringify(wanted[key])} now`);
+      if (differences.length > 0) {
+        throw new LocalClusterError(
+          `the state directory ${this.paths.stateDir} was made for another configuration (${differences.join("; ")}): ` +
+            "run `npm run local -- down --purge` to delete it, or pass --state DIR for a new one",
+        );
+      }
+      return;
+    }
+    const withData = this.nodes.filter((n) => existsSync(join(this.layout.postgres(n).dataDir, "PG_VERSION")));
+    if (withData.length > 0) {
+      throw new LocalClusterError(
+        `the state directory ${this.paths.stateDir} holds data (${withData.map((n) => n.name).join(", ")}) but no record of the configuration it was made for: ` +
+          "run `npm run local -- down --purge` to delete it, or pass --state DIR for a new one",
+      );
+    }
+    mkdirSync(this.paths.stateDir, { recursive: true, mode: 0o711 });
+    writeFileSync(file, JSON.stringify(wanted, null, 2) + "\n", { mode: 0o644 });
   }
 
   // ------------------------------------------------------------------------------------------
@@ -232,20 +280,6 @@ export class LocalCluster {
     // A pgpass for people and tools on this machine (the invoking user, root): psql through PgBouncer.
     const pgpass = `${this.addressing.pgbouncer.connect}:${PORTS.pgbouncer}:*:${ROLES.app}:${this.secrets().app}\n`;
     writeFileSync(this.paths.pgpassFile, pgpass, { mode: 0o600 });
-  }
-
-  /** The citus-enabled rendering (what ships), written aside so `patroni --validate-config` can check it. */
-  private writeCitusRendering(): string[] {
-    const files: string[] = [];
-    rmSync(join(this.paths.stateDir, "citus-rendering"), { recursive: true, force: true });
-    const rendered = this.render(true);
-    for (const node of rendered.postgres) {
-      const config = node.files[0];
-      const path = join(this.paths.stateDir, "citus-rendering", node.node.name, "patroni.yml");
-      this.writeFile({ ...config, path });
-      files.push(path);
-    }
-    return files;
   }
 
   logFile(name: string): string {
@@ -397,13 +431,13 @@ export class LocalCluster {
         throw new LocalClusterError(`port ${listener.host}:${listener.port} (${listener.what}) is already in use by another process: stop it, or run \`npm run local -- down\` if it is a leftover of this cluster`);
       }
     }
-    if (!this.citus) {
-      this.log(
-        `Citus: the extension is not installed on this machine (no reachable registry ships it). Each group runs as its own ` +
-          `Patroni HA group (scope ${this.topology.scope}-<group>) without the citus section; the Citus rendering is checked with ` +
-          `patroni --validate-config only, not run.`,
+    if (!citusInstalled(this.config.postgresMajor)) {
+      throw new LocalClusterError(
+        `Citus is not installed for PostgreSQL ${this.config.postgresMajor} on this machine (no citus.control): ` +
+          "run `sudo bash scripts/install.sh`, which builds it from the vendored source",
       );
     }
+    this.checkStateIdentity();
     this.prepareDirectories();
     const rendered = this.render();
     this.writeRenderedFiles(rendered);
@@ -412,8 +446,8 @@ export class LocalCluster {
     this.topology.etcd.forEach((m) => this.startEtcd(m));
     await this.waitEtcdHealthy();
 
-    this.log("validating every Patroni config with patroni --validate-config (the running rendering and the Citus one)");
-    const configs = [...this.nodes.map((n) => this.layout.postgres(n).configFile), ...this.writeCitusRendering()];
+    this.log("validating every Patroni config with patroni --validate-config");
+    const configs = this.nodes.map((n) => this.layout.postgres(n).configFile);
     const validated = await Promise.all(configs.map(async (file) => ({ file, ...(await this.validatePatroniConfig(file)) })));
     for (const { file, ok, output } of validated) {
       if (!ok) throw new LocalClusterError(`patroni --validate-config rejected ${file}:\n${output}`);
@@ -447,8 +481,9 @@ export class LocalCluster {
     });
     const seconds = (Date.now() - started) / 1000;
 
-    // What the Schema component does after `pulumi up`: the migrations, through the coordinator primary.
-    const schema = await applyMigrations(this.pgbouncerUrl("superuser"), this.config);
+    // What the Schema component does during `pulumi up`: the migrations through HAProxy's read-write
+    // listener (a session of their own: the runner holds an advisory lock), as the superuser.
+    const schema = await applyMigrations(this.primaryUrl(this.config.database), this.config, { appPassword: this.secrets().app });
     this.log(`schema ${schema.version}: ${schema.applied.length > 0 ? `applied ${schema.applied.join(", ")}` : "up to date"}; ${schema.notes.join("; ")}`);
     // Database-level settings (hnsw.ef_search, iterative scans) reach new sessions only: have PgBouncer
     // replace the server connections it opened before the migrations.
@@ -461,7 +496,7 @@ export class LocalCluster {
       const ready = await fetch(`${prometheusUrl()}/-/ready`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
       return ready ? true : undefined;
     }, () => (this.exited("prometheus") ? `Prometheus exited; its log ends:\n${tail(this.logFile("prometheus"))}` : undefined));
-    return { seconds, endpoints: this.endpoints(), validatedConfigs: validated.map((v) => v.file) };
+    return { seconds, endpoints: this.endpoints(), validatedConfigs: validated.map((v) => v.file), schema };
   }
 
   // ------------------------------------------------------------------------------------------

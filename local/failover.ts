@@ -5,7 +5,7 @@ import pg from "pg";
 import type { PostgresNode } from "../components/spec.ts";
 import type { LocalCluster } from "./cluster.ts";
 import { pollUntil, sleep } from "./processes.ts";
-import { ContinuousWriter, missingWrites, type WriterTarget } from "./writer.ts";
+import { ContinuousWriter, missingWrites } from "./writer.ts";
 
 export interface FailoverResult {
   group: number;
@@ -18,23 +18,10 @@ export interface FailoverResult {
   lostWrites: number[];
   /** The old primary came back as a replica streaming from the new one. */
   oldLeaderRejoinedAsReplica: boolean;
-}
-
-/**
- * Where the writes go. The coordinator group is written through PgBouncer -> HAProxy (the client
- * path). A worker group has no such path of its own: with Citus the coordinator reaches a worker's
- * primary through pg_dist_node, which Patroni keeps current; without Citus we ask Patroni, the same
- * source, for the leader on every reconnect.
- */
-export function writeTarget(cluster: LocalCluster, group: number, table: string): WriterTarget {
-  if (group === 0) return { table, connectionString: async () => cluster.pgbouncerUrl("app") };
-  return {
-    table,
-    connectionString: async () => {
-      const leader = await cluster.leader(group);
-      return cluster.nodeUrl(leader ?? cluster.topology.groups[group][0], cluster.config.database);
-    },
-  };
+  /** For a worker group: the address pg_dist_node lists for the group once writes resumed. */
+  distNodeAddress?: string;
+  /** For a worker group: the new leader's address (pg_dist_node must name it). */
+  newLeaderAddress: string;
 }
 
 async function waitUntil(what: string, timeoutMs: number, condition: () => Promise<boolean> | boolean): Promise<void> {
@@ -42,25 +29,36 @@ async function waitUntil(what: string, timeoutMs: number, condition: () => Promi
   if (!met) throw new Error(`${what}: not within ${timeoutMs / 1000} s`);
 }
 
+/** The address pg_dist_node lists as worker group `group`'s primary, read on the coordinator. */
+export async function distNodeAddress(cluster: LocalCluster, group: number): Promise<string | undefined> {
+  const client = new pg.Client({ connectionString: cluster.primaryUrl(cluster.config.database), connectionTimeoutMillis: 3000 });
+  try {
+    await client.connect();
+    const result = await client.query<{ nodename: string }>(
+      "SELECT nodename FROM pg_dist_node WHERE groupid = $1 AND noderole = 'primary' AND isactive",
+      [group],
+    );
+    return result.rows[0]?.nodename;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Kills a group's primary (SIGKILL of Patroni and postmaster) while the application role inserts,
+ * one row per transaction, through PgBouncer -> HAProxy -> coordinator into a distributed table.
+ * The rows of a worker-group failover hash to a shard on that group, so every write needs it; for
+ * the coordinator group they go to worker group 1 and every write needs the coordinator.
+ */
 export async function failoverUnderWrites(cluster: LocalCluster, group: number): Promise<FailoverResult> {
   const table = `failover_writes_g${group}`;
-  const target = writeTarget(cluster, group, table);
-  const adminUrl = async () => {
-    const leader = (await cluster.leader(group)) ?? cluster.topology.groups[group][0];
-    return cluster.nodeUrl(leader, cluster.config.database);
-  };
-  await ContinuousWriter.createTable(await adminUrl(), table);
-  if (group === 0) {
-    // The application role writes through PgBouncer: it needs rights on the table.
-    const client = new pg.Client({ connectionString: await adminUrl() });
-    await client.connect();
-    await client.query(`GRANT ALL ON ${table} TO app`);
-    await client.end();
-  }
+  const adminUrl = cluster.primaryUrl(cluster.config.database);
+  await ContinuousWriter.createTable(adminUrl, table, "app");
+  const bucket = await ContinuousWriter.bucketOnGroup(adminUrl, table, group === 0 ? 1 : group);
+  const writer = new ContinuousWriter({ table, bucket, connectionString: async () => cluster.pgbouncerUrl("app") });
 
   const oldLeader = await cluster.leader(group);
   if (!oldLeader) throw new Error(`group ${group} has no leader before the failover`);
-  const writer = new ContinuousWriter(target);
   writer.start();
   await waitUntil("first writes before the kill", 15000, () => writer.acknowledgedCount >= 20);
 
@@ -80,6 +78,7 @@ export async function failoverUnderWrites(cluster: LocalCluster, group: number):
   }
   const result = await writer.stop();
   const firstWrite = writer.recoveredAfter(killedAt)!;
+  const registered = group === 0 ? undefined : await distNodeAddress(cluster, group);
 
   let rejoined = false;
   try {
@@ -93,10 +92,12 @@ export async function failoverUnderWrites(cluster: LocalCluster, group: number):
     group,
     oldLeader: oldLeader.name,
     newLeader: newLeader!.name,
+    newLeaderAddress: cluster.addressing.postgres(newLeader!).connect,
+    distNodeAddress: registered,
     secondsToFirstWrite: (firstWrite - killedAt) / 1000,
     acknowledgedWrites: result.acknowledged.length,
     writeErrors: result.errors,
-    lostWrites: await missingWrites(await adminUrl(), table, result.acknowledged),
+    lostWrites: await missingWrites(cluster.primaryUrl(cluster.config.database), table, result.acknowledged, bucket),
     oldLeaderRejoinedAsReplica: rejoined,
   };
 }

@@ -48,6 +48,8 @@ export interface LocalPaths {
   secretsFile: string;
   pgpassFile: string;
   processesFile: string;
+  /** What the directory was made for (scope, groups, PostgreSQL major): see LocalCluster.up. */
+  identityFile: string;
   logDir: string;
   nodeDir(name: string): string;
 }
@@ -58,6 +60,7 @@ export function localPaths(stateDir: string): LocalPaths {
     secretsFile: join(stateDir, "secrets.json"),
     pgpassFile: join(stateDir, "pgpass"),
     processesFile: join(stateDir, "processes.json"),
+    identityFile: join(stateDir, "cluster.json"),
     logDir: join(stateDir, "log"),
     nodeDir: (name) => join(stateDir, name),
   };

@@ -4,7 +4,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PORTS, ROLES } from "../components/render/types.ts";
-import { EXPORTER_PORTS, MONITORING_FILES, renderMonitoringFiles } from "../monitoring/index.ts";
+import { EXPORTER_PORTS, MONITORING_FILES, exporterDataSourceUri, renderMonitoringFiles } from "../monitoring/index.ts";
 import type { LocalCluster } from "./cluster.ts";
 
 export const LOCAL_PROMETHEUS = { host: "127.0.0.1", port: 9090 };
@@ -36,7 +36,7 @@ export function monitoringListeners(cluster: LocalCluster): { what: string; host
 export function writeMonitoringFiles(cluster: LocalCluster): void {
   const dir = monitoringDir(cluster);
   const files = renderMonitoringFiles(cluster.config, cluster.topology, cluster.addressing, {
-    citus: cluster.citus,
+    citus: true,
     scrapeInterval: LOCAL_SCRAPE_INTERVAL,
     benchmarkTarget: LOCAL_BENCHMARK_METRICS,
     prometheusUrl: prometheusUrl(),
@@ -62,7 +62,7 @@ export function startMonitoring(cluster: LocalCluster): void {
         `--extend.query-path=${join(dir, MONITORING_FILES.exporterQueries)}`,
       ],
       {
-        DATA_SOURCE_URI: `${address}:${PORTS.postgres}/${cluster.config.database}?sslmode=disable`,
+        DATA_SOURCE_URI: exporterDataSourceUri(address, PORTS.postgres, cluster.config.database),
         DATA_SOURCE_USER: ROLES.superuser,
         DATA_SOURCE_PASS_FILE: join(dir, "exporter-password"),
       },

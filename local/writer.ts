@@ -16,7 +16,12 @@ export interface WriterTarget {
   /** Returns the connection string to use for the next connection (may change after a failover). */
   connectionString(): Promise<string>;
   table: string;
+  /** The distribution column's value of every row written: it decides the shard, so the worker. */
+  bucket?: string;
 }
+
+/** The bucket value of rows written without one. */
+export const DEFAULT_BUCKET = "w";
 
 export class ContinuousWriter {
   private stopped = false;
@@ -26,12 +31,48 @@ export class ContinuousWriter {
 
   constructor(private readonly target: WriterTarget) {}
 
-  static async createTable(connectionString: string, table: string): Promise<void> {
+  /**
+   * Creates (or empties) the table the writer inserts into, as a superuser on the coordinator:
+   * distributed on `bucket` where Citus is installed, so each bucket's rows live on one worker group.
+   * `grantTo` (a role) may then write it, e.g. the application role through PgBouncer.
+   */
+  static async createTable(connectionString: string, table: string, grantTo?: string): Promise<void> {
     const client = new pg.Client({ connectionString, connectionTimeoutMillis: 5000 });
     await client.connect();
     try {
-      await client.query(`CREATE TABLE IF NOT EXISTS ${table} (seq integer PRIMARY KEY, written_at timestamptz NOT NULL DEFAULT now())`);
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${table} (bucket text NOT NULL DEFAULT '${DEFAULT_BUCKET}', seq integer NOT NULL, written_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (bucket, seq))`,
+      );
+      const citus = await client.query("SELECT 1 FROM pg_extension WHERE extname = 'citus'");
+      if (citus.rowCount === 1) {
+        await client.query(
+          `SELECT create_distributed_table($1, 'bucket') WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1::regclass)`,
+          [table],
+        );
+      }
       await client.query(`TRUNCATE ${table}`);
+      if (grantTo) await client.query(`GRANT SELECT, INSERT ON ${table} TO ${grantTo}`);
+    } finally {
+      await client.end();
+    }
+  }
+
+  /**
+   * A bucket value whose rows the Citus shard placement puts on worker group `group` (1..N):
+   * tries b0, b1, ... and asks Citus where each would go. Throws when none of 1000 lands there.
+   */
+  static async bucketOnGroup(connectionString: string, table: string, group: number): Promise<string> {
+    const client = new pg.Client({ connectionString, connectionTimeoutMillis: 5000 });
+    await client.connect();
+    try {
+      const result = await client.query<{ bucket: string }>(
+        `SELECT 'b' || i AS bucket FROM generate_series(0, 999) AS i
+          WHERE (SELECT groupid FROM pg_dist_placement WHERE shardid = get_shard_id_for_distribution_column($1, 'b' || i)) = $2
+          ORDER BY i LIMIT 1`,
+        [table, group],
+      );
+      if (result.rowCount !== 1) throw new Error(`no bucket of ${table} hashes to a shard on worker group ${group}`);
+      return result.rows[0].bucket;
     } finally {
       await client.end();
     }
@@ -74,7 +115,7 @@ export class ContinuousWriter {
         await client.connect();
         while (!this.stopped) {
           const seq = ++this.sequence;
-          await client.query(`INSERT INTO ${this.target.table} (seq) VALUES ($1)`, [seq]);
+          await client.query(`INSERT INTO ${this.target.table} (bucket, seq) VALUES ($1, $2)`, [this.target.bucket ?? DEFAULT_BUCKET, seq]);
           // Only now is the write acknowledged: the commit returned to the client.
           this.result.acknowledged.push(seq);
           this.result.acknowledgedAt.push(Date.now());
@@ -90,12 +131,12 @@ export class ContinuousWriter {
   }
 }
 
-/** Acknowledged writes missing from the table afterwards (must be none). */
-export async function missingWrites(connectionString: string, table: string, acknowledged: number[]): Promise<number[]> {
+/** Acknowledged writes of `bucket` missing from the table afterwards (must be none). */
+export async function missingWrites(connectionString: string, table: string, acknowledged: number[], bucket = DEFAULT_BUCKET): Promise<number[]> {
   const client = new pg.Client({ connectionString, connectionTimeoutMillis: 5000 });
   await client.connect();
   try {
-    const rows = await client.query(`SELECT seq FROM ${table}`);
+    const rows = await client.query(`SELECT seq FROM ${table} WHERE bucket = $1`, [bucket]);
     const present = new Set(rows.rows.map((r) => r.seq as number));
     return acknowledged.filter((seq) => !present.has(seq));
   } finally {

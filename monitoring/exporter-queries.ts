@@ -3,8 +3,11 @@
 //
 // Citus: a query naming pg_dist_* fails at parse time where Citus is absent, and postgres_exporter
 // then logs an error and sets pg_exporter_last_scrape_error on every scrape, which would hide real
-// failures. No plain SQL can guard a missing table, so the Citus queries are a separate set rendered
-// only when the nodes run Citus (the shipped image); the local rendering, without Citus, omits them.
+// failures. No plain SQL can guard a missing table, so the Citus queries are a separate set.
+//
+// Citus hides shard tables from pg_class (so from pg_stat_user_tables) in sessions whose
+// application_name it was not told about: the exporter connects as EXPORTER_APPLICATION_NAME, which
+// the rendered PostgreSQL parameters list in citus.show_shards_for_app_name_prefixes.
 import { stringify } from "yaml";
 import { VECTOR_INDEX_METHODS } from "./metrics.ts";
 
@@ -14,6 +17,14 @@ export interface ExporterQuery {
   query: string;
   /** Columns in result order, each with its usage and a description. */
   columns: Array<[name: string, usage: ColumnUsage, description: string]>;
+}
+
+/** application_name of postgres_exporter's sessions: Citus shows it the shard tables. */
+export const EXPORTER_APPLICATION_NAME = "postgres_exporter";
+
+/** postgres_exporter's DATA_SOURCE_URI (host:port/database?options) for one PostgreSQL node. */
+export function exporterDataSourceUri(host: string, port: number, database: string): string {
+  return `${host}:${port}/${database}?sslmode=disable&application_name=${EXPORTER_APPLICATION_NAME}`;
 }
 
 const vectorMethods = VECTOR_INDEX_METHODS.map((m) => `'${m}'`).join(", ");
@@ -100,15 +111,19 @@ FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1`,
 /** Queries that need the Citus metadata tables: rendered only where Citus is installed. */
 export const CITUS_QUERIES: Record<string, ExporterQuery> = {
   // Every Citus node holds the metadata, so every node reports the same counts: dashboards take max.
+  // Only shards of distributed (hash) tables count: a reference table has a placement on every
+  // worker, so counting it would make a worker without any distributed shard look busy.
   citus_placement: {
-    query: `SELECT n.nodename AS worker, n.groupid::text AS citus_groupid, count(p.placementid) AS shards
-FROM pg_dist_node n LEFT JOIN pg_dist_placement p ON p.groupid = n.groupid
-WHERE n.noderole = 'primary' AND n.groupid <> 0
+    query: `SELECT n.nodename AS worker, n.groupid::text AS citus_groupid, count(d.shardid) AS shards
+FROM pg_dist_node n
+LEFT JOIN (SELECT p.groupid, p.shardid FROM pg_dist_placement p JOIN pg_dist_shard s USING (shardid)
+           JOIN pg_dist_partition t ON t.logicalrelid = s.logicalrelid AND t.partmethod = 'h') d ON d.groupid = n.groupid
+WHERE n.noderole = 'primary' AND n.isactive AND n.groupid <> 0
 GROUP BY n.nodename, n.groupid`,
     columns: [
       ["worker", "LABEL", "Worker node as registered in pg_dist_node"],
       ["citus_groupid", "LABEL", "Citus group id of the worker"],
-      ["shards", "GAUGE", "Shard placements on the worker"],
+      ["shards", "GAUGE", "Shard placements of distributed (hash) tables on the worker; reference tables not counted"],
     ],
   },
   // Shards are hidden from pg_stat_user_tables on workers, so distributed table sizes come from the

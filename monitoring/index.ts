@@ -12,7 +12,7 @@ import { renderPrometheusConfig, type PrometheusRenderOptions } from "./promethe
 export { ALERT_CATEGORIES, DEFAULT_ALERT_OPTIONS, alertDefinitions, alertExpr, renderAlertRules, runbookAnchor } from "./alerts.ts";
 export type { AlertCategory, AlertDefinition, AlertOptions, Severity } from "./alerts.ts";
 export { alertFixtures, renderAlertRuleTests } from "./alert-tests.ts";
-export { CITUS_QUERIES, POSTGRES_QUERIES, exporterQueries, renderExporterQueries } from "./exporter-queries.ts";
+export { CITUS_QUERIES, EXPORTER_APPLICATION_NAME, POSTGRES_QUERIES, exporterDataSourceUri, exporterQueries, renderExporterQueries } from "./exporter-queries.ts";
 export { promqlExpressions, type PromqlExpression } from "./expressions.ts";
 export { PROMETHEUS_DATASOURCE, buildDashboard, renderDashboardJson, renderGrafanaDashboardProvider, renderGrafanaDatasource } from "./grafana.ts";
 export * from "./metrics.ts";

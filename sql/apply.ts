@@ -2,8 +2,9 @@
 // second run applies nothing. Each migration runs in its own transaction with its record.
 import pg from "pg";
 import type { ClusterConfig } from "../components/spec.ts";
-import { latestVersion, renderMigrations, type Migration, type MigrationContext } from "./migrations.ts";
+import { latestVersion, REGISTERED_WORKER_GROUPS_SQL, renderMigrations, type Migration, type MigrationContext } from "./migrations.ts";
 import { vectorDialect } from "./vector-dialect.ts";
+import { ROLES } from "../components/render/types.ts";
 
 export const MIGRATIONS_TABLE = "public.schema_migrations";
 export const CITUS_ABSENT_NOTE = "citus extension absent: tables are local, not distributed";
@@ -72,7 +73,7 @@ async function recordedChecksums(client: pg.ClientBase): Promise<Map<string, str
 async function runInTransaction(client: pg.ClientBase, migration: Migration): Promise<void> {
   await client.query("BEGIN");
   try {
-    await client.query(migration.sql);
+    for (const statement of migration.statements) await client.query(statement);
     await client.query(
       `INSERT INTO ${MIGRATIONS_TABLE} (id, checksum, repeatable) VALUES ($1, $2, $3)
        ON CONFLICT (id) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()`,
@@ -85,7 +86,57 @@ async function runInTransaction(client: pg.ClientBase, migration: Migration): Pr
   }
 }
 
-async function applyWithClient(client: pg.ClientBase, config: ClusterConfig): Promise<ApplyResult> {
+export interface ApplyOptions {
+  /** How long to wait for every worker group to be registered in pg_dist_node (ms; default 120 s). */
+  workerWaitMs?: number;
+  /**
+   * The application role's password. Under Citus the coordinator opens its own connections to the
+   * workers as the client's role; with scram-sha-256 in pg_hba those need the password, which Citus
+   * takes from pg_dist_authinfo (as Patroni does for the superuser at bootstrap). Recorded there when given.
+   */
+  appPassword?: string;
+}
+
+/** A libpq conninfo value, quoted: single quotes and backslashes escaped (libpq's connection string rules). */
+export function conninfoValue(value: string): string {
+  return `'${value.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+}
+
+/**
+ * Records (or updates) the password Citus uses for `role` on connections to every node (nodeid 0).
+ * The password travels as a bind parameter: it is in no statement text and no log.
+ */
+export async function recordCitusAuthinfo(client: pg.ClientBase, role: string, password: string): Promise<void> {
+  await client.query(
+    `INSERT INTO pg_catalog.pg_dist_authinfo (nodeid, rolename, authinfo) VALUES (0, $1, $2)
+     ON CONFLICT (nodeid, rolename) DO UPDATE SET authinfo = EXCLUDED.authinfo WHERE pg_dist_authinfo.authinfo IS DISTINCT FROM EXCLUDED.authinfo`,
+    [role, `password=${conninfoValue(password)}`],
+  );
+}
+
+/**
+ * Waits until pg_dist_node lists an active primary for each of the `expected` worker groups (1..N):
+ * Patroni registers a group once it has a leader, and shards are placed only on workers registered
+ * when a table is distributed. Throws, naming the missing groups, after `timeoutMs`.
+ */
+export async function waitForWorkerGroups(client: pg.ClientBase, expected: number, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const result = await client.query<{ groupid: number }>(REGISTERED_WORKER_GROUPS_SQL);
+    const registered = new Set(result.rows.map((row) => Number(row.groupid)));
+    const missing = Array.from({ length: expected }, (_, i) => i + 1).filter((group) => !registered.has(group));
+    if (missing.length === 0) return;
+    if (Date.now() >= deadline) {
+      throw new Error(
+        `pg_dist_node has no active primary for worker group(s) ${missing.join(", ")} of ${expected} after ${Math.round(timeoutMs / 1000)} s: ` +
+          "not distributing tables (shards would land on a subset of the workers); check that those groups have a Patroni leader",
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+async function applyWithClient(client: pg.ClientBase, config: ClusterConfig, options: ApplyOptions): Promise<ApplyResult> {
   const current = await client.query<{ name: string }>("SELECT current_database() AS name");
   if (current.rows[0].name !== config.database) {
     throw new Error(`connected to database ${current.rows[0].name}, but the configuration's database is ${config.database}`);
@@ -104,11 +155,13 @@ async function applyWithClient(client: pg.ClientBase, config: ClusterConfig): Pr
       const previous = recorded.get(migration.id);
       if (previous === migration.checksum) continue;
       if (previous !== undefined && !migration.repeatable) throw new MigrationDriftError(migration.id, previous, migration.checksum);
+      if (migration.id === "004_distribution" && context.citus) await waitForWorkerGroups(client, config.workerGroups, options.workerWaitMs);
       await runInTransaction(client, migration);
       applied.push(migration.id);
       if (previous !== undefined) notes.push(`re-applied repeatable migration ${migration.id}: its SQL changed`);
       context = await readMigrationContext(client, config);
     }
+    if (context.citus && options.appPassword !== undefined) await recordCitusAuthinfo(client, ROLES.app, options.appPassword);
     if (!context.citus) notes.push(CITUS_ABSENT_NOTE);
     if (applied.length === 0) notes.push("nothing to apply: every migration is recorded with its current checksum");
     return { version: latestVersion(renderMigrations(config, context)), applied, citus: context.citus, notes };
@@ -121,12 +174,12 @@ async function applyWithClient(client: pg.ClientBase, config: ClusterConfig): Pr
  * Applies every pending migration. `target` is a connected client, or a connection URL (a client is
  * opened and closed here). The connection must be a superuser's (CREATE EXTENSION, ALTER DATABASE).
  */
-export async function applyMigrations(target: pg.ClientBase | string, config: ClusterConfig): Promise<ApplyResult> {
-  if (typeof target !== "string") return applyWithClient(target, config);
+export async function applyMigrations(target: pg.ClientBase | string, config: ClusterConfig, options: ApplyOptions = {}): Promise<ApplyResult> {
+  if (typeof target !== "string") return applyWithClient(target, config, options);
   const client = new pg.Client({ connectionString: target });
   await client.connect();
   try {
-    return await applyWithClient(client, config);
+    return await applyWithClient(client, config, options);
   } finally {
     await client.end();
   }

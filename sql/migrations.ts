@@ -19,6 +19,13 @@ export interface Migration {
   id: string;
   /** Repeatable migrations (settings, grants, distribution) run again when their SQL changes. */
   repeatable: boolean;
+  /**
+   * The statements, each sent to the server as a query of its own: Citus propagates the source text
+   * of some DDL (CREATE INDEX on a distributed table) to the workers as it was received, so a
+   * statement must never share its query string with another (Citus 13 commands/index.c).
+   */
+  statements: string[];
+  /** A header comment and the statements: what is checksummed and what `npm run render` writes. */
   sql: string;
   /** sha256 of the SQL, recorded when applied. */
   checksum: string;
@@ -47,37 +54,50 @@ function checksumOf(sql: string): string {
   return createHash("sha256").update(sql).digest("hex");
 }
 
-function extensions(config: ClusterConfig): string {
+/** A migration's body: a comment for people, then statements run one query each. */
+interface Body {
+  comment: string;
+  statements: string[];
+}
+
+function extensions(config: ClusterConfig): Body {
   const dialect = vectorDialect(config.vectorExtension);
-  return `-- The vector extension (${config.vectorExtension}). pgvector and RuVector both create an HNSW
--- access method and must never share a database.
-DO $$
+  return {
+    comment: `The vector extension (${config.vectorExtension}). pgvector and RuVector both create an HNSW access method and must never share a database.`,
+    statements: [
+      `DO $$
 BEGIN
   IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = ${quoteLiteral(dialect.conflictingExtensionName)}) THEN
     RAISE EXCEPTION 'extension % is installed; it cannot share a database with %', ${quoteLiteral(dialect.conflictingExtensionName)}, ${quoteLiteral(dialect.extensionName)};
   END IF;
 END
-$$;
-CREATE EXTENSION IF NOT EXISTS ${quoteIdent(dialect.extensionName)};
-`;
+$$;`,
+      `CREATE EXTENSION IF NOT EXISTS ${quoteIdent(dialect.extensionName)};`,
+    ],
+  };
 }
 
-function schemas(): string {
+function schemas(): Body {
   const app = quoteIdent(ROLES.app);
-  return `-- Schemas: public (exists) and the application schema; a scratch schema for the benchmark suite.
-CREATE SCHEMA IF NOT EXISTS ${APP_SCHEMA};
-CREATE SCHEMA IF NOT EXISTS ${BENCHMARK_SCHEMA};
-GRANT USAGE, CREATE ON SCHEMA ${BENCHMARK_SCHEMA} TO ${app};
-`;
+  return {
+    comment: "Schemas: public (exists) and the application schema; a scratch schema for the benchmark suite.",
+    statements: [
+      `CREATE SCHEMA IF NOT EXISTS ${APP_SCHEMA};`,
+      `CREATE SCHEMA IF NOT EXISTS ${BENCHMARK_SCHEMA};`,
+      `GRANT USAGE, CREATE ON SCHEMA ${BENCHMARK_SCHEMA} TO ${app};`,
+    ],
+  };
 }
 
-function tables(config: ClusterConfig): string {
+function tables(config: ClusterConfig): Body {
   const embedding = vectorDialect(config.vectorExtension).columnType(config.embeddingDimensions);
   const s = APP_SCHEMA;
   // Every primary key starts with namespace: under Citus a unique key must hold the distribution column.
-  return `-- Tables distributed on namespace (memory_entries, patterns, trajectories, graph_nodes,
--- graph_edges) and reference tables (metadata, vector_indexes, sessions).
-CREATE TABLE IF NOT EXISTS ${s}.memory_entries (
+  return {
+    comment:
+      "Tables distributed on namespace (memory_entries, patterns, trajectories, graph_nodes, graph_edges) and reference tables (metadata, vector_indexes, sessions).",
+    statements: [
+      `CREATE TABLE IF NOT EXISTS ${s}.memory_entries (
   namespace text NOT NULL,
   key text NOT NULL,
   content text NOT NULL,
@@ -87,8 +107,8 @@ CREATE TABLE IF NOT EXISTS ${s}.memory_entries (
   created_at timestamptz NOT NULL DEFAULT now(),
   updated_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (namespace, key)
-);
-CREATE TABLE IF NOT EXISTS ${s}.patterns (
+);`,
+      `CREATE TABLE IF NOT EXISTS ${s}.patterns (
   namespace text NOT NULL,
   id uuid NOT NULL DEFAULT gen_random_uuid(),
   pattern_type text NOT NULL,
@@ -99,8 +119,8 @@ CREATE TABLE IF NOT EXISTS ${s}.patterns (
   metadata jsonb NOT NULL DEFAULT '{}',
   created_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (namespace, id)
-);
-CREATE TABLE IF NOT EXISTS ${s}.trajectories (
+);`,
+      `CREATE TABLE IF NOT EXISTS ${s}.trajectories (
   namespace text NOT NULL,
   id uuid NOT NULL DEFAULT gen_random_uuid(),
   session_id text,
@@ -110,8 +130,8 @@ CREATE TABLE IF NOT EXISTS ${s}.trajectories (
   embedding ${embedding},
   created_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (namespace, id)
-);
-CREATE TABLE IF NOT EXISTS ${s}.graph_nodes (
+);`,
+      `CREATE TABLE IF NOT EXISTS ${s}.graph_nodes (
   namespace text NOT NULL,
   id uuid NOT NULL DEFAULT gen_random_uuid(),
   label text NOT NULL,
@@ -119,8 +139,8 @@ CREATE TABLE IF NOT EXISTS ${s}.graph_nodes (
   embedding ${embedding},
   created_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (namespace, id)
-);
-CREATE TABLE IF NOT EXISTS ${s}.graph_edges (
+);`,
+      `CREATE TABLE IF NOT EXISTS ${s}.graph_edges (
   namespace text NOT NULL,
   id uuid NOT NULL DEFAULT gen_random_uuid(),
   source_id uuid NOT NULL,
@@ -132,13 +152,13 @@ CREATE TABLE IF NOT EXISTS ${s}.graph_edges (
   PRIMARY KEY (namespace, id),
   FOREIGN KEY (namespace, source_id) REFERENCES ${s}.graph_nodes (namespace, id) ON DELETE CASCADE,
   FOREIGN KEY (namespace, target_id) REFERENCES ${s}.graph_nodes (namespace, id) ON DELETE CASCADE
-);
-CREATE TABLE IF NOT EXISTS ${s}.metadata (
+);`,
+      `CREATE TABLE IF NOT EXISTS ${s}.metadata (
   key text PRIMARY KEY,
   value jsonb NOT NULL,
   updated_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS ${s}.vector_indexes (
+);`,
+      `CREATE TABLE IF NOT EXISTS ${s}.vector_indexes (
   name text PRIMARY KEY,
   table_name text NOT NULL,
   column_name text NOT NULL,
@@ -148,40 +168,55 @@ CREATE TABLE IF NOT EXISTS ${s}.vector_indexes (
   m integer NOT NULL,
   ef_construction integer NOT NULL,
   created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS ${s}.sessions (
+);`,
+      `CREATE TABLE IF NOT EXISTS ${s}.sessions (
   id text PRIMARY KEY,
   namespace text,
   state jsonb NOT NULL DEFAULT '{}',
   started_at timestamptz NOT NULL DEFAULT now(),
   ended_at timestamptz,
   updated_at timestamptz NOT NULL DEFAULT now()
-);
-`;
+);`,
+    ],
+  };
 }
 
-function distribution(config: ClusterConfig, context: MigrationContext): string {
+/** Active primaries of worker groups in pg_dist_node (group 0 is the coordinator). */
+export const REGISTERED_WORKER_GROUPS_SQL =
+  "SELECT DISTINCT groupid FROM pg_dist_node WHERE groupid > 0 AND noderole = 'primary' AND isactive ORDER BY groupid";
+
+function distribution(config: ClusterConfig, context: MigrationContext): Body {
   if (!context.citus) {
-    return `-- citus extension absent: tables are local, not distributed. This migration is repeatable:
--- its SQL changes once Citus is installed, and the next apply distributes the tables.
-SELECT 'citus extension absent: tables are local, not distributed' AS note;
-`;
+    return {
+      comment: "citus extension absent: tables are local, not distributed. Repeatable: once Citus is installed the next apply distributes the tables.",
+      statements: ["SELECT 'citus extension absent: tables are local, not distributed' AS note;"],
+    };
   }
   const [anchor, ...colocated] = DISTRIBUTED_TABLES;
   const notYetDistributed = (table: string) =>
     `WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = ${quoteLiteral(`${APP_SCHEMA}.${table}`)}::regclass)`;
-  const lines = [
-    `-- Citus: ${DISTRIBUTED_TABLES.length} tables distributed on namespace in ${config.shardCount} shards, colocated with ${anchor};`,
-    "-- the WHERE clauses make each call happen once.",
-    // shard_count requires colocate_with => 'none': the anchor gets the count, the rest follow it.
-    `SELECT create_distributed_table(${quoteLiteral(`${APP_SCHEMA}.${anchor}`)}, 'namespace', shard_count => ${config.shardCount}, colocate_with => 'none')\n  ${notYetDistributed(anchor)};`,
-    ...colocated.map(
-      (table) =>
-        `SELECT create_distributed_table(${quoteLiteral(`${APP_SCHEMA}.${table}`)}, 'namespace', colocate_with => ${quoteLiteral(`${APP_SCHEMA}.${anchor}`)})\n  ${notYetDistributed(table)};`,
-    ),
-    ...REFERENCE_TABLES.map((table) => `SELECT create_reference_table(${quoteLiteral(`${APP_SCHEMA}.${table}`)})\n  ${notYetDistributed(table)};`),
-  ];
-  return lines.join("\n") + "\n";
+  // Shards go to the workers registered at the time of the call: with a group missing, they would
+  // land on a subset for good. The runner waits for every group; this guard makes the SQL safe alone.
+  const guard = `DO $$
+BEGIN
+  IF (SELECT count(*) FROM (${REGISTERED_WORKER_GROUPS_SQL}) AS registered) < ${config.workerGroups} THEN
+    RAISE EXCEPTION 'pg_dist_node lists fewer worker groups than the ${config.workerGroups} configured: not distributing';
+  END IF;
+END
+$$;`;
+  return {
+    comment: `Citus: ${DISTRIBUTED_TABLES.length} tables distributed on namespace in ${config.shardCount} shards, colocated with ${anchor}; reference tables on every worker. The WHERE clauses make each call happen once.`,
+    statements: [
+      guard,
+      // shard_count requires colocate_with => 'none': the anchor gets the count, the rest follow it.
+      `SELECT create_distributed_table(${quoteLiteral(`${APP_SCHEMA}.${anchor}`)}, 'namespace', shard_count => ${config.shardCount}, colocate_with => 'none')\n  ${notYetDistributed(anchor)};`,
+      ...colocated.map(
+        (table) =>
+          `SELECT create_distributed_table(${quoteLiteral(`${APP_SCHEMA}.${table}`)}, 'namespace', colocate_with => ${quoteLiteral(`${APP_SCHEMA}.${anchor}`)})\n  ${notYetDistributed(table)};`,
+      ),
+      ...REFERENCE_TABLES.map((table) => `SELECT create_reference_table(${quoteLiteral(`${APP_SCHEMA}.${table}`)})\n  ${notYetDistributed(table)};`),
+    ],
+  };
 }
 
 /** Index name for a table's embedding index, shared with the benchmark's plan check. */
@@ -189,66 +224,96 @@ export function hnswIndexName(table: string): string {
   return `${table}_embedding_hnsw_idx`;
 }
 
-function indexes(config: ClusterConfig, context: MigrationContext): string {
+function indexes(config: ClusterConfig, context: MigrationContext): Body {
   const dialect = vectorDialect(config.vectorExtension);
   const method = quoteIdent(context.hnswAccessMethod);
-  const create = EMBEDDING_TABLES.map(
-    (table) =>
-      `CREATE INDEX IF NOT EXISTS ${hnswIndexName(table)} ON ${APP_SCHEMA}.${table}\n  USING ${method} (embedding ${dialect.cosineOpclass}) WITH (m = ${config.hnswM}, ef_construction = ${config.hnswEfConstruction});`,
-  );
   const record = EMBEDDING_TABLES.map(
     (table) =>
       `(${quoteLiteral(hnswIndexName(table))}, ${quoteLiteral(`${APP_SCHEMA}.${table}`)}, 'embedding', ${config.embeddingDimensions}, 'cosine', ${quoteLiteral(context.hnswAccessMethod)}, ${config.hnswM}, ${config.hnswEfConstruction})`,
   );
-  return `-- HNSW indexes (cosine) with m = ${config.hnswM}, ef_construction = ${config.hnswEfConstruction}; on a distributed table
--- Citus builds the index on every shard.
-${create.join("\n")}
-INSERT INTO ${APP_SCHEMA}.vector_indexes (name, table_name, column_name, dimensions, metric, access_method, m, ef_construction)
+  return {
+    comment: `HNSW indexes (cosine) with m = ${config.hnswM}, ef_construction = ${config.hnswEfConstruction}; on a distributed table Citus builds the index on every shard.`,
+    statements: [
+      ...EMBEDDING_TABLES.map(
+        (table) =>
+          `CREATE INDEX IF NOT EXISTS ${hnswIndexName(table)} ON ${APP_SCHEMA}.${table}\n  USING ${method} (embedding ${dialect.cosineOpclass}) WITH (m = ${config.hnswM}, ef_construction = ${config.hnswEfConstruction});`,
+      ),
+      `INSERT INTO ${APP_SCHEMA}.vector_indexes (name, table_name, column_name, dimensions, metric, access_method, m, ef_construction)
 VALUES
   ${record.join(",\n  ")}
-ON CONFLICT (name) DO NOTHING;
-`;
+ON CONFLICT (name) DO NOTHING;`,
+    ],
+  };
 }
 
-function searchSettings(config: ClusterConfig, context: MigrationContext): string {
+/** Database-level search settings (name -> value) the configuration renders. */
+export function searchSettingValues(config: ClusterConfig, context: MigrationContext): Record<string, string> {
   const dialect = vectorDialect(config.vectorExtension);
-  const settings: Record<string, string> = { [dialect.efSearchSetting]: String(config.hnswEfSearch), ...dialect.extraSettings };
-  const statements = Object.entries(settings).map(
+  return {
+    [dialect.efSearchSetting]: String(config.hnswEfSearch),
+    ...dialect.extraSettings,
+    // SET LOCAL in a transaction block reaches the shards' sessions too (Citus docs: citus.propagate_set_commands).
+    ...(context.citus ? { "citus.propagate_set_commands": "local" } : {}),
+  };
+}
+
+function searchSettings(config: ClusterConfig, context: MigrationContext): Body {
+  const statements = Object.entries(searchSettingValues(config, context)).map(
     ([name, value]) => `ALTER DATABASE ${quoteIdent(config.database)} SET ${name} = ${quoteLiteral(value)};`,
   );
-  let sql = `-- Search settings at database level: a session SET would not reach Citus workers.
-${statements.join("\n")}
-`;
-  if (context.citus) {
-    // Citus does not propagate ALTER DATABASE for a database it did not create: run it on each worker.
-    const onWorkers = statements.map(
+  if (!context.citus) {
+    return { comment: "Search settings at database level, for every new session.", statements };
+  }
+  // Citus 13.0 does not propagate ALTER DATABASE for a database it did not create: run it on each
+  // worker too. It is written to the catalog, so a worker's standbys (its future primaries) have it.
+  const onWorkers = statements
+    .filter((statement) => !statement.includes("citus."))
+    .map(
       (statement) => `  IF EXISTS (SELECT 1 FROM run_command_on_workers(${quoteLiteral(statement)}) WHERE NOT success) THEN
     RAISE EXCEPTION 'a worker refused: %', ${quoteLiteral(statement)};
   END IF;`,
     );
-    sql += `DO $$
-BEGIN
-${onWorkers.join("\n")}
-END
-$$;
-`;
-  }
-  return sql;
+  return {
+    comment: "Search settings at database level on the coordinator and every worker: a session SET would not reach the shards.",
+    statements: [...statements, `DO $$\nBEGIN\n${onWorkers.join("\n")}\nEND\n$$;`],
+  };
 }
 
-function grants(): string {
+function grants(): Body {
   const app = quoteIdent(ROLES.app);
-  return `-- The application role (created by Patroni's post-bootstrap script): use and change data, not the schema.
-GRANT USAGE ON SCHEMA public, ${APP_SCHEMA} TO ${app};
-GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${APP_SCHEMA} TO ${app};
-GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA ${APP_SCHEMA} TO ${app};
-ALTER DEFAULT PRIVILEGES IN SCHEMA ${APP_SCHEMA} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${app};
-ALTER DEFAULT PRIVILEGES IN SCHEMA ${APP_SCHEMA} GRANT USAGE, SELECT ON SEQUENCES TO ${app};
-`;
+  return {
+    comment: "The application role (created by Patroni's post-bootstrap script): use and change data, not the schema.",
+    statements: [
+      `GRANT USAGE ON SCHEMA public, ${APP_SCHEMA} TO ${app};`,
+      `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${APP_SCHEMA} TO ${app};`,
+      `GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA ${APP_SCHEMA} TO ${app};`,
+      `ALTER DEFAULT PRIVILEGES IN SCHEMA ${APP_SCHEMA} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${app};`,
+      `ALTER DEFAULT PRIVILEGES IN SCHEMA ${APP_SCHEMA} GRANT USAGE, SELECT ON SEQUENCES TO ${app};`,
+    ],
+  };
 }
 
-function migration(id: string, repeatable: boolean, sql: string): Migration {
-  return { id, repeatable, sql, checksum: checksumOf(sql) };
+/** Name of the check that refuses an embedding the HNSW index cannot place. */
+export function embeddingCheckName(table: string): string {
+  return `${table}_embedding_searchable`;
+}
+
+function embeddingChecks(config: ClusterConfig): Body {
+  const dialect = vectorDialect(config.vectorExtension);
+  // A NULL embedding is not in the index, and a zero vector has no cosine distance to anything: both
+  // would be rows that search can never return. Refused at write time instead.
+  return {
+    comment: "Every row is findable by search: embeddings that are NULL or all zeros (no cosine distance) are refused.",
+    statements: EMBEDDING_TABLES.map(
+      (table) =>
+        `ALTER TABLE ${APP_SCHEMA}.${table} ADD CONSTRAINT ${embeddingCheckName(table)}\n  CHECK (embedding IS NOT NULL AND ${dialect.nonZero("embedding")});`,
+    ),
+  };
+}
+
+function migration(id: string, repeatable: boolean, body: Body): Migration {
+  const sql = [`-- ${body.comment}`, ...body.statements].join("\n") + "\n";
+  return { id, repeatable, statements: body.statements, sql, checksum: checksumOf(sql) };
 }
 
 /** Every migration, in the order they apply. */
@@ -261,6 +326,7 @@ export function renderMigrations(config: ClusterConfig, context: MigrationContex
     migration("005_indexes", false, indexes(config, context)),
     migration("006_search_settings", true, searchSettings(config, context)),
     migration("007_grants", true, grants()),
+    migration("008_embedding_checks", false, embeddingChecks(config)),
   ];
 }
 

@@ -20,6 +20,8 @@ export interface VectorDialect {
   efSearchSetting: string;
   /** Extra database-level settings for vector search. */
   extraSettings: Record<string, string>;
+  /** A boolean SQL expression: the vector in `column` is not all zeros. */
+  nonZero(column: string): string;
 }
 
 const PGVECTOR: VectorDialect = {
@@ -33,6 +35,7 @@ const PGVECTOR: VectorDialect = {
   // pgvector 0.8: keep scanning the graph until LIMIT rows pass the WHERE clause. Without it a
   // namespace filter is applied after ef_search candidates were taken and returns too few rows.
   extraSettings: { "hnsw.iterative_scan": "strict_order" },
+  nonZero: (column) => `vector_norm(${column}) > 0`,
 };
 
 const RUVECTOR: VectorDialect = {
@@ -44,6 +47,8 @@ const RUVECTOR: VectorDialect = {
   accessMethodCandidates: ["ruhnsw", "hnsw"],
   efSearchSetting: "ruvector.hnsw_ef_search",
   extraSettings: {},
+  // Inner product with itself: zero exactly for the zero vector, whatever the operator's sign.
+  nonZero: (column) => `(${column} <#> ${column}) <> 0`,
 };
 
 export function vectorDialect(extension: VectorExtension): VectorDialect {

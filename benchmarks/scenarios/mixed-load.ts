@@ -61,7 +61,7 @@ export async function mixedClosedLoop(context: SuiteContext): Promise<ScenarioRe
   const recall = await measureRecall(pool, context, mix.sample);
   context.metrics?.setRecall(recall.mean);
   const result = buildScenarioResult(
-    { id: "mixed-closed-loop", title, description: `${clients} clients for ${seconds} s, closed loop: ${MIX_TEXT}`, loop: "closed", clients },
+    { id: "mixed-closed-loop", title, description: `${clients} clients for ${seconds} s, closed loop: ${MIX_TEXT}`, loop: "closed", clients, plan: await context.explain("single-shard") },
     loop,
     [perSecond(loop.overall.count, loop.seconds, "operations/s")],
     recall,
@@ -88,6 +88,7 @@ export async function mixedOpenLoop(context: SuiteContext, rate: number): Promis
       loop: "open",
       clients,
       offeredRate: rate,
+      plan: await context.explain("single-shard"),
     },
     loop,
     [perSecond(loop.overall.count, loop.seconds, "operations/s")],

@@ -28,15 +28,19 @@ async function runSearchScenario(context: SuiteContext, scenario: SearchScenario
     onDone: (count) => context.progress.tick(count),
   });
   const recall = await measureRecall(pool, context, queries.slice(0, context.plan.recallSample));
+  const plan = await context.explain(scenario.kind);
   context.metrics?.setRecall(recall.mean);
   const result = buildScenarioResult(
-    { id: scenario.id, title: scenario.title, description: scenario.description, loop: "closed", clients: scenario.clients },
+    { id: scenario.id, title: scenario.title, description: scenario.description, loop: "closed", clients: scenario.clients, plan },
     loop,
     [perSecond(loop.overall.count, loop.seconds, "queries/s")],
     recall,
     scenario.checks,
   );
-  context.progress.end(`${scenario.title}: p95 ${result.latencyMs.p95} ms, ${result.throughput[0].value} queries/s, recall@${context.k} ${recall.mean}`);
+  context.progress.end(
+    `${scenario.title}: p95 ${result.latencyMs.p95} ms, ${result.throughput[0].value} queries/s, recall@${context.k} ${recall.mean}, ` +
+      `${plan.shards} shard(s) on ${plan.workers} worker(s), HNSW on ${plan.hnswShards}`,
+  );
   return result;
 }
 

@@ -1,6 +1,7 @@
 // patroni.yml for one PostgreSQL node, and the post-bootstrap script Patroni runs once per group.
 import { stringify } from "yaml";
 import type { ClusterConfig, PostgresNode, Topology } from "../spec.ts";
+import { EXPORTER_APPLICATION_NAME } from "../../monitoring/exporter-queries.ts";
 import { PORTS, ROLES, type Addressing, type ClusterSecrets, type PostgresLayout } from "./types.ts";
 
 export interface PatroniRenderOptions {
@@ -51,6 +52,8 @@ export function postgresParameters(config: ClusterConfig, layout: PostgresLayout
     wal_log_hints: "on",
     password_encryption: "scram-sha-256",
     unix_socket_directories: layout.socketDir,
+    // Citus hides shard tables from other sessions' catalogs: postgres_exporter must see them.
+    "citus.show_shards_for_app_name_prefixes": EXPORTER_APPLICATION_NAME,
   };
 }
 

@@ -32,11 +32,11 @@ async function main(): Promise<number> {
   const cluster = new LocalCluster({ stackFile: STACK_FILE, stateDir: STATE_DIR, log: (line) => console.log(`[local] ${line}`) });
   await cluster.down(true);
   try {
-    const { seconds, validatedConfigs } = await cluster.up();
+    const { seconds, validatedConfigs, schema } = await cluster.up();
     console.log(`[local] cluster healthy after ${seconds.toFixed(1)} s; ${validatedConfigs.length} Patroni configs passed patroni --validate-config`);
-    // sql-bench applies the migrations to the fresh cluster first (its test needs a first apply that
-    // changes something); monitoring-live then sees the schema's tables and indexes.
-    const order = ["local-cluster", "sql-bench", "monitoring-live"];
+    // `up` applied the migrations to the fresh cluster; sql-bench applies them again (no change), then
+    // the Citus tests load their data, and monitoring-live sees the schema's tables and indexes.
+    const order = ["local-cluster", "sql-bench", "citus", "monitoring-live"];
     const rank = (file: string) => {
       const index = order.indexOf(file.replace(".test.ts", ""));
       return index === -1 ? order.length : index; // the rest after these, by name
@@ -48,11 +48,12 @@ async function main(): Promise<number> {
     failures += ava(files, {
       DPC_TEST_STACK_FILE: STACK_FILE,
       DPC_TEST_STATE_DIR: STATE_DIR,
-      DPC_TEST_DATABASE_URL: cluster.pgbouncerUrl("superuser"),
+      DPC_TEST_DATABASE_URL: cluster.primaryUrl(cluster.config.database),
       DPC_TEST_PRIMARY_URL: cluster.primaryUrl("postgres"),
       DPC_TEST_APP_DATABASE_URL: cluster.pgbouncerUrl("app"),
       DPC_TEST_CLUSTER_UP_SECONDS: seconds.toFixed(2),
       DPC_TEST_VALIDATED_CONFIGS: JSON.stringify(validatedConfigs),
+      DPC_TEST_SCHEMA_APPLIED: JSON.stringify(schema.applied),
     });
   } catch (error) {
     console.error(`[local] ${(error as Error).message}`);

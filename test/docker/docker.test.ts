@@ -16,7 +16,7 @@ import { applyMigrations, type ApplyResult } from "../../sql/apply.ts";
 import { APP_SCHEMA } from "../../sql/migrations.ts";
 import { runPostDeployBenchmark } from "../../benchmarks/post-deploy.ts";
 import { clusterMembers, type ClusterMember } from "../../local/patroni-api.ts";
-import { ContinuousWriter, missingWrites } from "../../local/writer.ts";
+import { ContinuousWriter, DEFAULT_BUCKET, missingWrites } from "../../local/writer.ts";
 import { DockerAdapter } from "./adapter.ts";
 import { declareCluster } from "./declared.ts";
 import { startEngine, stopEngine } from "./engine.ts";
@@ -323,16 +323,11 @@ if ("unavailable" in engine) {
    */
   async function killUnderWrites(target: "coordinator" | "worker", how: "crash" | "docker kill", note: (line: string) => void) {
     const table = `docker_${target}_${how === "crash" ? "crash" : "kill"}_writes`;
-    await query(adminUrl, `DROP TABLE IF EXISTS ${table}`);
-    await ContinuousWriter.createTable(adminUrl, table);
-    let group = 0;
-    if (target === "worker") {
-      await query(adminUrl, `SELECT create_distributed_table('${table}', 'seq', shard_count => 1, colocate_with => 'none')`, [], 30_000);
-      // The worker group that holds the table's one shard: every write goes there.
-      group = [...(await placementsPerGroup(adminUrl, table)).keys()][0];
-      if (!(group > 0)) throw new Error(`${table}: its shard is not on a worker group (group ${group})`);
-    }
-    await query(adminUrl, `GRANT ALL ON ${table} TO ${ROLES.app}`);
+    // Distributed on its bucket column (Citus is there): every row of one bucket goes to one shard.
+    await ContinuousWriter.createTable(adminUrl, table, ROLES.app);
+    const group = target === "worker" ? 1 : 0;
+    // For the worker case, a bucket whose shard worker group 1 holds: every write goes there.
+    const bucket = target === "worker" ? await ContinuousWriter.bucketOnGroup(adminUrl, table, group) : DEFAULT_BUCKET;
     const before = await settledGroup(group, 120_000);
     const oldLeader = leaderName(before);
     if (target === "worker") {
@@ -341,7 +336,7 @@ if ("unavailable" in engine) {
     }
     const container = await adapter.inspect(oldLeader);
 
-    const writer = new ContinuousWriter({ table, connectionString: async () => appUrl });
+    const writer = new ContinuousWriter({ table, bucket, connectionString: async () => appUrl });
     writer.start();
     let result: Awaited<ReturnType<ContinuousWriter["stop"]>>;
     let killedAt = 0;
@@ -379,7 +374,7 @@ if ("unavailable" in engine) {
       secondsToSettled: (Date.now() - killedAt) / 1000,
       acknowledged: result.acknowledged.length,
       errors: result.errors,
-      lost: await missingWrites(adminUrl, table, result.acknowledged),
+      lost: await missingWrites(adminUrl, table, result.acknowledged, bucket),
     };
   }
 

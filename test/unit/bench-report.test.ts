@@ -10,7 +10,7 @@ import { renderHtmlReport, ninesOf, percentileChart } from "../../benchmarks/rep
 import { redactUrl, reportSchemaErrors, writeReport, type BenchmarkReport } from "../../benchmarks/report.ts";
 import { buildScenarioResult, operationP95, perSecond } from "../../benchmarks/scenario-result.ts";
 import { formatSummary, summarizeReport } from "../../benchmarks/summary.ts";
-import { TARGETS } from "../../benchmarks/targets.ts";
+import { judge, TARGETS } from "../../benchmarks/targets.ts";
 
 function loop(values: number[], errors = 0, operations: Record<string, number[]> = {}): LoopResult {
   const overall = new LatencyRecorder();
@@ -29,7 +29,10 @@ const range = (count: number, scale: number) => Array.from({ length: count }, (_
 
 function sampleReport(): BenchmarkReport {
   const search = buildScenarioResult(
-    { id: "single-shard-search", title: "Single-shard vector search", description: "one namespace", loop: "closed", clients: 1 },
+    {
+      id: "single-shard-search", title: "Single-shard vector search", description: "one namespace", loop: "closed", clients: 1,
+      plan: { indexes: ["vector_items_embedding_hnsw_idx_102008"], usesHnswIndex: true, shards: 1, workers: 1, hnswShards: 1 },
+    },
     loop(range(1000, 0.005)),
     [perSecond(1000, 2, "queries/s")],
     { k: 10, mean: 0.97, min: 0.8, sampleSize: 50 },
@@ -66,7 +69,10 @@ function sampleReport(): BenchmarkReport {
       rows: 5000, dimensions: 384, namespaces: 12, clusters: 32, seed: 42, distributed: false, shardCount: null,
       hnsw: { accessMethod: "hnsw", m: 16, efConstruction: 64, efSearch: "40" }, loadSeconds: 0.6, indexBuildSeconds: 0.9,
     },
-    plans: { singleShard: { indexes: ["vector_items_embedding_hnsw_idx"], usesHnswIndex: true }, crossShard: { indexes: [], usesHnswIndex: false } },
+    plans: {
+      singleShard: { indexes: ["vector_items_embedding_hnsw_idx"], usesHnswIndex: true, shards: 1, workers: 1, hnswShards: 1 },
+      crossShard: { indexes: [], usesHnswIndex: false, shards: 12, workers: 2, hnswShards: 0 },
+    },
     scenarios: [search, mixed],
     loadGenerator: { clients: 8, threads: 1, seconds: 3, suiteQps: 24000, pgbenchQps: 50000, ratio: 0.48, pgbenchCommand: "pgbench -n -f select1.sql -c 8 -j 1 -T 3 <url>", note: "" },
     notes: ["citus extension absent: tables are local, not distributed"],
@@ -114,6 +120,22 @@ test("checks: a latency judged per operation, a never-measured value fails, succ
   t.is(mixed.successRate, 0.9978);
   t.is(mixed.firstError, "connection reset");
   t.is(mixed.operations.length, 2);
+});
+
+test("recall is judged: at least 0.95 passes, anything below fails the scenario", (t) => {
+  const search = sampleReport().scenarios[0];
+  t.deepEqual(search.checks.find((c) => c.target === "recall-at-k"), {
+    target: "recall-at-k", description: "recall@k against exact search", value: 0.97, goal: 0.95, critical: 0.95, unit: "ratio", direction: "above", verdict: "pass",
+  });
+  t.is(judge(TARGETS.recall, 0.95), "pass");
+  t.is(judge(TARGETS.recall, 0.949), "fail");
+});
+
+test("each search scenario states the shards and workers one query touches; report.html shows them", (t) => {
+  const report = sampleReport();
+  t.deepEqual(report.scenarios[0].plan, { indexes: ["vector_items_embedding_hnsw_idx_102008"], usesHnswIndex: true, shards: 1, workers: 1, hnswShards: 1 });
+  t.is(report.scenarios[1].plan, null);
+  t.regex(renderHtmlReport(report), /<td>1 \/ 1 \(HNSW on 1\)<\/td>/);
 });
 
 test("report.html is self-contained: inline SVG charts, no scripts, no external references", (t) => {

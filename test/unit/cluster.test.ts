@@ -265,14 +265,16 @@ test.serial("Schema: a component whose migrations resource waits for the router 
   t.deepEqual(dependents, [BENCHMARK_TYPE]);
 });
 
-test.serial("Schema: the superuser URL through HAProxy's read-write listener is secret, in inputs and outputs", (t) => {
+test.serial("Schema: the superuser URL through HAProxy's read-write listener and the app password (for Citus) are secret, in inputs and outputs", (t) => {
   const { inputs, additionalSecretOutputs } = schemaMigrations();
   t.true(isSecretValue(inputs.connectionString));
   t.is(reveal(inputs.connectionString), "postgresql://postgres:generated-dpc-superuser-password@localhost:5000/vectors");
-  t.deepEqual(additionalSecretOutputs, ["connectionString", "poolerAdminConnectionString"]);
+  t.deepEqual(additionalSecretOutputs, ["connectionString", "poolerAdminConnectionString", "appPassword"]);
   // PgBouncer's admin console, for RECONNECT after the migrations changed database settings.
   t.true(isSecretValue(inputs.poolerAdminConnectionString));
   t.is(reveal(inputs.poolerAdminConnectionString), "postgresql://postgres:generated-dpc-superuser-password@localhost:6432/pgbouncer");
+  t.true(isSecretValue(inputs.appPassword));
+  t.is(reveal(inputs.appPassword), "app-password-from-secret-config");
   t.is((inputs.config as { database: string }).database, "vectors");
   t.regex(inputs.migrationsFingerprint as string, /^[0-9a-f]{64}$/);
   t.is(inputs.timeoutSeconds, 600);
@@ -334,7 +336,8 @@ test.serial("Monitoring: one postgres_exporter per PostgreSQL node, pointed at i
     const exporter = byName(name).inputs;
     t.deepEqual(exporter.entrypoints, ["/bin/postgres_exporter", "--web.listen-address=:9187", "--extend.query-path=/etc/dpc/postgres-exporter/queries.yaml"]);
     t.deepEqual(envOf(name), {
-      DATA_SOURCE_URI: `${node}:5432/vectors?sslmode=disable`,
+      // The application_name Citus is told to show shard tables to (citus.show_shards_for_app_name_prefixes).
+      DATA_SOURCE_URI: `${node}:5432/vectors?sslmode=disable&application_name=postgres_exporter`,
       DATA_SOURCE_USER: "postgres",
       DATA_SOURCE_PASS_FILE: "/etc/dpc/postgres-exporter/password",
     });

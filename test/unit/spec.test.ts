@@ -70,6 +70,11 @@ test("ef_search below the search k is rejected", (t) => {
   assertRejected(t, { hnswEfSearch: 5, searchK: 10 }, "hnswEfSearch", "got 5", "searchK 10", "at least searchK");
 });
 
+test("ef_construction below 2 * m is rejected (pgvector refuses to build such an index)", (t) => {
+  assertRejected(t, { hnswM: 40 }, "hnswEfConstruction", "got 64", "hnswM 40", "at least 2 * hnswM (80)");
+  t.notThrows(() => parseClusterConfig({ hnswM: 32, hnswEfConstruction: 64 }));
+});
+
 test("an unknown key is rejected by name", (t) => {
   assertRejected(t, { workerGroup: 3 }, "workerGroup", "unknown configuration key");
 });
