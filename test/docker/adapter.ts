@@ -224,7 +224,7 @@ export class DockerAdapter {
       if (stand) this.log(`image ${tag}: build arg ${key}=${value} -> ${args[key]} (${stand.why})`);
     }
     const context = resolve(PROJECT_DIR, str(build.context, `image ${r.name}.build.context`));
-    const built = await buildImage(this.docker, context, { tag, buildargs: args });
+    const built = await buildImage(this.docker, context, { tag, buildargs: args, progress: this.log });
     this.timings.builds[tag] = built.seconds;
     this.created.imageTags.push(tag);
     // Containers name the image by its repoDigest output (or by its name): both mean this build.
@@ -247,7 +247,7 @@ export class DockerAdapter {
   private standIn(reference: string, stand: StandIn): Promise<Built> {
     if (!this.standIns.has(stand.target)) {
       this.log(`building stand-in dpc-test/${stand.target}:stand-in for ${repositoryOf(reference)}${stand.dockerfile ? " (a few minutes on a cold cache: Citus compiles)" : ""}`);
-      const build = this.buildQueue.then(() => buildStandIn(this.docker, stand));
+      const build = this.buildQueue.then(() => buildStandIn(this.docker, stand, this.log));
       this.buildQueue = build.catch(() => undefined);
       this.standIns.set(
         stand.target,

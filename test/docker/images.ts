@@ -113,7 +113,15 @@ async function contextArchive(dir: string, extra: Record<string, string>): Promi
 export async function buildImage(
   docker: Docker,
   context: string,
-  options: { tag: string; buildargs?: Record<string, string>; target?: string; dockerfile?: string; extraFiles?: Record<string, string> },
+  options: {
+    tag: string;
+    buildargs?: Record<string, string>;
+    target?: string;
+    dockerfile?: string;
+    extraFiles?: Record<string, string>;
+    /** Called with each build step as it starts. */
+    progress?: (line: string) => void;
+  },
 ): Promise<Built> {
   const started = Date.now();
   const stream = await docker.buildImage(Readable.from([await contextArchive(context, options.extraFiles ?? {})]), {
@@ -126,7 +134,15 @@ export async function buildImage(
     forcerm: true,
   });
   const events = await new Promise<{ error?: string; stream?: string; aux?: { ID?: string } }[]>((resolvePromise, reject) =>
-    docker.modem.followProgress(stream, (err: Error | null, output: unknown[]) => (err ? reject(err) : resolvePromise(output as never))),
+    docker.modem.followProgress(
+      stream,
+      (err: Error | null, output: unknown[]) => (err ? reject(err) : resolvePromise(output as never)),
+      // Each Dockerfile step as it starts: a cold Citus build is silent for minutes otherwise.
+      (event: { stream?: string }) => {
+        const step = /^Step \d+\/\d+ : .*/.exec(event.stream ?? "")?.[0];
+        if (step && options.progress) options.progress(`${options.tag}: ${step.slice(0, 120)}`);
+      },
+    ),
   );
   const failed = events.find((e) => e.error);
   if (failed) {
@@ -138,12 +154,13 @@ export async function buildImage(
 }
 
 /** Builds (or takes from the build cache) a stand-in, tagged dpc-test/<target>:stand-in. */
-export function buildStandIn(docker: Docker, standIn: StandIn): Promise<Built> {
+export function buildStandIn(docker: Docker, standIn: StandIn, progress?: (line: string) => void): Promise<Built> {
   const tag = `dpc-test/${standIn.target}:stand-in`;
-  if (!standIn.dockerfile) return buildImage(docker, STAND_IN_CONTEXT, { tag, target: standIn.target, buildargs: { BASE_IMAGE: BASE_IMAGE_TAG } });
+  if (!standIn.dockerfile) return buildImage(docker, STAND_IN_CONTEXT, { tag, target: standIn.target, buildargs: { BASE_IMAGE: BASE_IMAGE_TAG }, progress });
   const citus = citusSource();
   return buildImage(docker, STAND_IN_CONTEXT, {
     tag,
+    progress,
     dockerfile: standIn.dockerfile,
     buildargs: { BASE_IMAGE: BASE_IMAGE_TAG, CITUS_SHA256: citus.sha256 },
     extraFiles: { "citus.tar.gz": citus.path },
