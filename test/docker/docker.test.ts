@@ -21,7 +21,7 @@ import { DockerAdapter } from "./adapter.ts";
 import { declareCluster } from "./declared.ts";
 import { startEngine, stopEngine } from "./engine.ts";
 import { citusSource, NO_STAND_IN, STAND_INS } from "./images.ts";
-import { distPrimaries, placementsPerGroup, query, sleep, waitFor } from "./probes.ts";
+import { distPrimaries, placementsPerGroup, query, sleep, takenPorts, waitFor } from "./probes.ts";
 import { DOCKER_TEST_STACK, PROJECT, testPasswords } from "./stack.ts";
 
 const log = (line: string) => console.log(`[docker] ${line}`);
@@ -81,6 +81,9 @@ if ("unavailable" in engine) {
   });
 
   test.serial("the declared containers boot and become healthy", async (t) => {
+    const published = { pgbouncerPort: config.pgbouncerPort, haproxyReadWritePort: config.haproxyReadWritePort, haproxyReadOnlyPort: config.haproxyReadOnlyPort, prometheusPort: config.prometheusPort };
+    const taken = await takenPorts(published);
+    if (taken.length > 0) throw new Error(`host port(s) already in use, the test stack publishes them on 0.0.0.0: ${taken.join(", ")} (test/docker/stack.ts)`);
     const started = Date.now();
     const containers = await adapter.apply(registrations);
     const created = Date.now();

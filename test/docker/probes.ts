@@ -1,4 +1,5 @@
 // Small probes the docker test polls: waiting, one-shot queries, and what Citus's metadata says.
+import { createServer } from "node:net";
 import pg from "pg";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -54,4 +55,21 @@ export async function placementsPerGroup(adminUrl: string, table: string): Promi
     )
   ).rows as { groupid: number; shards: number }[];
   return new Map(rows.map((r) => [r.groupid, r.shards]));
+}
+
+/**
+ * The ports of `ports` (name -> port) that something on this host already listens on: Docker
+ * publishes on 0.0.0.0, so any listener on the port, whatever its address, makes the container fail.
+ */
+export async function takenPorts(ports: Record<string, number>): Promise<string[]> {
+  const taken: string[] = [];
+  for (const [name, port] of Object.entries(ports)) {
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once("error", () => resolve(false));
+      server.listen(port, "0.0.0.0", () => server.close(() => resolve(true)));
+    });
+    if (!free) taken.push(`${name} ${port}`);
+  }
+  return taken;
 }
