@@ -5,9 +5,10 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { ClusterConfig, Topology } from "./spec.ts";
 import { PORTS, ROLES, type ClusterSecrets } from "./render/index.ts";
-import { containerAddressing, CONTAINER_PATHS } from "./render/container.ts";
-import { EXPORTER_PORTS, exporterDataSourceUri, renderMonitoringFiles } from "../monitoring/index.ts";
-import type { Platform, WorkloadPort } from "./platform/index.ts";
+import { containerAddressing, CONTAINER_PATHS, type HostNaming } from "./render/container.ts";
+import { EXPORTER_PORTS, exporterDataSourceUri, renderMonitoringFiles, type MONITORING_FILES } from "../monitoring/index.ts";
+import type { Platform, WorkloadFile, WorkloadPort } from "./platform/index.ts";
+import type { Addressing } from "./render/types.ts";
 
 export const MONITORING_PORTS = { prometheus: 9090, grafana: 3000 } as const;
 
@@ -40,6 +41,73 @@ export const SCRAPE_INTERVAL = "15s";
 /** An HTTP check with the busybox `wget` the upstream images carry (they have no curl). */
 const httpCheck = (port: number, path: string): string[] => ["wget", "-q", "-O", "/dev/null", `http://127.0.0.1:${port}${path}`];
 
+/** Container names of the monitoring processes; `postgresExporter(node)` runs beside that node. */
+export function monitoringNames(scope: string) {
+  return {
+    prometheus: `${scope}-prometheus`,
+    grafana: `${scope}-grafana`,
+    pgbouncerExporter: `${scope}-pgbouncer-exporter`,
+    postgresExporterGroup: `${scope}-postgres-exporter`,
+    postgresExporter: (node: string) => `${node}-exporter`,
+  };
+}
+
+/**
+ * The monitoring files as the platforms deliver them: each exporter in a container of its own
+ * beside its node (the labels still name the node), addresses from `naming`, SCRAPE_INTERVAL.
+ * Shared by the component and `npm run render`.
+ */
+export function renderPlatformMonitoringFiles(
+  config: ClusterConfig,
+  topology: Topology,
+  naming: HostNaming,
+  citus: boolean,
+): MonitoringFiles {
+  const host = (member: string) => naming.host(member);
+  const names = monitoringNames(topology.scope);
+  return renderMonitoringFiles(config, topology, containerAddressing(config, topology, naming), {
+    citus,
+    scrapeInterval: SCRAPE_INTERVAL,
+    postgresExporterTarget: (node) => `${host(names.postgresExporter(node.name))}:${EXPORTER_PORTS.postgresExporter}`,
+    pgbouncerExporterTarget: `${host(names.pgbouncerExporter)}:${EXPORTER_PORTS.pgbouncerExporter}`,
+    prometheusUrl: `http://${host(names.prometheus)}:${MONITORING_PORTS.prometheus}`,
+    dashboardsDir: MONITORING_PATHS.grafanaDashboards,
+  });
+}
+
+type MonitoringFiles = Record<keyof typeof MONITORING_FILES, string>;
+const plain = (path: string, content: string): WorkloadFile => ({ path, content, secret: false });
+
+/** What each monitoring container receives; shared by the component and `npm run render`. */
+export const monitoringMemberFiles = {
+  /** A postgres_exporter: its queries, and the superuser's password (0600). */
+  postgresExporter: (files: MonitoringFiles, superuserPassword: string): WorkloadFile[] => [
+    plain(MONITORING_PATHS.exporterQueries, files.exporterQueries),
+    { path: MONITORING_PATHS.exporterPassword, content: superuserPassword, secret: true },
+  ],
+  /** The PgBouncer exporter: a connection string to PgBouncer's admin console (0600). */
+  pgbouncerExporter: (addressing: Addressing, superuserPassword: string): WorkloadFile[] => [
+    {
+      path: MONITORING_PATHS.pgbouncerExporterConnection,
+      // PgBouncer's admin console (database `pgbouncer`); the superuser is its admin_users.
+      content: `postgres://${ROLES.superuser}:${encodeURIComponent(superuserPassword)}@${addressing.pgbouncer.connect}:${PORTS.pgbouncer}/pgbouncer?sslmode=disable`,
+      secret: true,
+    },
+  ],
+  /** Prometheus: its config and the alert rules (no password). */
+  prometheus: (files: MonitoringFiles): WorkloadFile[] => [
+    plain(MONITORING_PATHS.prometheusConfig, files.prometheusConfig),
+    plain(MONITORING_PATHS.alertRules, files.alertRules),
+  ],
+  /** Grafana: datasource, dashboard provider, dashboard, and its admin password (0600). */
+  grafana: (files: MonitoringFiles, adminPassword: string): WorkloadFile[] => [
+    plain(`${MONITORING_PATHS.grafanaProvisioning}/datasources/prometheus.yml`, files.grafanaDatasource),
+    plain(`${MONITORING_PATHS.grafanaProvisioning}/dashboards/provider.yml`, files.grafanaDashboardProvider),
+    plain(`${MONITORING_PATHS.grafanaDashboards}/overview.json`, files.dashboard),
+    { path: MONITORING_PATHS.grafanaAdminPassword, content: adminPassword, secret: true },
+  ],
+};
+
 export interface MonitoringArgs {
   /** Validated cluster configuration (images, published ports, database). */
   readonly config: ClusterConfig;
@@ -68,28 +136,17 @@ export class Monitoring extends pulumi.ComponentResource {
     // Only plain facts go to super(): component inputs are saved in the state.
     super("dpc:index:Monitoring", name, { scope: topology.scope }, opts);
 
-    const host = (member: string) => platform.hostNaming.host(member);
     const addressing = containerAddressing(config, topology, platform.hostNaming);
-    const prometheusName = `${topology.scope}-prometheus`;
-    const grafanaName = `${topology.scope}-grafana`;
-    const pgbouncerExporterName = `${topology.scope}-pgbouncer-exporter`;
-    const exporterName = (node: string) => `${node}-exporter`;
-    const files = renderMonitoringFiles(config, topology, addressing, {
-      citus: args.citus ?? true,
-      scrapeInterval: SCRAPE_INTERVAL,
-      // Each exporter runs in a container of its own beside its node; the labels still name the node.
-      postgresExporterTarget: (node) => `${host(exporterName(node.name))}:${EXPORTER_PORTS.postgresExporter}`,
-      pgbouncerExporterTarget: `${host(pgbouncerExporterName)}:${EXPORTER_PORTS.pgbouncerExporter}`,
-      prometheusUrl: `http://${host(prometheusName)}:${MONITORING_PORTS.prometheus}`,
-      dashboardsDir: MONITORING_PATHS.grafanaDashboards,
-    });
-    const plain = (path: string, content: string) => ({ path, content, secret: false });
+    const names = monitoringNames(topology.scope);
+    const { prometheus: prometheusName, grafana: grafanaName, pgbouncerExporter: pgbouncerExporterName } = names;
+    const exporterName = names.postgresExporter;
+    const files = renderPlatformMonitoringFiles(config, topology, platform.hostNaming, args.citus ?? true);
     // Monitoring does not wait for the database: it must come up, and show it, when the database does not.
     const childOpts = { parent: this, dependsOn: opts?.dependsOn };
 
     platform.deployGroup(
       {
-        name: `${topology.scope}-postgres-exporter`,
+        name: names.postgresExporterGroup,
         image: config.postgresExporterImage,
         members: topology.groups.flat().map((node) => ({
           name: exporterName(node.name),
@@ -104,10 +161,7 @@ export class Monitoring extends pulumi.ComponentResource {
             DATA_SOURCE_USER: ROLES.superuser,
             DATA_SOURCE_PASS_FILE: MONITORING_PATHS.exporterPassword,
           },
-          files: secrets.apply((s) => [
-            plain(MONITORING_PATHS.exporterQueries, files.exporterQueries),
-            { path: MONITORING_PATHS.exporterPassword, content: s.superuser, secret: true },
-          ]),
+          files: secrets.apply((s) => monitoringMemberFiles.postgresExporter(files, s.superuser)),
         })),
         ports: [{ port: EXPORTER_PORTS.postgresExporter }],
         healthcheck: httpCheck(EXPORTER_PORTS.postgresExporter, "/"),
@@ -131,14 +185,7 @@ export class Monitoring extends pulumi.ComponentResource {
               `export PGBOUNCER_EXPORTER_CONNECTION_STRING="$(cat ${MONITORING_PATHS.pgbouncerExporterConnection})"; ` +
                 `exec /bin/pgbouncer_exporter --web.listen-address=:${EXPORTER_PORTS.pgbouncerExporter}`,
             ],
-            files: secrets.apply((s) => [
-              {
-                path: MONITORING_PATHS.pgbouncerExporterConnection,
-                // PgBouncer's admin console (database `pgbouncer`); the superuser is its admin_users.
-                content: `postgres://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${addressing.pgbouncer.connect}:${PORTS.pgbouncer}/pgbouncer?sslmode=disable`,
-                secret: true,
-              },
-            ]),
+            files: secrets.apply((s) => monitoringMemberFiles.pgbouncerExporter(addressing, s.superuser)),
           },
         ],
         ports: [{ port: EXPORTER_PORTS.pgbouncerExporter }],
@@ -162,10 +209,7 @@ export class Monitoring extends pulumi.ComponentResource {
               `--storage.tsdb.path=${MONITORING_PATHS.prometheusData}`,
               `--web.listen-address=0.0.0.0:${MONITORING_PORTS.prometheus}`,
             ],
-            files: [
-              plain(MONITORING_PATHS.prometheusConfig, files.prometheusConfig),
-              plain(MONITORING_PATHS.alertRules, files.alertRules),
-            ],
+            files: monitoringMemberFiles.prometheus(files),
           },
         ],
         ports: [prometheusPort],
@@ -198,12 +242,7 @@ export class Monitoring extends pulumi.ComponentResource {
               GF_SECURITY_ADMIN_PASSWORD__FILE: MONITORING_PATHS.grafanaAdminPassword,
               GF_USERS_ALLOW_SIGN_UP: "false",
             },
-            files: adminPassword.apply((password) => [
-              plain(`${MONITORING_PATHS.grafanaProvisioning}/datasources/prometheus.yml`, files.grafanaDatasource),
-              plain(`${MONITORING_PATHS.grafanaProvisioning}/dashboards/provider.yml`, files.grafanaDashboardProvider),
-              plain(`${MONITORING_PATHS.grafanaDashboards}/overview.json`, files.dashboard),
-              { path: MONITORING_PATHS.grafanaAdminPassword, content: password, secret: true },
-            ]),
+            files: adminPassword.apply((password) => monitoringMemberFiles.grafana(files, password)),
           },
         ],
         ports: [grafanaPort],

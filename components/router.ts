@@ -5,7 +5,7 @@ import type { ClusterConfig, Topology } from "./spec.ts";
 import { containerAddressing, containerLayout } from "./render/container.ts";
 import {
   PORTS,
-  renderHaproxyCfg,
+  renderHaproxyFiles,
   renderPgbouncerIni,
   renderPgbouncerUserlist,
   type ClusterSecrets,
@@ -58,7 +58,7 @@ export class Router extends pulumi.ComponentResource {
             name: haproxyName,
             // -W -db: master-worker mode in the foreground, as the official image runs it.
             command: ["haproxy", "-W", "-db", "-f", layout.haproxyConfigFile],
-            files: [{ path: layout.haproxyConfigFile, content: renderHaproxyCfg(topology, addressing, layout.haproxy), secret: false }],
+            files: renderHaproxyFiles(config, topology, addressing, layout),
           },
         ],
         ports: [readWrite, readOnly, { port: PORTS.haproxyStats }],

@@ -7,7 +7,7 @@ export type PlatformName = "docker" | "kubernetes";
 export type VectorExtension = "pgvector" | "ruvector";
 export type SynchronousMode = "off" | "on" | "quorum";
 export type BenchmarkMode = "quick" | "full" | "stress";
-export type KubernetesServiceType = "LoadBalancer" | "NodePort";
+export type KubernetesServiceType = "ClusterIP" | "LoadBalancer" | "NodePort";
 
 /** The flat stack configuration keys (`pulumi config set KEY VALUE`), with their defaults. */
 export interface ClusterConfig {
@@ -43,6 +43,8 @@ export interface ClusterConfig {
   searchK: number;
   /** PgBouncer server connections per database/user pair. */
   poolSize: number;
+  /** Replicas further behind their primary than this (bytes of WAL) leave HAProxy's read-only pool. */
+  readOnlyMaxLagBytes: number;
   /** PgBouncer client connections at most. */
   maxClientConnections: number;
   /** Patroni leader key TTL, seconds. */
@@ -101,8 +103,23 @@ export interface ClusterConfig {
   kubernetesStorageClass: string;
   /** The pod network (CIDR) on kubernetes: pg_hba admits only it there (networkSubnet is docker's). */
   kubernetesPodCidr: string;
-  /** Type of the Services of published ports on kubernetes. */
+  /**
+   * kubernetes: ClusterIP publishes nothing outside the cluster; LoadBalancer or NodePort add a
+   * `<member>-public` Service for each published port (HAProxy, PgBouncer, Prometheus, Grafana).
+   */
   kubernetesServiceType: KubernetesServiceType;
+  /**
+   * kubernetes: comma-separated CIDRs admitted to the published Services (loadBalancerSourceRanges and
+   * the NetworkPolicies); required unless kubernetesServiceType is ClusterIP.
+   */
+  kubernetesSourceRanges: string;
+  /** kubernetes: pods of HAProxy and of PgBouncer each (spread over nodes, with a disruption budget). */
+  kubernetesRouterReplicas: number;
+  /** kubernetes: numeric user and group of `postgres` in databaseImage (the Citus image's: 999); pods run as them. */
+  kubernetesPostgresUid: number;
+  kubernetesPostgresGid: number;
+  /** kubernetes: seconds a PostgreSQL pod has to shut down cleanly before it is killed. */
+  kubernetesTerminationGraceSeconds: number;
   /** Run the benchmark suite after `pulumi up` creates or updates the schema. */
   benchmarkEnabled: boolean;
   /** Benchmark mode of the post-deploy run. */
@@ -128,13 +145,20 @@ export const DEFAULT_CONFIG: ClusterConfig = {
   hnswEfSearch: 40,
   searchK: 10,
   poolSize: 25,
+  // 1 MiB, Patroni's maximum_lag_on_failover here: a replica too far behind to be promoted is too
+  // stale to read from.
+  readOnlyMaxLagBytes: 1048576,
   maxClientConnections: 1000,
   // Tuned for failover within 10 s (see README, "Failover tuning"): a primary that cannot reach etcd
   // or PostgreSQL for retry_timeout seconds steps down, so shorter values trade stability for speed.
-  patroniTtl: 7,
+  // Patroni's documented limits (ttl >= 20, loop_wait >= 1, retry_timeout >= 3, loop_wait +
+  // 2 * retry_timeout <= ttl); ttl is the floor of node-loss failover, so it sits at the minimum.
+  patroniTtl: 20,
   patroniLoopWait: 1,
-  patroniRetryTimeout: 3,
-  synchronousMode: "on",
+  patroniRetryTimeout: 5,
+  // Any one standby's acknowledgement commits, and any acknowledging standby may be promoted: no
+  // leaderless window after a failover (Patroni 4; "on" names one synchronous standby).
+  synchronousMode: "quorum",
   databaseBaseImage: "citusdata/citus:13.0.3",
   etcdImage: "quay.io/coreos/etcd:v3.5.17",
   haproxyImage: "haproxy:2.9",
@@ -156,7 +180,12 @@ export const DEFAULT_CONFIG: ClusterConfig = {
   kubernetesVolumeSize: "10Gi",
   kubernetesStorageClass: "",
   kubernetesPodCidr: "10.0.0.0/8",
-  kubernetesServiceType: "LoadBalancer",
+  kubernetesServiceType: "ClusterIP",
+  kubernetesSourceRanges: "",
+  kubernetesRouterReplicas: 2,
+  kubernetesPostgresUid: 999,
+  kubernetesPostgresGid: 999,
+  kubernetesTerminationGraceSeconds: 300,
   benchmarkEnabled: true,
   benchmarkMode: "quick",
   benchmarkRunId: "",
@@ -194,10 +223,12 @@ const CONFIG_SCHEMA = {
     hnswEfSearch: int(1, 1000),
     searchK: int(1, 1000),
     poolSize: int(1, 10000),
+    readOnlyMaxLagBytes: int(0, 1099511627776),
     maxClientConnections: int(1, 100000),
-    patroniTtl: int(5, 3600),
+    // Patroni's documented minimums: 4.x raises a smaller ttl to 20 by itself.
+    patroniTtl: int(20, 3600),
     patroniLoopWait: int(1, 600),
-    patroniRetryTimeout: int(1, 600),
+    patroniRetryTimeout: int(3, 600),
     synchronousMode: { type: "string", enum: ["off", "on", "quorum"] },
     databaseBaseImage: { type: "string", minLength: 1 },
     etcdImage: { type: "string", minLength: 1 },
@@ -223,7 +254,13 @@ const CONFIG_SCHEMA = {
     // Empty, or a StorageClass name (a DNS subdomain).
     kubernetesStorageClass: { type: "string", pattern: "^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)?$" },
     kubernetesPodCidr: cidr,
-    kubernetesServiceType: { type: "string", enum: ["LoadBalancer", "NodePort"] },
+    kubernetesServiceType: { type: "string", enum: ["ClusterIP", "LoadBalancer", "NodePort"] },
+    // Empty, or CIDRs separated by commas (each checked in crossFieldErrors).
+    kubernetesSourceRanges: { type: "string", pattern: "^( *\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}/\\d{1,2} *(, *\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}/\\d{1,2} *)*)?$" },
+    kubernetesRouterReplicas: int(1, 10),
+    kubernetesPostgresUid: int(1, 2147483647),
+    kubernetesPostgresGid: int(1, 2147483647),
+    kubernetesTerminationGraceSeconds: int(30, 3600),
     benchmarkEnabled: { type: "boolean" },
     benchmarkMode: { type: "string", enum: ["quick", "full", "stress"] },
     benchmarkRunId: { type: "string", maxLength: 100 },
@@ -265,6 +302,11 @@ function isValidSubnet(subnet: string): boolean {
   return address.split(".").every((octet) => Number(octet) <= 255) && Number(prefix) >= 8 && Number(prefix) <= 28;
 }
 
+function isValidCidr(cidr: string): boolean {
+  const [address, prefix] = cidr.split("/");
+  return address.split(".").every((octet) => Number(octet) <= 255) && Number(prefix) <= 32;
+}
+
 function crossFieldErrors(c: ClusterConfig): string[] {
   const errors: string[] = [];
   if (c.etcdMembers % 2 === 0) {
@@ -293,6 +335,14 @@ function crossFieldErrors(c: ClusterConfig): string[] {
   }
   for (const key of ["networkSubnet", "kubernetesPodCidr"] as const) {
     if (!isValidSubnet(c[key])) errors.push(`${key}: got "${c[key]}"; allowed: an IPv4 CIDR with octets up to 255 and a prefix from /8 to /28`);
+  }
+  const ranges = c.kubernetesSourceRanges.split(",").map((r) => r.trim()).filter((r) => r !== "");
+  const badRange = ranges.find((r) => !isValidCidr(r));
+  if (badRange) {
+    errors.push(`kubernetesSourceRanges: got "${badRange}"; allowed: IPv4 CIDRs with octets up to 255 and a prefix from /0 to /32, separated by commas`);
+  }
+  if (c.kubernetesServiceType !== "ClusterIP" && ranges.length === 0) {
+    errors.push(`kubernetesSourceRanges: got "" with kubernetesServiceType "${c.kubernetesServiceType}"; allowed: the CIDRs that may reach the published Services (e.g. "203.0.113.0/24"): nothing is published to everyone`);
   }
   if (c.platform === "kubernetes" && c.databaseImage === "") {
     errors.push(`databaseImage: got "" with platform "kubernetes"; allowed: a pre-built image reference the cluster can pull (build images/ and push it; the kubernetes platform builds no image)`);

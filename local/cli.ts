@@ -5,13 +5,15 @@ import { fileURLToPath } from "node:url";
 import { ConfigError } from "../components/spec.ts";
 import { LocalCluster, LocalClusterError } from "./cluster.ts";
 import { runDrill } from "./drill.ts";
+import { installPrerequisites } from "./setup.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const USAGE = `usage: npm run local -- <up|status|down|drill> [--stack NAME] [--state DIR] [--purge]
-  up      render the stack (default: local) and start it as processes on loopback addresses
+  up      install what this machine lacks (scripts/install.sh), render the stack (default: local) and
+          start it as processes on loopback addresses
   status  each group's members, roles, state and lag
   down    stop every process of the cluster and free its ports (--purge also deletes its data)
-  drill   on a fresh cluster of its own: cold bootstrap time, failover time (median of 3), lost writes; JSON`;
+  drill   (installs first, as up does) on a fresh cluster of its own: cold bootstrap time, failover time (median of 3), lost writes; JSON`;
 
 function option(args: string[], name: string, fallback: string): string {
   const index = args.indexOf(`--${name}`);
@@ -34,6 +36,11 @@ async function main(args: string[]): Promise<number> {
   if (process.getuid?.() !== 0) {
     console.error("npm run local must run as root: it starts every process as the postgres user (PostgreSQL refuses root)");
     return 2;
+  }
+  // Starting needs the binaries: install what is missing first (quick when nothing is).
+  if (command === "up" || command === "drill") {
+    const installed = await installPrerequisites(ROOT);
+    if (installed !== 0) return installed;
   }
 
   if (command === "drill") {

@@ -98,6 +98,9 @@ export interface StateIdentity {
   groups: string[][];
 }
 
+/** Patroni's role names of a standby that acknowledges commits ("on": sync_standby; "quorum": quorum_standby). */
+export const SYNCHRONOUS_ROLES = ["sync_standby", "quorum_standby"];
+
 export class LocalCluster {
   readonly config: ClusterConfig;
   readonly topology: Topology;
@@ -365,7 +368,7 @@ export class LocalCluster {
       // With synchronous replication the group is protected only once Patroni has named a synchronous
       // standby: until then commits are acknowledged without one, and only that standby may be promoted.
       const needsSyncStandby = this.config.synchronousMode !== "off" && nodes.length > 1;
-      if (needsSyncStandby && !members.some((m) => m.role === "sync_standby")) return undefined;
+      if (needsSyncStandby && !members.some((m) => SYNCHRONOUS_ROLES.includes(m.role))) return undefined;
       const streaming = await this.streamingReplicas(this.node(leader.name));
       return streaming >= nodes.length - 1 ? members : undefined;
     });

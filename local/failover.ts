@@ -6,6 +6,7 @@ import type { PostgresNode } from "../components/spec.ts";
 import type { LocalCluster } from "./cluster.ts";
 import { pollUntil, sleep } from "./processes.ts";
 import { ContinuousWriter, missingWrites } from "./writer.ts";
+import { FailoverSampler, type FailoverTimeline } from "./failover-timeline.ts";
 
 export interface FailoverResult {
   group: number;
@@ -22,6 +23,8 @@ export interface FailoverResult {
   distNodeAddress?: string;
   /** For a worker group: the new leader's address (pg_dist_node must name it). */
   newLeaderAddress: string;
+  /** Where the seconds to the first write went: key expiry, election, promotion, routing. */
+  timeline: FailoverTimeline;
 }
 
 async function waitUntil(what: string, timeoutMs: number, condition: () => Promise<boolean> | boolean): Promise<void> {
@@ -64,6 +67,7 @@ export async function failoverUnderWrites(cluster: LocalCluster, group: number):
 
   const killedAt = Date.now();
   cluster.killNode(oldLeader);
+  const sampler = new FailoverSampler(cluster, group, oldLeader, killedAt);
   let newLeader: PostgresNode | undefined;
   try {
     await waitUntil("a new leader", 60000, async () => {
@@ -73,6 +77,7 @@ export async function failoverUnderWrites(cluster: LocalCluster, group: number):
     await waitUntil("writes after the failover", 60000, () => writer.recoveredAfter(killedAt) !== undefined);
     await sleep(1000); // keep writing on the new primary for a moment
   } finally {
+    await sampler.stop();
     // The old node comes back, as a supervisor (restart policy, StatefulSet) would bring it back.
     cluster.startPatroni(oldLeader);
   }
@@ -99,5 +104,6 @@ export async function failoverUnderWrites(cluster: LocalCluster, group: number):
     writeErrors: result.errors,
     lostWrites: await missingWrites(cluster.primaryUrl(cluster.config.database), table, result.acknowledged, bucket),
     oldLeaderRejoinedAsReplica: rejoined,
+    timeline: sampler.timeline,
   };
 }

@@ -10,6 +10,8 @@ export interface WriterResult {
   acknowledgedAt: number[];
   /** Times (ms since epoch) of failed writes or connection attempts. */
   failedAt: number[];
+  /** The first few errors' messages, for people. */
+  errorMessages: string[];
 }
 
 export interface WriterTarget {
@@ -25,7 +27,7 @@ export const DEFAULT_BUCKET = "w";
 
 export class ContinuousWriter {
   private stopped = false;
-  private readonly result: WriterResult = { acknowledged: [], errors: 0, acknowledgedAt: [], failedAt: [] };
+  private readonly result: WriterResult = { acknowledged: [], errors: 0, acknowledgedAt: [], failedAt: [], errorMessages: [] };
   private running?: Promise<void>;
   private sequence = 0;
 
@@ -109,7 +111,9 @@ export class ContinuousWriter {
         client = new pg.Client({
           connectionString: await this.target.connectionString(),
           connectionTimeoutMillis: 2000,
-          query_timeout: 3000,
+          // Long enough to wait through a planned switchover's pause; a dead server fails the
+          // connection (refused, or closed by HAProxy) long before.
+          query_timeout: 10000,
         });
         client.on("error", () => undefined); // a dropped connection surfaces on the next query
         await client.connect();
@@ -120,8 +124,9 @@ export class ContinuousWriter {
           this.result.acknowledged.push(seq);
           this.result.acknowledgedAt.push(Date.now());
         }
-      } catch {
+      } catch (error) {
         this.result.errors++;
+        if (this.result.errorMessages.length < 5) this.result.errorMessages.push((error as Error).message);
         this.result.failedAt.push(Date.now());
         await sleep(100);
       } finally {

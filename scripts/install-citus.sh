@@ -2,7 +2,11 @@
 # Installs Citus for this machine's PostgreSQL major: Debian's package where the archive has one,
 # otherwise a build of the pinned source tarball (no reachable registry ships Citus here).
 #
-#   scripts/install-citus.sh PG_MAJOR
+#   scripts/install-citus.sh PG_MAJOR           install (when missing)
+#   scripts/install-citus.sh PG_MAJOR --check   install nothing; print what installing would take, one
+#                                               line: `installed`, `package NAME` or `build DEP...`
+#                                               (the build dependencies still missing); fail, as the
+#                                               install would, when it cannot (so install.sh refuses first)
 #
 # DPC_CITUS_TARBALL   the source tarball (default: ../shared/vendor/citus-13.0.5.tar.gz beside the project)
 #
@@ -16,7 +20,9 @@ CITUS_SHA256=22d855284a6ff7406606fb87d464b830368a3df918644e6b94d7eb3b3dfb7113
 log() { printf '[install] %s\n' "$*"; }
 fail() { printf '[install] %s\n' "$*" >&2; exit 1; }
 
-PG_MAJOR=${1:?usage: install-citus.sh PG_MAJOR}
+PG_MAJOR=${1:?usage: install-citus.sh PG_MAJOR [--check]}
+CHECK_ONLY=false
+[ "${2:-}" = --check ] && CHECK_ONLY=true
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARBALL=${DPC_CITUS_TARBALL:-$ROOT/../shared/vendor/citus-$CITUS_VERSION.tar.gz}
 CONTROL="/usr/share/postgresql/$PG_MAJOR/extension/citus.control"
@@ -25,6 +31,7 @@ PG_CONFIG="/usr/lib/postgresql/$PG_MAJOR/bin/pg_config"
 installed_version() { sed -n "s/^default_version = '\(.*\)'/\1/p" "$CONTROL"; }
 
 if [ -f "$CONTROL" ] && [ -f "/usr/lib/postgresql/$PG_MAJOR/lib/citus.so" ]; then
+  if $CHECK_ONLY; then echo installed; exit 0; fi
   log "Citus already installed for PostgreSQL $PG_MAJOR: $(installed_version)"
   exit 0
 fi
@@ -32,6 +39,7 @@ fi
 # A packaged Citus of the same major.minor, where the machine's archive has one (PGDG names it so).
 package="postgresql-$PG_MAJOR-citus-${CITUS_VERSION%.*}"
 if apt-cache show "$package" >/dev/null 2>&1; then
+  if $CHECK_ONLY; then echo "package $package"; exit 0; fi
   log "installing Citus from the package $package"
   apt-get install -y -qq --no-install-recommends "$package" >/dev/null
   log "Citus installed for PostgreSQL $PG_MAJOR: $(installed_version)"
@@ -48,6 +56,7 @@ missing=()
 for p in "${BUILD_DEPS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+if $CHECK_ONLY; then echo "build ${missing[*]}"; exit 0; fi
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing Citus build dependencies: ${missing[*]}"
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

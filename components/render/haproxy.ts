@@ -7,6 +7,8 @@ import { PORTS, type Addressing } from "./types.ts";
 export interface HaproxyRenderOptions {
   /** Where HAProxy writes its pid file (local runs); omitted in containers. */
   pidFile?: string;
+  /** Bytes of WAL a replica may be behind and stay in the read-only pool (Patroni's `/replica?lag=`). */
+  readOnlyMaxLagBytes?: number;
 }
 
 /** Name of the `resolvers` section rendered when backends are DNS names. */
@@ -44,10 +46,14 @@ export function renderHaproxyCfg(topology: Topology, addressing: Addressing, opt
       return `    server ${node.name} ${address}:${PORTS.postgres} check port ${PORTS.patroniRest}`;
     })
     .join("\n");
-  // inter 1s fall 2: a dead primary is out within ~2 s; shutdown-sessions closes its client sessions
-  // at once so that PgBouncer reconnects to the new primary instead of waiting on a dead socket.
+  // inter 1s fall 2: a dead primary is out within ~1.25 s of its first failed check (the second
+  // comes after fastinter); a down server is checked every 500 ms, so a new primary is in quickly.
+  // shutdown-sessions closes a demoted server's client sessions at once, so that PgBouncer
+  // reconnects to the new primary instead of waiting on a dead socket.
   const resolution = byName ? ` resolvers ${HAPROXY_RESOLVERS} resolve-prefer ipv4 init-addr libc,none` : "";
-  const checks = `default-server inter 1s fall 2 rise 1 on-marked-down shutdown-sessions${resolution}`;
+  const checks = `default-server inter 1s fastinter 250ms downinter 500ms fall 2 rise 1 on-marked-down shutdown-sessions${resolution}`;
+  // Patroni answers /replica?lag=N with 503 on a replica more than N bytes behind the primary.
+  const replicaCheck = options.readOnlyMaxLagBytes === undefined ? "/replica" : `/replica?lag=${options.readOnlyMaxLagBytes}`;
   return `# Rendered by distributed-postgres-cluster; do not edit.
 global
     maxconn 2000
@@ -79,7 +85,7 @@ ${servers}
 listen coordinator_replicas
     bind ${listen}:${PORTS.haproxyReadOnly}
     balance roundrobin
-    option httpchk GET /replica
+    option httpchk GET ${replicaCheck}
     http-check expect status 200
     ${checks}
 ${servers}

@@ -65,6 +65,12 @@ export function renderPostgresNode(
   ];
 }
 
+/** HAProxy's files: haproxy.cfg, with the configuration's read-only lag bound. */
+export function renderHaproxyFiles(config: ClusterConfig, topology: Topology, addressing: Addressing, layout: ClusterLayout): RenderedFile[] {
+  const options = { ...layout.haproxy, readOnlyMaxLagBytes: config.readOnlyMaxLagBytes };
+  return [{ path: layout.haproxyConfigFile, content: renderHaproxyCfg(topology, addressing, options), secret: false }];
+}
+
 export function renderCluster(
   config: ClusterConfig,
   topology: Topology,
@@ -79,7 +85,7 @@ export function renderCluster(
       files: renderPostgresNode(config, topology, node, addressing, layout, secrets, options),
     })),
     etcd: topology.etcd.map((member) => ({ member, args: etcdArgs(topology, member, addressing, layout.etcdDataDir(member)) })),
-    haproxy: [{ path: layout.haproxyConfigFile, content: renderHaproxyCfg(topology, addressing, layout.haproxy), secret: false }],
+    haproxy: renderHaproxyFiles(config, topology, addressing, layout),
     pgbouncer: [
       { path: layout.pgbouncerConfigFile, content: renderPgbouncerIni(config, addressing, layout.pgbouncer), secret: false },
       { path: layout.pgbouncer.authFile, content: renderPgbouncerUserlist(secrets), secret: true },

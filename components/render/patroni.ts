@@ -75,8 +75,10 @@ export function patroniConfig(
     `host replication ${ROLES.replication} ${addressing.clusterNetwork} scram-sha-256`,
     `host all all ${addressing.clusterNetwork} scram-sha-256`,
   ];
-  // Patroni 3.x only knows true/false; "quorum" (Patroni 4+) is written as its own value.
-  const synchronous = config.synchronousMode === "quorum" ? "quorum" : config.synchronousMode === "on";
+  // "quorum" is left out on purpose: Patroni 4 bootstraps a cluster with a citus section in quorum
+  // mode when synchronous_mode is unset (patroni/config.py), and its own validator (4.0.7) rejects
+  // the value "quorum", which Patroni accepts at run time. "on"/"off" are written as booleans.
+  const synchronous = config.synchronousMode === "quorum" ? {} : { synchronous_mode: config.synchronousMode === "on" };
   return {
     scope: patroniScope(topology, node.group, options.citus),
     namespace: "/service/",
@@ -96,7 +98,7 @@ export function patroniConfig(
         loop_wait: config.patroniLoopWait,
         retry_timeout: config.patroniRetryTimeout,
         maximum_lag_on_failover: 1048576,
-        synchronous_mode: synchronous,
+        ...synchronous,
         synchronous_mode_strict: false,
         postgresql: {
           use_pg_rewind: true,

@@ -10,17 +10,27 @@ import * as pulumi from "@pulumi/pulumi";
 import { parse as parseYaml } from "yaml";
 import {
   byType,
-  devStackConfig,
   generatedPasswords,
   isSecretValue,
-  key,
   passwordLeaks,
   registrations,
-  reveal,
-  settled,
   valueOf,
-  type Registration,
 } from "./_pulumi-harness.ts";
+import {
+  APP_PASSWORD,
+  DATABASE_GROUPS,
+  DOMAIN,
+  IMAGE,
+  POD_CIDR,
+  TYPES,
+  container,
+  k8sName,
+  loadKubernetesStack,
+  membersOf,
+  named,
+  secretData,
+  spec,
+} from "./_kubernetes-stack.ts";
 import { ConfigError, parseClusterConfig } from "../../components/spec.ts";
 import {
   MEMBER_VAR,
@@ -33,43 +43,15 @@ import {
   sharedCommand,
 } from "../../components/platform/kubernetes.ts";
 
-const IMAGE = "registry.example.com/dpc-postgres:pg17";
-const POD_CIDR = "10.244.0.0/16";
-const APP_PASSWORD = "app-password-from-secret-config";
-const DOMAIN = "dpc.svc.cluster.local";
-
-const STATEFULSET = "kubernetes:apps/v1:StatefulSet";
-const DEPLOYMENT = "kubernetes:apps/v1:Deployment";
-const SERVICE = "kubernetes:core/v1:Service";
-const SECRET = "kubernetes:core/v1:Secret";
+const STATEFULSET = TYPES.statefulSet;
+const DEPLOYMENT = TYPES.deployment;
+const SERVICE = TYPES.service;
+const SECRET = TYPES.secret;
 
 let stack: any;
 test.before(async () => {
-  pulumi.runtime.setAllConfig(
-    {
-      ...devStackConfig(),
-      [key("platform")]: "kubernetes",
-      [key("databaseImage")]: IMAGE,
-      [key("kubernetesPodCidr")]: POD_CIDR,
-      [key("appPassword")]: APP_PASSWORD,
-    },
-    [key("appPassword")],
-  );
-  stack = await import("../../index.ts");
-  await valueOf(stack.appConnectionString);
-  await settled();
+  stack = await loadKubernetesStack();
 });
-
-// Registered k8s objects by their Kubernetes name.
-const k8sName = (r: Registration) => (r.inputs.metadata as { name: string }).name;
-const named = (type: string, name: string) => byType(type).find((r) => k8sName(r) === name)!;
-const spec = (r: Registration) => r.inputs.spec as any;
-const container = (r: Registration) => spec(r).template.spec.containers[0];
-/** The group Secret's data, revealed. */
-const secretData = (group: string) => reveal(named(SECRET, `${group}-files`).inputs.stringData) as Record<string, string>;
-
-const DATABASE_GROUPS = ["dpc-coordinator", ...[1, 2, 3, 4, 5, 6].map((g) => `dpc-worker${g}`)];
-const membersOf = (set: Registration) => Array.from({ length: spec(set).replicas }, (_, i) => `${k8sName(set)}-${i}`);
 
 test("a namespace, one StatefulSet per etcd and Patroni group, one Deployment per other process", (t) => {
   const namespaces = byType("kubernetes:core/v1:Namespace");
@@ -90,7 +72,7 @@ test("a namespace, one StatefulSet per etcd and Patroni group, one Deployment pe
   }
 });
 
-test("headless Services with explicit names, published before ready; pods named after the members", (t) => {
+test("headless Services for the StatefulSets (published before ready); a ClusterIP Service per other member", (t) => {
   for (const set of byType(STATEFULSET)) {
     const name = k8sName(set);
     t.is(spec(set).serviceName, name);
@@ -104,9 +86,14 @@ test("headless Services with explicit names, published before ready; pods named 
   for (const deployment of byType(DEPLOYMENT)) {
     const name = k8sName(deployment);
     const pod = spec(deployment).template.spec;
-    t.deepEqual([pod.hostname, pod.subdomain], [name, name]);
-    t.is(spec(named(SERVICE, name)).clusterIP, "None");
-    t.is(spec(deployment).strategy.type, "Recreate");
+    // The wrapper picks the member's files by $HOSTNAME; the address is the Service's, not the pod's.
+    t.deepEqual([pod.hostname, pod.subdomain], [name, undefined]);
+    const service = spec(named(SERVICE, name));
+    t.is(service.type, "ClusterIP");
+    t.is(service.clusterIP, undefined);
+    t.deepEqual(service.selector, spec(deployment).selector.matchLabels);
+    // Only Prometheus holds a ReadWriteOnce volume: the old pod must go first.
+    t.is(spec(deployment).strategy.type, name === "dpc-prometheus" ? "Recreate" : "RollingUpdate", name);
     t.is(memberService(name), name);
   }
 });
@@ -161,13 +148,9 @@ test("database pods: the pre-built image, the wrapper, requests = limits, a clai
     ]);
     t.true(main.volumeMounts.some((m: any) => m.name === "data" && m.mountPath === "/var/lib/postgresql/patroni"));
     t.true(main.volumeMounts.some((m: any) => m.name === "files" && m.mountPath === STAGING_DIR && m.readOnly));
-    const health = ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8008/health"];
-    t.deepEqual(main.readinessProbe.exec.command, health);
-    t.deepEqual(main.livenessProbe.exec.command, health);
-    t.true(main.livenessProbe.failureThreshold >= 10);
-    // startSeconds 120: 24 periods of 5 s, then 3 more tries.
-    t.is(main.startupProbe.failureThreshold, 27);
-    t.is(spec(named("kubernetes:policy/v1:PodDisruptionBudget", group)).maxUnavailable, 1);
+    t.deepEqual(main.readinessProbe.httpGet, { path: "/readiness", port: 8008, scheme: "HTTP" });
+    t.deepEqual(main.livenessProbe.httpGet, { path: "/liveness", port: 8008, scheme: "HTTP" });
+    t.deepEqual(main.startupProbe.httpGet, { path: "/liveness", port: 8008, scheme: "HTTP" });
   }
 });
 
@@ -186,27 +169,23 @@ test("etcd: no shell in its image, so one command with $(DPC_MEMBER) = the pod n
   }
 });
 
-test("published ports: <member>-public Services of type LoadBalancer; endpoints are in-cluster DNS names", async (t) => {
-  const published = byType(SERVICE)
-    .filter((r) => spec(r).type)
-    .map((r) => [k8sName(r), spec(r).type, spec(r).ports.map((p: any) => [p.port, p.targetPort])]);
-  t.deepEqual(published.sort(), [
-    ["dpc-grafana-public", "LoadBalancer", [[3000, 3000]]],
-    ["dpc-haproxy-public", "LoadBalancer", [[5000, 5000], [5001, 5001]]],
-    ["dpc-pgbouncer-public", "LoadBalancer", [[6432, 6432]]],
-    ["dpc-prometheus-public", "LoadBalancer", [[9090, 9090]]],
-  ]);
-  t.is(await valueOf(stack.readWriteEndpoint), "dpc-haproxy-public.dpc.svc.cluster.local:5000");
-  t.is(await valueOf(stack.pgbouncerEndpoint), "dpc-pgbouncer-public.dpc.svc.cluster.local:6432");
-  // PgBouncer reaches HAProxy by its pod's DNS name; Prometheus keeps its TSDB on a claim of its own.
+test("nothing published by default: every Service ClusterIP or headless; endpoints are in-cluster Service names", async (t) => {
+  t.deepEqual(byType(SERVICE).filter((r) => spec(r).type !== undefined && spec(r).type !== "ClusterIP").map(k8sName), []);
+  t.deepEqual(byType(SERVICE).filter((r) => k8sName(r).endsWith("-public")).map(k8sName), []);
+  t.is(await valueOf(stack.readWriteEndpoint), "dpc-haproxy.dpc.svc.cluster.local:5000");
+  t.is(await valueOf(stack.readOnlyEndpoint), "dpc-haproxy.dpc.svc.cluster.local:5001");
+  t.is(await valueOf(stack.pgbouncerEndpoint), "dpc-pgbouncer.dpc.svc.cluster.local:6432");
+  t.is(await valueOf(stack.prometheusEndpoint), "dpc-prometheus.dpc.svc.cluster.local:9090");
+  // PgBouncer reaches HAProxy by its Service (one stable address for all its pods); Prometheus keeps
+  // its TSDB on a claim of its own.
   const ini = secretData("dpc-pgbouncer")["dpc-pgbouncer__pgbouncer.ini"];
-  t.regex(ini, new RegExp(`host=dpc-haproxy\\.dpc-haproxy\\.${DOMAIN.replaceAll(".", "\\.")}`));
+  t.regex(ini, new RegExp(`host=dpc-haproxy\\.${DOMAIN.replaceAll(".", "\\.")} `));
   t.is(spec(named("kubernetes:core/v1:PersistentVolumeClaim", "dpc-prometheus-data")).resources.requests.storage, "10Gi");
 });
 
 test("runAs: pod securityContext and fsGroup; the Secret readable through that group only", (t) => {
   const pgbouncer = spec(named(DEPLOYMENT, "dpc-pgbouncer")).template.spec;
-  t.deepEqual(pgbouncer.securityContext, { runAsUser: 70, runAsGroup: 70, fsGroup: 70 });
+  t.like(pgbouncer.securityContext, { runAsNonRoot: true, runAsUser: 70, runAsGroup: 70, fsGroup: 70 });
   t.is(pgbouncer.volumes.find((v: any) => v.name === "files").secret.defaultMode, 0o440);
   t.is(secretData("dpc-pgbouncer")["dpc-pgbouncer.files"].split("\n").find((l) => l.includes("userlist"))!.split(" ")[0], "0600");
 });
@@ -348,12 +327,45 @@ test("validation: kubernetes needs databaseImage; the new keys are checked", (t)
         databaseImage: IMAGE,
         kubernetesVolumeSize: "ten",
         kubernetesPodCidr: "10.0.0.0/33",
-        kubernetesServiceType: "ClusterIP",
+        kubernetesServiceType: "ExternalName",
         kubernetesStorageClass: "Fast SSD",
       }),
     { instanceOf: ConfigError },
   );
   for (const k of ["kubernetesVolumeSize", "kubernetesPodCidr", "kubernetesServiceType", "kubernetesStorageClass"]) t.regex(bad!.message, new RegExp(`${k}:`));
-  const ok = parseClusterConfig({ platform: "kubernetes", databaseImage: IMAGE, kubernetesStorageClass: "fast-ssd", kubernetesServiceType: "NodePort" });
+  const ok = parseClusterConfig({
+    platform: "kubernetes",
+    databaseImage: IMAGE,
+    kubernetesStorageClass: "fast-ssd",
+    kubernetesServiceType: "NodePort",
+    kubernetesSourceRanges: "203.0.113.0/24, 198.51.100.7/32",
+  });
   t.deepEqual([ok.kubernetesVolumeSize, ok.kubernetesPodCidr, ok.kubernetesStorageClass], ["10Gi", "10.0.0.0/8", "fast-ssd"]);
+  const defaults = parseClusterConfig({ platform: "kubernetes", databaseImage: IMAGE });
+  t.deepEqual(
+    [defaults.kubernetesServiceType, defaults.kubernetesSourceRanges, defaults.kubernetesRouterReplicas, defaults.kubernetesPostgresUid, defaults.kubernetesPostgresGid, defaults.kubernetesTerminationGraceSeconds],
+    ["ClusterIP", "", 2, 999, 999, 300],
+  );
+});
+
+test("validation of the keys for publishing, replicas, users and grace: each names the key, the value and what is allowed", (t) => {
+  const problems = (raw: Record<string, unknown>) => {
+    try {
+      parseClusterConfig({ platform: "kubernetes", databaseImage: IMAGE, ...raw });
+      return [];
+    } catch (error) {
+      return (error as ConfigError).problems;
+    }
+  };
+  t.deepEqual(problems({ kubernetesServiceType: "LoadBalancer" }), [
+    `kubernetesSourceRanges: got "" with kubernetesServiceType "LoadBalancer"; allowed: the CIDRs that may reach the published Services (e.g. "203.0.113.0/24"): nothing is published to everyone`,
+  ]);
+  t.deepEqual(problems({ kubernetesServiceType: "NodePort", kubernetesSourceRanges: "10.0.0.0/8,300.1.1.1/32" }), [
+    `kubernetesSourceRanges: got "300.1.1.1/32"; allowed: IPv4 CIDRs with octets up to 255 and a prefix from /0 to /32, separated by commas`,
+  ]);
+  t.regex(problems({ kubernetesSourceRanges: "everyone" })[0], /^kubernetesSourceRanges: got "everyone"; allowed: a string matching/);
+  t.deepEqual(problems({ kubernetesRouterReplicas: 0 }), ["kubernetesRouterReplicas: got 0; allowed: an integer from 1 to 10"]);
+  t.deepEqual(problems({ kubernetesPostgresUid: 0 }), ["kubernetesPostgresUid: got 0; allowed: an integer from 1 to 2147483647"]);
+  t.deepEqual(problems({ kubernetesTerminationGraceSeconds: 10 }), ["kubernetesTerminationGraceSeconds: got 10; allowed: an integer from 30 to 3600"]);
+  t.deepEqual(problems({ kubernetesServiceType: "LoadBalancer", kubernetesSourceRanges: "0.0.0.0/0" }), []);
 });
