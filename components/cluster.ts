@@ -85,6 +85,10 @@ export class Cluster extends pulumi.ComponentResource {
         connectionString: secrets.apply(
           (s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.readWriteEndpoint}/${config.database}`,
         ),
+        // PgBouncer's admin console: RECONNECT after a migration changed database settings.
+        poolerAdminConnectionString: secrets.apply(
+          (s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.pgbouncerEndpoint}/pgbouncer`,
+        ),
         appPassword: secrets.apply((s) => s.app),
       },
       { parent: this, dependsOn: [router, ...groups] },

@@ -3,6 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ClusterConfig, Topology } from "./spec.ts";
 import { PORTS, renderPostgresNode, type ClusterSecrets } from "./render/index.ts";
+import { sharedMemoryMb } from "./render/patroni.ts";
 import { containerAddressing, containerLayout, CONTAINER_PATHS } from "./render/container.ts";
 import type { Platform } from "./platform/index.ts";
 
@@ -59,6 +60,7 @@ export class PatroniGroup extends pulumi.ComponentResource {
         // A replica's first start copies the primary with pg_basebackup.
         startSeconds: 120,
         resources: { cpus: config.databaseCpus, memoryMb: config.databaseMemoryMb },
+        sharedMemoryMb: sharedMemoryMb(config),
       },
       // Children do not inherit a component's dependsOn: hand it to the resources themselves.
       { parent: this, dependsOn: opts?.dependsOn },

@@ -1,6 +1,8 @@
 // What the Schema resource runs during `pulumi up`: wait until the coordinator's leader answers
-// through the read-write endpoint, then apply the migrations. No Pulumi import: the dynamic provider
-// loads this file in its own process, and the unit tests call it with a fake `apply`.
+// through the read-write endpoint, apply the migrations, and have PgBouncer replace the server
+// sessions it pooled before them. No Pulumi import: the dynamic provider loads this file in its own
+// process, and the unit tests call it with fakes.
+import pg from "pg";
 import { applyMigrations, type ApplyOptions, type ApplyResult } from "../sql/apply.ts";
 import type { ClusterConfig } from "./spec.ts";
 
@@ -17,6 +19,8 @@ export interface ApplySchemaOptions {
   log?: (message: string) => void;
   /** The migration runner; injected by the tests. */
   apply?: (url: string, config: ClusterConfig, options: ApplyOptions) => Promise<ApplyResult>;
+  /** Sends one command to PgBouncer's admin console; injected by the tests. */
+  adminCommand?: (url: string, command: string) => Promise<void>;
   sleep?: (ms: number) => Promise<void>;
   now?: () => number;
 }
@@ -92,6 +96,58 @@ export async function applySchemaWithRetry(url: string, config: ClusterConfig, o
         );
       }
       log(`schema: waiting for a leader at ${endpoint} (attempt ${attempt}: ${briefError(error)})`);
+      await sleep(interval);
+    }
+  }
+}
+
+export const RECONNECT_NOTE = "PgBouncer RECONNECT: server sessions pooled before the migrations are replaced once released, so they pick up the new database settings";
+
+/** One command on PgBouncer's admin console (the `pgbouncer` database; the user must be in admin_users). */
+async function pgbouncerCommand(url: string, command: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+  client.on("error", () => undefined);
+  await client.connect();
+  try {
+    await client.query(command);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Applies the migrations (applySchemaWithRetry), then, when any applied, sends RECONNECT to
+ * PgBouncer's admin console at `poolerAdminUrl`: database-level settings (hnsw.ef_search, ...) are
+ * read at session start, and PgBouncer would otherwise keep serving sessions opened before the
+ * change until they expire. The RECONNECT is retried like the migrations, within the same
+ * `timeoutMs`; failing it fails the step (the settings would be stale for pooled clients).
+ */
+export async function applySchema(url: string, poolerAdminUrl: string, config: ClusterConfig, options: ApplySchemaOptions): Promise<ApplyResult> {
+  const now = options.now ?? Date.now;
+  const started = now();
+  const result = await applySchemaWithRetry(url, config, options);
+  if (result.applied.length === 0) return result;
+  const command = options.adminCommand ?? pgbouncerCommand;
+  const remaining = Math.max(0, options.timeoutMs - (now() - started));
+  await withRetry(`PgBouncer at ${endpointOf(poolerAdminUrl)}`, remaining, options, () => command(poolerAdminUrl, "RECONNECT"));
+  options.log?.(`schema: RECONNECT sent to PgBouncer at ${endpointOf(poolerAdminUrl)}`);
+  return { ...result, notes: [...result.notes, RECONNECT_NOTE] };
+}
+
+/** Runs `attempt` until it succeeds, a non-retryable error, or `timeoutMs`. */
+async function withRetry<T>(what: string, timeoutMs: number, options: ApplySchemaOptions, attempt: () => Promise<T>): Promise<T> {
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const now = options.now ?? Date.now;
+  const interval = options.intervalMs ?? 3000;
+  const deadline = now() + timeoutMs;
+  for (let count = 1; ; count++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!isRetryableError(error) || now() + interval > deadline) {
+        throw new Error(`schema: ${what} did not answer (${count} attempt${count === 1 ? "" : "s"}): ${briefError(error)}`, { cause: error });
+      }
+      options.log?.(`schema: waiting for ${what} (attempt ${count}: ${briefError(error)})`);
       await sleep(interval);
     }
   }

@@ -25,6 +25,8 @@ export const SCHEMA_TIMEOUT_SECONDS = 600;
 /** What the dynamic resource stores as its inputs. */
 interface SchemaInputs {
   connectionString: string;
+  /** PgBouncer's admin console (database `pgbouncer`) as a superuser: RECONNECT after a change. */
+  poolerAdminConnectionString: string;
   /** The application role's password, for Citus' own connections to the workers (pg_dist_authinfo). */
   appPassword: string;
   config: ClusterConfig;
@@ -38,8 +40,8 @@ interface SchemaInputs {
 export const schemaProvider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: SchemaInputs) {
     const { tsImport } = await import(TSX_API_URL);
-    const { applySchemaWithRetry } = await tsImport(SCHEMA_APPLY_URL, SCHEMA_APPLY_URL);
-    const result = await applySchemaWithRetry(inputs.connectionString, inputs.config, {
+    const { applySchema } = await tsImport(SCHEMA_APPLY_URL, SCHEMA_APPLY_URL);
+    const result = await applySchema(inputs.connectionString, inputs.poolerAdminConnectionString, inputs.config, {
       appPassword: inputs.appPassword,
       timeoutMs: inputs.timeoutSeconds * 1000,
       log: (message: string) => console.log(message),
@@ -48,8 +50,8 @@ export const schemaProvider: pulumi.dynamic.ResourceProvider = {
   },
   async update(id: string, _olds: SchemaInputs, news: SchemaInputs) {
     const { tsImport } = await import(TSX_API_URL);
-    const { applySchemaWithRetry } = await tsImport(SCHEMA_APPLY_URL, SCHEMA_APPLY_URL);
-    const result = await applySchemaWithRetry(news.connectionString, news.config, {
+    const { applySchema } = await tsImport(SCHEMA_APPLY_URL, SCHEMA_APPLY_URL);
+    const result = await applySchema(news.connectionString, news.poolerAdminConnectionString, news.config, {
       appPassword: news.appPassword,
       timeoutMs: news.timeoutSeconds * 1000,
       log: (message: string) => console.log(message),
@@ -101,6 +103,12 @@ export interface SchemaArgs {
    * PgBouncer: the runner holds an advisory lock for its session). Kept secret in the state.
    */
   readonly connectionString: pulumi.Input<string>;
+  /**
+   * postgresql:// URL of PgBouncer's admin console (database `pgbouncer`) as a superuser: after the
+   * migrations change anything, RECONNECT replaces the pooled server sessions, which keep the
+   * database settings they started with. Kept secret in the state.
+   */
+  readonly poolerAdminConnectionString: pulumi.Input<string>;
   /** The application role's password (secret): recorded for Citus' connections to the workers. */
   readonly appPassword: pulumi.Input<string>;
 }
@@ -123,6 +131,7 @@ export class Schema extends pulumi.ComponentResource {
       `${name}-migrations`,
       {
         connectionString: pulumi.secret(args.connectionString),
+        poolerAdminConnectionString: pulumi.secret(args.poolerAdminConnectionString),
         appPassword: pulumi.secret(args.appPassword),
         config,
         migrationsFingerprint: migrationsFingerprint(config),
@@ -130,7 +139,7 @@ export class Schema extends pulumi.ComponentResource {
       },
       // Children do not inherit a component's dependsOn: hand it on. The state echoes the inputs,
       // so the connection string is marked secret among the outputs too.
-      { parent: this, dependsOn: opts?.dependsOn, additionalSecretOutputs: ["connectionString", "appPassword"] },
+      { parent: this, dependsOn: opts?.dependsOn, additionalSecretOutputs: ["connectionString", "poolerAdminConnectionString", "appPassword"] },
     );
 
     this.version = migrations.version;

@@ -1,6 +1,7 @@
 // ClusterSpec: the validated, defaulted description of one cluster. Pure: no Pulumi imports, so the
 // local runner, the render command and the tests use exactly what `pulumi up` uses.
 import { Ajv, type ErrorObject } from "ajv";
+import { citusImageProblem } from "./citus-image.ts";
 
 export type PlatformName = "docker" | "kubernetes";
 export type VectorExtension = "pgvector" | "ruvector";
@@ -54,7 +55,10 @@ export interface ClusterConfig {
   patroniRetryTimeout: number;
   /** Patroni synchronous replication: off, on (one synchronous standby), or quorum (Patroni 4+). */
   synchronousMode: SynchronousMode;
-  /** Base image of the database image: a Citus image of the PostgreSQL major (Debian based). */
+  /**
+   * Base image of the database image: a Citus image of the PostgreSQL major (Debian based). A
+   * `citusdata/citus` tag is checked against `postgresMajor` (see components/citus-image.ts).
+   */
   databaseBaseImage: string;
   /** Image for etcd (run with an explicit command). */
   etcdImage: string;
@@ -311,6 +315,8 @@ function crossFieldErrors(c: ClusterConfig): string[] {
   if (c.vectorExtension === "ruvector" && !RUVECTOR_POSTGRES_MAJORS.includes(c.postgresMajor)) {
     errors.push(`postgresMajor: got ${c.postgresMajor} with vectorExtension "ruvector"; allowed: ${RUVECTOR_POSTGRES_MAJORS.join(", ")} (RuVector builds only for these)`);
   }
+  const citusProblem = citusImageProblem(c.postgresMajor, c.databaseBaseImage);
+  if (citusProblem) errors.push(citusProblem);
   if (c.hnswEfSearch < c.searchK) {
     errors.push(`hnswEfSearch: got ${c.hnswEfSearch} with searchK ${c.searchK}; allowed: at least searchK (an HNSW scan returns at most ef_search rows)`);
   }

@@ -6,13 +6,18 @@ import { parse } from "yaml";
 import type { ClusterLayout } from "../components/render/index.ts";
 import type { Addressing } from "../components/render/types.ts";
 import { stackFileConfig } from "../components/stack-config.ts";
-import { parseClusterConfig, type ClusterConfig, type EtcdMember, type PostgresNode, type Topology } from "../components/spec.ts";
+import { citusImageFor } from "../components/citus-image.ts";
+import { DEFAULT_CONFIG, parseClusterConfig, type ClusterConfig, type EtcdMember, type PostgresNode, type Topology } from "../components/spec.ts";
 
 export const PROJECT = "distributed-postgres-cluster";
 
 /** The stack's config (`Pulumi.<stack>.yaml`) with the PostgreSQL major of this machine. */
 export function localClusterConfig(stackFile: string, postgresMajor: number): ClusterConfig {
-  return parseClusterConfig({ ...stackFileConfig(parse(readFileSync(stackFile, "utf8")), PROJECT), postgresMajor });
+  const stack = stackFileConfig(parse(readFileSync(stackFile, "utf8")), PROJECT);
+  // No image runs here, but validation checks postgresMajor against the Citus base image: name that
+  // release's image for this machine's major (citusdata/citus:13.0.3 -> 13.0.3-pg15 on Debian 12).
+  const baseImage = citusImageFor(String(stack.databaseBaseImage ?? DEFAULT_CONFIG.databaseBaseImage), postgresMajor);
+  return parseClusterConfig({ ...stack, postgresMajor, databaseBaseImage: baseImage });
 }
 
 // 127.0.0.1 is refused by Patroni as a connect_address, so nodes get addresses of their own.

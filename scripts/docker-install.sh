@@ -120,6 +120,10 @@ stop() {
     if grep -qE '^State:\s+[^Z]' "/proc/$pid/status" 2>/dev/null; then log "dockerd $pid did not stop in 30 s"; exit 1; fi
   fi
   rm -f "$PIDFILE" "$SOCKET"
+  # dockerd leaves its default network namespace mounted under its exec root: unmount what is ours.
+  awk -v root="$ROOT/" 'index($2, root) == 1 {print $2}' /proc/mounts | sort -r | while read -r mount; do
+    umount "$mount" 2>/dev/null || log "could not unmount $mount"
+  done
   log "dockerd stopped"
 }
 

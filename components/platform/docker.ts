@@ -99,6 +99,8 @@ export class DockerPlatform implements Platform {
         ...(group.resources
           ? { cpus: String(group.resources.cpus), memory: group.resources.memoryMb }
           : {}),
+        // MiB, as the provider takes it.
+        ...(group.sharedMemoryMb ? { shmSize: group.sharedMemoryMb } : {}),
         labels: [
           { label: "dpc.cluster", value: this.config.clusterName },
           { label: "dpc.group", value: group.name },

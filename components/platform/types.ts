@@ -54,6 +54,11 @@ export interface WorkloadGroup {
   startSeconds?: number;
   /** CPU and memory of each member; omitted for the small router and etcd processes. */
   resources?: { cpus: number; memoryMb: number };
+  /**
+   * Size of the members' /dev/shm, MiB (PostgreSQL's dynamic shared memory: parallel index builds);
+   * omitted: the platform's default (64 MiB on Docker).
+   */
+  sharedMemoryMb?: number;
   /** Run as this numeric user and group (and own the delivered files); omitted: the image's user. */
   runAs?: { uid: number; gid: number };
 }

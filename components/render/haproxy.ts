@@ -1,5 +1,6 @@
 // haproxy.cfg: read-write traffic to the coordinator group's primary, read-only traffic to its
 // replicas, each chosen by Patroni's REST health checks (/primary, /replica).
+import { isIP } from "node:net";
 import type { Topology } from "../spec.ts";
 import { PORTS, type Addressing } from "./types.ts";
 
@@ -10,9 +11,35 @@ export interface HaproxyRenderOptions {
   readOnlyMaxLagBytes?: number;
 }
 
+/** Name of the `resolvers` section rendered when backends are DNS names. */
+export const HAPROXY_RESOLVERS = "platform";
+
+/**
+ * Backends named by DNS (containers, pods) move: a container started again or a rescheduled pod
+ * gets another address. HAProxy then asks the platform's resolver (the nameservers of
+ * /etc/resolv.conf: Docker's embedded 127.0.0.11, or the cluster DNS in a pod) every second, and
+ * a name that does not resolve yet does not stop it from starting (`init-addr libc,none`: the
+ * server stays in maintenance until its name resolves). Backends given as IP addresses (the
+ * local runner's loopback addresses) need none of this.
+ */
+function resolversSection(): string {
+  return `
+resolvers ${HAPROXY_RESOLVERS}
+    parse-resolv-conf
+    resolve_retries 3
+    timeout resolve 1s
+    timeout retry 1s
+    # A container being restarted does not resolve (NXDOMAIN) for a while: keep its last address
+    # for 5 s, then put it in maintenance until its name resolves again.
+    hold nx 5s
+    hold valid 5s
+`;
+}
+
 export function renderHaproxyCfg(topology: Topology, addressing: Addressing, options: HaproxyRenderOptions = {}): string {
   const listen = addressing.haproxy.listen;
   const coordinator = topology.groups[0];
+  const byName = coordinator.some((node) => isIP(addressing.postgres(node).connect) === 0);
   const servers = coordinator
     .map((node) => {
       const address = addressing.postgres(node).connect;
@@ -23,13 +50,14 @@ export function renderHaproxyCfg(topology: Topology, addressing: Addressing, opt
   // comes after fastinter); a down server is checked every 500 ms, so a new primary is in quickly.
   // shutdown-sessions closes a demoted server's client sessions at once, so that PgBouncer
   // reconnects to the new primary instead of waiting on a dead socket.
-  const checks = "default-server inter 1s fastinter 250ms downinter 500ms fall 2 rise 1 on-marked-down shutdown-sessions";
+  const resolution = byName ? ` resolvers ${HAPROXY_RESOLVERS} resolve-prefer ipv4 init-addr libc,none` : "";
+  const checks = `default-server inter 1s fastinter 250ms downinter 500ms fall 2 rise 1 on-marked-down shutdown-sessions${resolution}`;
   // Patroni answers /replica?lag=N with 503 on a replica more than N bytes behind the primary.
   const replicaCheck = options.readOnlyMaxLagBytes === undefined ? "/replica" : `/replica?lag=${options.readOnlyMaxLagBytes}`;
   return `# Rendered by distributed-postgres-cluster; do not edit.
 global
     maxconn 2000
-${options.pidFile ? `    pidfile ${options.pidFile}\n` : ""}
+${options.pidFile ? `    pidfile ${options.pidFile}\n` : ""}${byName ? resolversSection() : ""}
 defaults
     mode tcp
     log global

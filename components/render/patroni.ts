@@ -18,6 +18,21 @@ export function patroniScope(topology: Topology, group: number, citus: boolean):
   return citus ? topology.scope : `${topology.scope}-${group}`;
 }
 
+/** maintenance_work_mem of every node, MiB: a quarter of its memory, at most 2 GiB. */
+export function maintenanceWorkMemMb(config: ClusterConfig): number {
+  return Math.max(1, Math.floor(Math.min(config.databaseMemoryMb / 4, 2048)));
+}
+
+/**
+ * The /dev/shm a node needs, MiB: a parallel HNSW build puts its whole graph area
+ * (maintenance_work_mem) into one dynamic shared memory segment there, and parallel queries add
+ * smaller ones. Docker's default of 64 MiB makes such builds fail ("could not resize shared memory
+ * segment ... No space left on device").
+ */
+export function sharedMemoryMb(config: ClusterConfig): number {
+  return maintenanceWorkMemMb(config) + 64;
+}
+
 /** PostgreSQL parameters sized from the node's memory, with HNSW index builds in mind. */
 export function postgresParameters(config: ClusterConfig, layout: PostgresLayout): Record<string, string | number> {
   const memoryMb = config.databaseMemoryMb;
@@ -26,7 +41,7 @@ export function postgresParameters(config: ClusterConfig, layout: PostgresLayout
     // HNSW builds are fastest when the whole graph fits in maintenance_work_mem.
     shared_buffers: mb(memoryMb / 4),
     effective_cache_size: mb((memoryMb * 3) / 4),
-    maintenance_work_mem: mb(Math.min(memoryMb / 4, 2048)),
+    maintenance_work_mem: mb(maintenanceWorkMemMb(config)),
     work_mem: mb(Math.max(4, memoryMb / 256)),
     max_parallel_maintenance_workers: Math.max(1, Math.min(4, Math.floor(config.databaseCpus))),
     max_connections: 200,

@@ -7,7 +7,7 @@ import { resolve } from "node:path";
 import Docker from "dockerode";
 import { pack } from "tar-stream";
 import type { Registration } from "./declared.ts";
-import { buildImage, buildStandIn, NO_STAND_IN, repositoryOf, STAND_INS, type Built } from "./images.ts";
+import { buildImage, buildStandIn, NO_STAND_IN, repositoryOf, STAND_INS, type Built, type StandIn } from "./images.ts";
 
 const PROJECT_DIR = resolve(import.meta.dirname, "../..");
 // Pulumi's marker for a value not known before the resource exists: never valid here.
@@ -31,7 +31,7 @@ const FIELDS = {
   build: ["context", "args"],
   container: [
     "name", "hostname", "image", "entrypoints", "envs", "uploads", "networksAdvanced", "ports", "volumes",
-    "healthcheck", "restart", "user", "cpus", "memory", "labels",
+    "healthcheck", "restart", "user", "cpus", "memory", "shmSize", "labels",
   ],
   upload: ["file", "content", "permissions", "owner", "group", "executable"],
   networkAdvanced: ["name", "aliases"],
@@ -104,6 +104,17 @@ async function uploadArchive(uploads: unknown[], where: string): Promise<Buffer>
   archive.finalize();
   await done;
   return Buffer.concat(chunks);
+}
+
+/** A multiplexed stdout/stderr stream (no TTY) as text: drops the 8-byte frame headers. */
+function demultiplex(buffer: Buffer): string {
+  const out: string[] = [];
+  for (let i = 0; i + 8 <= buffer.length; ) {
+    const size = buffer.readUInt32BE(i + 4);
+    out.push(buffer.subarray(i + 8, i + 8 + size).toString("utf8"));
+    i += 8 + size;
+  }
+  return out.join("");
 }
 
 export interface Timings {
@@ -204,18 +215,16 @@ export class DockerAdapter {
     if (inputs.skipPush !== true) throw new Error(`image ${r.name}: only skipPush: true images can be built here (no registry)`);
     const tag = str(inputs.imageName, `image ${r.name}.imageName`);
     const build = allow(inputs.build, FIELDS.build, `image ${r.name}.build`);
-    const args = Object.fromEntries(
-      Object.entries(allow(build.args ?? {}, Object.keys(build.args ?? {}), `image ${r.name}.build.args`)).map(([key, value]) => {
-        const stand = STAND_INS[repositoryOf(str(value, `image ${r.name}.build.args.${key}`))];
-        if (stand && "base" in stand) {
-          this.log(`image ${tag}: build arg ${key}=${value} -> ${stand.base} (${stand.why})`);
-          return [key, stand.base];
-        }
-        return [key, String(value)];
-      }),
-    );
+    // A build arg naming a mapped upstream image (the Citus base) gets its stand-in's tag.
+    const args: Record<string, string> = {};
+    for (const [key, raw] of Object.entries(allow(build.args ?? {}, Object.keys(build.args ?? {}), `image ${r.name}.build.args`))) {
+      const value = str(raw, `image ${r.name}.build.args.${key}`);
+      const stand = STAND_INS[repositoryOf(value)];
+      args[key] = stand ? (await this.standIn(value, stand)).tag : value;
+      if (stand) this.log(`image ${tag}: build arg ${key}=${value} -> ${args[key]} (${stand.why})`);
+    }
     const context = resolve(PROJECT_DIR, str(build.context, `image ${r.name}.build.context`));
-    const built = await buildImage(this.docker, context, { tag, buildargs: args });
+    const built = await buildImage(this.docker, context, { tag, buildargs: args, progress: this.log });
     this.timings.builds[tag] = built.seconds;
     this.created.imageTags.push(tag);
     // Containers name the image by its repoDigest output (or by its name): both mean this build.
@@ -231,9 +240,14 @@ export class DockerAdapter {
     if (NO_STAND_IN[repository]) return undefined;
     const stand = STAND_INS[repository];
     if (!stand) throw new Error(`${where}: image ${reference} has no local stand-in (add it to STAND_INS in test/docker/images.ts)`);
-    if ("base" in stand) return stand.base;
+    return (await this.standIn(reference, stand)).id;
+  }
+
+  /** Builds a stand-in once (one build at a time), however many containers or builds name it. */
+  private standIn(reference: string, stand: StandIn): Promise<Built> {
     if (!this.standIns.has(stand.target)) {
-      const build = this.buildQueue.then(() => buildStandIn(this.docker, stand.target));
+      this.log(`building stand-in dpc-test/${stand.target}:stand-in for ${repositoryOf(reference)}${stand.dockerfile ? " (a few minutes on a cold cache: Citus compiles)" : ""}`);
+      const build = this.buildQueue.then(() => buildStandIn(this.docker, stand, this.log));
       this.buildQueue = build.catch(() => undefined);
       this.standIns.set(
         stand.target,
@@ -245,7 +259,7 @@ export class DockerAdapter {
         }),
       );
     }
-    return (await this.standIns.get(stand.target)!).id;
+    return this.standIns.get(stand.target)!;
   }
 
   /** Returns false when the container is not run (an image with no stand-in). */
@@ -314,9 +328,10 @@ export class DockerAdapter {
         PortBindings: bindings,
         Binds: binds,
         RestartPolicy: { Name: restart === "no" ? "" : restart },
-        // The provider takes cpus as a decimal string and memory in MB.
+        // The provider takes cpus as a decimal string, memory and shmSize in MB.
         NanoCpus: inputs.cpus === undefined ? undefined : Math.round(Number(str(inputs.cpus, `${where}.cpus`)) * 1e9),
         Memory: inputs.memory === undefined ? undefined : Number(inputs.memory) * 1024 * 1024,
+        ShmSize: inputs.shmSize === undefined ? undefined : Number(inputs.shmSize) * 1024 * 1024,
       },
       NetworkingConfig: networks[0] ? { EndpointsConfig: { [networks[0].name]: { Aliases: networks[0].aliases } } } : undefined,
     });
@@ -352,16 +367,42 @@ export class DockerAdapter {
     return Object.values(networks)[0].IPAddress;
   }
 
+  /** The containers this adapter created, with the registration each came from. */
+  get containers(): string[] {
+    return [...this.created.containers];
+  }
+
+  /**
+   * Runs `cmd` in a running container (as `user`, default the container's) and returns its exit
+   * code and output (stdout and stderr together).
+   */
+  async exec(name: string, cmd: string[], user?: string): Promise<{ code: number; output: string }> {
+    const exec = await this.docker.getContainer(name).exec({ Cmd: cmd, User: user, AttachStdout: true, AttachStderr: true });
+    const stream = await exec.start({ hijack: true, stdin: false });
+    const chunks: Buffer[] = [];
+    await new Promise<void>((resolvePromise, reject) => {
+      stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+      stream.on("end", () => resolvePromise());
+      stream.on("error", reject);
+    });
+    const info = await exec.inspect();
+    return { code: info.ExitCode ?? -1, output: demultiplex(Buffer.concat(chunks)) };
+  }
+
+  /**
+   * Gives a stopped container another address on its network (disconnect, connect with `ip`), as a
+   * host restart or a new container would: the name stays, the address changes.
+   */
+  async readdress(name: string, ip: string): Promise<void> {
+    const info = await this.inspect(name);
+    const [network, endpoint] = Object.entries(info.NetworkSettings.Networks)[0];
+    await this.docker.getNetwork(network).disconnect({ Container: name, Force: true });
+    await this.docker.getNetwork(network).connect({ Container: name, EndpointConfig: { IPAMConfig: { IPv4Address: ip }, Aliases: endpoint.Aliases ?? [] } });
+  }
+
   async logs(name: string, lines: number): Promise<string> {
     const buffer = (await this.docker.getContainer(name).logs({ stdout: true, stderr: true, tail: lines })) as unknown as Buffer;
-    // Multiplexed stream: drop the 8-byte frame headers.
-    const out: string[] = [];
-    for (let i = 0; i + 8 <= buffer.length; ) {
-      const size = buffer.readUInt32BE(i + 4);
-      out.push(buffer.subarray(i + 8, i + 8 + size).toString("utf8"));
-      i += 8 + size;
-    }
-    return out.join("");
+    return demultiplex(buffer);
   }
 
   /** Removes every container, network, volume and image tag this adapter created. */
@@ -372,7 +413,8 @@ export class DockerAdapter {
     for (const name of this.created.networks) await attempt(`network ${name}`, this.docker.getNetwork(name).remove());
     for (const name of this.created.volumes) await attempt(`volume ${name}`, this.docker.getVolume(name).remove());
     // noprune: the parent layers stay as build cache, so the next run rebuilds from cache in seconds.
-    for (const tag of this.created.imageTags) await attempt(`image ${tag}`, this.docker.getImage(tag).remove({ noprune: true }));
+    // Newest first: an image goes before the stand-in it was built on.
+    for (const tag of [...this.created.imageTags].reverse()) await attempt(`image ${tag}`, this.docker.getImage(tag).remove({ noprune: true }));
     return problems;
   }
 

@@ -31,7 +31,7 @@ function reveal(value: unknown): unknown {
 
 /**
  * Runs the Cluster component (as index.ts does, from stack config) under mocks and returns every
- * registration. `citus: false`: the image built here has no Citus (see components/cluster.ts).
+ * registration: the shipped rendering, Citus included.
  */
 export async function declareCluster(
   project: string,
@@ -65,7 +65,7 @@ export async function declareCluster(
   const config = parseClusterConfig(stackConfig);
   // Imported after setMocks: modules that build resources must see the mocks.
   const { Cluster } = await import("../../components/cluster.ts");
-  const cluster = new Cluster(config.clusterName, { config, passwords, citus: false });
+  const cluster = new Cluster(config.clusterName, { config, passwords });
   await new Promise<void>((resolvePromise) => cluster.appConnectionString.apply(() => resolvePromise()));
   // Wait until no registration has arrived for a while: the program has registered everything.
   let count = -1;

@@ -28,7 +28,11 @@ export function startEngine(log: (line: string) => void): Engine | { unavailable
   if (!host) return { unavailable: `scripts/docker-install.sh start printed no DOCKER_HOST: ${started.stdout}` };
   const base = run("base");
   for (const line of base.stderr.trim().split("\n")) if (line) log(line);
-  if (!base.ok) throw new Error(`building the Debian 13 base image failed: ${base.stderr}`);
+  if (!base.ok) {
+    // Nothing else will stop the daemon: the test never starts.
+    stopEngine(log);
+    throw new Error(`building the Debian 13 base image failed: ${base.stderr}`);
+  }
   return { socketPath: host };
 }
 

@@ -1,5 +1,6 @@
-// The stack the docker test deploys: sized for 2 cores, published ports and a subnet that clash
-// with nothing on this machine (the local cluster uses 127.0.0.1:5000/5001/6432/7000).
+// The stack the docker test deploys: sized for 2 cores (a coordinator group of 3 and 2 worker groups
+// of 2, as the local stack), published ports and a subnet that clash with nothing on this machine
+// (the local cluster uses 127.0.0.1:5000/5001/6432/7000).
 import { randomBytes } from "node:crypto";
 import type { PasswordName } from "../../components/cluster.ts";
 
@@ -11,7 +12,7 @@ export const DOCKER_TEST_STACK: Record<string, string> = {
   postgresMajor: "17",
   database: "vectors",
   coordinatorMembers: "3",
-  workerGroups: "1",
+  workerGroups: "2",
   workerMembers: "2",
   etcdMembers: "3",
   synchronousMode: "on",

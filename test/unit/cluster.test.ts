@@ -170,6 +170,8 @@ test.serial("docker containers: hostname = name, network alias, healthcheck, res
   for (const container of databaseContainers()) {
     t.is(container.inputs.cpus, "1");
     t.is(container.inputs.memory, 2048);
+    // /dev/shm holds a parallel HNSW build's graph: maintenance_work_mem (2048 / 4 = 512 MB) + 64.
+    t.is(container.inputs.shmSize, 576);
     t.deepEqual(container.inputs.entrypoints, ["/usr/local/bin/dpc-entrypoint"]);
     t.regex(container.inputs.image as string, /^dpc-postgres:pg17@sha256:/);
     t.deepEqual(container.inputs.volumes, [{ volumeName: `${container.name}-data`, containerPath: "/var/lib/postgresql/patroni" }]);
@@ -267,9 +269,12 @@ test.serial("Schema: the superuser URL through HAProxy's read-write listener and
   const { inputs, additionalSecretOutputs } = schemaMigrations();
   t.true(isSecretValue(inputs.connectionString));
   t.is(reveal(inputs.connectionString), "postgresql://postgres:generated-dpc-superuser-password@localhost:5000/vectors");
+  t.deepEqual(additionalSecretOutputs, ["connectionString", "poolerAdminConnectionString", "appPassword"]);
+  // PgBouncer's admin console, for RECONNECT after the migrations changed database settings.
+  t.true(isSecretValue(inputs.poolerAdminConnectionString));
+  t.is(reveal(inputs.poolerAdminConnectionString), "postgresql://postgres:generated-dpc-superuser-password@localhost:6432/pgbouncer");
   t.true(isSecretValue(inputs.appPassword));
   t.is(reveal(inputs.appPassword), "app-password-from-secret-config");
-  t.deepEqual(additionalSecretOutputs, ["connectionString", "appPassword"]);
   t.is((inputs.config as { database: string }).database, "vectors");
   t.regex(inputs.migrationsFingerprint as string, /^[0-9a-f]{64}$/);
   t.is(inputs.timeoutSeconds, 600);

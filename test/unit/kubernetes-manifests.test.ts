@@ -161,10 +161,8 @@ function haproxyCheck(config: string) {
 
 // HAProxy must start while a coordinator pod has no address (no *.svc.cluster.local name resolves
 // here, as at a cluster's first start) and follow pods through DNS afterwards. The rendering is
-// components/render/haproxy.ts (issue 10: `resolvers` with parse-resolv-conf, `init-addr
-// last,libc,none`); until that lands this test is known to fail, and ava reports it as a failure the
-// moment it passes, so that it becomes a plain test.
-test.failing("haproxy -c accepts the Kubernetes HAProxy config where no pod name resolves, and every server re-resolves through DNS", (t) => {
+// components/render/haproxy.ts: a `resolvers` section with parse-resolv-conf, `init-addr libc,none`.
+test("haproxy -c accepts the Kubernetes HAProxy config where no pod name resolves, and every server re-resolves through DNS", (t) => {
   const config = secretData("dpc-haproxy")["dpc-haproxy__haproxy.cfg"];
   const result = haproxyCheck(config);
   t.is(result.status, 0, result.stderr);

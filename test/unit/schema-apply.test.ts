@@ -1,7 +1,7 @@
 // The Schema's work, without a database: the retry loop around the migration runner (a fake `apply`,
 // a fake clock), which errors mean "no leader yet", and the fingerprint that decides re-applying.
 import test from "ava";
-import { applySchemaWithRetry, briefError, endpointOf, isRetryableError } from "../../components/schema-apply.ts";
+import { applySchema, applySchemaWithRetry, briefError, endpointOf, isRetryableError, RECONNECT_NOTE } from "../../components/schema-apply.ts";
 import { migrationsFingerprint } from "../../components/schema.ts";
 import { parseClusterConfig } from "../../components/spec.ts";
 import { MigrationDriftError, type ApplyResult } from "../../sql/apply.ts";
@@ -119,3 +119,51 @@ test("migrationsFingerprint: stable, changed by what the SQL depends on, not by 
     t.not(migrationsFingerprint(parseClusterConfig(change)), base, JSON.stringify(change));
   }
 });
+
+const ADMIN_URL = "postgresql://postgres:s3cret-pw@localhost:6432/pgbouncer";
+
+test("applySchema: after migrations applied, RECONNECT on PgBouncer's admin console (retried while it does not answer)", async (t) => {
+  const h = harness();
+  const commands: [string, string][] = [];
+  const failures: unknown[] = [socketError("ECONNREFUSED")];
+  const result = await applySchema(URL, ADMIN_URL, config, {
+    ...h.options,
+    apply: async () => RESULT,
+    adminCommand: async (url, command) => {
+      commands.push([url, command]);
+      if (failures.length > 0) throw failures.shift();
+    },
+  });
+  t.deepEqual(commands, [[ADMIN_URL, "RECONNECT"], [ADMIN_URL, "RECONNECT"]]);
+  t.deepEqual(h.sleeps, [5_000]);
+  t.true(result.notes.includes(RECONNECT_NOTE));
+  t.false(h.lines.join("\n").includes("s3cret-pw"), "the password never reaches the log");
+});
+
+test("applySchema: nothing applied, no RECONNECT (pooled sessions already have the settings)", async (t) => {
+  const h = harness();
+  let commands = 0;
+  const result = await applySchema(URL, ADMIN_URL, config, {
+    ...h.options,
+    apply: async () => ({ ...RESULT, applied: [] }),
+    adminCommand: async () => void commands++,
+  });
+  t.is(commands, 0);
+  t.false(result.notes.includes(RECONNECT_NOTE));
+});
+
+test("applySchema: a PgBouncer that refuses the admin login fails the step, naming PgBouncer's endpoint", async (t) => {
+  const h = harness();
+  const error = await t.throwsAsync(
+    applySchema(URL, ADMIN_URL, config, {
+      ...h.options,
+      apply: async () => RESULT,
+      adminCommand: async () => {
+        throw pgError("08P01", "not allowed");
+      },
+    }),
+  );
+  // 08P01 is a protocol violation: retryable as an 08 class error until the deadline, then final.
+  t.regex(error!.message, /PgBouncer at localhost:6432 did not answer/);
+});
+

@@ -1,4 +1,5 @@
 // Spec validation: every bad input is rejected with a message naming the field; good configs pass.
+import { readFileSync } from "node:fs";
 import test from "ava";
 import { ConfigError, DEFAULT_CONFIG, parseClusterConfig, planTopology } from "../../components/spec.ts";
 import { projectConfig } from "../../components/stack-config.ts";
@@ -32,6 +33,30 @@ test("ruvector with a PostgreSQL major it does not build for is rejected", (t) =
   // RUVECTOR_POSTGRES_MAJORS equals POSTGRES_MAJORS today (14-17), so 18 is rejected by the schema
   // rule; either way the problem names postgresMajor and the value given.
   assertRejected(t, { vectorExtension: "ruvector", postgresMajor: 18 }, "postgresMajor", "got 18");
+});
+
+test("a postgresMajor the default Citus image cannot serve is rejected, naming both values", (t) => {
+  // The default image, citusdata/citus:13.0.3, runs PostgreSQL 17 only.
+  assertRejected(t, { postgresMajor: 15 }, "postgresMajor", "got 15", `databaseBaseImage "${DEFAULT_CONFIG.databaseBaseImage}"`, "allowed: 17", "citusdata/citus:13.0.3-pg15");
+  assertRejected(t, { postgresMajor: 14 }, "postgresMajor", "got 14", "allowed: 17", "Citus 13.0 serves PostgreSQL 15, 16, 17 only");
+  assertRejected(t, { postgresMajor: 18 }, "postgresMajor", "got 18");
+});
+
+test("a Citus image for another major passes with that major only; other base images are not checked", (t) => {
+  t.is(parseClusterConfig({ postgresMajor: 16, databaseBaseImage: "citusdata/citus:13.0.3-pg16" }).postgresMajor, 16);
+  t.is(parseClusterConfig({ postgresMajor: 15, databaseBaseImage: "docker.io/citusdata/citus:13.0-pg15" }).postgresMajor, 15);
+  assertRejected(t, { postgresMajor: 17, databaseBaseImage: "citusdata/citus:13.0.3-pg16" }, "postgresMajor", "got 17", "allowed: 16");
+  assertRejected(t, { postgresMajor: 17, databaseBaseImage: "citusdata/citus:13.0.3-pg14" }, "postgresMajor", "allowed: none", "serves 15, 16, 17");
+  assertRejected(t, { postgresMajor: 17, databaseBaseImage: "citusdata/citus:12.1.5" }, "postgresMajor", "allowed: 16");
+  t.is(parseClusterConfig({ postgresMajor: 15, databaseBaseImage: "registry.example/citus-custom:1" }).postgresMajor, 15);
+});
+
+test("the default base image is the Citus release (major.minor) the tests build from source, on PostgreSQL 17", (t) => {
+  const script = readFileSync(new URL("../../scripts/install-citus.sh", import.meta.url), "utf8");
+  const vendored = /^CITUS_VERSION=(\d+\.\d+)\.\d+$/m.exec(script)?.[1];
+  t.is(vendored, "13.0");
+  t.regex(DEFAULT_CONFIG.databaseBaseImage, new RegExp(`^citusdata/citus:${vendored!.replace(".", "\\.")}\\.\\d+$`));
+  t.is(DEFAULT_CONFIG.postgresMajor, 17);
 });
 
 test("a shard count that is not a positive integer is rejected", (t) => {
@@ -109,7 +134,7 @@ test("the seed-sized config is accepted: coordinator of 3, 6 worker groups of 2,
 });
 
 test("string values, as Pulumi stores config, are coerced", (t) => {
-  const config = parseClusterConfig({ workerGroups: "6", databaseCpus: "1.5", benchmarkEnabled: "false", postgresMajor: "16" });
+  const config = parseClusterConfig({ workerGroups: "6", databaseCpus: "1.5", benchmarkEnabled: "false", postgresMajor: "16", databaseBaseImage: "citusdata/citus:13.0.3-pg16" });
   t.is(config.workerGroups, 6);
   t.is(config.databaseCpus, 1.5);
   t.is(config.benchmarkEnabled, false);

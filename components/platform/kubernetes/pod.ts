@@ -2,8 +2,7 @@
 // requests = limits, a memory-backed /dev/shm for PostgreSQL, and a grace period that covers a clean
 // shutdown.
 import type { ClusterConfig } from "../../spec.ts";
-import { postgresParameters } from "../../render/patroni.ts";
-import { containerLayout } from "../../render/container.ts";
+import { sharedMemoryMb } from "../../render/patroni.ts";
 import type { WorkloadGroup } from "../types.ts";
 import type { Kind } from "./naming.ts";
 
@@ -65,20 +64,14 @@ export function resourcesFor(kind: Kind, group: Pick<WorkloadGroup, "resources">
   return { cpu, memory: `${memoryMb}Mi` };
 }
 
-/** Docker's default /dev/shm, MiB: the room parallel queries had before; kept on top of the HNSW build's. */
-export const SHM_BASE_MB = 64;
-
 /**
- * Size of a PostgreSQL pod's /dev/shm, MiB: maintenance_work_mem (a parallel HNSW build allocates it as
- * one dynamic shared memory segment, pgvector README) plus SHM_BASE_MB. A memory-backed emptyDir counts
- * against the pod's memory limit, which databaseMemoryMb sets (maintenance_work_mem is a quarter of it).
+ * Size of a PostgreSQL pod's /dev/shm, MiB: the same as the Docker platform's shmSize
+ * (sharedMemoryMb: maintenance_work_mem, which a parallel HNSW build allocates as one dynamic shared
+ * memory segment, plus 64 MiB). A memory-backed emptyDir counts against the pod's memory limit,
+ * which databaseMemoryMb sets (maintenance_work_mem is a quarter of it).
  */
 export function shmSizeMb(config: ClusterConfig): number {
-  const layout = containerLayout(config).postgres({ name: "any", group: 0, member: 0 });
-  const maintenance = String(postgresParameters(config, layout).maintenance_work_mem);
-  const mb = /^(\d+)MB$/.exec(maintenance);
-  if (!mb) throw new Error(`maintenance_work_mem: expected "<n>MB", got ${JSON.stringify(maintenance)}`);
-  return Number(mb[1]) + SHM_BASE_MB;
+  return sharedMemoryMb(config);
 }
 
 /**
