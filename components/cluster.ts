@@ -25,11 +25,6 @@ export interface ClusterArgs {
    * component inputs are saved in the state.
    */
   readonly passwords?: Partial<Record<PasswordName, pulumi.Input<string> | undefined>>;
-  /**
-   * Render Patroni's `citus` section (default true: what ships). false only for a database image
-   * without Citus (the docker test on this machine): one Patroni scope per group, no Citus cluster.
-   */
-  readonly citus?: boolean;
   /** Grafana's admin password from secret config; generated when missing. Never passed to super(). */
   readonly grafanaAdminPassword?: pulumi.Input<string>;
 }
@@ -71,7 +66,7 @@ export class Cluster extends pulumi.ComponentResource {
     // Patroni needs its DCS first; the groups themselves start in parallel.
     const groups = topology.groups.map(
       (_, group) =>
-        new PatroniGroup(groupName(topology.scope, group), { config, topology, group, platform, secrets, citus: args.citus }, { parent: this, dependsOn: [etcd] }),
+        new PatroniGroup(groupName(topology.scope, group), { config, topology, group, platform, secrets }, { parent: this, dependsOn: [etcd] }),
     );
     // HAProxy routes to the coordinator group: create it once that group exists.
     const router = new Router(topology.routerName, { config, topology, platform, secrets }, { parent: this, dependsOn: [groups[0]] });
@@ -95,7 +90,7 @@ export class Cluster extends pulumi.ComponentResource {
     );
     const monitoring = new Monitoring(
       `${topology.scope}-monitoring`,
-      { config, topology, platform, secrets, grafanaAdminPassword: args.grafanaAdminPassword, citus: args.citus },
+      { config, topology, platform, secrets, grafanaAdminPassword: args.grafanaAdminPassword },
       { parent: this },
     );
 

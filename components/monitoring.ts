@@ -61,12 +61,12 @@ export function renderPlatformMonitoringFiles(
   config: ClusterConfig,
   topology: Topology,
   naming: HostNaming,
-  citus: boolean,
 ): MonitoringFiles {
   const host = (member: string) => naming.host(member);
   const names = monitoringNames(topology.scope);
   return renderMonitoringFiles(config, topology, containerAddressing(config, topology, naming), {
-    citus,
+    // Every node runs Citus: its exporter queries, alerts and panels are rendered.
+    citus: true,
     scrapeInterval: SCRAPE_INTERVAL,
     postgresExporterTarget: (node) => `${host(names.postgresExporter(node.name))}:${EXPORTER_PORTS.postgresExporter}`,
     pgbouncerExporterTarget: `${host(names.pgbouncerExporter)}:${EXPORTER_PORTS.pgbouncerExporter}`,
@@ -119,8 +119,6 @@ export interface MonitoringArgs {
   readonly secrets: pulumi.Output<ClusterSecrets>;
   /** Grafana's admin password from secret config; generated when missing. Never passed to super(). */
   readonly grafanaAdminPassword?: pulumi.Input<string>;
-  /** The nodes run Citus: render the Citus queries, alerts and panels (default true, as shipped). */
-  readonly citus?: boolean;
 }
 
 export class Monitoring extends pulumi.ComponentResource {
@@ -140,7 +138,7 @@ export class Monitoring extends pulumi.ComponentResource {
     const names = monitoringNames(topology.scope);
     const { prometheus: prometheusName, grafana: grafanaName, pgbouncerExporter: pgbouncerExporterName } = names;
     const exporterName = names.postgresExporter;
-    const files = renderPlatformMonitoringFiles(config, topology, platform.hostNaming, args.citus ?? true);
+    const files = renderPlatformMonitoringFiles(config, topology, platform.hostNaming);
     // Monitoring does not wait for the database: it must come up, and show it, when the database does not.
     const childOpts = { parent: this, dependsOn: opts?.dependsOn };
 

@@ -7,9 +7,6 @@ import { sharedMemoryMb } from "./render/patroni.ts";
 import { containerAddressing, containerLayout, CONTAINER_PATHS } from "./render/container.ts";
 import type { Platform } from "./platform/index.ts";
 
-/** The shipped rendering always has the `citus` section: one scope, groups joined by Citus. */
-export const SHIPPED_RENDER_OPTIONS = { citus: true } as const;
-
 export interface PatroniGroupArgs {
   /** Validated cluster configuration. */
   readonly config: ClusterConfig;
@@ -21,11 +18,6 @@ export interface PatroniGroupArgs {
   readonly platform: Platform;
   /** The cluster's passwords, a secret Output: rendered files that hold them stay secret. */
   readonly secrets: pulumi.Output<ClusterSecrets>;
-  /**
-   * Render the `citus` section (default true: what ships). false only where the image has no Citus,
-   * as in the docker test here: each group then gets a scope of its own, as in the local runner.
-   */
-  readonly citus?: boolean;
 }
 
 export class PatroniGroup extends pulumi.ComponentResource {
@@ -36,7 +28,6 @@ export class PatroniGroup extends pulumi.ComponentResource {
 
   constructor(name: string, args: PatroniGroupArgs, opts?: pulumi.ComponentResourceOptions) {
     const { config, topology, group, platform, secrets } = args;
-    const renderOptions = { ...SHIPPED_RENDER_OPTIONS, citus: args.citus ?? SHIPPED_RENDER_OPTIONS.citus };
     const nodes = topology.groups[group];
     // Only plain, non-secret facts go to super(): component inputs are saved in the state.
     super("dpc:index:PatroniGroup", name, { group, members: nodes.map((n) => n.name) }, opts);
@@ -51,7 +42,7 @@ export class PatroniGroup extends pulumi.ComponentResource {
           name: node.name,
           // images/entrypoint.sh: fixes the files' owner and mode, then runs Patroni as postgres.
           command: ["/usr/local/bin/dpc-entrypoint"],
-          files: secrets.apply((s) => renderPostgresNode(config, topology, node, addressing, layout, s, renderOptions)),
+          files: secrets.apply((s) => renderPostgresNode(config, topology, node, addressing, layout, s)),
         })),
         ports: [{ port: PORTS.postgres }, { port: PORTS.patroniRest }],
         volumePath: CONTAINER_PATHS.postgresVolume,

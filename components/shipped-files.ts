@@ -51,9 +51,9 @@ export function shippedFiles(config: ClusterConfig, secrets: ShippedSecrets): Sh
   const topology = planTopology(config);
   const naming = config.platform === "kubernetes" ? kubernetesHostNaming(config.kubernetesNamespace, memberService) : dockerHostNaming;
   const addressing = containerAddressing(config, topology, naming);
-  const rendered = renderCluster(config, topology, addressing, containerLayout(config), secrets, { citus: true });
+  const rendered = renderCluster(config, topology, addressing, containerLayout(config), secrets);
   const names = monitoringNames(topology.scope);
-  const monitoring = renderPlatformMonitoringFiles(config, topology, naming, true);
+  const monitoring = renderPlatformMonitoringFiles(config, topology, naming);
   const containers: [string, WorkloadFile[]][] = [
     ...rendered.postgres.map(({ node, files }): [string, WorkloadFile[]] => [node.name, files]),
     [`${topology.scope}-haproxy`, rendered.haproxy],

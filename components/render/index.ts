@@ -3,14 +3,14 @@
 import type { ClusterConfig, EtcdMember, PostgresNode, Topology } from "../spec.ts";
 import { etcdArgs } from "./etcd.ts";
 import { renderHaproxyCfg, type HaproxyRenderOptions } from "./haproxy.ts";
-import { renderPatroniYml, renderPostBootstrapScript, type PatroniRenderOptions } from "./patroni.ts";
+import { renderPatroniYml, renderPostBootstrapScript } from "./patroni.ts";
 import { renderPgbouncerIni, renderPgbouncerUserlist, type PgbouncerPaths } from "./pgbouncer.ts";
 import type { Addressing, ClusterSecrets, PostgresLayout } from "./types.ts";
 
 export * from "./types.ts";
 export { etcdArgs, etcdEndpoints } from "./etcd.ts";
 export { renderHaproxyCfg } from "./haproxy.ts";
-export { patroniConfig, patroniScope, postgresParameters, renderPatroniYml, renderPostBootstrapScript } from "./patroni.ts";
+export { patroniConfig, postgresParameters, renderPatroniYml, renderPostBootstrapScript } from "./patroni.ts";
 export { renderPgbouncerIni, renderPgbouncerUserlist } from "./pgbouncer.ts";
 
 /** A file to deliver into a node; `secret` files hold passwords and must be mode 0600. */
@@ -55,12 +55,11 @@ export function renderPostgresNode(
   addressing: Addressing,
   layout: ClusterLayout,
   secrets: ClusterSecrets,
-  options: PatroniRenderOptions,
 ): RenderedFile[] {
   const paths = layout.postgres(node);
   return [
-    { path: paths.configFile, content: renderPatroniYml(config, topology, node, addressing, paths, secrets, options), secret: true },
-    { path: paths.postBootstrapScript, content: renderPostBootstrapScript(config, paths, options), secret: false, executable: true },
+    { path: paths.configFile, content: renderPatroniYml(config, topology, node, addressing, paths, secrets), secret: true },
+    { path: paths.postBootstrapScript, content: renderPostBootstrapScript(config, paths), secret: false, executable: true },
     { path: paths.appPasswordFile, content: secrets.app, secret: true },
   ];
 }
@@ -77,12 +76,11 @@ export function renderCluster(
   addressing: Addressing,
   layout: ClusterLayout,
   secrets: ClusterSecrets,
-  options: PatroniRenderOptions,
 ): RenderedCluster {
   return {
     postgres: topology.groups.flat().map((node) => ({
       node,
-      files: renderPostgresNode(config, topology, node, addressing, layout, secrets, options),
+      files: renderPostgresNode(config, topology, node, addressing, layout, secrets),
     })),
     etcd: topology.etcd.map((member) => ({ member, args: etcdArgs(topology, member, addressing, layout.etcdDataDir(member)) })),
     haproxy: renderHaproxyFiles(config, topology, addressing, layout),

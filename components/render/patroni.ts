@@ -4,19 +4,6 @@ import type { ClusterConfig, PostgresNode, Topology } from "../spec.ts";
 import { EXPORTER_APPLICATION_NAME } from "../../monitoring/exporter-queries.ts";
 import { PORTS, ROLES, type Addressing, type ClusterSecrets, type PostgresLayout } from "./types.ts";
 
-export interface PatroniRenderOptions {
-  /**
-   * Render the `citus` section (one scope for the whole cluster). Without Citus, as on machines that
-   * have no Citus package, each group needs a scope of its own: `<scope>-<group>`. This is the one
-   * difference between the shipped rendering and the local one.
-   */
-  citus: boolean;
-}
-
-/** The Patroni scope of a group: shared by all groups with Citus, one per group without. */
-export function patroniScope(topology: Topology, group: number, citus: boolean): string {
-  return citus ? topology.scope : `${topology.scope}-${group}`;
-}
 
 /** maintenance_work_mem of every node, MiB: a quarter of its memory, at most 2 GiB. */
 export function maintenanceWorkMemMb(config: ClusterConfig): number {
@@ -64,7 +51,6 @@ export function patroniConfig(
   addressing: Addressing,
   layout: PostgresLayout,
   secrets: ClusterSecrets,
-  options: PatroniRenderOptions,
 ): Record<string, unknown> {
   const self = addressing.postgres(node);
   const parameters = postgresParameters(config, layout);
@@ -80,10 +66,11 @@ export function patroniConfig(
   // the value "quorum", which Patroni accepts at run time. "on"/"off" are written as booleans.
   const synchronous = config.synchronousMode === "quorum" ? {} : { synchronous_mode: config.synchronousMode === "on" };
   return {
-    scope: patroniScope(topology, node.group, options.citus),
+    // One scope for the whole cluster; Patroni's citus section joins the groups (group 0: coordinator).
+    scope: topology.scope,
     namespace: "/service/",
     name: node.name,
-    ...(options.citus ? { citus: { group: node.group, database: config.database } } : {}),
+    citus: { group: node.group, database: config.database },
     restapi: {
       listen: `${self.listen}:${PORTS.patroniRest}`,
       connect_address: `${self.connect}:${PORTS.patroniRest}`,
@@ -149,13 +136,9 @@ export function renderPatroniYml(...args: Parameters<typeof patroniConfig>): str
 
 /**
  * The post-bootstrap script: creates the application role (password read from a file, never on a
- * command line) and, without Citus, the application database. With Citus, Patroni creates the
- * database and the extension itself right after this script, so the script must not.
+ * command line). Patroni creates the Citus database and the extension itself right after it.
  */
-export function renderPostBootstrapScript(config: ClusterConfig, layout: PostgresLayout, options: PatroniRenderOptions): string {
-  const createDatabase = options.citus
-    ? ""
-    : `SELECT format('CREATE DATABASE %I OWNER %I', :'database', :'app_role') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'database') \\gexec\n`;
+export function renderPostBootstrapScript(config: ClusterConfig, layout: PostgresLayout): string {
   return `#!/bin/sh
 # Run once by Patroni on the first leader of a group, with the superuser connection string as $1.
 set -eu
@@ -163,6 +146,6 @@ set -eu
 psql "$1" -X -q -v ON_ERROR_STOP=1 -v app_role='${ROLES.app}' -v database='${config.database}' <<'SQL'
 \\set app_password \`cat '${layout.appPasswordFile}'\`
 SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', :'app_role', :'app_password') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_role') \\gexec
-${createDatabase}SQL
+SQL
 `;
 }

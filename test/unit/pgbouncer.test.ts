@@ -20,7 +20,7 @@ function renderIni(overrides: Record<string, unknown> = {}) {
   const config = parseClusterConfig(overrides);
   const topology = planTopology(config);
   const addressing = containerAddressing(config, topology, dockerHostNaming);
-  const rendered = renderCluster(config, topology, addressing, containerLayout(config), secrets, { citus: true });
+  const rendered = renderCluster(config, topology, addressing, containerLayout(config), secrets);
   const file = rendered.pgbouncer.find((f) => f.path.endsWith("pgbouncer.ini"))!;
   return { config, addressing, content: file.content, ini: parseIni(file.content) };
 }

@@ -17,7 +17,7 @@ function renderSeed(overrides: Record<string, unknown> = {}) {
   const config = parseClusterConfig(overrides);
   const topology = planTopology(config);
   const addressing = containerAddressing(config, topology, dockerHostNaming);
-  const rendered = renderCluster(config, topology, addressing, containerLayout(config), secrets, { citus: true });
+  const rendered = renderCluster(config, topology, addressing, containerLayout(config), secrets);
   return { config, topology, addressing, rendered };
 }
 
