@@ -39,6 +39,9 @@ export function postgresParameters(config: ClusterConfig, layout: PostgresLayout
     wal_log_hints: "on",
     password_encryption: "scram-sha-256",
     unix_socket_directories: layout.socketDir,
+    // A dead worker's address may not answer at all (a killed container): Citus' default of 30 s
+    // would hold every query to it that long after a failover.
+    "citus.node_connection_timeout": 5000,
     // Citus hides shard tables from other sessions' catalogs: postgres_exporter must see them.
     "citus.show_shards_for_app_name_prefixes": EXPORTER_APPLICATION_NAME,
   };
