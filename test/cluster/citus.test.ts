@@ -16,7 +16,9 @@ const { config } = cluster;
 const TABLE = `${APP_SCHEMA}.memory_entries`;
 const INDEX = hnswIndexName("memory_entries");
 const K = config.searchK;
-const DATA = { rows: 12_000, namespaces: 120, dimensions: config.embeddingDimensions, clusters: 24, seed: 9 };
+// 2,000 rows a shard: large enough that each shard's planner prefers the HNSW index to a full scan
+// for an unfiltered top-k (at 1,000 rows a shard it sometimes scans the table exactly instead).
+const DATA = { rows: 24_000, namespaces: 120, dimensions: config.embeddingDimensions, clusters: 24, seed: 9 };
 const NAMESPACE_PREFIX = "citus-test-";
 
 async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
@@ -35,22 +37,31 @@ const namespaceOf = (index: number) => `${NAMESPACE_PREFIX}${index}`;
 const generator = new ClusteredVectors({ ...DATA }, STREAMS.rows);
 const queryVectors = new ClusteredVectors({ ...DATA }, STREAMS.queries);
 
+/** One multi-row INSERT of rows [start, start + count). */
+async function insertBatch(client: pg.Client, start: number, count: number, vectors: Float32Array[]): Promise<void> {
+  const values: unknown[] = [];
+  const tuples: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const id = start + i;
+    values.push(namespaceOf(id % DATA.namespaces), `key-${id}`, vectorLiteral(vectors[id]));
+    tuples.push(`($${i * 3 + 1}, $${i * 3 + 2}, 'citus test row', $${i * 3 + 3}::vector)`);
+  }
+  await client.query(`INSERT INTO ${TABLE} (namespace, key, content, embedding) VALUES ${tuples.join(", ")}`, values);
+}
+
 test.before("load a data set spread over every shard, as the app role through PgBouncer", async () => {
-  await asApp(async (client) => {
-    await client.query(`DELETE FROM ${TABLE} WHERE namespace LIKE $1`, [`${NAMESPACE_PREFIX}%`]);
-    const batch = 500;
-    for (let start = 0; start < DATA.rows; start += batch) {
-      const values: unknown[] = [];
-      const tuples: string[] = [];
-      for (let id = start; id < start + batch; id++) {
-        values.push(namespaceOf(id % DATA.namespaces), `key-${id}`, vectorLiteral(generator.nextVector()));
-        const p = (id - start) * 3;
-        tuples.push(`($${p + 1}, $${p + 2}, 'citus test row', $${p + 3}::vector)`);
-      }
-      await client.query(`INSERT INTO ${TABLE} (namespace, key, content, embedding) VALUES ${tuples.join(", ")}`, values);
-    }
-    await client.query(`ANALYZE ${TABLE}`);
-  });
+  await asApp((client) => client.query(`DELETE FROM ${TABLE} WHERE namespace LIKE $1`, [`${NAMESPACE_PREFIX}%`]));
+  const vectors = Array.from({ length: DATA.rows }, () => generator.nextVector());
+  const batch = 500;
+  const writers = 4; // the shards take their inserts in parallel
+  await Promise.all(
+    Array.from({ length: writers }, (_, w) =>
+      asApp(async (client) => {
+        for (let start = w * batch; start < DATA.rows; start += writers * batch) await insertBatch(client, start, batch, vectors);
+      }),
+    ),
+  );
+  await asApp((client) => client.query(`ANALYZE ${TABLE}`));
 });
 
 test.serial("pg_dist_node lists the coordinator (group 0) and each worker group's current primary, once each", async (t) => {
