@@ -556,6 +556,12 @@ export class LocalCluster {
     if (postmaster !== undefined) signal(postmaster, "SIGKILL");
   }
 
+  /** SIGKILL of a node's postmaster alone: PostgreSQL crashes, Patroni lives on and acts. */
+  killPostgres(node: PostgresNode): void {
+    const postmaster = this.postmasterPid(node);
+    if (postmaster !== undefined) signal(postmaster, "SIGKILL");
+  }
+
   killEtcd(member: EtcdMember): void {
     const pid = this.pidOf(member.name);
     if (pid !== undefined) signal(pid, "SIGKILL");

@@ -112,3 +112,24 @@ test.serial("a two-member worker group whose standby dies right after being name
     t.deepEqual(await missingWrites(adminUrl(), "standby_loss_writes", result.acknowledged, bucket), []);
   }
 });
+
+test.serial("a crash of the coordinator primary's PostgreSQL alone (Patroni alive): writes come back, 0 lost", async (t) => {
+  const { writer, bucket } = await writerOn(0, "postgres_crash_writes");
+  await pollUntil(15000, 100, async () => (writer.acknowledgedCount >= 20 ? true : undefined));
+  const leader = (await cluster.leader(0))!;
+  const killedAt = Date.now();
+  cluster.killPostgres(leader);
+  try {
+    const seconds = await writesResume(writer, killedAt, 60000);
+    const after = (await cluster.leader(0))!;
+    const result = await writer.stop();
+    t.log(
+      `postmaster of ${leader.name} killed: writes back after ${seconds.toFixed(1)} s on ${after.name} ` +
+        `(${after.name === leader.name ? "Patroni restarted PostgreSQL in place" : "a failover"}); ${result.acknowledged.length} acknowledged, ${result.errors} failed attempts`,
+    );
+    t.deepEqual(await missingWrites(adminUrl(), "postgres_crash_writes", result.acknowledged, bucket), []);
+  } finally {
+    await writer.stop();
+    await recoverGroup(t, 0);
+  }
+});
