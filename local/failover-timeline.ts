@@ -19,8 +19,9 @@ export interface FailoverTimeline {
   routed: number | null;
 }
 
-async function outOfRecovery(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 500, query_timeout: 500 });
+/** Whether the PostgreSQL at `url` answers within `timeoutMs` and is out of recovery (a primary). */
+export async function outOfRecovery(url: string, timeoutMs = 500): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs });
   try {
     await client.connect();
     return (await client.query("SELECT NOT pg_is_in_recovery() AS primary")).rows[0].primary === true;

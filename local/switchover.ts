@@ -8,6 +8,7 @@ import type { PostgresNode } from "../components/spec.ts";
 import { SYNCHRONOUS_ROLES, type LocalCluster } from "./cluster.ts";
 import { clusterMembers, leaderOf, postPatroni } from "./patroni-api.ts";
 import { pollUntil } from "./processes.ts";
+import { outOfRecovery } from "./failover-timeline.ts";
 
 export interface SwitchoverResult {
   group: number;
@@ -33,18 +34,6 @@ export async function pgbouncerAdmin(cluster: LocalCluster, command: string): Pr
 
 async function requestSwitchover(cluster: LocalCluster, leader: PostgresNode, candidate: string): Promise<void> {
   await postPatroni(cluster.restUrl(leader), "/switchover", cluster.restApiAuth(), { leader: leader.name, candidate });
-}
-
-async function outOfRecoveryThroughRouter(cluster: LocalCluster): Promise<boolean> {
-  const client = new pg.Client({ connectionString: cluster.primaryUrl(), connectionTimeoutMillis: 1000, query_timeout: 1000 });
-  try {
-    await client.connect();
-    return (await client.query("SELECT NOT pg_is_in_recovery() AS primary")).rows[0].primary === true;
-  } catch {
-    return false;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
 }
 
 /** Names of the servers HAProxy would route read-write traffic to (not DOWN). */
@@ -82,7 +71,7 @@ export async function plannedSwitchover(cluster: LocalCluster, group: number, ca
       if (now?.name !== target) return undefined;
       if (!gate) return true;
       const routable = await routableServers(cluster);
-      return routable.length === 1 && routable[0] === target && (await outOfRecoveryThroughRouter(cluster)) ? true : undefined;
+      return routable.length === 1 && routable[0] === target && (await outOfRecovery(cluster.primaryUrl(), 1000)) ? true : undefined;
     });
     if (!done) throw new Error(`switchover ${leader.name} -> ${target}: the new primary was not routed alone within ${timeoutMs / 1000} s`);
   } finally {
