@@ -267,7 +267,7 @@ const CONFIG_SCHEMA = {
     prometheusPort: port,
     grafanaPort: port,
     // A DNS name or an IPv4 address; checked in crossFieldErrors.
-    endpointHost: { type: "string", minLength: 1, maxLength: 253 },
+    endpointHost: { type: "string", minLength: 1 },
     dockerStopGraceSeconds: int(30, 3600),
     retainDataOnDestroy: { type: "boolean" },
     kubernetesNamespace: { type: "string", pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$" },
