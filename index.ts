@@ -5,6 +5,7 @@ import { parseClusterConfig } from "./components/spec.ts";
 import { GRAFANA_ADMIN_PASSWORD_KEY, PASSWORD_CONFIG_KEYS, projectConfig } from "./components/stack-config.ts";
 import { checkPlatformImplemented } from "./components/platform/index.ts";
 import { Cluster, PASSWORD_NAMES, type ClusterArgs } from "./components/cluster.ts";
+import { DataIdentity } from "./components/data-identity.ts";
 
 const config = parseClusterConfig(projectConfig(pulumi.runtime.allConfig(), pulumi.getProject()));
 checkPlatformImplemented(config);
@@ -14,11 +15,19 @@ const passwords: ClusterArgs["passwords"] = Object.fromEntries(
   PASSWORD_NAMES.map((name) => [name, stackConfig.getSecret(PASSWORD_CONFIG_KEYS[name])]),
 );
 
-const cluster = new Cluster(config.clusterName, {
-  config,
-  passwords,
-  grafanaAdminPassword: stackConfig.getSecret(GRAFANA_ADMIN_PASSWORD_KEY),
-});
+// First, and a dependency of every process: refuses (in its check, before anything changes) a
+// clusterName, platform, namespace or PostgreSQL major other than the deployed one.
+const dataIdentity = new DataIdentity(config);
+
+const cluster = new Cluster(
+  config.clusterName,
+  {
+    config,
+    passwords,
+    grafanaAdminPassword: stackConfig.getSecret(GRAFANA_ADMIN_PASSWORD_KEY),
+  },
+  { dependsOn: [dataIdentity] },
+);
 
 /** postgresql:// URL of the application role through PgBouncer (secret). */
 export const appConnectionString = cluster.appConnectionString;

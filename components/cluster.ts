@@ -15,6 +15,12 @@ import type { Summary } from "./benchmark-step.ts";
 import { Monitoring } from "./monitoring.ts";
 
 export type PasswordName = keyof ClusterSecrets;
+
+/** A resource option's dependsOn as a list, to add to it. */
+function dependencyList(dependsOn: pulumi.ResourceOptions["dependsOn"]): pulumi.Input<pulumi.Resource>[] {
+  if (dependsOn === undefined) return [];
+  return Array.isArray(dependsOn) ? dependsOn : [dependsOn as pulumi.Input<pulumi.Resource>];
+}
 export const PASSWORD_NAMES: PasswordName[] = ["superuser", "replication", "rewind", "restApi", "app"];
 
 export interface ClusterArgs {
@@ -62,11 +68,14 @@ export class Cluster extends pulumi.ComponentResource {
     const secrets = this.clusterSecrets(name, args.passwords ?? {});
     const platform = createPlatform(config, this);
 
-    const etcd = new Etcd(`${topology.scope}-etcd`, { config, topology, platform }, { parent: this });
+    // Children do not inherit a component's dependsOn (index.ts: the DataIdentity): hand it on to
+    // the processes, so that none starts or is replaced before it passed.
+    const first = dependencyList(opts?.dependsOn);
+    const etcd = new Etcd(`${topology.scope}-etcd`, { config, topology, platform }, { parent: this, dependsOn: first });
     // Patroni needs its DCS first; the groups themselves start in parallel.
     const groups = topology.groups.map(
       (_, group) =>
-        new PatroniGroup(groupName(topology.scope, group), { config, topology, group, platform, secrets }, { parent: this, dependsOn: [etcd] }),
+        new PatroniGroup(groupName(topology.scope, group), { config, topology, group, platform, secrets }, { parent: this, dependsOn: [...first, etcd] }),
     );
     // HAProxy routes to the coordinator group: create it once that group exists.
     const router = new Router(topology.routerName, { config, topology, platform, secrets }, { parent: this, dependsOn: [groups[0]] });
@@ -91,7 +100,7 @@ export class Cluster extends pulumi.ComponentResource {
     const monitoring = new Monitoring(
       `${topology.scope}-monitoring`,
       { config, topology, platform, secrets, grafanaAdminPassword: args.grafanaAdminPassword },
-      { parent: this },
+      { parent: this, dependsOn: first },
     );
 
     this.readWriteEndpoint = router.readWriteEndpoint;

@@ -2,6 +2,7 @@
 // local runner, the render command and the tests use exactly what `pulumi up` uses.
 import { Ajv, type ErrorObject } from "ajv";
 import { citusImageProblem } from "./citus-image.ts";
+import { canonicalCpus } from "./platform/docker-canonical.ts";
 
 export type PlatformName = "docker" | "kubernetes";
 export type VectorExtension = "pgvector" | "ruvector";
@@ -90,6 +91,22 @@ export interface ClusterConfig {
   prometheusPort: number;
   /** Host port Grafana is published on (docker). */
   grafanaPort: number;
+  /**
+   * docker: the host name (or IPv4 address) clients use to reach the published ports, in every
+   * endpoint of the stack outputs: the Docker host's name when DOCKER_HOST points at another machine.
+   */
+  endpointHost: string;
+  /**
+   * docker: seconds a container with data (PostgreSQL, etcd, ...) has to stop cleanly after SIGTERM
+   * before it is killed, whoever stops it: Pulumi replacing or deleting it (destroyGraceSeconds), or
+   * `docker stop`, a restart of dockerd or of the host (stopTimeout).
+   */
+  dockerStopGraceSeconds: number;
+  /**
+   * Keep the data volumes (docker volumes, kubernetes claims and their namespace) when Pulumi deletes
+   * them: `pulumi destroy`, fewer members or groups. false: they are deleted with the stack.
+   */
+  retainDataOnDestroy: boolean;
   /** Kubernetes namespace (kubernetes platform only). */
   kubernetesNamespace: string;
   /**
@@ -175,6 +192,9 @@ export const DEFAULT_CONFIG: ClusterConfig = {
   haproxyReadOnlyPort: 5001,
   prometheusPort: 9090,
   grafanaPort: 3000,
+  endpointHost: "localhost",
+  dockerStopGraceSeconds: 300,
+  retainDataOnDestroy: true,
   kubernetesNamespace: "dpc",
   databaseImage: "",
   kubernetesVolumeSize: "10Gi",
@@ -246,6 +266,10 @@ const CONFIG_SCHEMA = {
     haproxyReadOnlyPort: port,
     prometheusPort: port,
     grafanaPort: port,
+    // A DNS name or an IPv4 address; checked in crossFieldErrors.
+    endpointHost: { type: "string", minLength: 1 },
+    dockerStopGraceSeconds: int(30, 3600),
+    retainDataOnDestroy: { type: "boolean" },
     kubernetesNamespace: { type: "string", pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$" },
     // Empty, or an image reference without whitespace.
     databaseImage: { type: "string", pattern: "^(\\S+)?$" },
@@ -307,8 +331,26 @@ function isValidCidr(cidr: string): boolean {
   return address.split(".").every((octet) => Number(octet) <= 255) && Number(prefix) <= 32;
 }
 
+/** A DNS name (letters, digits, hyphens; dot-separated labels of up to 63) or an IPv4 address. */
+export function isHostName(host: string): boolean {
+  const label = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+  if (host.length > 253 || !host.split(".").every((part) => label.test(part))) return false;
+  // All-numeric: must then be a dotted IPv4 address.
+  return /[A-Za-z]/.test(host) || (/^\d{1,3}(\.\d{1,3}){3}$/.test(host) && host.split(".").every((octet) => Number(octet) <= 255));
+}
+
 function crossFieldErrors(c: ClusterConfig): string[] {
   const errors: string[] = [];
+  // Registered in the Docker provider's read-back form; a value without one would replace every
+  // database container on every `pulumi up` (docker-canonical.ts).
+  if (canonicalCpus(c.databaseCpus) === undefined) {
+    errors.push(`databaseCpus: got ${c.databaseCpus}; allowed: a number of CPUs the Docker provider reads back as the same number (at most 9 decimals; not, e.g., 0.05, which it reads back as "0.1")`);
+  }
+  if (!isHostName(c.endpointHost)) {
+    errors.push(`endpointHost: got ${JSON.stringify(c.endpointHost)}; allowed: a DNS name or an IPv4 address (the Docker host as clients reach it, e.g. db.example.com)`);
+  } else if (c.platform === "kubernetes" && c.endpointHost !== DEFAULT_CONFIG.endpointHost) {
+    errors.push(`endpointHost: got ${JSON.stringify(c.endpointHost)} with platform "kubernetes"; allowed: only with platform "docker" (kubernetes publishes through kubernetesServiceType)`);
+  }
   if (c.etcdMembers % 2 === 0) {
     errors.push(`etcdMembers: got ${c.etcdMembers}; allowed: an odd number (an even member count tolerates no more failures than one fewer)`);
   }

@@ -4,10 +4,42 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { ClusterConfig } from "../spec.ts";
 import { dockerHostNaming } from "../render/container.ts";
+import { canonicalCpus, goDuration } from "./docker-canonical.ts";
 import type { DeployOptions, Platform, WorkloadFile, WorkloadGroup, WorkloadMember, WorkloadPort } from "./types.ts";
 
 /** Build context of the database image, relative to the project directory (where Pulumi runs the program). */
 export const DATABASE_IMAGE_CONTEXT = "images";
+
+/** Healthcheck timings, seconds (registered as Go durations: the provider's read-back form). */
+const HEALTH = { intervalSeconds: 5, timeoutSeconds: 3, retries: 3, defaultStartSeconds: 10 };
+
+/**
+ * Seconds a stateless container (HAProxy, PgBouncer, exporters) gets to stop when Pulumi deletes it:
+ * Docker's own `docker stop` default. Without destroyGraceSeconds the provider stops with a zero
+ * timeout, killing the process at once.
+ */
+export const STATELESS_STOP_SECONDS = 10;
+
+/** The `cpus` string of a group's members: the provider's read-back form (validated in spec.ts). */
+export function containerCpus(cpus: number): string {
+  const canonical = canonicalCpus(cpus);
+  if (canonical === undefined) throw new Error(`docker platform: ${cpus} CPUs have no form the provider reads back unchanged`);
+  return canonical;
+}
+
+/**
+ * Stop settings of a group's containers. Groups with data get dockerStopGraceSeconds both ways:
+ * `destroyGraceSeconds` is what the provider passes to `docker stop` when Pulumi replaces or deletes
+ * the container (not read back, and changing it never replaces anything); `stopTimeout` is the
+ * container's own setting, used by `docker stop` without -t and when dockerd or the host shuts down
+ * (it forces replacement when changed, so it is set once, from config). Patroni stops PostgreSQL
+ * with a fast shutdown and its shutdown checkpoint within that time; otherwise crash recovery, or
+ * a rewind of a former primary, follows.
+ */
+export function stopSettings(group: Pick<WorkloadGroup, "volumePath">, config: Pick<ClusterConfig, "dockerStopGraceSeconds">): { destroyGraceSeconds: number; stopTimeout?: number } {
+  if (!group.volumePath) return { destroyGraceSeconds: STATELESS_STOP_SECONDS };
+  return { destroyGraceSeconds: config.dockerStopGraceSeconds, stopTimeout: config.dockerStopGraceSeconds };
+}
 
 function uploadMode(file: WorkloadFile): string {
   if (file.secret) return file.executable ? "0700" : "0600";
@@ -59,8 +91,8 @@ export class DockerPlatform implements Platform {
   }
 
   clientEndpoint(_member: string, port: WorkloadPort): string {
-    // Published ports are bound on the docker host.
-    return `localhost:${port.publishedPort ?? port.port}`;
+    // Published ports are bound on the docker host, which clients reach as endpointHost.
+    return `${this.config.endpointHost}:${port.publishedPort ?? port.port}`;
   }
 
   deployGroup(group: WorkloadGroup, opts: DeployOptions): pulumi.Resource[] {
@@ -68,8 +100,14 @@ export class DockerPlatform implements Platform {
   }
 
   private deployMember(group: WorkloadGroup, member: WorkloadMember, opts: DeployOptions): pulumi.Resource[] {
+    // retainOnDelete: `pulumi destroy` (or a smaller topology) leaves the volume in the engine, and a
+    // later `up` with the same names adopts it (creating a volume that exists returns it).
     const volume = group.volumePath
-      ? new docker.Volume(`${member.name}-data`, { name: `${member.name}-data` }, { parent: opts.parent, deleteBeforeReplace: true })
+      ? new docker.Volume(
+          `${member.name}-data`,
+          { name: `${member.name}-data` },
+          { parent: opts.parent, deleteBeforeReplace: true, retainOnDelete: this.config.retainDataOnDestroy },
+        )
       : undefined;
     const health = group.healthcheck;
     const container = new docker.Container(
@@ -83,21 +121,22 @@ export class DockerPlatform implements Platform {
         // Uploaded before the container starts; secret contents stay secret Outputs.
         uploads: pulumi.output(member.files).apply((files) => toUploads(files, group)),
         networksAdvanced: [{ name: this.network.name, aliases: [member.name] }],
+        // ip and protocol as the provider defaults and reads them back: IPv4 only, tcp.
         ports: group.ports
           .filter((p) => p.publishedPort !== undefined)
-          .map((p) => ({ internal: p.port, external: p.publishedPort })),
+          .map((p) => ({ internal: p.port, external: p.publishedPort, ip: "0.0.0.0", protocol: "tcp" })),
         volumes: volume ? [{ volumeName: volume.name, containerPath: group.volumePath }] : [],
         healthcheck: {
           tests: ["CMD", ...health],
-          interval: "5s",
-          timeout: "3s",
-          retries: 3,
-          startPeriod: `${group.startSeconds ?? 10}s`,
+          interval: goDuration(HEALTH.intervalSeconds),
+          timeout: goDuration(HEALTH.timeoutSeconds),
+          retries: HEALTH.retries,
+          startPeriod: goDuration(group.startSeconds ?? HEALTH.defaultStartSeconds),
         },
         restart: "unless-stopped",
         ...(group.runAs ? { user: `${group.runAs.uid}:${group.runAs.gid}` } : {}),
         ...(group.resources
-          ? { cpus: String(group.resources.cpus), memory: group.resources.memoryMb }
+          ? { cpus: containerCpus(group.resources.cpus), memory: group.resources.memoryMb }
           : {}),
         // MiB, as the provider takes it.
         ...(group.sharedMemoryMb ? { shmSize: group.sharedMemoryMb } : {}),
@@ -105,6 +144,7 @@ export class DockerPlatform implements Platform {
           { label: "dpc.cluster", value: this.config.clusterName },
           { label: "dpc.group", value: group.name },
         ],
+        ...stopSettings(group, this.config),
       },
       {
         parent: opts.parent,

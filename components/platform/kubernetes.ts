@@ -64,7 +64,8 @@ export class KubernetesPlatform implements Platform {
           labels: { "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest" },
         },
       },
-      { parent },
+      // Deleting a namespace deletes every claim in it: kept with the data (retainDataOnDestroy).
+      { parent, retainOnDelete: config.retainDataOnDestroy },
     );
     // Through the resource's output, so that everything in it waits for it.
     this.namespace = namespace.metadata.name;
@@ -149,8 +150,8 @@ export class KubernetesPlatform implements Platform {
             new k8s.core.v1.PersistentVolumeClaim(
               `data-${member.name}`,
               { metadata: this.meta(`data-${member.name}`, labels, SKIP_AWAIT), spec: this.storageSpec() },
-              // The data outlives the stack, as a StatefulSet's own claims do; a claim's class cannot change.
-              { parent: opts.parent, retainOnDelete: true, ignoreChanges: ["spec.storageClassName"] },
+              // The data outlives the stack (retainDataOnDestroy, default true); a claim's class cannot change.
+              { parent: opts.parent, retainOnDelete: this.config.retainDataOnDestroy, ignoreChanges: ["spec.storageClassName"] },
             ),
         )
       : [];
@@ -168,6 +169,9 @@ export class KubernetesPlatform implements Platform {
           selector: { matchLabels: labels },
           template: this.podTemplate(group, kind, labels, direct, secret, {}),
           volumeClaimTemplates: group.volumePath ? [{ metadata: { name: "data" }, spec: this.storageSpec() }] : [],
+          // The claims are Pulumi's (above): the StatefulSet controller never deletes them, whether
+          // the set is deleted or scaled down (Kubernetes' default, stated; a mutable field).
+          persistentVolumeClaimRetentionPolicy: { whenDeleted: "Retain", whenScaled: "Retain" },
         },
       },
       {
@@ -204,7 +208,7 @@ export class KubernetesPlatform implements Platform {
       ? new k8s.core.v1.PersistentVolumeClaim(
           `${member.name}-data`,
           { metadata: this.meta(`${member.name}-data`, labels), spec: this.storageSpec() },
-          { parent: opts.parent },
+          { parent: opts.parent, retainOnDelete: this.config.retainDataOnDestroy },
         )
       : undefined;
     // The client path (HAProxy, PgBouncer) runs several identical pods; anything else one.

@@ -31,7 +31,7 @@ const FIELDS = {
   build: ["context", "args"],
   container: [
     "name", "hostname", "image", "entrypoints", "envs", "uploads", "networksAdvanced", "ports", "volumes",
-    "healthcheck", "restart", "user", "cpus", "memory", "shmSize", "labels",
+    "healthcheck", "restart", "user", "cpus", "memory", "shmSize", "labels", "stopTimeout", "destroyGraceSeconds",
   ],
   upload: ["file", "content", "permissions", "owner", "group", "executable"],
   networkAdvanced: ["name", "aliases"],
@@ -314,6 +314,9 @@ export class DockerAdapter {
       Entrypoint: list(inputs.entrypoints, `${where}.entrypoints`).map(String),
       Env: list(inputs.envs, `${where}.envs`).map(String),
       User: inputs.user === undefined ? undefined : str(inputs.user, `${where}.user`),
+      // Seconds `docker stop` waits before SIGKILL. destroyGraceSeconds is the provider's own timeout
+      // for a delete by Pulumi, which this adapter never does (teardown removes by force).
+      StopTimeout: inputs.stopTimeout === undefined ? undefined : Number(inputs.stopTimeout),
       Labels: labels,
       ExposedPorts: exposed,
       Healthcheck: health && {

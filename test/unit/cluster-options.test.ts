@@ -46,8 +46,8 @@ test("Prometheus and Grafana published on the configured host ports", async (t) 
     .map((c) => [c.name, c.inputs.ports])
     .filter(([name]) => /prometheus|grafana/.test(name as string));
   t.deepEqual(published.sort(), [
-    ["dpc-grafana", [{ internal: 3000, external: 13000 }]],
-    ["dpc-prometheus", [{ internal: 9090, external: 19090 }]],
+    ["dpc-grafana", [{ internal: 3000, external: 13000, ip: "0.0.0.0", protocol: "tcp" }]],
+    ["dpc-prometheus", [{ internal: 9090, external: 19090, ip: "0.0.0.0", protocol: "tcp" }]],
   ]);
   t.is(await valueOf(stack.prometheusEndpoint), "localhost:19090");
   t.is(await valueOf(stack.grafanaEndpoint), "localhost:13000");

@@ -162,13 +162,14 @@ test.serial("docker containers: hostname = name, network alias, healthcheck, res
   // Only the router, Prometheus and Grafana publish host ports; the database nodes, etcd and the
   // exporters stay on the cluster network.
   t.deepEqual(published.sort(), [
-    ["dpc-grafana", [{ internal: 3000, external: 3000 }]],
-    ["dpc-haproxy", [{ internal: 5000, external: 5000 }, { internal: 5001, external: 5001 }]],
-    ["dpc-pgbouncer", [{ internal: 6432, external: 6432 }]],
-    ["dpc-prometheus", [{ internal: 9090, external: 9090 }]],
+    ["dpc-grafana", [{ internal: 3000, external: 3000, ip: "0.0.0.0", protocol: "tcp" }]],
+    ["dpc-haproxy", [{ internal: 5000, external: 5000, ip: "0.0.0.0", protocol: "tcp" }, { internal: 5001, external: 5001, ip: "0.0.0.0", protocol: "tcp" }]],
+    ["dpc-pgbouncer", [{ internal: 6432, external: 6432, ip: "0.0.0.0", protocol: "tcp" }]],
+    ["dpc-prometheus", [{ internal: 9090, external: 9090, ip: "0.0.0.0", protocol: "tcp" }]],
   ]);
   for (const container of databaseContainers()) {
-    t.is(container.inputs.cpus, "1");
+    // The provider's read-back form of 1 CPU (docker-canonical.ts).
+    t.is(container.inputs.cpus, "1.0");
     t.is(container.inputs.memory, 2048);
     // /dev/shm holds a parallel HNSW build's graph: maintenance_work_mem (2048 / 4 = 512 MB) + 64.
     t.is(container.inputs.shmSize, 576);
