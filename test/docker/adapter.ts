@@ -65,12 +65,13 @@ function str(value: unknown, where: string): string {
   return value;
 }
 
-/** Go duration as the provider takes it ("5s", "500ms", "2m") -> nanoseconds. */
+/** Go duration as the provider takes it ("5s", "500ms", "2m0s", "1h2m3s": Go's time.ParseDuration units) -> nanoseconds. */
 function nanoseconds(value: unknown, where: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(str(value, where));
-  if (!match) throw new Error(`${where}: duration ${JSON.stringify(value)} not understood`);
-  const unit = { ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 }[match[2] as "ms" | "s" | "m" | "h"];
-  return Math.round(Number(match[1]) * unit);
+  const text = str(value, where);
+  const units = { ns: 1, us: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 } as const;
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text) throw new Error(`${where}: duration ${JSON.stringify(value)} not understood`);
+  return Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * units[p[2] as keyof typeof units], 0));
 }
 
 /** Numeric owner/group only: the provider would resolve names on the machine running Pulumi. */
