@@ -121,6 +121,10 @@ export class DockerPlatform implements Platform {
         // Uploaded before the container starts; secret contents stay secret Outputs.
         uploads: pulumi.output(member.files).apply((files) => toUploads(files, group)),
         networksAdvanced: [{ name: this.network.name, aliases: [member.name] }],
+        // Peers are found by name through Docker's embedded DNS, which forwards names it does not know
+        // (a stopped peer's) to the host's resolvers: an unanswering one held Patroni's leader race
+        // about 10 s per lookup here. One try of 1 s bounds that wait.
+        dnsOpts: ["timeout:1", "attempts:1"],
         // ip and protocol as the provider defaults and reads them back: IPv4 only, tcp.
         ports: group.ports
           .filter((p) => p.publishedPort !== undefined)

@@ -42,6 +42,10 @@ export function postgresParameters(config: ClusterConfig, layout: PostgresLayout
     // A dead worker's address may not answer at all (a killed container): Citus' default of 30 s
     // would hold every query to it that long after a failover.
     "citus.node_connection_timeout": 5000,
+    // ... and a connection it already holds to a worker that vanished would wait for TCP's own
+    // retransmission timeout (many minutes): give up on unacknowledged data after 10 s, and probe
+    // idle connections (libpq keywords Citus allows here; sslmode=require is Citus' default).
+    "citus.node_conninfo": "sslmode=require tcp_user_timeout=10000 keepalives=1 keepalives_idle=10 keepalives_interval=2 keepalives_count=3",
     // Citus hides shard tables from other sessions' catalogs: postgres_exporter must see them.
     "citus.show_shards_for_app_name_prefixes": EXPORTER_APPLICATION_NAME,
   };

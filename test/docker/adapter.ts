@@ -31,7 +31,7 @@ const FIELDS = {
   build: ["context", "args"],
   container: [
     "name", "hostname", "image", "entrypoints", "envs", "uploads", "networksAdvanced", "ports", "volumes",
-    "healthcheck", "restart", "user", "cpus", "memory", "shmSize", "labels", "stopTimeout", "destroyGraceSeconds",
+    "healthcheck", "restart", "user", "cpus", "memory", "shmSize", "labels", "stopTimeout", "destroyGraceSeconds", "dnsOpts",
   ],
   upload: ["file", "content", "permissions", "owner", "group", "executable"],
   networkAdvanced: ["name", "aliases"],
@@ -336,6 +336,7 @@ export class DockerAdapter {
         NanoCpus: inputs.cpus === undefined ? undefined : Math.round(Number(str(inputs.cpus, `${where}.cpus`)) * 1e9),
         Memory: inputs.memory === undefined ? undefined : Number(inputs.memory) * 1024 * 1024,
         ShmSize: inputs.shmSize === undefined ? undefined : Number(inputs.shmSize) * 1024 * 1024,
+        DnsOptions: list(inputs.dnsOpts, `${where}.dnsOpts`).map((o, i) => str(o, `${where}.dnsOpts[${i}]`)),
       },
       NetworkingConfig: networks[0] ? { EndpointsConfig: { [networks[0].name]: { Aliases: networks[0].aliases } } } : undefined,
     });

@@ -318,6 +318,28 @@ if ("unavailable" in engine) {
   });
 
   /**
+   * What the new leader's Patroni logged about taking over, each line with its seconds after the kill:
+   * where a failover's time goes inside Docker. `docker logs` frames (8-byte headers) are demultiplexed.
+   */
+  async function patroniEvents(container: string, killedAt: number): Promise<string[]> {
+    const raw = (await adapter.docker.getContainer(container).logs({ stdout: true, stderr: true, since: Math.floor(killedAt / 1000), timestamps: true, follow: false })) as unknown as Buffer;
+    let text = "";
+    for (let offset = 0; offset + 8 <= raw.length; ) {
+      const size = raw.readUInt32BE(offset + 4);
+      text += raw.subarray(offset + 8, offset + 8 + size).toString("utf8");
+      offset += 8 + size;
+    }
+    return text
+      .split("\n")
+      .filter((line) => /promot|lock|leader race|healthiest|following|failover|synchronous|demot|wal_receiver|citus/i.test(line))
+      .slice(0, 25)
+      .map((line) => {
+        const stamp = Date.parse(line.slice(0, line.indexOf(" ")));
+        return `+${((stamp - killedAt) / 1000).toFixed(2)} s ${line.slice(line.indexOf(" ") + 1, line.indexOf(" ") + 200)}`;
+      });
+  }
+
+  /**
    * Kills the primary of `group` under continuous writes through PgBouncer and measures the outage.
    * How it dies decides who brings it back (checked in the Docker docs and here): `docker kill`
    * counts as stopped by the user, so no restart policy applies; the container's main process dying
@@ -354,6 +376,9 @@ if ("unavailable" in engine) {
       result = await writer.stop();
     }
     const leaderAfter = (await groupMembers(group))?.find((m) => m.role === "leader" && m.state === "running")?.name;
+    if (leaderAfter && how === "docker kill") {
+      for (const line of await patroniEvents(leaderAfter, killedAt)) note(`  ${leaderAfter}: ${line}`);
+    }
     const distAfter = target === "worker" ? (await distPrimaries(adminUrl)).get(group) : undefined;
     if (how === "docker kill") {
       // A stopped container stays stopped; `pulumi up` (the provider's must_run) starts it again.
