@@ -90,11 +90,12 @@ function summaryTable(report: BenchmarkReport): string {
     .map((s) => {
       const throughput = s.throughput.map((t) => `${t.value} ${t.unit}`).join("<br>");
       const recall = s.recall ? `${s.recall.mean} (n=${s.recall.sampleSize}, min ${s.recall.min})` : "";
-      const plan = s.plan ? `${s.plan.shards} / ${s.plan.workers} (HNSW on ${s.plan.hnswShards})` : "";
-      return `<tr><td>${escapeHtml(s.title)}</td><td>${s.count}</td><td>${s.errors}</td><td>${s.latencyMs.p50}</td><td>${s.latencyMs.p95}</td><td>${s.latencyMs.p99}</td><td>${s.latencyMs.max}</td><td>${throughput}</td><td>${recall}</td><td>${plan}</td><td>${verdictBadge(s.verdict)}</td></tr>`;
+      const rows = s.recall ? `${s.recall.shortResults === 0 ? "k" : `${s.recall.shortResults} short`} (min ${s.recall.minRows})` : "";
+      const plan = s.plan ? `${s.plan.choice} (${s.plan.namespaceRows} rows) · ${s.plan.shards} / ${s.plan.workers} (HNSW on ${s.plan.hnswShards})` : "";
+      return `<tr><td>${escapeHtml(s.title)}</td><td>${s.count}</td><td>${s.errors}</td><td>${s.latencyMs.p50}</td><td>${s.latencyMs.p95}</td><td>${s.latencyMs.p99}</td><td>${s.latencyMs.max}</td><td>${throughput}</td><td>${recall}</td><td>${rows}</td><td>${plan}</td><td>${verdictBadge(s.verdict)}</td></tr>`;
     })
     .join("");
-  return `<table><tr><th>scenario</th><th>count</th><th>errors</th><th>p50</th><th>p95</th><th>p99</th><th>max (ms)</th><th>throughput</th><th>recall@${report.scenarios.find((s) => s.recall)?.recall?.k ?? 10}</th><th>shards / workers per search</th><th>verdict</th></tr>${rows}</table>`;
+  return `<table><tr><th>scenario</th><th>count</th><th>errors</th><th>p50</th><th>p95</th><th>p99</th><th>max (ms)</th><th>throughput</th><th>recall@${report.scenarios.find((s) => s.recall)?.recall?.k ?? 10}</th><th>rows returned</th><th>plan · shards (tasks) / workers per search</th><th>verdict</th></tr>${rows}</table>`;
 }
 
 export function renderHtmlReport(report: BenchmarkReport): string {

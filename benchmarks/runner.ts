@@ -59,6 +59,7 @@ export async function runBenchmark(options: BenchmarkOptions, progress: Progress
     progress.log(`Loading ${data.rows} x ${data.dimensions} vectors and building the HNSW index ...`);
     const load = await createAndLoadTable(setup, {
       dialect, citus, hnswAccessMethod: environment.hnswAccessMethod, m: options.hnswM, efConstruction: options.hnswEfConstruction, shardCount: options.shardCount,
+      efSearch: Number(efSearch ?? 40),
     }, data);
     progress.log(`  loaded in ${round(load.loadSeconds, 1)} s, index built in ${round(load.indexBuildSeconds, 1)} s`);
 

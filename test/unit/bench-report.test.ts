@@ -31,11 +31,11 @@ function sampleReport(): BenchmarkReport {
   const search = buildScenarioResult(
     {
       id: "single-shard-search", title: "Single-shard vector search", description: "one namespace", loop: "closed", clients: 1,
-      plan: { indexes: ["vector_items_embedding_hnsw_idx_102008"], usesHnswIndex: true, shards: 1, workers: 1, hnswShards: 1 },
+      plan: { choice: "hnsw", namespaceRows: 4000, exactMaxRows: 2000, indexes: ["vector_items_embedding_hnsw_idx_102008"], usesHnswIndex: true, shards: 1, workers: 1, hnswShards: 1 },
     },
     loop(range(1000, 0.005)),
     [perSecond(1000, 2, "queries/s")],
-    { k: 10, mean: 0.97, min: 0.8, sampleSize: 50 },
+    { k: 10, mean: 0.97, min: 0.8, sampleSize: 50, shortResults: 0, minRows: 10 },
     [{ target: TARGETS.searchP95, value: ({ latency }) => latency.p95 }],
   );
   const mixed = buildScenarioResult(
@@ -70,8 +70,8 @@ function sampleReport(): BenchmarkReport {
       hnsw: { accessMethod: "hnsw", m: 16, efConstruction: 64, efSearch: "40" }, loadSeconds: 0.6, indexBuildSeconds: 0.9,
     },
     plans: {
-      singleShard: { indexes: ["vector_items_embedding_hnsw_idx"], usesHnswIndex: true, shards: 1, workers: 1, hnswShards: 1 },
-      crossShard: { indexes: [], usesHnswIndex: false, shards: 12, workers: 2, hnswShards: 0 },
+      singleShard: { choice: "hnsw", namespaceRows: 4000, exactMaxRows: 2000, indexes: ["vector_items_embedding_hnsw_idx"], usesHnswIndex: true, shards: 1, workers: 1, hnswShards: 1 },
+      crossShard: { choice: "exact", namespaceRows: 1600, exactMaxRows: 2000, indexes: [], usesHnswIndex: false, shards: 12, workers: 2, hnswShards: 0 },
     },
     scenarios: [search, mixed],
     loadGenerator: { clients: 8, threads: 1, seconds: 3, suiteQps: 24000, pgbenchQps: 50000, ratio: 0.48, pgbenchCommand: "pgbench -n -f select1.sql -c 8 -j 1 -T 3 <url>", note: "" },
@@ -131,11 +131,19 @@ test("recall is judged: at least 0.95 passes, anything below fails the scenario"
   t.is(judge(TARGETS.recall, 0.949), "fail");
 });
 
+test("k rows are judged: a scenario whose sampled searches lost rows fails", (t) => {
+  const search = sampleReport().scenarios[0];
+  t.is(search.checks.find((c) => c.target === "k-rows")?.verdict, "pass");
+  t.is(judge(TARGETS.kRows, 0), "pass");
+  t.is(judge(TARGETS.kRows, 1), "fail");
+  t.regex(renderHtmlReport(sampleReport()), /<td>k \(min 10\)<\/td>/);
+});
+
 test("each search scenario states the shards and workers one query touches; report.html shows them", (t) => {
   const report = sampleReport();
-  t.deepEqual(report.scenarios[0].plan, { indexes: ["vector_items_embedding_hnsw_idx_102008"], usesHnswIndex: true, shards: 1, workers: 1, hnswShards: 1 });
+  t.deepEqual(report.scenarios[0].plan, { choice: "hnsw", namespaceRows: 4000, exactMaxRows: 2000, indexes: ["vector_items_embedding_hnsw_idx_102008"], usesHnswIndex: true, shards: 1, workers: 1, hnswShards: 1 });
   t.is(report.scenarios[1].plan, null);
-  t.regex(renderHtmlReport(report), /<td>1 \/ 1 \(HNSW on 1\)<\/td>/);
+  t.regex(renderHtmlReport(report), /<td>hnsw \(4000 rows\) · 1 \/ 1 \(HNSW on 1\)<\/td>/);
 });
 
 test("report.html is self-contained: inline SVG charts, no scripts, no external references", (t) => {
