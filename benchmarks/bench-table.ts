@@ -46,7 +46,22 @@ function* generateRows(dataset: ClusteredVectors, count: number): Generator<Data
   for (let id = 0; id < count; id++) yield dataset.nextRow(id);
 }
 
+/** Drops every overload of the suite's search function (under Citus the drop reaches the workers). */
+export async function dropSearchFunctions(client: pg.ClientBase): Promise<void> {
+  const [schema, name] = BENCH_SEARCH_FUNCTION.split(".");
+  await client.query(`DO $$
+DECLARE f regprocedure;
+BEGIN
+  FOR f IN SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = '${schema}' AND p.proname = '${name}' LOOP
+    EXECUTE 'DROP FUNCTION ' || f;
+  END LOOP;
+END
+$$`);
+}
+
 export async function createAndLoadTable(client: pg.ClientBase, setup: TableSetup, data: DatasetOptions): Promise<LoadResult> {
+  // A function distributed with an earlier table would keep that table's colocation: drop it first.
+  await dropSearchFunctions(client);
   await client.query(`DROP TABLE IF EXISTS ${BENCH_TABLE}`);
   await client.query(`CREATE TABLE ${BENCH_TABLE} (
     namespace text NOT NULL,
@@ -77,6 +92,6 @@ export async function createAndLoadTable(client: pg.ClientBase, setup: TableSetu
 }
 
 export async function dropTable(client: pg.ClientBase): Promise<void> {
-  await client.query(`DROP FUNCTION IF EXISTS ${BENCH_SEARCH_FUNCTION}`).catch(() => undefined);
+  await dropSearchFunctions(client);
   await client.query(`DROP TABLE IF EXISTS ${BENCH_TABLE}`);
 }
