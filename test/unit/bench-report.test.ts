@@ -11,6 +11,7 @@ import { redactUrl, reportSchemaErrors, writeReport, type BenchmarkReport } from
 import { buildScenarioResult, operationP95, perSecond } from "../../benchmarks/scenario-result.ts";
 import { formatSummary, summarizeReport } from "../../benchmarks/summary.ts";
 import { judge, TARGETS } from "../../benchmarks/targets.ts";
+import { BASELINE_THROUGHPUT_RATIO, baselineSection, ratio } from "../../benchmarks/baseline.ts";
 
 function loop(values: number[], errors = 0, operations: Record<string, number[]> = {}): LoopResult {
   const overall = new LatencyRecorder();
@@ -178,7 +179,60 @@ test("the summary for stack outputs: per scenario p95, throughput, recall and ve
   const summary = summarizeReport(sampleReport());
   t.is(summary.verdict, "fail");
   t.deepEqual(summary.failed, ["mixed-open-loop: cross-shard-p95"]);
-  t.deepEqual(summary.scenarios[0], { id: "single-shard-search", p95Ms: 4.751, throughput: 500, throughputUnit: "queries/s", recall: 0.97, verdict: "pass" });
+  t.deepEqual(summary.scenarios[0], { id: "single-shard-search", p95Ms: 4.751, throughput: 500, throughputUnit: "queries/s", recall: 0.97, verdict: "pass", shortResults: 0, plan: "hnsw/1" });
   t.is(summary.loadGeneratorRatio, 0.48);
   t.regex(formatSummary(summary), /single-shard-search +4\.75 +500 queries\/s +0\.970 +pass/);
+});
+
+// The single-node baseline (issue 16): the same scenarios on a plain node, figure by figure.
+function withBaseline(): BenchmarkReport {
+  const report = sampleReport();
+  const node = sampleReport();
+  // The node: twice the throughput, half the latency of the cluster's search scenario.
+  const nodeSearch = buildScenarioResult(
+    { id: "single-shard-search", title: "Single-shard vector search", description: "one namespace", loop: "closed", clients: 1,
+      plan: { choice: "exact", namespaceRows: 4000, exactMaxRows: 2000, indexes: [], usesHnswIndex: false, shards: 1, workers: 1, hnswShards: 0 } },
+    loop(range(1000, 0.0025)),
+    [perSecond(4000, 2, "queries/s")],
+    { k: 10, mean: 1, min: 1, sampleSize: 50, shortResults: 0, minRows: 10 },
+    [],
+  );
+  report.baseline = baselineSection(redactUrl("postgresql://app:pw@127.0.8.4/vectors"), node.environment, report.scenarios, [nodeSearch, node.scenarios[1]]);
+  return report;
+}
+
+test("baseline: each figure beside the node's with the ratio; a search scenario under a third of the node's throughput warns", (t) => {
+  const [search, mixed] = withBaseline().baseline!.scenarios;
+  t.deepEqual(search.throughput, { value: 500, baseline: 2000, ratio: 0.25, unit: "queries/s" });
+  t.is(search.p95Ms.ratio, ratio(search.p95Ms.value, search.p95Ms.baseline));
+  t.true(search.p95Ms.ratio! > 1.9 && search.p95Ms.ratio! < 2.1);
+  t.deepEqual(search.recall, { value: 0.97, baseline: 1 });
+  t.deepEqual(search.shortResults, { value: 0, baseline: 0 });
+  t.deepEqual(search.plan, { value: { choice: "hnsw", tasks: 1 }, baseline: { choice: "exact", tasks: 1 } });
+  t.is(search.checks[0].target, "baseline-throughput-ratio");
+  t.is(search.verdict, "warn");
+  t.deepEqual(mixed.checks, [], "no throughput-ratio check without searches");
+  t.is(ratio(1, 0), null);
+  t.is(judge(BASELINE_THROUGHPUT_RATIO, 0.34), "pass");
+});
+
+test("baseline: the report validates, report.html and the terminal table show it side by side", (t) => {
+  const report = withBaseline();
+  t.deepEqual(reportSchemaErrors(onDisk(report)), []);
+  t.deepEqual(reportSchemaErrors(onDisk({ ...sampleReport(), baseline: null })), []);
+  const html = renderHtmlReport(report);
+  t.regex(html, /<h2>Single-node baseline<\/h2>/);
+  t.regex(html, /<td>500 \/ 2000 queries\/s<\/td><td>×0.25<\/td>/);
+  t.regex(html, /hnsw, 1 task \/ exact, 1 task/);
+  t.regex(renderHtmlReport(sampleReport()), /No single-node baseline/);
+  const table = formatSummary(summarizeReport(report));
+  t.regex(table, /with a single-node baseline/);
+  t.regex(table, /single-shard-search .* 500 +2000 +x0\.25 +0\.970 +1\.000 +0 +hnsw\/1  pass/);
+});
+
+test("baseline: the URL is stored without its password", (t) => {
+  const report = onDisk(withBaseline());
+  t.regex(report.baseline.url, /app:\*\*\*@127\.0\.8\.4/);
+  report.baseline.url = "postgresql://app:secret@127.0.8.4/vectors";
+  t.regex(reportSchemaErrors(report).join("\n"), /\/baseline/);
 });
