@@ -46,7 +46,9 @@ export async function runBenchmark(options: BenchmarkOptions, progress: Progress
   const report = await runSuite(options, progress, metrics);
   if (options.baselineUrl) {
     progress.log(`Baseline: the same data and queries on ${redactUrl(options.baselineUrl)} ...`);
-    const baseline = await runSuite({ ...options, url: options.baselineUrl, skipPgbench: true, outDir: undefined }, progress);
+    // The open loop offers the node the same arrival rate as the cluster, so their latencies compare.
+    const openLoopRate = options.openLoopRate ?? report.scenarios.find((s) => s.loop === "open")?.offeredRate ?? undefined;
+    const baseline = await runSuite({ ...options, url: options.baselineUrl, skipPgbench: true, outDir: undefined, openLoopRate }, progress);
     if (baseline.environment.citus.present) {
       report.notes.push("the baseline node has the citus extension: it is not a plain single node");
     }

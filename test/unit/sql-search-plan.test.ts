@@ -4,7 +4,7 @@
 import test from "ava";
 import { DEFAULT_CONFIG } from "../../components/spec.ts";
 import { renderMigrations } from "../../sql/migrations.ts";
-import { chooseSearchPlan, EXACT_SEARCH_MAX_ROWS, hnswBranchSettings, hnswCandidates, searchFunctionStatements } from "../../sql/search-plan.ts";
+import { chooseSearchPlan, EXACT_SEARCH_MAX_ROWS, hnswBranchSettings, hnswCandidates, hnswCandidatesPerK, searchFunctionStatements } from "../../sql/search-plan.ts";
 import { vectorDialect } from "../../sql/vector-dialect.ts";
 import { branchSql, searchSql } from "../../benchmarks/search-sql.ts";
 
@@ -16,11 +16,14 @@ test("namespaces up to the threshold are searched exactly, larger ones with HNSW
   t.is(chooseSearchPlan(500, 500), "exact");
 });
 
-test("the HNSW branch asks for at least 4k candidates and a relaxed iterative scan (pgvector)", (t) => {
-  t.is(hnswCandidates(10, 40), 40);
-  t.is(hnswCandidates(50, 40), 200);
-  t.deepEqual(hnswBranchSettings(vectorDialect("pgvector"), 10, 40), { "hnsw.ef_search": "40", "hnsw.iterative_scan": "relaxed_order", "hnsw.max_scan_tuples": "50000" });
-  t.deepEqual(hnswBranchSettings(vectorDialect("ruvector"), 25, 40), { "ruvector.hnsw_ef_search": "100" });
+test("the HNSW branch asks for 4k candidates per shard on Citus, 10k on one node, and a relaxed iterative scan (pgvector)", (t) => {
+  t.is(hnswCandidatesPerK(true), 4);
+  t.is(hnswCandidatesPerK(false), 10);
+  t.is(hnswCandidates(10, 40, 4), 40);
+  t.is(hnswCandidates(10, 40, 10), 100);
+  t.is(hnswCandidates(50, 40, 4), 200);
+  t.deepEqual(hnswBranchSettings(vectorDialect("pgvector"), 10, 40, 4), { "hnsw.ef_search": "40", "hnsw.iterative_scan": "relaxed_order", "hnsw.max_scan_tuples": "50000" });
+  t.deepEqual(hnswBranchSettings(vectorDialect("ruvector"), 25, 40, 4), { "ruvector.hnsw_ef_search": "100" });
 });
 
 const spec = (citus: boolean) => ({
@@ -33,7 +36,7 @@ test("the function: exact branch sorts on an expression no index matches; HNSW b
     t.regex(sql, /ORDER BY \(t\.embedding <=> query\) \+ 0 LIMIT k/);
     t.regex(sql, /IF n <= exact_max_rows THEN/);
     t.regex(sql, /set_config\('hnsw\.iterative_scan', 'relaxed_order', true\)/);
-    t.regex(sql, /set_config\('hnsw\.ef_search', greatest\(40, 4 \* k\)::text, true\)/);
+    t.regex(sql, /set_config\('hnsw\.ef_search', greatest\(40, 10 \* k\)::text, true\)/);
     t.regex(sql, /ORDER BY c\.distance LIMIT k/);
     t.regex(sql, /exact_max_rows integer DEFAULT 2000/);
   }
@@ -45,6 +48,7 @@ test("the function: exact branch sorts on an expression no index matches; HNSW b
 test("under Citus the single-namespace form is distributed on its namespace, colocated with the table", (t) => {
   const statements = searchFunctionStatements(spec(true));
   t.is(statements.length, 3);
+  t.regex(statements[0], /greatest\(40, 4 \* k\)/);
   t.is(statements[2], "SELECT create_distributed_function('s.f(text, vector(384), integer, integer)', 'namespace', colocate_with := 's.t');");
 });
 
