@@ -8,7 +8,8 @@ import { from as copyFrom } from "pg-copy-streams";
 import { quoteIdent } from "../sql/migrations.ts";
 import type { VectorDialect } from "../sql/vector-dialect.ts";
 import { ClusteredVectors, STREAMS, vectorLiteral, type DatasetOptions, type DatasetRow } from "./dataset.ts";
-import { BENCH_INDEX, BENCH_TABLE } from "./search-sql.ts";
+import { BENCH_INDEX, BENCH_SEARCH_FUNCTION, BENCH_TABLE } from "./search-sql.ts";
+import { EXACT_SEARCH_MAX_ROWS, searchFunctionStatements } from "../sql/search-plan.ts";
 import { nowMs } from "./latency.ts";
 
 export interface TableSetup {
@@ -18,6 +19,8 @@ export interface TableSetup {
   m: number;
   efConstruction: number;
   shardCount: number;
+  /** The database's ef_search (the search function's HNSW branch asks for at least 4k). */
+  efSearch: number;
 }
 
 export interface LoadResult {
@@ -43,7 +46,22 @@ function* generateRows(dataset: ClusteredVectors, count: number): Generator<Data
   for (let id = 0; id < count; id++) yield dataset.nextRow(id);
 }
 
+/** Drops every overload of the suite's search function (under Citus the drop reaches the workers). */
+export async function dropSearchFunctions(client: pg.ClientBase): Promise<void> {
+  const [schema, name] = BENCH_SEARCH_FUNCTION.split(".");
+  await client.query(`DO $$
+DECLARE f regprocedure;
+BEGIN
+  FOR f IN SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = '${schema}' AND p.proname = '${name}' LOOP
+    EXECUTE 'DROP FUNCTION ' || f;
+  END LOOP;
+END
+$$`);
+}
+
 export async function createAndLoadTable(client: pg.ClientBase, setup: TableSetup, data: DatasetOptions): Promise<LoadResult> {
+  // A function distributed with an earlier table would keep that table's colocation: drop it first.
+  await dropSearchFunctions(client);
   await client.query(`DROP TABLE IF EXISTS ${BENCH_TABLE}`);
   await client.query(`CREATE TABLE ${BENCH_TABLE} (
     namespace text NOT NULL,
@@ -65,9 +83,15 @@ export async function createAndLoadTable(client: pg.ClientBase, setup: TableSetu
   );
   const indexBuildSeconds = (nowMs() - indexStart) / 1000;
   await client.query(`ANALYZE ${BENCH_TABLE}`);
+  // The same search function the product ships (claude_flow.search_memory), over this table.
+  for (const statement of searchFunctionStatements({
+    name: BENCH_SEARCH_FUNCTION, table: BENCH_TABLE, columns: [["id", "bigint"]], dialect: setup.dialect, dimensions: data.dimensions,
+    efSearch: setup.efSearch, exactMaxRows: EXACT_SEARCH_MAX_ROWS, citus: setup.citus,
+  })) await client.query(statement);
   return { rows: data.rows, distributed: setup.citus, loadSeconds, indexBuildSeconds };
 }
 
 export async function dropTable(client: pg.ClientBase): Promise<void> {
+  await dropSearchFunctions(client);
   await client.query(`DROP TABLE IF EXISTS ${BENCH_TABLE}`);
 }

@@ -68,6 +68,8 @@ export interface BenchmarkOptions {
   /** Skip the pgbench comparison (e.g. where pgbench is not installed). */
   skipPgbench: boolean;
   failOn: FailOn;
+  /** A plain PostgreSQL node (no Citus, same settings) that runs the same data and queries in the same run. */
+  baselineUrl?: string;
 }
 
 export function defaultOptions(url: string, mode: BenchmarkMode): BenchmarkOptions {
@@ -87,7 +89,7 @@ export function defaultOptions(url: string, mode: BenchmarkMode): BenchmarkOptio
 }
 
 const USAGE = `usage: npm run bench -- --url URL [--mode quick|full|stress] [--out DIR] [--fail-on critical|warn]
-       [--dimensions N] [--rows N] [--seed N] [--rate OPS_PER_S] [--no-pgbench]`;
+       [--dimensions N] [--rows N] [--seed N] [--rate OPS_PER_S] [--no-pgbench] [--baseline-url URL]`;
 
 /** Parses CLI arguments; throws with the usage text on a mistake. */
 export function parseArgs(argv: string[]): BenchmarkOptions {
@@ -114,7 +116,7 @@ export function parseArgs(argv: string[]): BenchmarkOptions {
   };
   const failOn = values.get("--fail-on") ?? "never";
   if (!["critical", "warn", "never"].includes(failOn)) throw new Error(`--fail-on must be critical or warn\n${USAGE}`);
-  const known = new Set(["--url", "--mode", "--out", "--fail-on", "--dimensions", "--rows", "--seed", "--rate"]);
+  const known = new Set(["--url", "--mode", "--out", "--fail-on", "--dimensions", "--rows", "--seed", "--rate", "--baseline-url"]);
   for (const name of values.keys()) if (!known.has(name)) throw new Error(`unknown option ${name}\n${USAGE}`);
   return {
     ...options,
@@ -125,5 +127,6 @@ export function parseArgs(argv: string[]): BenchmarkOptions {
     openLoopRate: positiveInt("--rate"),
     skipPgbench: flags.has("--no-pgbench"),
     failOn: failOn as FailOn,
+    baselineUrl: values.get("--baseline-url") ?? process.env.DPC_BENCH_BASELINE_URL ?? undefined,
   };
 }

@@ -90,11 +90,32 @@ function summaryTable(report: BenchmarkReport): string {
     .map((s) => {
       const throughput = s.throughput.map((t) => `${t.value} ${t.unit}`).join("<br>");
       const recall = s.recall ? `${s.recall.mean} (n=${s.recall.sampleSize}, min ${s.recall.min})` : "";
-      const plan = s.plan ? `${s.plan.shards} / ${s.plan.workers} (HNSW on ${s.plan.hnswShards})` : "";
-      return `<tr><td>${escapeHtml(s.title)}</td><td>${s.count}</td><td>${s.errors}</td><td>${s.latencyMs.p50}</td><td>${s.latencyMs.p95}</td><td>${s.latencyMs.p99}</td><td>${s.latencyMs.max}</td><td>${throughput}</td><td>${recall}</td><td>${plan}</td><td>${verdictBadge(s.verdict)}</td></tr>`;
+      const rows = s.recall ? `${s.recall.shortResults === 0 ? "k" : `${s.recall.shortResults} short`} (min ${s.recall.minRows})` : "";
+      const plan = s.plan ? `${s.plan.choice} (${s.plan.namespaceRows} rows) · ${s.plan.shards} / ${s.plan.workers} (HNSW on ${s.plan.hnswShards})` : "";
+      return `<tr><td>${escapeHtml(s.title)}</td><td>${s.count}</td><td>${s.errors}</td><td>${s.latencyMs.p50}</td><td>${s.latencyMs.p95}</td><td>${s.latencyMs.p99}</td><td>${s.latencyMs.max}</td><td>${throughput}</td><td>${recall}</td><td>${rows}</td><td>${plan}</td><td>${verdictBadge(s.verdict)}</td></tr>`;
     })
     .join("");
-  return `<table><tr><th>scenario</th><th>count</th><th>errors</th><th>p50</th><th>p95</th><th>p99</th><th>max (ms)</th><th>throughput</th><th>recall@${report.scenarios.find((s) => s.recall)?.recall?.k ?? 10}</th><th>shards / workers per search</th><th>verdict</th></tr>${rows}</table>`;
+  return `<table><tr><th>scenario</th><th>count</th><th>errors</th><th>p50</th><th>p95</th><th>p99</th><th>max (ms)</th><th>throughput</th><th>recall@${report.scenarios.find((s) => s.recall)?.recall?.k ?? 10}</th><th>rows returned</th><th>plan · shards (tasks) / workers per search</th><th>verdict</th></tr>${rows}</table>`;
+}
+
+function baselineTable(report: BenchmarkReport): string {
+  const baseline = report.baseline;
+  if (!baseline) return `<p class="muted">No single-node baseline in this run (--baseline-url).</p>`;
+  const ratio = (value: number | null) => (value === null ? "-" : `×${value}`);
+  const plan = (p: { choice: string; tasks: number } | null) => (p ? `${p.choice}, ${p.tasks} task${p.tasks === 1 ? "" : "s"}` : "");
+  const num = (value: number | null) => (value === null ? "-" : String(value));
+  const rows = baseline.scenarios
+    .map(
+      (c) =>
+        `<tr><td>${escapeHtml(c.title)}</td><td>${c.p50Ms.value} / ${c.p50Ms.baseline}</td><td>${ratio(c.p50Ms.ratio)}</td><td>${c.p95Ms.value} / ${c.p95Ms.baseline}</td><td>${ratio(c.p95Ms.ratio)}</td>` +
+        `<td>${c.throughput.value} / ${c.throughput.baseline} ${escapeHtml(c.throughput.unit)}</td><td>${ratio(c.throughput.ratio)}</td><td>${num(c.recall.value)} / ${num(c.recall.baseline)}</td>` +
+        `<td>${num(c.shortResults.value)} / ${num(c.shortResults.baseline)}</td><td>${escapeHtml(plan(c.plan.value))} / ${escapeHtml(plan(c.plan.baseline))}</td><td>${verdictBadge(c.verdict)}</td></tr>`,
+    )
+    .join("");
+  const env = baseline.environment;
+  return `<h2>Single-node baseline</h2>
+<p>The same data and queries on <code>${escapeHtml(baseline.url)}</code> (PostgreSQL ${escapeHtml(env.serverVersion)}, ${escapeHtml(env.vectorExtension.name)} ${escapeHtml(env.vectorExtension.version)}, Citus ${env.citus.present ? "present" : "absent"}), in the same run. Each cell: cluster / single node; ratio: cluster ÷ single node.</p>
+<table><tr><th>scenario</th><th>p50 ms</th><th>ratio</th><th>p95 ms</th><th>ratio</th><th>throughput</th><th>ratio</th><th>recall</th><th>searches short of k</th><th>plan, tasks per search</th><th>verdict</th></tr>${rows}</table>`;
 }
 
 export function renderHtmlReport(report: BenchmarkReport): string {
@@ -121,6 +142,7 @@ ${data.distributed ? `distributed in ${data.shardCount} shards` : "local table (
 Plans: single-shard uses ${escapeHtml(report.plans.singleShard.indexes.join(", ") || "no index")}; cross-shard uses ${escapeHtml(report.plans.crossShard.indexes.join(", ") || "no index")}.</p>
 ${report.notes.length ? `<ul>${report.notes.map((note) => `<li>${escapeHtml(note)}</li>`).join("")}</ul>` : ""}
 ${summaryTable(report)}
+${baselineTable(report)}
 <h2>Load generator</h2>
 <p>SELECT 1 with ${generator.clients} clients${generator.threads ? ` on ${generator.threads} thread${generator.threads === 1 ? "" : "s"}` : ""} for ${generator.seconds} s: suite ${generator.suiteQps} queries/s${generator.pgbenchQps !== null ? `, pgbench ${generator.pgbenchQps} queries/s, ratio <b>${generator.ratio}</b>` : ""}. ${escapeHtml(generator.note)}</p>
 ${report.scenarios.map(scenarioSection).join("\n")}

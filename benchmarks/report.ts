@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Ajv } from "ajv";
 import type { BenchmarkMode } from "../components/spec.ts";
+import type { BaselineSection } from "./baseline.ts";
 import type { Environment } from "./environment.ts";
 import { renderHtmlReport } from "./report-html.ts";
 import type { ScenarioResult } from "./scenario-result.ts";
@@ -38,6 +39,8 @@ export interface BenchmarkReport {
   scenarios: ScenarioResult[];
   loadGenerator: LoadGeneratorFigure;
   notes: string[];
+  /** The same data and queries on a plain PostgreSQL node (--baseline-url), figure by figure; null without one. */
+  baseline?: BaselineSection | null;
   verdict: Verdict;
 }
 

@@ -15,6 +15,7 @@ import { loadGeneratorFigure } from "./scenarios/load-generator.ts";
 import { mixedClosedLoop, mixedOpenLoop } from "./scenarios/mixed-load.ts";
 import { concurrentSearch, crossShardSearch, singleShardSearch } from "./scenarios/search.ts";
 import { explainSearch, search } from "./search-sql.ts";
+import { baselineSection } from "./baseline.ts";
 import { SuiteContext } from "./suite-context.ts";
 import { worstVerdict } from "./targets.ts";
 
@@ -37,7 +38,33 @@ async function warmUp(context: SuiteContext): Promise<void> {
   context.progress.end(`Warm-up: ${queries.length} queries, not measured`);
 }
 
+/**
+ * Runs the suite on `options.url`, then, with `options.baselineUrl`, the same data set and queries
+ * (same seeds) on that plain PostgreSQL node, and sets each figure beside the baseline's.
+ */
 export async function runBenchmark(options: BenchmarkOptions, progress: Progress = silentProgress, metrics?: SearchMetrics): Promise<RunOutcome> {
+  const report = await runSuite(options, progress, metrics);
+  if (options.baselineUrl) {
+    progress.log(`Baseline: the same data and queries on ${redactUrl(options.baselineUrl)} ...`);
+    // The open loop offers the node the same arrival rate as the cluster, so their latencies compare.
+    const openLoopRate = options.openLoopRate ?? report.scenarios.find((s) => s.loop === "open")?.offeredRate ?? undefined;
+    const baseline = await runSuite({ ...options, url: options.baselineUrl, skipPgbench: true, outDir: undefined, openLoopRate }, progress);
+    if (baseline.environment.citus.present) {
+      report.notes.push("the baseline node has the citus extension: it is not a plain single node");
+    }
+    report.baseline = baselineSection(baseline.url, baseline.environment, report.scenarios, baseline.scenarios);
+    report.notes.push(...baseline.notes.map((note) => `baseline: ${note}`));
+    report.finishedAt = new Date().toISOString();
+    report.durationSeconds = round((Date.parse(report.finishedAt) - Date.parse(report.startedAt)) / 1000, 1);
+    report.verdict = worstVerdict([report.verdict, report.baseline.verdict]);
+  } else {
+    report.baseline = null;
+  }
+  const files = options.outDir ? writeReport(report, options.outDir) : undefined;
+  return { report, files };
+}
+
+async function runSuite(options: BenchmarkOptions, progress: Progress, metrics?: SearchMetrics): Promise<BenchmarkReport> {
   const startedAt = new Date();
   const plan = MODE_PLANS[options.mode];
   const notes: string[] = [];
@@ -59,6 +86,7 @@ export async function runBenchmark(options: BenchmarkOptions, progress: Progress
     progress.log(`Loading ${data.rows} x ${data.dimensions} vectors and building the HNSW index ...`);
     const load = await createAndLoadTable(setup, {
       dialect, citus, hnswAccessMethod: environment.hnswAccessMethod, m: options.hnswM, efConstruction: options.hnswEfConstruction, shardCount: options.shardCount,
+      efSearch: Number(efSearch ?? 40),
     }, data);
     progress.log(`  loaded in ${round(load.loadSeconds, 1)} s, index built in ${round(load.indexBuildSeconds, 1)} s`);
 
@@ -69,7 +97,8 @@ export async function runBenchmark(options: BenchmarkOptions, progress: Progress
       crossShard: await explainSearch(setup, dialect, context.makeQueries("cross-shard", 1)[0], options.k),
     };
     for (const [kind, summary] of Object.entries(plans)) {
-      if (!summary.usesHnswIndex) notes.push(`the planner does not use the HNSW index for ${kind} searches (indexes: ${summary.indexes.join(", ") || "none"}): their results are exact`);
+      notes.push(`${kind} searches: ${summary.namespaceRows} rows in the namespaces of a sample query, ${summary.choice === "exact" ? `at most ${summary.exactMaxRows}: exact search` : `above ${summary.exactMaxRows}: HNSW`} on ${summary.shards} shard(s)`);
+      if (summary.choice === "hnsw" && !summary.usesHnswIndex) notes.push(`the planner does not use the HNSW index for ${kind} searches (indexes: ${summary.indexes.join(", ") || "none"}): their results are exact`);
     }
 
     const scenarios: ScenarioResult[] = [];
@@ -111,8 +140,7 @@ export async function runBenchmark(options: BenchmarkOptions, progress: Progress
       notes,
       verdict: worstVerdict(scenarios.map((scenario) => scenario.verdict)),
     };
-    const files = options.outDir ? writeReport(report, options.outDir) : undefined;
-    return { report, files };
+    return report;
   } finally {
     await context?.close();
     await setup.end();

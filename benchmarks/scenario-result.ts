@@ -84,7 +84,7 @@ export function buildScenarioResult(
   }));
   const judged = [
     ...checks.map((spec) => check(spec.target, spec.value({ latency, operations: loop.byOperation, throughput }))),
-    ...(recall ? [check(TARGETS.recall, recall.mean)] : []),
+    ...(recall ? [check(TARGETS.recall, recall.mean), check(TARGETS.kRows, recall.shortResults)] : []),
     check(TARGETS.successRate, round(loop.overall.successRate(), 4)),
   ];
   return {

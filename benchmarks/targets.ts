@@ -22,6 +22,8 @@ export const TARGETS = {
   queryThroughput: { id: "query-throughput", description: "query throughput", direction: "above", goal: 1000, critical: 100, unit: "queries/s" },
   // Below the goal is a failure: a search that misses neighbours is wrong, not slow.
   recall: { id: "recall-at-k", description: "recall@k against exact search", direction: "above", goal: 0.95, critical: 0.95, unit: "ratio", inclusive: true },
+  // A search that returns fewer than k rows while the namespaces hold k has lost rows: a failure.
+  kRows: { id: "k-rows", description: "sampled searches that returned fewer than k rows while k exist", direction: "below", goal: 0, critical: 0, unit: "queries", inclusive: true },
   successRate: { id: "success-rate", description: "share of operations that succeeded", direction: "above", goal: 0.99, critical: 0.95, unit: "ratio" },
 } as const satisfies Record<string, Target>;
 

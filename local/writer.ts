@@ -22,6 +22,9 @@ export interface WriterTarget {
   bucket?: string;
 }
 
+/** A gap between acknowledgements longer than this (ms) is an outage, not a slow write. */
+const STALL_MS = 500;
+
 /** The bucket value of rows written without one. */
 export const DEFAULT_BUCKET = "w";
 
@@ -86,12 +89,16 @@ export class ContinuousWriter {
 
   /**
    * The end of the outage that began at `failureAt`: the first acknowledged write after the first
-   * failed one. (Writes already in flight when a primary is killed may still be acknowledged.)
+   * failed one. (Writes already in flight when a primary is killed may still be acknowledged.) An
+   * outage short enough that no write failed (the client waited through it) ends at the first
+   * acknowledgement after a stall of more than STALL_MS; undefined while neither has happened.
    */
   recoveredAfter(failureAt: number): number | undefined {
     const firstFailure = this.result.failedAt.find((t) => t >= failureAt);
-    if (firstFailure === undefined) return undefined;
-    return this.result.acknowledgedAt.find((t) => t > firstFailure);
+    const acks = this.result.acknowledgedAt;
+    if (firstFailure !== undefined) return acks.find((t) => t > firstFailure);
+    const index = acks.findIndex((t, i) => t > failureAt && i > 0 && t - Math.max(acks[i - 1], failureAt) > STALL_MS);
+    return index === -1 ? undefined : acks[index];
   }
 
   get acknowledgedCount(): number {

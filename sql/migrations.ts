@@ -4,6 +4,7 @@
 import { createHash } from "node:crypto";
 import type { ClusterConfig } from "../components/spec.ts";
 import { ROLES } from "../components/render/types.ts";
+import { searchFunctionStatements, EXACT_SEARCH_MAX_ROWS } from "./search-plan.ts";
 import { vectorDialect } from "./vector-dialect.ts";
 
 /** What the renderer needs from the target database. */
@@ -311,6 +312,28 @@ function embeddingChecks(config: ClusterConfig): Body {
   };
 }
 
+/** The function applications call for top-k search in a namespace (see sql/search-plan.ts). */
+export const SEARCH_FUNCTION = `${APP_SCHEMA}.search_memory`;
+
+function searchFunction(config: ClusterConfig, context: MigrationContext): Body {
+  return {
+    comment:
+      `${SEARCH_FUNCTION}(namespace | namespaces[], query, k): exact search when the namespaces hold at most ${EXACT_SEARCH_MAX_ROWS} rows, ` +
+      "else HNSW with a relaxed iterative scan and a re-sort; always k rows when they exist." +
+      (context.citus ? " The single-namespace form is distributed on its namespace: the call runs on the worker holding it." : ""),
+    statements: searchFunctionStatements({
+      name: SEARCH_FUNCTION,
+      table: `${APP_SCHEMA}.memory_entries`,
+      columns: [["key", "text"], ["content", "text"], ["metadata", "jsonb"]],
+      dialect: vectorDialect(config.vectorExtension),
+      dimensions: config.embeddingDimensions,
+      efSearch: config.hnswEfSearch,
+      exactMaxRows: EXACT_SEARCH_MAX_ROWS,
+      citus: context.citus,
+    }),
+  };
+}
+
 function migration(id: string, repeatable: boolean, body: Body): Migration {
   const sql = [`-- ${body.comment}`, ...body.statements].join("\n") + "\n";
   return { id, repeatable, statements: body.statements, sql, checksum: checksumOf(sql) };
@@ -327,6 +350,8 @@ export function renderMigrations(config: ClusterConfig, context: MigrationContex
     migration("006_search_settings", true, searchSettings(config, context)),
     migration("007_grants", true, grants()),
     migration("008_embedding_checks", false, embeddingChecks(config)),
+    // Repeatable: CREATE OR REPLACE, and create_distributed_function is a no-op the second time.
+    migration("009_search_function", true, searchFunction(config, context)),
   ];
 }
 

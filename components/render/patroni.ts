@@ -20,6 +20,21 @@ export function sharedMemoryMb(config: ClusterConfig): number {
   return maintenanceWorkMemMb(config) + 64;
 }
 
+/**
+ * Connections Citus' adaptive executor opens to one worker for one multi-shard query, and keeps
+ * cached between queries: one per core of a worker (at least 2). Measured on 2 cores with 12 shards
+ * on 2 workers (issue 16): with the defaults (pool 16, 1 cached connection) every cross-shard query
+ * beyond the first connection opens and closes connections, and 8 clients got 105 queries/s against
+ * 161-191 with connections cached and the pool at 2; a pool of 1 serialises each query's tasks and
+ * tripled the one-client latency.
+ */
+/** max_connections of every node. */
+const MAX_CONNECTIONS = 200;
+
+export function citusExecutorConnections(config: ClusterConfig): number {
+  return Math.max(2, Math.ceil(config.databaseCpus));
+}
+
 /** PostgreSQL parameters sized from the node's memory, with HNSW index builds in mind. */
 export function postgresParameters(config: ClusterConfig, layout: PostgresLayout): Record<string, string | number> {
   const memoryMb = config.databaseMemoryMb;
@@ -31,7 +46,7 @@ export function postgresParameters(config: ClusterConfig, layout: PostgresLayout
     maintenance_work_mem: mb(maintenanceWorkMemMb(config)),
     work_mem: mb(Math.max(4, memoryMb / 256)),
     max_parallel_maintenance_workers: Math.max(1, Math.min(4, Math.floor(config.databaseCpus))),
-    max_connections: 200,
+    max_connections: MAX_CONNECTIONS,
     max_wal_senders: 10,
     max_replication_slots: 10,
     wal_keep_size: "256MB",
@@ -46,6 +61,12 @@ export function postgresParameters(config: ClusterConfig, layout: PostgresLayout
     // retransmission timeout (many minutes): give up on unacknowledged data after 10 s, and probe
     // idle connections (libpq keywords Citus allows here; sslmode=require is Citus' default).
     "citus.node_conninfo": "sslmode=require tcp_user_timeout=10000 keepalives=1 keepalives_idle=10 keepalives_interval=2 keepalives_count=3",
+    // Cross-shard queries under concurrency (see citusExecutorConnections): few connections per query
+    // and worker, kept open; all sessions together open at most max_connections - 20 to one worker,
+    // leaving room for replication, Patroni and superuser connections there.
+    "citus.max_adaptive_executor_pool_size": citusExecutorConnections(config),
+    "citus.max_cached_conns_per_worker": citusExecutorConnections(config),
+    "citus.max_shared_pool_size": MAX_CONNECTIONS - 20,
     // Citus hides shard tables from other sessions' catalogs: postgres_exporter must see them.
     "citus.show_shards_for_app_name_prefixes": EXPORTER_APPLICATION_NAME,
   };

@@ -72,3 +72,8 @@ test("open loop schedules rate x seconds operations and records the dispatch lag
   t.is(result.overall.count, 20);
   t.is(result.dispatchLag!.count, 20);
 });
+
+test("--baseline-url names the plain node that runs the same data and queries", (t) => {
+  t.is(parseArgs(["--url", "postgresql://a@h/db", "--baseline-url", "postgresql://a@127.0.8.4/db"]).baselineUrl, "postgresql://a@127.0.8.4/db");
+  t.is(parseArgs(["--url", "postgresql://a@h/db"]).baselineUrl, process.env.DPC_BENCH_BASELINE_URL);
+});

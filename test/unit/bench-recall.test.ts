@@ -1,6 +1,6 @@
 // recall@k on hand-made cases.
 import test from "ava";
-import { recallAtK, summarizeRecall } from "../../benchmarks/recall.ts";
+import { lostRows, recallAtK, summarizeRecall } from "../../benchmarks/recall.ts";
 
 const exact = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"];
 
@@ -28,6 +28,17 @@ test("an approximate search that returns nothing has recall 0; nothing to find i
 });
 
 test("summary: mean, min and sample size", (t) => {
-  t.deepEqual(summarizeRecall([1, 0.9, 0.8, 0.7], 10), { k: 10, mean: 0.85, min: 0.7, sampleSize: 4 });
-  t.deepEqual(summarizeRecall([], 10), { k: 10, mean: 0, min: 0, sampleSize: 0 });
+  const full = (recall: number) => ({ recall, rows: 10, exactRows: 10 });
+  t.deepEqual(summarizeRecall([1, 0.9, 0.8, 0.7].map(full), 10), { k: 10, mean: 0.85, min: 0.7, sampleSize: 4, shortResults: 0, minRows: 10 });
+  t.deepEqual(summarizeRecall([], 10), { k: 10, mean: 0, min: 0, sampleSize: 0, shortResults: 0, minRows: 0 });
+});
+
+test("a query lost rows when it returned fewer than min(k, rows that exist)", (t) => {
+  t.false(lostRows({ recall: 1, rows: 10, exactRows: 10 }, 10));
+  t.false(lostRows({ recall: 1, rows: 3, exactRows: 3 }, 10), "a namespace of 3 rows: 3 is all");
+  t.true(lostRows({ recall: 0.4, rows: 4, exactRows: 10 }, 10));
+  t.true(lostRows({ recall: 1, rows: 2, exactRows: 3 }, 10));
+  const summary = summarizeRecall([{ recall: 1, rows: 10, exactRows: 10 }, { recall: 0.3, rows: 3, exactRows: 10 }], 10);
+  t.is(summary.shortResults, 1);
+  t.is(summary.minRows, 3);
 });

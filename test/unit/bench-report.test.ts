@@ -11,6 +11,7 @@ import { redactUrl, reportSchemaErrors, writeReport, type BenchmarkReport } from
 import { buildScenarioResult, operationP95, perSecond } from "../../benchmarks/scenario-result.ts";
 import { formatSummary, summarizeReport } from "../../benchmarks/summary.ts";
 import { judge, TARGETS } from "../../benchmarks/targets.ts";
+import { BASELINE_THROUGHPUT_RATIO, baselineSection, ratio } from "../../benchmarks/baseline.ts";
 
 function loop(values: number[], errors = 0, operations: Record<string, number[]> = {}): LoopResult {
   const overall = new LatencyRecorder();
@@ -31,11 +32,11 @@ function sampleReport(): BenchmarkReport {
   const search = buildScenarioResult(
     {
       id: "single-shard-search", title: "Single-shard vector search", description: "one namespace", loop: "closed", clients: 1,
-      plan: { indexes: ["vector_items_embedding_hnsw_idx_102008"], usesHnswIndex: true, shards: 1, workers: 1, hnswShards: 1 },
+      plan: { choice: "hnsw", namespaceRows: 4000, exactMaxRows: 2000, indexes: ["vector_items_embedding_hnsw_idx_102008"], usesHnswIndex: true, shards: 1, workers: 1, hnswShards: 1 },
     },
     loop(range(1000, 0.005)),
     [perSecond(1000, 2, "queries/s")],
-    { k: 10, mean: 0.97, min: 0.8, sampleSize: 50 },
+    { k: 10, mean: 0.97, min: 0.8, sampleSize: 50, shortResults: 0, minRows: 10 },
     [{ target: TARGETS.searchP95, value: ({ latency }) => latency.p95 }],
   );
   const mixed = buildScenarioResult(
@@ -70,8 +71,8 @@ function sampleReport(): BenchmarkReport {
       hnsw: { accessMethod: "hnsw", m: 16, efConstruction: 64, efSearch: "40" }, loadSeconds: 0.6, indexBuildSeconds: 0.9,
     },
     plans: {
-      singleShard: { indexes: ["vector_items_embedding_hnsw_idx"], usesHnswIndex: true, shards: 1, workers: 1, hnswShards: 1 },
-      crossShard: { indexes: [], usesHnswIndex: false, shards: 12, workers: 2, hnswShards: 0 },
+      singleShard: { choice: "hnsw", namespaceRows: 4000, exactMaxRows: 2000, indexes: ["vector_items_embedding_hnsw_idx"], usesHnswIndex: true, shards: 1, workers: 1, hnswShards: 1 },
+      crossShard: { choice: "exact", namespaceRows: 1600, exactMaxRows: 2000, indexes: [], usesHnswIndex: false, shards: 12, workers: 2, hnswShards: 0 },
     },
     scenarios: [search, mixed],
     loadGenerator: { clients: 8, threads: 1, seconds: 3, suiteQps: 24000, pgbenchQps: 50000, ratio: 0.48, pgbenchCommand: "pgbench -n -f select1.sql -c 8 -j 1 -T 3 <url>", note: "" },
@@ -131,11 +132,19 @@ test("recall is judged: at least 0.95 passes, anything below fails the scenario"
   t.is(judge(TARGETS.recall, 0.949), "fail");
 });
 
+test("k rows are judged: a scenario whose sampled searches lost rows fails", (t) => {
+  const search = sampleReport().scenarios[0];
+  t.is(search.checks.find((c) => c.target === "k-rows")?.verdict, "pass");
+  t.is(judge(TARGETS.kRows, 0), "pass");
+  t.is(judge(TARGETS.kRows, 1), "fail");
+  t.regex(renderHtmlReport(sampleReport()), /<td>k \(min 10\)<\/td>/);
+});
+
 test("each search scenario states the shards and workers one query touches; report.html shows them", (t) => {
   const report = sampleReport();
-  t.deepEqual(report.scenarios[0].plan, { indexes: ["vector_items_embedding_hnsw_idx_102008"], usesHnswIndex: true, shards: 1, workers: 1, hnswShards: 1 });
+  t.deepEqual(report.scenarios[0].plan, { choice: "hnsw", namespaceRows: 4000, exactMaxRows: 2000, indexes: ["vector_items_embedding_hnsw_idx_102008"], usesHnswIndex: true, shards: 1, workers: 1, hnswShards: 1 });
   t.is(report.scenarios[1].plan, null);
-  t.regex(renderHtmlReport(report), /<td>1 \/ 1 \(HNSW on 1\)<\/td>/);
+  t.regex(renderHtmlReport(report), /<td>hnsw \(4000 rows\) · 1 \/ 1 \(HNSW on 1\)<\/td>/);
 });
 
 test("report.html is self-contained: inline SVG charts, no scripts, no external references", (t) => {
@@ -170,7 +179,60 @@ test("the summary for stack outputs: per scenario p95, throughput, recall and ve
   const summary = summarizeReport(sampleReport());
   t.is(summary.verdict, "fail");
   t.deepEqual(summary.failed, ["mixed-open-loop: cross-shard-p95"]);
-  t.deepEqual(summary.scenarios[0], { id: "single-shard-search", p95Ms: 4.751, throughput: 500, throughputUnit: "queries/s", recall: 0.97, verdict: "pass" });
+  t.deepEqual(summary.scenarios[0], { id: "single-shard-search", p95Ms: 4.751, throughput: 500, throughputUnit: "queries/s", recall: 0.97, verdict: "pass", shortResults: 0, plan: "hnsw/1" });
   t.is(summary.loadGeneratorRatio, 0.48);
   t.regex(formatSummary(summary), /single-shard-search +4\.75 +500 queries\/s +0\.970 +pass/);
+});
+
+// The single-node baseline (issue 16): the same scenarios on a plain node, figure by figure.
+function withBaseline(): BenchmarkReport {
+  const report = sampleReport();
+  const node = sampleReport();
+  // The node: twice the throughput, half the latency of the cluster's search scenario.
+  const nodeSearch = buildScenarioResult(
+    { id: "single-shard-search", title: "Single-shard vector search", description: "one namespace", loop: "closed", clients: 1,
+      plan: { choice: "exact", namespaceRows: 4000, exactMaxRows: 2000, indexes: [], usesHnswIndex: false, shards: 1, workers: 1, hnswShards: 0 } },
+    loop(range(1000, 0.0025)),
+    [perSecond(4000, 2, "queries/s")],
+    { k: 10, mean: 1, min: 1, sampleSize: 50, shortResults: 0, minRows: 10 },
+    [],
+  );
+  report.baseline = baselineSection(redactUrl("postgresql://app:pw@127.0.8.4/vectors"), node.environment, report.scenarios, [nodeSearch, node.scenarios[1]]);
+  return report;
+}
+
+test("baseline: each figure beside the node's with the ratio; a search scenario under a third of the node's throughput warns", (t) => {
+  const [search, mixed] = withBaseline().baseline!.scenarios;
+  t.deepEqual(search.throughput, { value: 500, baseline: 2000, ratio: 0.25, unit: "queries/s" });
+  t.is(search.p95Ms.ratio, ratio(search.p95Ms.value, search.p95Ms.baseline));
+  t.true(search.p95Ms.ratio! > 1.9 && search.p95Ms.ratio! < 2.1);
+  t.deepEqual(search.recall, { value: 0.97, baseline: 1 });
+  t.deepEqual(search.shortResults, { value: 0, baseline: 0 });
+  t.deepEqual(search.plan, { value: { choice: "hnsw", tasks: 1 }, baseline: { choice: "exact", tasks: 1 } });
+  t.is(search.checks[0].target, "baseline-throughput-ratio");
+  t.is(search.verdict, "warn");
+  t.deepEqual(mixed.checks, [], "no throughput-ratio check without searches");
+  t.is(ratio(1, 0), null);
+  t.is(judge(BASELINE_THROUGHPUT_RATIO, 0.34), "pass");
+});
+
+test("baseline: the report validates, report.html and the terminal table show it side by side", (t) => {
+  const report = withBaseline();
+  t.deepEqual(reportSchemaErrors(onDisk(report)), []);
+  t.deepEqual(reportSchemaErrors(onDisk({ ...sampleReport(), baseline: null })), []);
+  const html = renderHtmlReport(report);
+  t.regex(html, /<h2>Single-node baseline<\/h2>/);
+  t.regex(html, /<td>500 \/ 2000 queries\/s<\/td><td>×0.25<\/td>/);
+  t.regex(html, /hnsw, 1 task \/ exact, 1 task/);
+  t.regex(renderHtmlReport(sampleReport()), /No single-node baseline/);
+  const table = formatSummary(summarizeReport(report));
+  t.regex(table, /with a single-node baseline/);
+  t.regex(table, /single-shard-search .* 500 +2000 +x0\.25 +0\.970 +1\.000 +0 +hnsw\/1  pass/);
+});
+
+test("baseline: the URL is stored without its password", (t) => {
+  const report = onDisk(withBaseline());
+  t.regex(report.baseline.url, /app:\*\*\*@127\.0\.8\.4/);
+  report.baseline.url = "postgresql://app:secret@127.0.8.4/vectors";
+  t.regex(reportSchemaErrors(report).join("\n"), /\/baseline/);
 });

@@ -27,14 +27,14 @@ test("changing m changes only the index migration; ef_search only the settings m
   const base = checksums();
   const changed = (other: Record<string, string>) => Object.keys(base).filter((id) => base[id] !== other[id]);
   t.deepEqual(changed(checksums({ ...DEFAULT_CONFIG, hnswM: 24 })), ["005_indexes"]);
-  t.deepEqual(changed(checksums({ ...DEFAULT_CONFIG, hnswEfSearch: 100 })), ["006_search_settings"]);
-  t.deepEqual(changed(checksums({ ...DEFAULT_CONFIG, embeddingDimensions: 768 })), ["003_tables", "005_indexes"]);
-  t.deepEqual(changed(checksums(DEFAULT_CONFIG, { citus: true, hnswAccessMethod: "hnsw" })), ["004_distribution", "006_search_settings"]);
+  t.deepEqual(changed(checksums({ ...DEFAULT_CONFIG, hnswEfSearch: 100 })), ["006_search_settings", "009_search_function"]);
+  t.deepEqual(changed(checksums({ ...DEFAULT_CONFIG, embeddingDimensions: 768 })), ["003_tables", "005_indexes", "009_search_function"]);
+  t.deepEqual(changed(checksums(DEFAULT_CONFIG, { citus: true, hnswAccessMethod: "hnsw" })), ["004_distribution", "006_search_settings", "009_search_function"]);
 });
 
 test("migrations whose SQL may change with the environment are repeatable", (t) => {
   const repeatable = renderMigrations(DEFAULT_CONFIG, context).filter((m) => m.repeatable).map((m) => m.id);
-  t.deepEqual(repeatable, ["004_distribution", "006_search_settings", "007_grants"]);
+  t.deepEqual(repeatable, ["004_distribution", "006_search_settings", "007_grants", "009_search_function"]);
 });
 
 test("the embedding columns take the configured dimension and the database its ef_search", (t) => {
