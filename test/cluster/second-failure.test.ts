@@ -121,7 +121,8 @@ test.serial("a crash of the coordinator primary's PostgreSQL alone (Patroni aliv
   cluster.killPostgres(leader);
   try {
     const seconds = await writesResume(writer, killedAt, 60000);
-    const after = (await cluster.leader(0))!;
+    // Writes may be back a moment before Patroni reports its restarted PostgreSQL as running.
+    const after = (await pollUntil(30000, 100, async () => cluster.leader(0)))!;
     const result = await writer.stop();
     t.log(
       `postmaster of ${leader.name} killed: writes back after ${seconds.toFixed(1)} s on ${after.name} ` +
