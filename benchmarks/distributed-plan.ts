@@ -73,12 +73,21 @@ export function inlineParameters(client: pg.ClientBase, text: string, values: un
 
 /**
  * EXPLAINs `text` with `values` in a transaction of its own (SET LOCAL, so nothing leaks into a
- * pooled session) and summarises it. Errors: whatever the server says of the query.
+ * pooled session) and summarises it. `settings` (name -> value) are SET LOCAL first; under Citus
+ * they reach the shards' plans (citus.propagate_set_commands = local). Errors: whatever the server
+ * says of the query.
  */
-export async function explainDistributed(client: pg.ClientBase, text: string, values: unknown[], indexPrefix: string): Promise<DistributedPlan> {
+export async function explainDistributed(
+  client: pg.ClientBase,
+  text: string,
+  values: unknown[],
+  indexPrefix: string,
+  settings: Record<string, string> = {},
+): Promise<DistributedPlan> {
   await client.query("BEGIN");
   try {
     await client.query("SET LOCAL citus.explain_all_tasks = on");
+    for (const [name, value] of Object.entries(settings)) await client.query(`SELECT set_config($1, $2, true)`, [name, value]);
     const result = await client.query(`EXPLAIN (FORMAT JSON) ${inlineParameters(client, text, values)}`);
     await client.query("COMMIT");
     return summarizeDistributedPlan(result.rows[0]["QUERY PLAN"], indexPrefix);
