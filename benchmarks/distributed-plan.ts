@@ -87,7 +87,11 @@ export async function explainDistributed(
   await client.query("BEGIN");
   try {
     await client.query("SET LOCAL citus.explain_all_tasks = on");
-    for (const [name, value] of Object.entries(settings)) await client.query(`SELECT set_config($1, $2, true)`, [name, value]);
+    // SET LOCAL commands, not set_config(): Citus propagates the commands to the shards' sessions only.
+    for (const [name, value] of Object.entries(settings)) {
+      if (!/^[a-z_][a-z0-9_.]*$/.test(name)) throw new Error(`explainDistributed: "${name}" is not a setting name`);
+      await client.query(`SET LOCAL ${name} = ${client.escapeLiteral(value)}`);
+    }
     const result = await client.query(`EXPLAIN (FORMAT JSON) ${inlineParameters(client, text, values)}`);
     await client.query("COMMIT");
     return summarizeDistributedPlan(result.rows[0]["QUERY PLAN"], indexPrefix);

@@ -133,8 +133,9 @@ test.serial("routing: one namespace is one task on one worker; several touch onl
     // At 2,000 rows a shard the planner's choice between the HNSW index and an exact scan is close
     // (both return the top k; the exact one with recall 1), and it differs from shard to shard with
     // their statistics. With full scans priced out, every shard's plan must be the HNSW index: it
-    // exists on every shard and serves the pushed-down ORDER BY ... LIMIT.
-    const indexed = await explainDistributed(client, search(""), [vector], INDEX, { enable_seqscan: "off" });
+    // exists on every shard and serves the pushed-down ORDER BY ... LIMIT (sorts priced out too, so a
+    // full scan of the primary key's index plus a sort does not stand in for it).
+    const indexed = await explainDistributed(client, search(""), [vector], INDEX, { enable_seqscan: "off", enable_sort: "off" });
     t.is(indexed.indexTasks, config.shardCount, `every shard can search by its HNSW index (${indexed.indexes.join(", ")})`);
     t.log(
       `one namespace: 1 task; ${namespaces.length} namespaces: ${several.tasks} tasks; no filter: ${all.tasks} tasks on ${all.workers.length} workers, ` +
