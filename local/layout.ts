@@ -20,16 +20,34 @@ export function localClusterConfig(stackFile: string, postgresMajor: number): Cl
   return parseClusterConfig({ ...stack, postgresMajor, databaseBaseImage: baseImage });
 }
 
-// 127.0.0.1 is refused by Patroni as a connect_address, so nodes get addresses of their own.
-const ROUTER_ADDRESS = "127.0.0.1";
+/**
+ * The loopback block the local cluster lives in: `127.<N>.0.0/16`, N from `DPC_LOCAL_NETWORK`
+ * (0–255, default 0). A second cluster on the same machine (a developer's own, beside the test
+ * suite's) takes another N: the same ports, different addresses.
+ * @throws Error naming the variable, its value and the allowed range.
+ */
+export function localNetworkOctet(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.DPC_LOCAL_NETWORK ?? "0";
+  const octet = Number(raw);
+  if (!/^\d{1,3}$/.test(raw) || octet > 255) {
+    throw new Error(`DPC_LOCAL_NETWORK: ${JSON.stringify(raw)} is not allowed; expected an integer 0-255 (the second octet of 127.N.0.0/16)`);
+  }
+  return octet;
+}
 
+/** The router's address (HAProxy, PgBouncer, Prometheus): 127.N.0.1. */
+export function routerAddress(): string {
+  return `127.${localNetworkOctet()}.0.1`;
+}
+
+// 127.0.0.1 is refused by Patroni as a connect_address, so nodes get addresses of their own.
 export function postgresAddress(topology: Topology, node: PostgresNode): string {
   const index = topology.groups.flat().findIndex((n) => n.name === node.name);
-  return `127.0.2.${index + 1}`;
+  return `127.${localNetworkOctet()}.2.${index + 1}`;
 }
 
 export function etcdAddress(member: EtcdMember): string {
-  return `127.0.3.${member.index + 1}`;
+  return `127.${localNetworkOctet()}.3.${member.index + 1}`;
 }
 
 export function localAddressing(topology: Topology): Addressing {
@@ -37,8 +55,8 @@ export function localAddressing(topology: Topology): Addressing {
   return {
     postgres: (node) => same(postgresAddress(topology, node)),
     etcd: (member) => same(etcdAddress(member)),
-    haproxy: same(ROUTER_ADDRESS),
-    pgbouncer: same(ROUTER_ADDRESS),
+    haproxy: same(routerAddress()),
+    pgbouncer: same(routerAddress()),
     clusterNetwork: "127.0.0.0/8",
   };
 }

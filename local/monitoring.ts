@@ -6,11 +6,12 @@ import { fileURLToPath } from "node:url";
 import { PORTS, ROLES } from "../components/render/types.ts";
 import { EXPORTER_PORTS, MONITORING_FILES, exporterDataSourceUri, renderMonitoringFiles } from "../monitoring/index.ts";
 import type { LocalCluster } from "./cluster.ts";
+import { routerAddress } from "./layout.ts";
 
-export const LOCAL_PROMETHEUS = { host: "127.0.0.1", port: 9090 };
+export const LOCAL_PROMETHEUS = { host: routerAddress(), port: 9090 };
 export const LOCAL_SCRAPE_INTERVAL = "2s";
 /** Where `npm run bench -- --metrics-listen` serves its search metrics for the local Prometheus. */
-export const LOCAL_BENCHMARK_METRICS = "127.0.0.1:9464";
+export const LOCAL_BENCHMARK_METRICS = `${routerAddress()}:9464`;
 
 export function prometheusUrl(): string {
   return `http://${LOCAL_PROMETHEUS.host}:${LOCAL_PROMETHEUS.port}`;

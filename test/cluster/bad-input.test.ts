@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { createServer, type Server } from "node:net";
 import { join, resolve } from "node:path";
 import { LocalCluster, LocalClusterError } from "../../local/cluster.ts";
+import { routerAddress } from "../../local/layout.ts";
 import { processesUnder } from "../../local/processes.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -22,11 +23,11 @@ function listen(host: string, port: number): Promise<Server> {
 
 test("a port already taken: `up` names the port and what needed it, starts nothing, and `down` leaves nothing", async (t) => {
   const stateDir = join(ROOT, ".state", "test-port-taken");
-  const blocker = await listen("127.0.0.1", 6432);
+  const blocker = await listen(routerAddress(), 6432);
   try {
     const up = spawnSync("npx", ["tsx", "local/cli.ts", "up", "--state", stateDir], { cwd: ROOT, encoding: "utf8" });
     t.is(up.status, 1);
-    t.regex(up.stderr, /port 127\.0\.0\.1:6432 \(PgBouncer\) is already in use by another process/);
+    t.true(up.stderr.includes(`port ${routerAddress()}:6432 (PgBouncer) is already in use by another process`), up.stderr);
     t.deepEqual(processesUnder(stateDir), []);
   } finally {
     blocker.close();
