@@ -2,6 +2,8 @@
 //  1. bad-input tests, which need the cluster down;
 //  2. `up` once, then every other test/cluster/*.test.ts in turn against it (the env names the cluster);
 //  3. `down --purge`, always, and a check that no process of it is left.
+// `npm run test:cluster -- citus switchover` runs only the named files (and bad-input only if named):
+// for working on one test. CI runs them all.
 import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -27,7 +29,9 @@ async function main(): Promise<number> {
     console.error("test:cluster must run as root: it starts every process as the postgres user");
     return 1;
   }
-  let failures = ava([BAD_INPUT]);
+  const only = process.argv.slice(2);
+  const wanted = (file: string) => only.length === 0 || only.includes(file.replace(/^test\/cluster\//, "").replace(".test.ts", ""));
+  let failures = wanted(BAD_INPUT) ? ava([BAD_INPUT]) : 0;
 
   const cluster = new LocalCluster({ stackFile: STACK_FILE, stateDir: STATE_DIR, log: (line) => console.log(`[local] ${line}`) });
   await cluster.down(true);
@@ -44,7 +48,8 @@ async function main(): Promise<number> {
     const files = readdirSync(join(ROOT, "test/cluster"))
       .filter((f) => f.endsWith(".test.ts") && `test/cluster/${f}` !== BAD_INPUT)
       .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
-      .map((f) => `test/cluster/${f}`);
+      .map((f) => `test/cluster/${f}`)
+      .filter(wanted);
     failures += ava(files, {
       DPC_TEST_STACK_FILE: STACK_FILE,
       DPC_TEST_STATE_DIR: STATE_DIR,
