@@ -9,6 +9,11 @@ export interface HaproxyRenderOptions {
   pidFile?: string;
   /** Bytes of WAL a replica may be behind and stay in the read-only pool (Patroni's `/replica?lag=`). */
   readOnlyMaxLagBytes?: number;
+  /**
+   * The cluster CA: Patroni's REST API speaks HTTPS, and each check verifies the node's certificate
+   * against it and against the node's address (`verifyhost`). Absent: plain HTTP checks.
+   */
+  caFile?: string;
 }
 
 /** Name of the `resolvers` section rendered when backends are DNS names. */
@@ -43,7 +48,8 @@ export function renderHaproxyCfg(topology: Topology, addressing: Addressing, opt
   const servers = coordinator
     .map((node) => {
       const address = addressing.postgres(node).connect;
-      return `    server ${node.name} ${address}:${PORTS.postgres} check port ${PORTS.patroniRest}`;
+      const verify = options.caFile ? ` verifyhost ${address}` : "";
+      return `    server ${node.name} ${address}:${PORTS.postgres} check port ${PORTS.patroniRest}${verify}`;
     })
     .join("\n");
   // inter 1s fall 2: a dead primary is out within ~1.25 s of its first failed check (the second
@@ -51,7 +57,10 @@ export function renderHaproxyCfg(topology: Topology, addressing: Addressing, opt
   // shutdown-sessions closes a demoted server's client sessions at once, so that PgBouncer
   // reconnects to the new primary instead of waiting on a dead socket.
   const resolution = byName ? ` resolvers ${HAPROXY_RESOLVERS} resolve-prefer ipv4 init-addr libc,none` : "";
-  const checks = `default-server inter 1s fastinter 250ms downinter 500ms fall 2 rise 1 on-marked-down shutdown-sessions${resolution}`;
+  // Only the checks use TLS (check-ssl); client traffic passes through in TCP mode, its TLS session
+  // between the client and PostgreSQL.
+  const tls = options.caFile ? ` check-ssl verify required ca-file ${options.caFile}` : "";
+  const checks = `default-server inter 1s fastinter 250ms downinter 500ms fall 2 rise 1 on-marked-down shutdown-sessions${resolution}${tls}`;
   // Patroni answers /replica?lag=N with 503 on a replica more than N bytes behind the primary.
   const replicaCheck = options.readOnlyMaxLagBytes === undefined ? "/replica" : `/replica?lag=${options.readOnlyMaxLagBytes}`;
   return `# Rendered by distributed-postgres-cluster; do not edit.

@@ -6,11 +6,14 @@ import { renderHaproxyCfg, type HaproxyRenderOptions } from "./haproxy.ts";
 import { renderPatroniYml, renderPostBootstrapScript } from "./patroni.ts";
 import { renderPgbouncerIni, renderPgbouncerUserlist, type PgbouncerPaths } from "./pgbouncer.ts";
 import type { Addressing, ClusterSecrets, PostgresLayout } from "./types.ts";
+import { ROUTER_CERTIFICATE } from "../tls/plan.ts";
+import type { ClusterCertificates, TlsFilePaths } from "../tls/types.ts";
 
 export * from "./types.ts";
 export { etcdArgs, etcdEndpoints } from "./etcd.ts";
+export { pgbouncerTlsLines } from "./pgbouncer.ts";
 export { renderHaproxyCfg } from "./haproxy.ts";
-export { patroniConfig, postgresParameters, renderPatroniYml, renderPostBootstrapScript } from "./patroni.ts";
+export { clientTlsOptions, pgHba, postgresTlsParameters, patroniConfig, postgresParameters, renderPatroniYml, renderPostBootstrapScript } from "./patroni.ts";
 export { renderPgbouncerIni, renderPgbouncerUserlist } from "./pgbouncer.ts";
 
 /** A file to deliver into a node; `secret` files hold passwords and must be mode 0600. */
@@ -29,6 +32,8 @@ export interface RenderedPostgresNode {
 export interface RenderedEtcdMember {
   member: EtcdMember;
   args: string[];
+  /** Its CA, certificate and key, when the layout has TLS. */
+  files: RenderedFile[];
 }
 
 export interface RenderedCluster {
@@ -42,10 +47,27 @@ export interface RenderedCluster {
 export interface ClusterLayout {
   postgres(node: PostgresNode): PostgresLayout & { configFile: string };
   etcdDataDir(member: EtcdMember): string;
+  /** Where an etcd member finds its CA, certificate and key; absent: etcd without TLS. */
+  etcdTls?(member: EtcdMember): TlsFilePaths;
   haproxyConfigFile: string;
   haproxy: HaproxyRenderOptions;
   pgbouncerConfigFile: string;
   pgbouncer: PgbouncerPaths;
+}
+
+/**
+ * The CA, certificate and key files of one service (the key secret: mode 0600, owned by the service).
+ * @throws Error when the layout asks for TLS but no certificates, or none for this id, were given.
+ */
+export function renderTlsFiles(paths: TlsFilePaths, certificates: ClusterCertificates | undefined, id: string): RenderedFile[] {
+  if (!certificates) throw new Error(`certificates: none given, but the layout turns TLS on for ${id}; issue them with components/tls (issueClusterCertificates)`);
+  const issued = certificates.certificates[id];
+  if (!issued) throw new Error(`certificates: none issued for ${JSON.stringify(id)}; the set has ${Object.keys(certificates.certificates).join(", ")}`);
+  return [
+    { path: paths.caFile, content: certificates.ca, secret: false },
+    { path: paths.certFile, content: issued.cert, secret: false },
+    { path: paths.keyFile, content: issued.key, secret: true },
+  ];
 }
 
 export function renderPostgresNode(
@@ -55,9 +77,11 @@ export function renderPostgresNode(
   addressing: Addressing,
   layout: ClusterLayout,
   secrets: ClusterSecrets,
+  certificates?: ClusterCertificates,
 ): RenderedFile[] {
   const paths = layout.postgres(node);
   return [
+    ...(paths.tls ? renderTlsFiles(paths.tls, certificates, node.name) : []),
     { path: paths.configFile, content: renderPatroniYml(config, topology, node, addressing, paths, secrets), secret: true },
     { path: paths.postBootstrapScript, content: renderPostBootstrapScript(config, paths), secret: false, executable: true },
     { path: paths.appPasswordFile, content: secrets.app, secret: true },
@@ -70,23 +94,48 @@ export function renderHaproxyFiles(config: ClusterConfig, topology: Topology, ad
   return [{ path: layout.haproxyConfigFile, content: renderHaproxyCfg(topology, addressing, options), secret: false }];
 }
 
+/** PgBouncer's files: pgbouncer.ini, its auth file and, with TLS, the router's certificate. */
+export function renderPgbouncerFiles(config: ClusterConfig, addressing: Addressing, layout: ClusterLayout, secrets: ClusterSecrets, certificates?: ClusterCertificates): RenderedFile[] {
+  const tls = layout.pgbouncer.tls;
+  return [
+    { path: layout.pgbouncerConfigFile, content: renderPgbouncerIni(config, addressing, layout.pgbouncer), secret: false },
+    { path: layout.pgbouncer.authFile, content: renderPgbouncerUserlist(secrets), secret: true },
+    ...(tls ? renderTlsFiles(tls, certificates, ROUTER_CERTIFICATE) : []),
+  ];
+}
+
 export function renderCluster(
   config: ClusterConfig,
   topology: Topology,
   addressing: Addressing,
   layout: ClusterLayout,
   secrets: ClusterSecrets,
+  certificates?: ClusterCertificates,
 ): RenderedCluster {
+  const haproxyCa = layout.haproxy.caFile;
   return {
     postgres: topology.groups.flat().map((node) => ({
       node,
-      files: renderPostgresNode(config, topology, node, addressing, layout, secrets),
+      files: renderPostgresNode(config, topology, node, addressing, layout, secrets, certificates),
     })),
-    etcd: topology.etcd.map((member) => ({ member, args: etcdArgs(topology, member, addressing, layout.etcdDataDir(member)) })),
-    haproxy: renderHaproxyFiles(config, topology, addressing, layout),
-    pgbouncer: [
-      { path: layout.pgbouncerConfigFile, content: renderPgbouncerIni(config, addressing, layout.pgbouncer), secret: false },
-      { path: layout.pgbouncer.authFile, content: renderPgbouncerUserlist(secrets), secret: true },
+    etcd: topology.etcd.map((member) => {
+      const tls = layout.etcdTls?.(member);
+      return {
+        member,
+        args: etcdArgs(topology, member, addressing, layout.etcdDataDir(member), tls),
+        files: tls ? renderTlsFiles(tls, certificates, member.name) : [],
+      };
+    }),
+    haproxy: [
+      ...renderHaproxyFiles(config, topology, addressing, layout),
+      // HAProxy verifies Patroni's certificates: it needs the CA certificate alone.
+      ...(haproxyCa ? [{ path: haproxyCa, content: requireCertificates(certificates, "HAProxy").ca, secret: false }] : []),
     ],
+    pgbouncer: renderPgbouncerFiles(config, addressing, layout, secrets, certificates),
   };
+}
+
+function requireCertificates(certificates: ClusterCertificates | undefined, what: string): ClusterCertificates {
+  if (!certificates) throw new Error(`certificates: none given, but the layout turns TLS on for ${what}; issue them with components/tls (issueClusterCertificates)`);
+  return certificates;
 }

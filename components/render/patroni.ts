@@ -59,8 +59,9 @@ export function postgresParameters(config: ClusterConfig, layout: PostgresLayout
     "citus.node_connection_timeout": 5000,
     // ... and a connection it already holds to a worker that vanished would wait for TCP's own
     // retransmission timeout (many minutes): give up on unacknowledged data after 10 s, and probe
-    // idle connections (libpq keywords Citus allows here; sslmode=require is Citus' default).
-    "citus.node_conninfo": "sslmode=require tcp_user_timeout=10000 keepalives=1 keepalives_idle=10 keepalives_interval=2 keepalives_count=3",
+    // idle connections (libpq keywords Citus allows here; sslmode=require is Citus' default). With
+    // TLS, workers are verified against the cluster CA and their pg_dist_node names (verify-full).
+    "citus.node_conninfo": `${layout.tls ? `sslmode=verify-full sslrootcert=${layout.tls.caFile}` : "sslmode=require"} tcp_user_timeout=10000 keepalives=1 keepalives_idle=10 keepalives_interval=2 keepalives_count=3`,
     // Cross-shard queries under concurrency (see citusExecutorConnections): few connections per query
     // and worker, kept open; all sessions together open at most max_connections - 20 to one worker,
     // leaving room for replication, Patroni and superuser connections there.
@@ -72,6 +73,43 @@ export function postgresParameters(config: ClusterConfig, layout: PostgresLayout
   };
 }
 
+/**
+ * PostgreSQL's TLS parameters, and the libpq options of connections a node opens to others
+ * (replication, pg_rewind, Citus): the server's certificate is checked against the cluster CA and
+ * its name against the address dialled (verify-full). Empty when the layout has no TLS.
+ */
+export function postgresTlsParameters(layout: PostgresLayout): Record<string, string> {
+  if (!layout.tls) return {};
+  return {
+    ssl: "on",
+    ssl_cert_file: layout.tls.certFile,
+    ssl_key_file: layout.tls.keyFile,
+    ssl_ca_file: layout.tls.caFile,
+    ssl_min_protocol_version: "TLSv1.2",
+  };
+}
+
+/** libpq options for a node's outgoing connections: `sslmode`, `sslrootcert` (none without TLS). */
+export function clientTlsOptions(layout: PostgresLayout): Record<string, string> {
+  return layout.tls ? { sslmode: "verify-full", sslrootcert: layout.tls.caFile } : {};
+}
+
+/**
+ * pg_hba: unix socket rules (peer for the postgres OS user; Patroni's replication check), then the
+ * cluster network, password (scram-sha-256) and, with TLS, only over TLS (`hostssl`): a plain TCP
+ * connection matches no line and is refused.
+ */
+export function pgHba(addressing: Addressing, layout: PostgresLayout): string[] {
+  const host = layout.tls ? "hostssl" : "host";
+  return [
+    "local all all peer",
+    // Patroni reads its own timeline over a replication connection on the unix socket.
+    `local replication ${ROLES.replication} scram-sha-256`,
+    `${host} replication ${ROLES.replication} ${addressing.clusterNetwork} scram-sha-256`,
+    `${host} all all ${addressing.clusterNetwork} scram-sha-256`,
+  ];
+}
+
 export function patroniConfig(
   config: ClusterConfig,
   topology: Topology,
@@ -81,14 +119,10 @@ export function patroniConfig(
   secrets: ClusterSecrets,
 ): Record<string, unknown> {
   const self = addressing.postgres(node);
-  const parameters = postgresParameters(config, layout);
-  const hba = [
-    "local all all peer",
-    // Patroni reads its own timeline over a replication connection on the unix socket.
-    `local replication ${ROLES.replication} scram-sha-256`,
-    `host replication ${ROLES.replication} ${addressing.clusterNetwork} scram-sha-256`,
-    `host all all ${addressing.clusterNetwork} scram-sha-256`,
-  ];
+  const parameters = { ...postgresParameters(config, layout), ...postgresTlsParameters(layout) };
+  const hba = pgHba(addressing, layout);
+  const tls = layout.tls;
+  const libpq = clientTlsOptions(layout);
   // "quorum" is left out on purpose: Patroni 4 bootstraps a cluster with a citus section in quorum
   // mode when synchronous_mode is unset (patroni/config.py), and its own validator (4.0.7) rejects
   // the value "quorum", which Patroni accepts at run time. "on"/"off" are written as booleans.
@@ -103,9 +137,14 @@ export function patroniConfig(
       listen: `${self.listen}:${PORTS.patroniRest}`,
       connect_address: `${self.connect}:${PORTS.patroniRest}`,
       authentication: { username: ROLES.restApi, password: secrets.restApi },
+      // HTTPS; Patroni's own calls to other members (workers to the coordinator's /citus) verify
+      // against the same cafile. Reads stay open to anyone who trusts the CA; writes need the password.
+      ...(tls ? { certfile: tls.certFile, keyfile: tls.keyFile, cafile: tls.caFile } : {}),
     },
     etcd3: {
       hosts: topology.etcd.map((member) => `${addressing.etcd(member).connect}:${PORTS.etcdClient}`),
+      // etcd requires a client certificate signed by the cluster CA (--client-cert-auth).
+      ...(tls ? { protocol: "https", cacert: tls.caFile, cert: tls.certFile, key: tls.keyFile } : {}),
     },
     bootstrap: {
       dcs: {
@@ -145,9 +184,9 @@ export function patroniConfig(
       bin_dir: layout.binDir,
       pgpass: layout.pgpassFile,
       authentication: {
-        superuser: { username: ROLES.superuser, password: secrets.superuser },
-        replication: { username: ROLES.replication, password: secrets.replication },
-        rewind: { username: ROLES.rewind, password: secrets.rewind },
+        superuser: { username: ROLES.superuser, password: secrets.superuser, ...libpq },
+        replication: { username: ROLES.replication, password: secrets.replication, ...libpq },
+        rewind: { username: ROLES.rewind, password: secrets.rewind, ...libpq },
       },
       parameters,
       pg_hba: hba,

@@ -1,6 +1,7 @@
 // pgbouncer.ini and its auth file: transaction pooling in front of HAProxy's read-write listener, plus
 // a small session-mode pool (`<database>_session`) for clients that need session features.
 import type { ClusterConfig } from "../spec.ts";
+import type { TlsFilePaths } from "../tls/types.ts";
 import { PORTS, ROLES, type Addressing, type ClusterSecrets } from "./types.ts";
 
 export interface PgbouncerPaths {
@@ -9,6 +10,29 @@ export interface PgbouncerPaths {
   /** Local runs only; containers log to stderr and keep no pid file. */
   pidFile?: string;
   logFile?: string;
+  /** PgBouncer's CA, certificate and key (the router's); absent: plain TCP both ways. */
+  tls?: TlsFilePaths;
+}
+
+/**
+ * TLS both ways. Clients must use TLS (a plain TCP client is refused at once; the unix socket stays
+ * for the admin console on the host). To servers: verify-full, the name checked being the host PgBouncer
+ * dials, HAProxy's; HAProxy passes the TLS session through in TCP mode to the coordinator primary,
+ * whose certificate therefore names the router too (components/tls/plan.ts). verify-ca would do without
+ * that name but would accept any node's certificate for any address.
+ */
+export function pgbouncerTlsLines(tls: TlsFilePaths | undefined): string[] {
+  if (!tls) return [];
+  return [
+    "client_tls_sslmode = require",
+    `client_tls_cert_file = ${tls.certFile}`,
+    `client_tls_key_file = ${tls.keyFile}`,
+    `client_tls_ca_file = ${tls.caFile}`,
+    "client_tls_protocols = secure",
+    "server_tls_sslmode = verify-full",
+    `server_tls_ca_file = ${tls.caFile}`,
+    "server_tls_protocols = secure",
+  ];
 }
 
 /** PgBouncer 1.21 is the first that tracks protocol-level prepared statements (`max_prepared_statements`). */
@@ -103,6 +127,7 @@ export function renderPgbouncerIni(config: ClusterConfig, addressing: Addressing
     "server_reset_query_always = 1",
     `admin_users = ${ROLES.superuser}`,
     `stats_users = ${ROLES.superuser}`,
+    ...pgbouncerTlsLines(paths.tls),
   ];
   if (paths.pidFile) lines.push(`pidfile = ${paths.pidFile}`);
   if (paths.logFile) lines.push(`logfile = ${paths.logFile}`);

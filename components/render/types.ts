@@ -1,5 +1,6 @@
 // Inputs shared by the pure renderers. Platforms differ only in addresses and paths, given here.
 import type { EtcdMember, PostgresNode } from "../spec.ts";
+import type { TlsFilePaths } from "../tls/types.ts";
 
 /** Passwords, plain: renderers run inside `apply`, so what they render stays a Pulumi secret. */
 export interface ClusterSecrets {
@@ -57,4 +58,9 @@ export interface PostgresLayout {
   postBootstrapScript: string;
   /** File the post-bootstrap script reads the application password from. */
   appPasswordFile: string;
+  /**
+   * The node's CA, certificate and key: TLS for PostgreSQL, Patroni's REST API and Patroni's etcd
+   * client. Absent: everything plain (a layout that has not turned TLS on yet).
+   */
+  tls?: TlsFilePaths;
 }
