@@ -60,7 +60,7 @@ async function main(args: string[]): Promise<number> {
       console.log(`  HAProxy stats:            ${endpoints.haproxyStats}`);
       console.log(`  Prometheus:               ${endpoints.prometheus}`);
       console.log(`  etcd:                     ${endpoints.etcd.join(",")}`);
-      console.log(`\n  PGPASSFILE=${endpoints.pgpassFile} psql "${endpoints.pgbouncer}"`);
+      console.log(`\n  PGSSLROOTCERT=${endpoints.caFile} PGPASSFILE=${endpoints.pgpassFile} psql "${endpoints.pgbouncer}"`);
       return 0;
     } catch (error) {
       console.error(`\nup failed: ${(error as Error).message}`);

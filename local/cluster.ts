@@ -19,6 +19,9 @@ import { localAddressing, localClusterConfig, localLayout, localPaths, type Loca
 import { applyMigrations, type ApplyResult } from "../sql/apply.ts";
 import { monitoringListeners, prometheusUrl, startMonitoring, writeMonitoringFiles } from "./monitoring.ts";
 import { clusterMembers, etcdHealthy, leaderOf, type ClusterMember } from "./patroni-api.ts";
+import { trustOrigin } from "./https.ts";
+import { ensureLocalCertificates, loadLocalCertificates, localTlsFiles, type LocalTlsFiles } from "./tls.ts";
+import { OPERATOR_CERTIFICATE, type ClusterCertificates } from "../components/tls/index.ts";
 import {
   RUN_AS,
   SYSTEM_PYTHON,
@@ -52,6 +55,8 @@ export interface Endpoints {
   prometheus: string;
   etcd: string[];
   pgpassFile: string;
+  /** The cluster CA certificate: PGSSLROOTCERT for psql, --cacert for etcdctl. */
+  caFile: string;
 }
 
 export interface UpResult {
@@ -107,6 +112,7 @@ export class LocalCluster {
   readonly addressing: Addressing;
   readonly layout: ClusterLayout;
   readonly paths: LocalPaths;
+  readonly tls: LocalTlsFiles;
   private readonly log: (line: string) => void;
   private cachedSecrets?: ClusterSecrets;
   private readonly startedPids = new Map<string, number>();
@@ -119,7 +125,30 @@ export class LocalCluster {
     // Absolute: processes are found again by this path on their command lines.
     this.paths = localPaths(resolve(options.stateDir));
     this.layout = localLayout(this.config, this.paths);
+    this.tls = localTlsFiles(this.paths.stateDir);
     this.log = options.log ?? ((line) => console.log(line));
+    const certificates = loadLocalCertificates(this.tls);
+    if (certificates) this.trustCertificates(certificates);
+  }
+
+  /** Makes this process's HTTPS requests to the cluster's REST APIs verify against its CA. */
+  private trustCertificates(certificates: ClusterCertificates): void {
+    for (const node of this.nodes) trustOrigin(this.restUrl(node), { ca: certificates.ca });
+    // etcd wants a client certificate (--client-cert-auth): the operator's.
+    const operator = certificates.certificates[OPERATOR_CERTIFICATE];
+    for (const member of this.topology.etcd) trustOrigin(this.etcdUrl(member), { ca: certificates.ca, cert: operator.cert, key: operator.key });
+  }
+
+  /** The certificates issued for this state directory (by `up`). */
+  certificates(): ClusterCertificates {
+    const certificates = loadLocalCertificates(this.tls);
+    if (!certificates) throw new LocalClusterError(`no certificates in ${this.tls.dir}: \`npm run local -- up\` issues them`);
+    return certificates;
+  }
+
+  /** libpq options every TCP connection to the cluster takes: TLS, server verified by CA and name. */
+  sslQuery(): string {
+    return `sslmode=verify-full&sslrootcert=${encodeURIComponent(this.tls.caFile)}`;
   }
 
   get nodes(): PostgresNode[] {
@@ -138,11 +167,11 @@ export class LocalCluster {
   }
 
   restUrl(node: PostgresNode): string {
-    return `http://${this.addressing.postgres(node).connect}:${PORTS.patroniRest}`;
+    return `https://${this.addressing.postgres(node).connect}:${PORTS.patroniRest}`;
   }
 
   etcdUrl(member: EtcdMember): string {
-    return `http://${this.addressing.etcd(member).connect}:${PORTS.etcdClient}`;
+    return `https://${this.addressing.etcd(member).connect}:${PORTS.etcdClient}`;
   }
 
   /** Passwords: generated once, kept in the state directory (mode 0600, root only). */
@@ -163,37 +192,38 @@ export class LocalCluster {
   pgbouncerUrl(user: "app" | "superuser" = "app", database = this.config.database): string {
     const role = user === "app" ? ROLES.app : ROLES.superuser;
     const password = user === "app" ? this.secrets().app : this.secrets().superuser;
-    return `postgresql://${role}:${encodeURIComponent(password)}@${this.addressing.pgbouncer.connect}:${PORTS.pgbouncer}/${database}`;
+    return `postgresql://${role}:${encodeURIComponent(password)}@${this.addressing.pgbouncer.connect}:${PORTS.pgbouncer}/${database}?${this.sslQuery()}`;
   }
 
   /** Superuser connection string through HAProxy's read-write listener (the coordinator primary). */
   primaryUrl(database = "postgres"): string {
     const password = encodeURIComponent(this.secrets().superuser);
-    return `postgresql://${ROLES.superuser}:${password}@${this.addressing.haproxy.connect}:${PORTS.haproxyReadWrite}/${database}`;
+    return `postgresql://${ROLES.superuser}:${password}@${this.addressing.haproxy.connect}:${PORTS.haproxyReadWrite}/${database}?${this.sslQuery()}`;
   }
 
   /** Direct superuser connection string to one node. */
   nodeUrl(node: PostgresNode, database = "postgres"): string {
     const password = encodeURIComponent(this.secrets().superuser);
-    return `postgresql://${ROLES.superuser}:${password}@${this.addressing.postgres(node).connect}:${PORTS.postgres}/${database}`;
+    return `postgresql://${ROLES.superuser}:${password}@${this.addressing.postgres(node).connect}:${PORTS.postgres}/${database}?${this.sslQuery()}`;
   }
 
   endpoints(): Endpoints {
     const router = this.addressing.haproxy.connect;
     return {
-      pgbouncer: `postgresql://${ROLES.app}@${this.addressing.pgbouncer.connect}:${PORTS.pgbouncer}/${this.config.database}`,
+      pgbouncer: `postgresql://${ROLES.app}@${this.addressing.pgbouncer.connect}:${PORTS.pgbouncer}/${this.config.database}?sslmode=verify-full`,
       readWrite: `${router}:${PORTS.haproxyReadWrite}`,
       readOnly: `${router}:${PORTS.haproxyReadOnly}`,
       haproxyStats: `http://${router}:${PORTS.haproxyStats}/`,
       prometheus: prometheusUrl(),
       etcd: this.topology.etcd.map((m) => this.etcdUrl(m)),
       pgpassFile: this.paths.pgpassFile,
+      caFile: this.tls.caFile,
     };
   }
 
   /** The shipped rendering (Patroni's citus section, one scope), with this machine's addresses and paths. */
   render(): RenderedCluster {
-    return renderCluster(this.config, this.topology, this.addressing, this.layout, this.secrets());
+    return renderCluster(this.config, this.topology, this.addressing, this.layout, this.secrets(), this.certificates());
   }
 
   identity(): StateIdentity {
@@ -283,6 +313,7 @@ export class LocalCluster {
 
   private writeRenderedFiles(rendered: RenderedCluster): void {
     for (const node of rendered.postgres) node.files.forEach((f) => this.writeFile(f));
+    for (const member of rendered.etcd) member.files.forEach((f) => this.writeFile(f));
     rendered.haproxy.forEach((f) => this.writeFile(f));
     rendered.pgbouncer.forEach((f) => this.writeFile(f));
     // A pgpass for people and tools on this machine (the invoking user, root): psql through PgBouncer.
@@ -447,6 +478,7 @@ export class LocalCluster {
     }
     this.checkStateIdentity();
     this.prepareDirectories();
+    this.trustCertificates(ensureLocalCertificates(this.tls, this.topology.scope, this.topology, this.addressing));
     const rendered = this.render();
     this.writeRenderedFiles(rendered);
 

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import type { ClusterLayout } from "../components/render/index.ts";
 import type { Addressing } from "../components/render/types.ts";
+import type { TlsFilePaths } from "../components/tls/types.ts";
 import { stackFileConfig } from "../components/stack-config.ts";
 import { citusImageFor } from "../components/citus-image.ts";
 import { DEFAULT_CONFIG, parseClusterConfig, type ClusterConfig, type EtcdMember, type PostgresNode, type Topology } from "../components/spec.ts";
@@ -84,8 +85,14 @@ export function localPaths(stateDir: string): LocalPaths {
   };
 }
 
+/** A service's copies of the CA, its certificate and key, in its own directory (owned by postgres). */
+export function serviceTlsPaths(dir: string): TlsFilePaths {
+  return { caFile: join(dir, "ca.crt"), certFile: join(dir, "server.crt"), keyFile: join(dir, "server.key") };
+}
+
 export function localLayout(config: ClusterConfig, paths: LocalPaths): ClusterLayout {
   const router = paths.nodeDir("router");
+  const routerTls = serviceTlsPaths(router);
   return {
     postgres: (node) => {
       const dir = paths.nodeDir(node.name);
@@ -98,12 +105,14 @@ export function localLayout(config: ClusterConfig, paths: LocalPaths): ClusterLa
         pgpassFile: join(dir, "pgpass"),
         postBootstrapScript: join(dir, "post-bootstrap.sh"),
         appPasswordFile: join(dir, "app-password"),
+        tls: serviceTlsPaths(dir),
       };
     },
     etcdDataDir: (member) => join(paths.nodeDir(member.name), "data"),
+    etcdTls: (member) => serviceTlsPaths(paths.nodeDir(member.name)),
     haproxyConfigFile: join(router, "haproxy.cfg"),
-    haproxy: { pidFile: join(router, "haproxy.pid") },
+    haproxy: { pidFile: join(router, "haproxy.pid"), caFile: routerTls.caFile },
     pgbouncerConfigFile: join(router, "pgbouncer.ini"),
-    pgbouncer: { authFile: join(router, "userlist.txt"), socketDir: router, pidFile: join(router, "pgbouncer.pid") },
+    pgbouncer: { authFile: join(router, "userlist.txt"), socketDir: router, pidFile: join(router, "pgbouncer.pid"), tls: routerTls },
   };
 }

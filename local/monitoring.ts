@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { PORTS, ROLES } from "../components/render/types.ts";
 import { EXPORTER_PORTS, MONITORING_FILES, exporterDataSourceUri, renderMonitoringFiles } from "../monitoring/index.ts";
 import type { LocalCluster } from "./cluster.ts";
+import { OPERATOR_CERTIFICATE, type TlsFilePaths } from "../components/tls/index.ts";
 import { routerAddress } from "./layout.ts";
 
 export const LOCAL_PROMETHEUS = { host: routerAddress(), port: 9090 };
@@ -19,6 +20,11 @@ export function prometheusUrl(): string {
 
 function monitoringDir(cluster: LocalCluster): string {
   return cluster.paths.nodeDir("monitoring");
+}
+
+function monitoringTls(cluster: LocalCluster): TlsFilePaths {
+  const dir = monitoringDir(cluster);
+  return { caFile: join(dir, "ca.crt"), certFile: join(dir, "client.crt"), keyFile: join(dir, "client.key") };
 }
 
 /** Listeners the monitoring processes need, for the port check before `up` starts anything. */
@@ -42,10 +48,17 @@ export function writeMonitoringFiles(cluster: LocalCluster): void {
     benchmarkTarget: LOCAL_BENCHMARK_METRICS,
     prometheusUrl: prometheusUrl(),
     dashboardsDir: join(dir, "grafana/dashboards"),
+    tls: monitoringTls(cluster),
   });
   for (const [key, relative] of Object.entries(MONITORING_FILES)) {
     cluster.writeFile({ path: join(dir, relative), content: files[key as keyof typeof files], secret: false });
   }
+  // Prometheus' copies of the CA and the operator's client certificate (etcd demands one).
+  const certificates = cluster.certificates();
+  const tls = monitoringTls(cluster);
+  cluster.writeFile({ path: tls.caFile, content: certificates.ca, secret: false });
+  cluster.writeFile({ path: tls.certFile, content: certificates.certificates[OPERATOR_CERTIFICATE].cert, secret: false });
+  cluster.writeFile({ path: tls.keyFile, content: certificates.certificates[OPERATOR_CERTIFICATE].key, secret: true });
   // The exporters log in as the superuser; the password file is theirs alone (0600).
   cluster.writeFile({ path: join(dir, "exporter-password"), content: cluster.secrets().superuser, secret: true });
   cluster.writeFile({ path: join(dir, "pgbouncer-exporter-url"), content: cluster.pgbouncerUrl("superuser", "pgbouncer"), secret: true });
@@ -63,7 +76,7 @@ export function startMonitoring(cluster: LocalCluster): void {
         `--extend.query-path=${join(dir, MONITORING_FILES.exporterQueries)}`,
       ],
       {
-        DATA_SOURCE_URI: exporterDataSourceUri(address, PORTS.postgres, cluster.config.database),
+        DATA_SOURCE_URI: exporterDataSourceUri(address, PORTS.postgres, cluster.config.database, monitoringTls(cluster).caFile),
         DATA_SOURCE_USER: ROLES.superuser,
         DATA_SOURCE_PASS_FILE: join(dir, "exporter-password"),
       },

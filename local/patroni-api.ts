@@ -1,4 +1,6 @@
-// Patroni's and etcd's REST APIs, as the local runner and the tests read them.
+// Patroni's and etcd's REST APIs, as the local runner and the tests read them (over HTTPS when the
+// cluster has TLS: see local/https.ts for how each origin's CA is known).
+import { request } from "./https.ts";
 
 export interface ClusterMember {
   name: string;
@@ -10,9 +12,9 @@ export interface ClusterMember {
 }
 
 async function getJson(url: string, timeoutMs = 1500): Promise<unknown> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-  if (!response.ok && response.status !== 503) throw new Error(`${url}: HTTP ${response.status}`);
-  return response.json();
+  const response = await request(url, { timeoutMs });
+  if (response.status !== 200 && response.status !== 503) throw new Error(`${url}: HTTP ${response.status}`);
+  return JSON.parse(response.text) as unknown;
 }
 
 /** The members of a Patroni cluster as any reachable member reports them, or undefined. */
@@ -35,9 +37,7 @@ export function leaderOf(members: ClusterMember[] | undefined): ClusterMember | 
 /** HTTP status of a Patroni health endpoint (/primary, /replica, /health), 0 when unreachable. */
 export async function healthStatus(restUrl: string, endpoint: string): Promise<number> {
   try {
-    const response = await fetch(`${restUrl}${endpoint}`, { signal: AbortSignal.timeout(1500) });
-    await response.arrayBuffer();
-    return response.status;
+    return (await request(`${restUrl}${endpoint}`)).status;
   } catch {
     return 0;
   }
@@ -57,13 +57,12 @@ export async function etcdHealthy(clientUrl: string): Promise<boolean> {
  * `auth` is "user:password". Throws with Patroni's answer when it refuses (HTTP status >= 400).
  */
 export async function postPatroni(restUrl: string, path: string, auth: string, body: unknown, timeoutMs = 60000): Promise<string> {
-  const response = await fetch(`${restUrl}${path}`, {
+  const response = await request(`${restUrl}${path}`, {
     method: "POST",
     headers: { authorization: `Basic ${Buffer.from(auth).toString("base64")}`, "content-type": "application/json" },
     body: JSON.stringify(body),
-    signal: AbortSignal.timeout(timeoutMs),
+    timeoutMs,
   });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`Patroni ${restUrl}${path}: HTTP ${response.status} ${text}`);
-  return text;
+  if (response.status >= 400) throw new Error(`Patroni ${restUrl}${path}: HTTP ${response.status} ${response.text}`);
+  return response.text;
 }

@@ -23,8 +23,10 @@ export interface ExporterQuery {
 export const EXPORTER_APPLICATION_NAME = "postgres_exporter";
 
 /** postgres_exporter's DATA_SOURCE_URI (host:port/database?options) for one PostgreSQL node. */
-export function exporterDataSourceUri(host: string, port: number, database: string): string {
-  return `${host}:${port}/${database}?sslmode=disable&application_name=${EXPORTER_APPLICATION_NAME}`;
+export function exporterDataSourceUri(host: string, port: number, database: string, caFile?: string): string {
+  // With the cluster CA: TLS, the node verified by CA and name (pg_hba admits TCP over TLS only).
+  const ssl = caFile ? `sslmode=verify-full&sslrootcert=${encodeURIComponent(caFile)}` : "sslmode=disable";
+  return `${host}:${port}/${database}?${ssl}&application_name=${EXPORTER_APPLICATION_NAME}`;
 }
 
 const vectorMethods = VECTOR_INDEX_METHODS.map((m) => `'${m}'`).join(", ");

@@ -41,6 +41,8 @@ export interface MonitoringOptions extends Partial<AlertOptions> {
   pgbouncerExporterTarget?: string;
   /** host:port of a node's postgres_exporter, when not on the node's address. */
   postgresExporterTarget?: PrometheusRenderOptions["postgresExporterTarget"];
+  /** CA and client certificate for scraping Patroni and etcd over HTTPS; absent: plain HTTP. */
+  tls?: PrometheusRenderOptions["tls"];
   /** Prometheus as Grafana reaches it. */
   prometheusUrl: string;
   /** Where Grafana finds the dashboard JSON files. */

@@ -4,6 +4,7 @@
 import { stringify } from "yaml";
 import type { ClusterConfig, PostgresNode, Topology } from "../components/spec.ts";
 import { PORTS, type Addressing } from "../components/render/types.ts";
+import type { TlsFilePaths } from "../components/tls/types.ts";
 import { EXPORTER_PORTS, JOBS } from "./metrics.ts";
 
 export interface PrometheusRenderOptions {
@@ -20,6 +21,12 @@ export interface PrometheusRenderOptions {
    * address (docker: a container of its own); defaults to the node's address on the exporter's port.
    */
   postgresExporterTarget?: (node: PostgresNode) => string;
+  /**
+   * When Patroni's REST API and etcd speak HTTPS: the CA to verify them by, and the client
+   * certificate etcd demands (--client-cert-auth). The exporters (postgres_exporter, PgBouncer's,
+   * HAProxy's stats) stay plain HTTP, on the hosts' own addresses.
+   */
+  tls?: TlsFilePaths;
 }
 
 interface StaticConfig {
@@ -30,6 +37,8 @@ interface StaticConfig {
 interface ScrapeJob {
   job_name: string;
   metrics_path?: string;
+  scheme?: "https";
+  tls_config?: { ca_file: string; cert_file: string; key_file: string };
   static_configs: StaticConfig[];
 }
 
@@ -42,6 +51,8 @@ function perPostgresNode(topology: Topology, target: (node: PostgresNode) => str
 }
 
 export function scrapeJobs(topology: Topology, addressing: Addressing, options: PrometheusRenderOptions): ScrapeJob[] {
+  const tls = options.tls;
+  const https = tls ? { scheme: "https" as const, tls_config: { ca_file: tls.caFile, cert_file: tls.certFile, key_file: tls.keyFile } } : {};
   const jobs: ScrapeJob[] = [
     {
       job_name: JOBS.postgres,
@@ -53,11 +64,13 @@ export function scrapeJobs(topology: Topology, addressing: Addressing, options: 
     {
       job_name: JOBS.patroni,
       metrics_path: "/metrics",
+      ...https,
       static_configs: perPostgresNode(topology, (node) => `${addressing.postgres(node).connect}:${PORTS.patroniRest}`),
     },
     {
       job_name: JOBS.etcd,
       metrics_path: "/metrics",
+      ...https,
       static_configs: topology.etcd.map((member) => ({
         targets: [`${addressing.etcd(member).connect}:${PORTS.etcdClient}`],
         labels: { member: member.name },

@@ -8,11 +8,14 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { parse, stringify } from "yaml";
 import { httpProbePasses, type HttpProbe, type Probes } from "../../components/platform/kubernetes/probes.ts";
 import { pollUntil, sleep } from "../../local/processes.ts";
+import { request } from "../../local/https.ts";
 
 /** One member of a running Patroni group, and how to stop and start it. */
 export interface CloneTarget {
   /** Address the member's REST API listens on (the pod's address, for the kubelet). */
   host: string;
+  /** Patroni's REST API scheme: https on a cluster with TLS (the kubelet then skips verification; we verify). */
+  scheme: "http" | "https";
   configFile: string;
   dataDir: string;
   /** Stops Patroni and its postmaster. */
@@ -34,9 +37,7 @@ export interface Sample {
 
 async function status(url: string): Promise<number> {
   try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
-    await response.arrayBuffer();
-    return response.status;
+    return (await request(url, { timeoutMs: 2000 })).status;
   } catch {
     return 0;
   }
@@ -44,14 +45,14 @@ async function status(url: string): Promise<number> {
 
 async function patroniState(base: string): Promise<string> {
   try {
-    const response = await fetch(`${base}/patroni`, { signal: AbortSignal.timeout(2000) });
-    return ((await response.json()) as { state?: string }).state ?? "unknown";
+    const response = await request(`${base}/patroni`, { timeoutMs: 2000 });
+    return (JSON.parse(response.text) as { state?: string }).state ?? "unknown";
   } catch {
     return "unreachable";
   }
 }
 
-const probeUrl = (host: string, probe: HttpProbe) => `http://${host}:${probe.httpGet.port}${probe.httpGet.path}`;
+const probeUrl = (target: CloneTarget, probe: HttpProbe) => `${target.scheme}://${target.host}:${probe.httpGet.port}${probe.httpGet.path}`;
 
 /**
  * Re-clones `target` at `maxRateKbps` and samples its probes every `everyMs` until it is ready
@@ -66,7 +67,7 @@ export async function probeDuringClone(
   const original = readFileSync(target.configFile, "utf8");
   const config = parse(original);
   config.postgresql.basebackup = [{ checkpoint: "fast" }, { "max-rate": `${options.maxRateKbps}k` }];
-  const base = `http://${target.host}:${probes.livenessProbe.httpGet.port}`;
+  const base = `${target.scheme}://${target.host}:${probes.livenessProbe.httpGet.port}`;
   const samples: Sample[] = [];
   try {
     writeFileSync(target.configFile, stringify(config, { lineWidth: 0 }));
@@ -79,8 +80,8 @@ export async function probeDuringClone(
     const deadline = started + (options.timeoutMs ?? 180000);
     while (Date.now() < deadline) {
       const [readiness, liveness, health, state] = await Promise.all([
-        status(probeUrl(target.host, probes.readinessProbe)),
-        status(probeUrl(target.host, probes.livenessProbe)),
+        status(probeUrl(target, probes.readinessProbe)),
+        status(probeUrl(target, probes.livenessProbe)),
         status(`${base}/health`),
         patroniState(base),
       ]);
@@ -95,7 +96,7 @@ export async function probeDuringClone(
     await pollUntil(15000, 200, async () => ((await status(`${base}/liveness`)) === 0 ? true : undefined));
     await sleep(500);
     target.start();
-    await pollUntil(120000, 500, async () => (httpProbePasses(await status(probeUrl(target.host, probes.readinessProbe))) ? true : undefined));
+    await pollUntil(120000, 500, async () => (httpProbePasses(await status(probeUrl(target, probes.readinessProbe))) ? true : undefined));
   }
   return samples;
 }

@@ -5,13 +5,14 @@ import pg from "pg";
 import { pollUntil, sleep } from "../../local/processes.ts";
 import { ContinuousWriter } from "../../local/writer.ts";
 import { runningCluster } from "./context.ts";
+import { request } from "../../local/https.ts";
 
 const cluster = runningCluster();
 
 test.serial("Patroni runs every group in the configured synchronous mode, with the shipped timings", async (t) => {
   for (let group = 0; group < cluster.topology.groups.length; group++) {
     const leader = (await cluster.leader(group))!;
-    const config = (await (await fetch(`${cluster.restUrl(leader)}/config`)).json()) as Record<string, unknown>;
+    const config = JSON.parse((await request(`${cluster.restUrl(leader)}/config`)).text) as Record<string, unknown>;
     t.like(config, {
       synchronous_mode: cluster.config.synchronousMode === "quorum" ? "quorum" : cluster.config.synchronousMode === "on",
       ttl: cluster.config.patroniTtl,

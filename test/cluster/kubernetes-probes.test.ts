@@ -28,6 +28,7 @@ test("probes while a replica is cloned: readiness false, liveness true, all the 
   const samples = await probeDuringClone(
     {
       host: cluster.addressing.postgres(node).connect,
+      scheme: new URL(cluster.restUrl(node)).protocol === "https:" ? "https" : "http",
       configFile: cluster.layout.postgres(node).configFile,
       dataDir: cluster.layout.postgres(node).dataDir,
       stop: () => cluster.killNode(node),

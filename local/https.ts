@@ -1,0 +1,65 @@
+// HTTP(S) requests of the local runner and the tests to Patroni's and etcd's APIs. Node's fetch
+// cannot take a CA per request, so this uses node:http(s): each origin of a local cluster is
+// registered with the cluster CA (and, for etcd, the operator's client certificate) by LocalCluster.
+import http from "node:http";
+import https from "node:https";
+
+/** What a client trusts and presents: PEM texts. */
+export interface TlsClientIdentity {
+  ca: string;
+  cert?: string;
+  key?: string;
+}
+
+const identities = new Map<string, TlsClientIdentity>();
+
+/** Trust `identity.ca` (and present its client certificate) for requests to `origin` (https://host:port). */
+export function trustOrigin(origin: string, identity: TlsClientIdentity): void {
+  identities.set(new URL(origin).origin, identity);
+}
+
+export interface HttpAnswer {
+  status: number;
+  text: string;
+}
+
+export interface RequestOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+  timeoutMs?: number;
+  /** Overrides the registered identity (the attack tests: another CA, no client certificate). */
+  identity?: TlsClientIdentity | null;
+}
+
+/**
+ * One request. https URLs verify the server against the CA registered for their origin (or
+ * `options.identity`), name included; an https origin with none registered is refused by Node's
+ * default trust store, as it should be. Rejects on network errors and timeouts, not on HTTP statuses.
+ */
+export function request(url: string, options: RequestOptions = {}): Promise<HttpAnswer> {
+  const target = new URL(url);
+  const identity = options.identity === undefined ? identities.get(target.origin) : options.identity ?? undefined;
+  const secure = target.protocol === "https:";
+  return new Promise((resolvePromise, reject) => {
+    const req = (secure ? https : http).request(
+      target,
+      {
+        method: options.method ?? "GET",
+        headers: options.headers,
+        timeout: options.timeoutMs ?? 1500,
+        ...(secure && identity ? { ca: identity.ca, cert: identity.cert, key: identity.key } : {}),
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.on("end", () => resolvePromise({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }));
+        response.on("error", reject);
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error(`${url}: no answer within ${options.timeoutMs ?? 1500} ms`)));
+    req.on("error", reject);
+    if (options.body !== undefined) req.write(options.body);
+    req.end();
+  });
+}
