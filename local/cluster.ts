@@ -188,6 +188,19 @@ export class LocalCluster {
     return this.cachedSecrets;
   }
 
+  /**
+   * The exporters' role's password (ROLES.monitor), generated once, kept beside the others (0600, root
+   * only) in a file of its own.
+   */
+  monitorPassword(): string {
+    const file = join(this.paths.stateDir, "monitor-password");
+    if (existsSync(file)) return readFileSync(file, "utf8");
+    const password = randomBytes(24).toString("base64url");
+    mkdirSync(this.paths.stateDir, { recursive: true, mode: 0o711 });
+    writeFileSync(file, password, { mode: 0o600 });
+    return password;
+  }
+
   /** Connection string through PgBouncer (holds a password: keep it out of logs). */
   pgbouncerUrl(user: "app" | "superuser" = "app", database = this.config.database): string {
     const role = user === "app" ? ROLES.app : ROLES.superuser;
@@ -523,7 +536,7 @@ export class LocalCluster {
 
     // What the Schema component does during `pulumi up`: the migrations through HAProxy's read-write
     // listener (a session of their own: the runner holds an advisory lock), as the superuser.
-    const schema = await applyMigrations(this.primaryUrl(this.config.database), this.config, { appPassword: this.secrets().app });
+    const schema = await applyMigrations(this.primaryUrl(this.config.database), this.config, { appPassword: this.secrets().app, monitorPassword: this.monitorPassword() });
     this.log(`schema ${schema.version}: ${schema.applied.length > 0 ? `applied ${schema.applied.join(", ")}` : "up to date"}; ${schema.notes.join("; ")}`);
     // Database-level settings (hnsw.ef_search, iterative scans) reach new sessions only: have PgBouncer
     // replace the server connections it opened before the migrations.

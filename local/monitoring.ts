@@ -59,8 +59,8 @@ export function writeMonitoringFiles(cluster: LocalCluster): void {
   cluster.writeFile({ path: tls.caFile, content: certificates.ca, secret: false });
   cluster.writeFile({ path: tls.certFile, content: certificates.certificates[OPERATOR_CERTIFICATE].cert, secret: false });
   cluster.writeFile({ path: tls.keyFile, content: certificates.certificates[OPERATOR_CERTIFICATE].key, secret: true });
-  // The exporters log in as the superuser; the password file is theirs alone (0600).
-  cluster.writeFile({ path: join(dir, "exporter-password"), content: cluster.secrets().superuser, secret: true });
+  // postgres_exporter logs in as the monitoring role (pg_monitor only); the password file is its alone (0600).
+  cluster.writeFile({ path: join(dir, "exporter-password"), content: cluster.monitorPassword(), secret: true });
   cluster.writeFile({ path: join(dir, "pgbouncer-exporter-url"), content: cluster.pgbouncerUrl("superuser", "pgbouncer"), secret: true });
 }
 
@@ -77,7 +77,7 @@ export function startMonitoring(cluster: LocalCluster): void {
       ],
       {
         DATA_SOURCE_URI: exporterDataSourceUri(address, PORTS.postgres, cluster.config.database, monitoringTls(cluster).caFile),
-        DATA_SOURCE_USER: ROLES.superuser,
+        DATA_SOURCE_USER: ROLES.monitor,
         DATA_SOURCE_PASS_FILE: join(dir, "exporter-password"),
       },
     );

@@ -2,7 +2,8 @@
 // second run applies nothing. Each migration runs in its own transaction with its record.
 import pg from "pg";
 import type { ClusterConfig } from "../components/spec.ts";
-import { latestVersion, REGISTERED_WORKER_GROUPS_SQL, renderMigrations, type Migration, type MigrationContext } from "./migrations.ts";
+import { latestVersion, quoteIdent, quoteLiteral, REGISTERED_WORKER_GROUPS_SQL, renderMigrations, type Migration, type MigrationContext } from "./migrations.ts";
+import { scramSha256Verifier } from "./scram.ts";
 import { vectorDialect } from "./vector-dialect.ts";
 import { ROLES } from "../components/render/types.ts";
 
@@ -95,6 +96,26 @@ export interface ApplyOptions {
    * takes from pg_dist_authinfo (as Patroni does for the superuser at bootstrap). Recorded there when given.
    */
   appPassword?: string;
+  /**
+   * The exporters' role's password (ROLES.monitor): set as a SCRAM verifier when the role does not
+   * have it yet, and recorded for Citus like the application's (its size queries reach the workers).
+   */
+  monitorPassword?: string;
+}
+
+/**
+ * Sets `role`'s password unless it already verifies: ALTER ROLE with a SCRAM verifier (sql/scram.ts),
+ * so the password is in no statement text. Citus propagates the ALTER ROLE to the workers.
+ * Returns whether it changed anything.
+ */
+export async function ensureRolePassword(client: pg.ClientBase, role: string, password: string): Promise<boolean> {
+  const current = await client.query<{ rolpassword: string | null }>("SELECT rolpassword FROM pg_authid WHERE rolname = $1", [role]);
+  if (current.rows.length === 0) throw new Error(`role ${role} does not exist: the migrations create it`);
+  const stored = current.rows[0].rolpassword;
+  const match = stored ? /^SCRAM-SHA-256\$(\d+):([^$]+)\$/.exec(stored) : null;
+  if (stored && match && scramSha256Verifier(password, Buffer.from(match[2], "base64"), Number(match[1])) === stored) return false;
+  await client.query(`ALTER ROLE ${quoteIdent(role)} PASSWORD ${quoteLiteral(scramSha256Verifier(password))}`);
+  return true;
 }
 
 /** A libpq conninfo value, quoted: single quotes and backslashes escaped (libpq's connection string rules). */
@@ -162,6 +183,10 @@ async function applyWithClient(client: pg.ClientBase, config: ClusterConfig, opt
       context = await readMigrationContext(client, config);
     }
     if (context.citus && options.appPassword !== undefined) await recordCitusAuthinfo(client, ROLES.app, options.appPassword);
+    if (options.monitorPassword !== undefined) {
+      if (await ensureRolePassword(client, ROLES.monitor, options.monitorPassword)) notes.push(`set the password of ${ROLES.monitor}`);
+      if (context.citus) await recordCitusAuthinfo(client, ROLES.monitor, options.monitorPassword);
+    }
     if (!context.citus) notes.push(CITUS_ABSENT_NOTE);
     if (applied.length === 0) notes.push("nothing to apply: every migration is recorded with its current checksum");
     return { version: latestVersion(renderMigrations(config, context)), applied, citus: context.citus, notes };

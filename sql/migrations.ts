@@ -294,6 +294,19 @@ function grants(): Body {
   };
 }
 
+function monitoringRole(): Body {
+  const role = quoteIdent(ROLES.monitor);
+  return {
+    comment: "The exporters' role: statistics through pg_monitor, no application data (its password is set by the apply step, never in this text).",
+    statements: [
+      `DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = ${quoteLiteral(ROLES.monitor)}) THEN CREATE ROLE ${role} LOGIN; END IF; END$$;`,
+      `GRANT pg_monitor TO ${role};`,
+      // Citus' table sizes resolve each shard's name on the workers: the schema, not its tables.
+      `GRANT USAGE ON SCHEMA ${APP_SCHEMA} TO ${role};`,
+    ],
+  };
+}
+
 /** Name of the check that refuses an embedding the HNSW index cannot place. */
 export function embeddingCheckName(table: string): string {
   return `${table}_embedding_searchable`;
@@ -352,6 +365,8 @@ export function renderMigrations(config: ClusterConfig, context: MigrationContex
     migration("008_embedding_checks", false, embeddingChecks(config)),
     // Repeatable: CREATE OR REPLACE, and create_distributed_function is a no-op the second time.
     migration("009_search_function", true, searchFunction(config, context)),
+    // Repeatable: CREATE only when absent, GRANTs idempotent.
+    migration("010_monitoring_role", true, monitoringRole()),
   ];
 }
 

@@ -18,6 +18,8 @@ export const ROLES = {
   rewind: "rewind_user",
   restApi: "patroni",
   app: "app",
+  /** The exporters' role: pg_monitor and nothing else (created by the migrations). */
+  monitor: "exporter",
 } as const;
 
 export const PORTS = {

@@ -42,7 +42,8 @@ function names(commonName: string, addresses: string[]): Pick<CertificateSpec, "
  *   (HAProxy): PgBouncer reaches PostgreSQL through HAProxy in TCP mode, so the TLS session it
  *   verifies (verify-full against the host it dials, HAProxy's) ends at whichever coordinator node
  *   is primary now.
- * - each etcd member: server (clients, peers) and client (peers authenticate to each other);
+ * - each etcd member: server (clients, peers) and client (peers authenticate to each other), named by
+ *   its address (and 127.0.0.1 on loopback: see below);
  * - the router: PgBouncer's certificate for clients (PgBouncer's and HAProxy's names);
  * - the operator: a client certificate for etcd, for people and tests on a machine that runs it.
  */
@@ -56,7 +57,10 @@ export function certificatePlan(topology: Topology, addressing: Addressing): Cer
   }
   for (const member of topology.etcd) {
     const self = addressing.etcd(member);
-    specs.push({ id: member.name, ...names(self.connect, [self.connect, self.listen]), server: true, client: true });
+    // etcd checks a peer's client certificate against the address the connection comes from. Peers
+    // on loopback addresses (the local runner) connect from 127.0.0.1, the kernel's source address there.
+    const source = self.connect.startsWith("127.") && isIP(self.connect) === 4 ? ["127.0.0.1"] : [];
+    specs.push({ id: member.name, ...names(self.connect, [self.connect, self.listen, ...source]), server: true, client: true });
   }
   specs.push({ id: ROUTER_CERTIFICATE, ...names(addressing.pgbouncer.connect, router), server: true, client: false });
   specs.push({ id: OPERATOR_CERTIFICATE, commonName: OPERATOR_CERTIFICATE, dnsNames: [], ipAddresses: [], server: false, client: true });

@@ -34,7 +34,7 @@ test("changing m changes only the index migration; ef_search only the settings m
 
 test("migrations whose SQL may change with the environment are repeatable", (t) => {
   const repeatable = renderMigrations(DEFAULT_CONFIG, context).filter((m) => m.repeatable).map((m) => m.id);
-  t.deepEqual(repeatable, ["004_distribution", "006_search_settings", "007_grants", "009_search_function"]);
+  t.deepEqual(repeatable, ["004_distribution", "006_search_settings", "007_grants", "009_search_function", "010_monitoring_role"]);
 });
 
 test("the embedding columns take the configured dimension and the database its ef_search", (t) => {
