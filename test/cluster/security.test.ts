@@ -1,0 +1,135 @@
+// The attacks issue 14 names, each tried against the running local cluster and expected to fail;
+// each with a control that the same path works with the right credentials, so a refusal is the
+// security's doing and not a broken path.
+import test from "ava";
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import pg from "pg";
+import { ROLES } from "../../components/render/types.ts";
+import { createCertificateAuthority, issueCertificate } from "../../components/tls/index.ts";
+import { request } from "../../local/https.ts";
+import { runningCluster } from "./context.ts";
+
+const run = promisify(execFile);
+const cluster = runningCluster();
+const ETCDCTL = "/usr/bin/etcdctl";
+
+/** Connects with `url` and the given ssl settings; resolves to the error, or undefined when it got in. */
+async function connectError(url: string, ssl?: pg.ClientConfig["ssl"]): Promise<(Error & { code?: string }) | undefined> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, ...(ssl === undefined ? {} : { ssl }) });
+  try {
+    await client.connect();
+    await client.query("SELECT 1");
+    return undefined;
+  } catch (error) {
+    return error as Error;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** `url` without its sslmode/sslrootcert: what a careless or hostile client sends. */
+function withoutTls(url: string, sslmode: string): string {
+  const parsed = new URL(url);
+  parsed.searchParams.delete("sslrootcert");
+  parsed.searchParams.set("sslmode", sslmode);
+  return parsed.toString();
+}
+
+// A CA of the attacker's, and a client certificate it signed with names a real client would have.
+const rogue = createCertificateAuthority("rogue");
+const rogueClient = issueCertificate(rogue, { id: "rogue", commonName: "operator", dnsNames: [], ipAddresses: [], server: false, client: true });
+
+test("a plain (non-TLS) connection to a PostgreSQL node is refused by pg_hba; over TLS it is accepted", async (t) => {
+  for (const node of [cluster.nodes[0], cluster.nodes[cluster.nodes.length - 1]]) {
+    const error = await connectError(withoutTls(cluster.nodeUrl(node), "disable"));
+    t.truthy(error, `${node.name} accepted a plain connection`);
+    t.regex(error!.message, /no pg_hba\.conf entry for host .* no encryption/);
+    t.is(await connectError(cluster.nodeUrl(node)), undefined, `${node.name} over TLS (verify-full)`);
+  }
+});
+
+test("a plain connection to PgBouncer is refused; over TLS it is accepted", async (t) => {
+  const error = await connectError(withoutTls(cluster.pgbouncerUrl("app"), "disable"));
+  t.regex(error?.message ?? "accepted", /SSL required/);
+  t.is(await connectError(cluster.pgbouncerUrl("app")), undefined);
+});
+
+test("a client that verifies against another CA refuses the cluster's servers (no man in the middle passes either way)", async (t) => {
+  for (const url of [cluster.pgbouncerUrl("app"), cluster.nodeUrl(cluster.nodes[0]), cluster.primaryUrl()]) {
+    const error = await connectError(withoutTls(url, "verify-full"), { ca: rogue.cert, rejectUnauthorized: true });
+    t.regex(error?.message ?? "accepted", /self[- ]signed certificate in certificate chain|unable to verify|certificate/i, url.replace(/:[^:@/]*@/, ":***@"));
+  }
+});
+
+test("etcd refuses clients without a certificate of the cluster CA, and a write to Patroni's keys with none", async (t) => {
+  const endpoint = cluster.etcdUrl(cluster.topology.etcd[0]);
+  const key = `/service/${cluster.topology.scope}/attack`;
+  const env = { ...process.env, ETCDCTL_API: "3" };
+  const dir = mkdtempSync(join(tmpdir(), "dpc-rogue-"));
+  try {
+    writeFileSync(join(dir, "rogue.crt"), rogueClient.cert);
+    writeFileSync(join(dir, "rogue.key"), rogueClient.key, { mode: 0o600 });
+    const attempts: [string, string[]][] = [
+      ["no certificate, server not verified", ["--insecure-skip-tls-verify", `--endpoints=${endpoint}`]],
+      ["the cluster CA but no client certificate", [`--cacert=${cluster.tls.caFile}`, `--endpoints=${endpoint}`]],
+      ["a client certificate of another CA", [`--cacert=${cluster.tls.caFile}`, `--cert=${join(dir, "rogue.crt")}`, `--key=${join(dir, "rogue.key")}`, `--endpoints=${endpoint}`]],
+      ["plain HTTP", [`--endpoints=${endpoint.replace("https:", "http:")}`]],
+    ];
+    for (const [what, flags] of attempts) {
+      const result = await run(ETCDCTL, [...flags, "--dial-timeout=3s", "--command-timeout=5s", "put", key, "x"], { env }).then(
+        (r) => ({ ok: true, output: r.stdout + r.stderr }),
+        (e: { stdout?: string; stderr?: string }) => ({ ok: false, output: `${e.stdout ?? ""}${e.stderr ?? ""}` }),
+      );
+      t.false(result.ok, `etcd accepted a write with ${what}: ${result.output}`);
+    }
+    // Control: the operator's certificate reads Patroni's keys, and none of the attempts wrote one.
+    const operator = [`--cacert=${cluster.tls.caFile}`, `--cert=${cluster.tls.operator.certFile}`, `--key=${cluster.tls.operator.keyFile}`, `--endpoints=${endpoint}`];
+    const keys = (await run(ETCDCTL, [...operator, "get", "--prefix", "--keys-only", `/service/${cluster.topology.scope}/`], { env })).stdout;
+    t.regex(keys, new RegExp(`/service/${cluster.topology.scope}/0/leader`));
+    t.notRegex(keys, /attack/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("Patroni's REST API refuses a switchover without credentials (401) and speaks only HTTPS", async (t) => {
+  const leader = (await cluster.leader(0))!;
+  const url = `${cluster.restUrl(leader)}/switchover`;
+  const body = JSON.stringify({ leader: leader.name });
+  const headers = { "content-type": "application/json" };
+  t.is((await request(url, { method: "POST", headers, body, timeoutMs: 5000 })).status, 401);
+  const wrong = { ...headers, authorization: `Basic ${Buffer.from(`${ROLES.restApi}:not-the-password`).toString("base64")}` };
+  t.is((await request(url, { method: "POST", headers: wrong, body, timeoutMs: 5000 })).status, 401);
+  // Plain HTTP to the same port gets no API at all.
+  await t.throwsAsync(request(url.replace("https:", "http:"), { method: "POST", headers, body, timeoutMs: 3000 }).then((a) => {
+    if (a.status >= 200 && a.status < 300) return a;
+    throw new Error(`HTTP ${a.status}`);
+  }));
+  // A client that trusts another CA refuses the API's certificate.
+  await t.throwsAsync(request(`${cluster.restUrl(leader)}/cluster`, { identity: { ca: rogue.cert }, timeoutMs: 3000 }));
+  t.is((await cluster.leader(0))?.name, leader.name, "no switchover happened");
+});
+
+test("the exporters' role reads statistics but no application table (42501)", async (t) => {
+  const url = new URL(cluster.nodeUrl(cluster.nodes[0], cluster.config.database));
+  url.username = ROLES.monitor;
+  url.password = encodeURIComponent(cluster.monitorPassword());
+  const client = new pg.Client({ connectionString: url.toString(), connectionTimeoutMillis: 5000 });
+  await client.connect();
+  try {
+    const stats = await client.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE query IS NOT NULL AND usename IS NOT NULL");
+    t.true(stats.rows[0].n > 0, "pg_monitor shows other sessions' activity");
+    const super_ = await client.query("SELECT rolsuper FROM pg_roles WHERE rolname = current_user");
+    t.false(super_.rows[0].rolsuper);
+    for (const table of ["claude_flow.memory_entries", "claude_flow.sessions"]) {
+      const error = await t.throwsAsync(client.query(`SELECT * FROM ${table} LIMIT 1`));
+      t.is((error as Error & { code?: string }).code, "42501", `${table}: ${error?.message}`);
+    }
+  } finally {
+    await client.end();
+  }
+});
