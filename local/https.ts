@@ -46,7 +46,8 @@ export function request(url: string, options: RequestOptions = {}): Promise<Http
       target,
       {
         method: options.method ?? "GET",
-        headers: options.headers,
+        // A length, not chunked encoding: Patroni's REST API reads the body by Content-Length.
+        headers: options.body === undefined ? options.headers : { ...options.headers, "content-length": String(Buffer.byteLength(options.body)) },
         timeout: options.timeoutMs ?? 1500,
         ...(secure && identity ? { ca: identity.ca, cert: identity.cert, key: identity.key } : {}),
       },
