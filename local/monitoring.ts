@@ -61,7 +61,10 @@ export function writeMonitoringFiles(cluster: LocalCluster): void {
   cluster.writeFile({ path: tls.keyFile, content: certificates.certificates[OPERATOR_CERTIFICATE].key, secret: true });
   // postgres_exporter logs in as the monitoring role (pg_monitor only); the password file is its alone (0600).
   cluster.writeFile({ path: join(dir, "exporter-password"), content: cluster.monitorPassword(), secret: true });
-  cluster.writeFile({ path: join(dir, "pgbouncer-exporter-url"), content: cluster.pgbouncerUrl("superuser", "pgbouncer"), secret: true });
+  // The exporter runs as postgres: it verifies PgBouncer against its own copy of the CA (tls/ is root's).
+  const exporterUrl = new URL(cluster.pgbouncerUrl("superuser", "pgbouncer"));
+  exporterUrl.searchParams.set("sslrootcert", tls.caFile);
+  cluster.writeFile({ path: join(dir, "pgbouncer-exporter-url"), content: exporterUrl.toString(), secret: true });
 }
 
 export function startMonitoring(cluster: LocalCluster): void {
