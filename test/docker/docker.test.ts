@@ -2,9 +2,10 @@
 // Cluster component registers its resources under Pulumi's mocks (no Pulumi engine here); the adapter
 // creates them in our own dockerd (scripts/docker-install.sh) with locally built images, the Citus
 // base built from the vendored Citus source; then the cluster is checked end to end: Citus metadata
-// and shard placement, the client path, the Schema step (with PgBouncer RECONNECT), a quick benchmark,
-// a parallel HNSW build in /dev/shm, the owner and mode of every secret file, HAProxy following a
-// container to a new address, and failover of a worker group and of the coordinator under writes.
+// and shard placement, the client path, the Schema step (with PgBouncer RECONNECT), the pooler as
+// drivers meet it, a quick benchmark, a parallel HNSW build in /dev/shm, the owner and mode of every
+// secret file, HAProxy following a container to a new address, failover of a worker group and of
+// the coordinator under writes, and `pulumi destroy` keeping the data for the next `up`.
 import test from "ava";
 import pg from "pg";
 import { parseClusterConfig, planTopology } from "../../components/spec.ts";
@@ -17,6 +18,8 @@ import { APP_SCHEMA } from "../../sql/migrations.ts";
 import { runPostDeployBenchmark } from "../../benchmarks/post-deploy.ts";
 import { clusterMembers, type ClusterMember } from "../../local/patroni-api.ts";
 import { ContinuousWriter, DEFAULT_BUCKET, missingWrites } from "../../local/writer.ts";
+import { sessionPoolDatabase } from "../../components/render/pgbouncer.ts";
+import { registerPoolerChecks } from "../support/pooler-checks.ts";
 import { DockerAdapter } from "./adapter.ts";
 import { declareCluster } from "./declared.ts";
 import { startEngine, stopEngine } from "./engine.ts";
@@ -207,6 +210,9 @@ if ("unavailable" in engine) {
       await pooled.end().catch(() => undefined);
     }
   });
+
+  // The pooler as drivers meet it, through the published PgBouncer port (as on the local cluster).
+  registerPoolerChecks(test, { appUrl, sessionUrl: appUrl.replace(/\/[^/]*$/, `/${sessionPoolDatabase(config)}`) }, () => booted);
 
   test.serial("the benchmark runs in quick mode at the BenchmarkRun resource's endpoint (PgBouncer), on distributed tables", async (t) => {
     t.true(booted, "the cluster did not boot");
@@ -449,5 +455,52 @@ if ("unavailable" in engine) {
     t.not(r.leaderAfter, r.oldLeader, "no failover");
     t.not(r.back.role, "leader");
     t.deepEqual(r.lost, [], "acknowledged writes lost");
+  });
+
+  test.serial("pulumi destroy keeps every data volume (retainDataOnDestroy); the stack declared again finds its data and its Citus metadata", async (t) => {
+    t.true(booted, "the cluster did not boot");
+    t.true(config.retainDataOnDestroy, "the test stack keeps the default");
+    await query(adminUrl, "CREATE TABLE destroy_check (namespace text NOT NULL, id int NOT NULL, PRIMARY KEY (namespace, id))");
+    await query(adminUrl, "SELECT create_distributed_table('destroy_check', 'namespace')");
+    await query(adminUrl, "INSERT INTO destroy_check SELECT 'ns-' || (i % 40), i FROM generate_series(1, 4000) i");
+    const fingerprint = "SELECT count(*)::int AS rows, sum(hashtext(namespace || id))::bigint AS sum FROM destroy_check";
+    const before = (await query(adminUrl, fingerprint)).rows[0];
+    const groupsBefore = [...(await placementsPerGroup(adminUrl, "destroy_check")).keys()].sort();
+
+    const started = Date.now();
+    const { kept, removed } = await adapter.destroy(registrations);
+    const destroyed = (Date.now() - started) / 1000;
+    const dataVolumes = topology.groups.flat().map((n) => `${n.name}-data`);
+    t.deepEqual(removed, [], "volumes deleted by destroy");
+    for (const volume of dataVolumes) t.true(kept.includes(volume) && (await adapter.volumeNames()).includes(volume), `${volume} kept`);
+    t.deepEqual(await adapter.leftovers().then((l) => l.filter((x) => x.startsWith("container"))), [], "containers left after destroy");
+
+    const again = Date.now();
+    const containers = await adapter.apply(registrations, true);
+    await adapter.waitHealthy(300, containers);
+    for (let group = 0; group < topology.groups.length; group++) await settledGroup(group, 180_000);
+    const after = await waitFor("the re-created cluster answers through HAProxy", 120_000, async () =>
+      query(adminUrl, fingerprint).then((r) => r.rows[0], () => undefined),
+    );
+    const recreated = (Date.now() - again) / 1000;
+    t.deepEqual(after, before, "rows and checksum after destroy + up");
+    t.deepEqual([...(await placementsPerGroup(adminUrl, "destroy_check")).keys()].sort(), groupsBefore, "shards on the same worker groups");
+    // Patroni re-registers a group's primary if the election chose another member this time.
+    await waitFor("pg_dist_node names every group's current primary", 60_000, async () => {
+      const dist = await distPrimaries(adminUrl);
+      for (let group = 0; group < topology.groups.length; group++) {
+        if (dist.get(group) !== (await groupMembers(group))?.find((m) => m.role === "leader")?.name) return undefined;
+      }
+      return true;
+    });
+    // The stack's Schema resource is created anew after a destroy: with the inputs last applied (the
+    // hnswEfSearch test changed them) it applies nothing on the kept data.
+    t.truthy(schemaState, "the Schema resource did not apply");
+    const schema = (await schemaProvider.create(schemaState!)).outs as ApplyResult;
+    t.deepEqual(schema.applied, [], "migrations re-applied on kept data");
+    const summary = `destroy (containers stopped with their grace period, ${kept.length} volumes kept, 0 deleted) ${destroyed.toFixed(1)} s; ` +
+      `declared again: healthy with ${after.rows} rows (checksum equal) on ${groupsBefore.length} worker groups after ${recreated.toFixed(1)} s`;
+    log(summary);
+    t.log(summary);
   });
 }
