@@ -243,6 +243,9 @@ export function registerPoolerChecks(test: TestFn, target: PoolerTarget, ready: 
     } finally {
       await a.end();
     }
+    // PgBouncer reuses the server connection released last (LIFO), once its reset query
+    // (DISCARD ALL) has run: give the reset time, or the next client gets the other idle one.
+    await new Promise((r) => setTimeout(r, 500));
     // The next client of a's server connection sees none of it, and can prepare the same name.
     let reused = false;
     for (let attempt = 0; attempt < 5 && !reused; attempt++) {
