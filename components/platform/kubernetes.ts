@@ -391,7 +391,9 @@ export class KubernetesPlatform implements Platform {
     return new k8s.core.v1.Service(
       name,
       {
-        metadata: this.meta(name, this.groupLabels(group)),
+        // Pulumi would wait for a LoadBalancer's external address, which never comes without a
+        // load-balancer controller; nothing in the stack reads it (kubectl shows it).
+        metadata: this.meta(name, this.groupLabels(group), SKIP_AWAIT),
         spec: {
           type,
           selector,
