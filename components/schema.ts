@@ -1,6 +1,7 @@
 // The application schema: the migrations of sql/, applied through the coordinator's read-write
-// endpoint during `pulumi up` (never in preview), once a leader answers. A dynamic resource does the
-// work, so the applied version is in the state and in the stack outputs.
+// endpoint during `pulumi up` (never in preview), once a leader answers. Where the platform runs deploy
+// steps in the cluster (kubernetes: a Job, platform.runDeployStep) it does; otherwise a dynamic
+// resource does the work in the Pulumi process. Either way the applied version is in the stack outputs.
 //
 // Dynamic providers are serialized (function text plus captured values) and run in a separate Node
 // process, `pulumi-resource-pulumi-nodejs`, which neither gets this program's `--import=tsx` nor
