@@ -10,7 +10,7 @@ import { Etcd } from "./etcd.ts";
 import { PatroniGroup } from "./patroni-group.ts";
 import { Router } from "./router.ts";
 import { Schema } from "./schema.ts";
-import { BenchmarkRun } from "./benchmark-run.ts";
+import { postDeployBenchmark } from "./benchmark-run.ts";
 import type { Summary } from "./benchmark-step.ts";
 import { Monitoring } from "./monitoring.ts";
 
@@ -94,6 +94,7 @@ export class Cluster extends pulumi.ComponentResource {
           (s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.pgbouncerEndpoint}/pgbouncer`,
         ),
         appPassword: secrets.apply((s) => s.app),
+        platform,
       },
       { parent: this, dependsOn: [router, ...groups] },
     );
@@ -116,12 +117,11 @@ export class Cluster extends pulumi.ComponentResource {
     this.schemaVersion = schema.version;
     if (config.benchmarkEnabled) {
       // Through PgBouncer as the application role: what applications see.
-      const benchmark = new BenchmarkRun(
+      this.benchmarkSummary = postDeployBenchmark(
         `${topology.scope}-benchmark`,
-        { config, url: this.appConnectionString, schemaVersion: schema.version },
+        { config, url: this.appConnectionString, schemaVersion: schema.version, platform },
         { parent: this, dependsOn: [schema] },
       );
-      this.benchmarkSummary = benchmark.summary;
     }
     this.prometheusEndpoint = monitoring.prometheusEndpoint;
     this.grafanaEndpoint = monitoring.grafanaEndpoint;

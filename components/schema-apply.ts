@@ -152,3 +152,27 @@ async function withRetry<T>(what: string, timeoutMs: number, options: ApplySchem
     }
   }
 }
+
+/** The schema step's input, the same wherever it runs (a dynamic resource, or a Job in the cluster). */
+export interface SchemaStepInputs {
+  /** Superuser URL through HAProxy's read-write listener (secret). */
+  connectionString: string;
+  /** PgBouncer's admin console (database `pgbouncer`) as a superuser: RECONNECT after a change (secret). */
+  poolerAdminConnectionString: string;
+  /** The application role's password, for Citus' own connections to the workers (secret). */
+  appPassword: string;
+  config: ClusterConfig;
+  /** sha256 over every migration's id and checksum, with and without Citus. */
+  migrationsFingerprint: string;
+  /** Give up when no leader has answered for this long, seconds. */
+  timeoutSeconds: number;
+}
+
+/** The schema step: applySchema with the step's input; progress lines to `log`. */
+export function runSchemaStep(inputs: SchemaStepInputs, log: (message: string) => void = () => {}): Promise<ApplyResult> {
+  return applySchema(inputs.connectionString, inputs.poolerAdminConnectionString, inputs.config, {
+    appPassword: inputs.appPassword,
+    timeoutMs: inputs.timeoutSeconds * 1000,
+    log,
+  });
+}

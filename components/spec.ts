@@ -114,6 +114,12 @@ export interface ClusterConfig {
    * kubernetes (the kubernetes platform builds no image); the docker platform builds its own.
    */
   databaseImage: string;
+  /**
+   * kubernetes: the deploy-steps image (images/deploy-steps.Dockerfile: databaseImage plus Node.js and
+   * this project's code), pre-built and pushed. The schema migrations and the post-deploy benchmark
+   * run in it as Jobs inside the cluster. Required on kubernetes; unused on docker.
+   */
+  deployStepsImage: string;
   /** Size of each persistent volume (kubernetes: every StatefulSet member's claim). */
   kubernetesVolumeSize: string;
   /** StorageClass of the persistent volumes; empty: the cluster's default class. */
@@ -197,6 +203,7 @@ export const DEFAULT_CONFIG: ClusterConfig = {
   retainDataOnDestroy: true,
   kubernetesNamespace: "dpc",
   databaseImage: "",
+  deployStepsImage: "",
   kubernetesVolumeSize: "10Gi",
   kubernetesStorageClass: "",
   kubernetesPodCidr: "10.0.0.0/8",
@@ -273,6 +280,7 @@ const CONFIG_SCHEMA = {
     kubernetesNamespace: { type: "string", pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$" },
     // Empty, or an image reference without whitespace.
     databaseImage: { type: "string", pattern: "^(\\S+)?$" },
+    deployStepsImage: { type: "string", pattern: "^(\\S+)?$" },
     // A Kubernetes quantity of bytes (binary or decimal suffix).
     kubernetesVolumeSize: { type: "string", pattern: "^[1-9][0-9]*(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$" },
     // Empty, or a StorageClass name (a DNS subdomain).
@@ -388,6 +396,9 @@ function crossFieldErrors(c: ClusterConfig): string[] {
   }
   if (c.platform === "kubernetes" && c.databaseImage === "") {
     errors.push(`databaseImage: got "" with platform "kubernetes"; allowed: a pre-built image reference the cluster can pull (build images/ and push it; the kubernetes platform builds no image)`);
+  }
+  if (c.platform === "kubernetes" && c.deployStepsImage === "") {
+    errors.push(`deployStepsImage: got "" with platform "kubernetes"; allowed: a pre-built image reference the cluster can pull (images/deploy-steps.Dockerfile: the schema migrations and the benchmark run in it, inside the cluster)`);
   }
   const ports = {
     pgbouncerPort: c.pgbouncerPort,

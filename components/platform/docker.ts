@@ -95,6 +95,11 @@ export class DockerPlatform implements Platform {
     return `${this.config.endpointHost}:${port.publishedPort ?? port.port}`;
   }
 
+  /** None here: the published ports reach the database from the Pulumi process, which runs the steps. */
+  runDeployStep(): undefined {
+    return undefined;
+  }
+
   deployGroup(group: WorkloadGroup, opts: DeployOptions): pulumi.Resource[] {
     return group.members.flatMap((member) => this.deployMember(group, member, opts));
   }
