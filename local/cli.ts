@@ -1,19 +1,24 @@
-// npm run local -- up | status | down [--purge] | drill   [--stack NAME] [--state DIR]
-import { existsSync } from "node:fs";
+// npm run local -- up | status | down [--purge] | drill | rotate-password NAME... [--password-file F]   [--stack NAME] [--state DIR]
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConfigError } from "../components/spec.ts";
 import { LocalCluster, LocalClusterError } from "./cluster.ts";
 import { runDrill } from "./drill.ts";
 import { installPrerequisites } from "./setup.ts";
+import { parsePasswordNames, pendingRotation, rotateLocalPasswords } from "./rotate.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const USAGE = `usage: npm run local -- <up|status|down|drill> [--stack NAME] [--state DIR] [--purge]
+const USAGE = `usage: npm run local -- <up|status|down|drill|rotate-password> [--stack NAME] [--state DIR] [--purge]
   up      install what this machine lacks (scripts/install.sh), render the stack (default: local) and
           start it as processes on loopback addresses
   status  each group's members, roles, state and lag
   down    stop every process of the cluster and free its ports (--purge also deletes its data)
-  drill   (installs first, as up does) on a fresh cluster of its own: cold bootstrap time, failover time (median of 3), lost writes; JSON`;
+  drill   (installs first, as up does) on a fresh cluster of its own: cold bootstrap time, failover time (median of 3), lost writes; JSON
+  rotate-password NAME... | all [--password-file FILE]
+          on the running cluster, a new generated password (or FILE's first line, for one NAME) for
+          superuser, replication, rewind, restApi or app: roles first, then Patroni, PgBouncer, secrets.json
+          and pgpass. \`up\` on a running cluster completes a rotation that was interrupted`;
 
 function option(args: string[], name: string, fallback: string): string {
   const index = args.indexOf(`--${name}`);
@@ -25,7 +30,7 @@ async function main(args: string[]): Promise<number> {
   const stack = option(args, "stack", "local");
   const stackFile = join(ROOT, `Pulumi.${stack}.yaml`);
   const stateDir = resolve(option(args, "state", process.env.DPC_STATE_DIR ?? join(ROOT, ".state", stack)));
-  if (!["up", "status", "down", "drill"].includes(command)) {
+  if (!["up", "status", "down", "drill", "rotate-password"].includes(command)) {
     console.error(USAGE);
     return 2;
   }
@@ -50,6 +55,16 @@ async function main(args: string[]): Promise<number> {
   }
 
   const cluster = new LocalCluster({ stackFile, stateDir });
+  // A rotation: asked for, or interrupted and completed by `up` on the running cluster.
+  if (command === "rotate-password" || (command === "up" && cluster.isRunning() && pendingRotation(cluster))) {
+    const names = command === "rotate-password" ? parsePasswordNames(args.slice(1).filter((a, i, all) => !a.startsWith("--") && !all[i - 1]?.startsWith("--"))) : [];
+    const file = option(args, "password-file", "");
+    if (file && names.length !== 1) throw new LocalClusterError("--password-file sets one password: name exactly one of superuser, replication, rewind, restApi, app");
+    const given = file ? { [names[0]]: readFileSync(file, "utf8").split("\n")[0] } : undefined;
+    const result = await rotateLocalPasswords(cluster, names, { given, log: (line) => console.log(line) });
+    console.log(result.changed.length === 0 ? "no password to rotate" : `rotated ${result.changed.join(", ")} (${result.steps.join(" -> ")}); the new passwords are in ${cluster.paths.secretsFile}`);
+    return 0;
+  }
   if (command === "up") {
     try {
       const { seconds, endpoints } = await cluster.up();
