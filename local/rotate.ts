@@ -5,6 +5,7 @@
 // next `rotate-password` or `up`.
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import pg from "pg";
 import { PORTS, ROLES, type ClusterSecrets } from "../components/render/index.ts";
@@ -12,7 +13,7 @@ import { PASSWORD_NAMES, type PasswordName } from "../components/rotation/plan.t
 import { rotatePasswords, type RotationResult } from "../components/rotation/rotate.ts";
 import { LocalClusterError, type LocalCluster } from "./cluster.ts";
 import { EXPORTER_COMMAND_MARKS, startExporters, writeMonitoringFiles } from "./monitoring.ts";
-import { isAlive, pollUntil, processesUnder, signal, sleep } from "./processes.ts";
+import { isAlive, pollUntil, signal, sleep } from "./processes.ts";
 
 /** A new generated password: 32 characters of base64url (192 random bits), as `up` generates them. */
 export function generatePassword(): string {
@@ -60,9 +61,25 @@ async function pgbouncerReload(cluster: LocalCluster, superuserPassword: string)
   }
 }
 
+/**
+ * Processes whose command line names the state directory and one of `marks`. Reads /proc without
+ * blocking the event loop (processesUnder reads it synchronously, which took 20 s on a machine at
+ * load 100+ and stalled the clients of the same process the rotation must not disturb).
+ */
+async function processesMatching(stateDir: string, marks: string[]): Promise<{ pid: number; command: string }[]> {
+  const found: { pid: number; command: string }[] = [];
+  for (const entry of await readdir("/proc")) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    const command = await readFile(`/proc/${pid}/cmdline`, "utf8").then((c) => c.replace(/\0/g, " "), () => "");
+    if (command.includes(stateDir + "/") && marks.some((mark) => command.includes(mark))) found.push({ pid, command });
+  }
+  return found;
+}
+
 /** Stops and starts the exporters, which read their password files at start only. */
 async function restartExporters(cluster: LocalCluster): Promise<void> {
-  const exporters = processesUnder(cluster.paths.stateDir).filter((p) => EXPORTER_COMMAND_MARKS.some((mark) => p.command.includes(mark)));
+  const exporters = await processesMatching(cluster.paths.stateDir, EXPORTER_COMMAND_MARKS);
   if (exporters.length === 0) return; // monitoring not started (yet): it reads the new files when it starts
   exporters.forEach((p) => signal(p.pid, "SIGTERM"));
   await pollUntil(10000, 100, () => (exporters.every((p) => !isAlive(p.pid)) ? true : undefined));
@@ -80,7 +97,9 @@ export async function rotateLocalPasswords(
   names: PasswordName[],
   options: { given?: Partial<ClusterSecrets>; log?: (line: string) => void } = {},
 ): Promise<RotationResult> {
-  if (!cluster.isRunning()) throw new LocalClusterError(`the local cluster is not running (nothing under ${cluster.paths.stateDir}): start it with \`npm run local -- up\` first`);
+  if (!(await cluster.leader(0))) {
+    throw new LocalClusterError(`the local cluster's coordinator has no leader (is it running? state: ${cluster.paths.stateDir}): start it with \`npm run local -- up\` first`);
+  }
   const old = cluster.secrets();
   const pending = pendingRotation(cluster);
   const next: ClusterSecrets = { ...(pending ?? old) };

@@ -13,8 +13,8 @@ export interface DatabaseRotationResult {
 }
 
 /** `ALTER ROLE` with a SCRAM verifier (never the plain password), and the pg_dist_authinfo row where Citus keeps it. */
-function roleStatements(client: pg.ClientBase, change: RoleChange, citus: boolean): string[] {
-  const statements = [`ALTER ROLE ${client.escapeIdentifier(change.role)} PASSWORD ${client.escapeLiteral(scramSha256Verifier(change.password))}`];
+function roleStatements(client: pg.ClientBase, change: RoleChange & { verifier: string }, citus: boolean): string[] {
+  const statements = [`ALTER ROLE ${client.escapeIdentifier(change.role)} PASSWORD ${client.escapeLiteral(change.verifier)}`];
   if (citus && change.citusAuthinfo) {
     // nodeid 0: for connections to every node, as Patroni and sql/apply.ts record it.
     statements.push(
@@ -46,8 +46,10 @@ function roleStatements(client: pg.ClientBase, change: RoleChange, citus: boolea
  * Throws naming the workers that failed (their error text, never a password); the coordinator is
  * then left unchanged, and running the rotation again completes it.
  */
-export async function rotateDatabasePasswords(client: pg.ClientBase, roles: RoleChange[]): Promise<DatabaseRotationResult> {
-  if (roles.length === 0) return { roles: [], workers: [] };
+export async function rotateDatabasePasswords(client: pg.ClientBase, changes: RoleChange[]): Promise<DatabaseRotationResult> {
+  if (changes.length === 0) return { roles: [], workers: [] };
+  // One verifier (one salt) per role, the same on every node.
+  const roles = changes.map((change) => ({ ...change, verifier: scramSha256Verifier(change.password) }));
   const citus = (await client.query("SELECT 1 FROM pg_extension WHERE extname = 'citus'")).rowCount === 1;
   let workers: string[] = [];
   if (citus) {

@@ -54,6 +54,14 @@ test.serial("every password rotates on a running cluster under writes: new ones 
   // The writer reconnects with whatever password the cluster has at that moment; it runs in one
   // session through PgBouncer's transaction pool, its rows spread over the worker groups by Citus.
   const writer = new ContinuousWriter({ table, connectionString: async () => cluster.pgbouncerUrl("app") });
+  // The writer shares this process's event loop: a stall of it (a machine at load 100+) would show
+  // as a client timeout that the cluster never caused. Measured, and reported with the result.
+  let maxLoopLagMs = 0;
+  let tick = Date.now();
+  const lagTimer = setInterval(() => {
+    maxLoopLagMs = Math.max(maxLoopLagMs, Date.now() - tick - 100);
+    tick = Date.now();
+  }, 100);
   writer.start();
   await sleep(2000);
   const old: ClusterSecrets = { ...cluster.secrets() };
@@ -64,6 +72,8 @@ test.serial("every password rotates on a running cluster under writes: new ones 
   const next = cluster.secrets();
   await sleep(2000);
   const writes = await writer.stop();
+  clearInterval(lagTimer);
+  t.log(`this process's event loop stalled at most ${maxLoopLagMs} ms during the rotation`);
   t.log(
     `rotation of ${result.changed.join(", ")} took ${seconds.toFixed(2)} s (${Object.entries(result.seconds).map(([s, n]) => `${s} ${n.toFixed(2)} s`).join(", ")}); ` +
       `workers changed: ${result.workers.join(", ")}; writer: ${writes.acknowledged.length} writes acknowledged, ${writes.errors} failed${writes.errors ? `: ${writes.errorMessages.join("; ")}` : ""}`,
