@@ -48,9 +48,10 @@ async function patroniReloadStatus(node: PostgresNode, password: string): Promis
 }
 
 test.serial("every password rotates on a running cluster under writes: new ones work everywhere, old ones are refused, 0 failed transactions", async (t) => {
-  const adminUrl = cluster.primaryUrl(cluster.config.database);
+  // The superuser's URL with the password of the moment (it changes below).
+  const adminUrl = () => cluster.primaryUrl(cluster.config.database);
   const table = "rotation_writes";
-  await ContinuousWriter.createTable(adminUrl, table, ROLES.app);
+  await ContinuousWriter.createTable(adminUrl(), table, ROLES.app);
   // The writer reconnects with whatever password the cluster has at that moment; it runs in one
   // session through PgBouncer's transaction pool, its rows spread over the worker groups by Citus.
   const writer = new ContinuousWriter({ table, connectionString: async () => cluster.pgbouncerUrl("app") });
@@ -84,7 +85,7 @@ test.serial("every password rotates on a running cluster under writes: new ones 
   for (const name of PASSWORD_NAMES) t.not(next[name], old[name], `${name} changed`);
   t.is(writes.errors, 0, "no transaction of the writer failed");
   t.true(writes.acknowledged.length > 0);
-  t.deepEqual(await missingWrites(adminUrl, table, writes.acknowledged), []);
+  t.deepEqual(await missingWrites(adminUrl(), table, writes.acknowledged), []);
 
   // The application role through PgBouncer: new password in, old out (PgBouncer's own refusal, 08P01).
   // PgBouncer first drops the server sessions it opened before, so the next ones log in anew.
@@ -112,7 +113,7 @@ test.serial("every password rotates on a running cluster under writes: new ones 
   }
 
   // pg_dist_authinfo on the coordinator holds the new passwords (compared, never printed).
-  const authinfo = await login(adminUrl, `SELECT string_agg(rolename || '=' || authinfo, ',' ORDER BY rolename) AS rows FROM pg_dist_authinfo WHERE nodeid = 0`);
+  const authinfo = await login(adminUrl(), `SELECT string_agg(rolename || '=' || authinfo, ',' ORDER BY rolename) AS rows FROM pg_dist_authinfo WHERE nodeid = 0`);
   t.true(authinfo.ok);
   if (authinfo.ok) {
     const rows = String(authinfo.row.rows);
