@@ -8,10 +8,18 @@ import pg from "pg";
 import { PORTS, ROLES, type ClusterSecrets } from "../../components/render/index.ts";
 import type { PostgresNode } from "../../components/spec.ts";
 import { PASSWORD_NAMES } from "../../components/rotation/plan.ts";
-import { rotateLocalPasswords } from "../../local/rotate.ts";
+import { pendingSecretsFile, rotateLocalPasswords } from "../../local/rotate.ts";
+import { rotateDatabasePasswords } from "../../components/rotation/database.ts";
+import { planRotation } from "../../components/rotation/plan.ts";
+import { EXPORTER_PORTS } from "../../monitoring/index.ts";
+import { pollUntil } from "../../local/processes.ts";
+import { spawnSync } from "node:child_process";
+import { existsSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { plannedSwitchover } from "../../local/switchover.ts";
 import { ContinuousWriter, missingWrites } from "../../local/writer.ts";
 import { sleep } from "../../local/processes.ts";
+import { LocalCluster } from "../../local/cluster.ts";
 import { runningCluster } from "./context.ts";
 
 const cluster = runningCluster();
@@ -136,4 +144,38 @@ test.serial("every password rotates on a running cluster under writes: new ones 
   t.log(`after the rotation: switchover of worker group 1 ${switchover.from} -> ${switchover.to} in ${switchover.seconds.toFixed(2)} s; every group healthy, standbys streaming`);
   const after = await login(viaPgbouncer(ROLES.app, next.app), `SELECT count(*)::int AS n FROM ${table}`);
   t.true(after.ok, `a distributed query as app after the switchover: ${JSON.stringify(after)}`);
+
+  // The exporters were restarted with the new superuser password: each node's postgres_exporter logs in.
+  for (const node of cluster.nodes) {
+    const metrics = `http://${cluster.addressing.postgres(node).connect}:${EXPORTER_PORTS.postgresExporter}/metrics`;
+    const up = await pollUntil(30000, 1000, async () => {
+      const text = await fetch(metrics, { signal: AbortSignal.timeout(5000) }).then((r) => r.text(), () => "");
+      return /^pg_up 1$/m.test(text) ? true : undefined;
+    });
+    t.true(up, `postgres_exporter of ${node.name} reports pg_up 1 with the new password`);
+  }
+});
+
+test.serial("an interrupted rotation (roles changed, files not yet) is completed by `npm run local -- up` on the running cluster", async (t) => {
+  const old = { ...cluster.secrets() };
+  const next = { ...old, app: `interrupted-${Date.now()}-app` };
+  // What a rotation that died after its first step leaves: the target recorded, the roles changed.
+  writeFileSync(pendingSecretsFile(cluster), JSON.stringify(next), { mode: 0o600 });
+  const client = new pg.Client({ connectionString: cluster.primaryUrl(cluster.config.database) });
+  await client.connect();
+  await rotateDatabasePasswords(client, planRotation(old, next).roles).finally(() => client.end());
+  const leader = (await cluster.leader(0))!;
+  const refused = await login(direct(leader, ROLES.app, old.app));
+  t.is(refused.ok ? "accepted" : refused.code, "28P01", "the database refuses the password PgBouncer's auth file still has");
+
+  const root = resolve(import.meta.dirname, "../..");
+  const up = spawnSync("npm", ["run", "local", "--", "up", "--stack", "local", "--state", cluster.paths.stateDir], { cwd: root, encoding: "utf8", timeout: 300_000 });
+  t.log(up.stdout.split("\n").filter((line) => line.startsWith("rotat")).join("\n"));
+  t.is(up.status, 0, up.stderr);
+  t.regex(up.stdout, /rotated app \(database -> pgbouncer -> record\)/);
+  t.false(existsSync(pendingSecretsFile(cluster)), "no rotation pending any more");
+  const fresh = new LocalCluster({ stackFile: process.env.DPC_TEST_STACK_FILE!, stateDir: cluster.paths.stateDir, log: () => undefined });
+  t.is(fresh.secrets().app, next.app, "secrets.json has the new password");
+  const appNew = await login(viaPgbouncer(ROLES.app, next.app));
+  t.true(appNew.ok, `app with the completed rotation's password through PgBouncer: ${JSON.stringify(appNew)}`);
 });
