@@ -6,7 +6,7 @@ import { ConfigError } from "../components/spec.ts";
 import { LocalCluster, LocalClusterError } from "./cluster.ts";
 import { runDrill } from "./drill.ts";
 import { installPrerequisites } from "./setup.ts";
-import { parsePasswordNames, pendingRotation, rotateLocalPasswords } from "./rotate.ts";
+import { parsePasswordNames, pendingSecretsPath, rotateLocalPasswords } from "./rotate.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const USAGE = `usage: npm run local -- <up|status|down|drill|rotate-password> [--stack NAME] [--state DIR] [--purge]
@@ -42,6 +42,19 @@ async function main(args: string[]): Promise<number> {
     console.error("npm run local must run as root: it starts every process as the postgres user (PostgreSQL refuses root)");
     return 2;
   }
+  // A rotation: asked for, or interrupted and completed by `up` on the running cluster (whose
+  // binaries are installed: no install step).
+  const rotation = command === "rotate-password" || (command === "up" && existsSync(pendingSecretsPath(stateDir)));
+  if (rotation && (command === "rotate-password" || new LocalCluster({ stackFile, stateDir }).isRunning())) {
+    const cluster = new LocalCluster({ stackFile, stateDir });
+    const names = command === "rotate-password" ? parsePasswordNames(args.slice(1).filter((a, i, all) => !a.startsWith("--") && !all[i - 1]?.startsWith("--"))) : [];
+    const file = option(args, "password-file", "");
+    if (file && names.length !== 1) throw new LocalClusterError("--password-file sets one password: name exactly one of superuser, replication, rewind, restApi, app");
+    const given = file ? { [names[0]]: readFileSync(file, "utf8").split("\n")[0] } : undefined;
+    const result = await rotateLocalPasswords(cluster, names, { given, log: (line) => console.log(line) });
+    console.log(result.changed.length === 0 ? "no password to rotate" : `rotated ${result.changed.join(", ")} (${result.steps.join(" -> ")}); the new passwords are in ${cluster.paths.secretsFile}`);
+    return 0;
+  }
   // Starting needs the binaries: install what is missing first (quick when nothing is).
   if (command === "up" || command === "drill") {
     const installed = await installPrerequisites(ROOT);
@@ -55,16 +68,6 @@ async function main(args: string[]): Promise<number> {
   }
 
   const cluster = new LocalCluster({ stackFile, stateDir });
-  // A rotation: asked for, or interrupted and completed by `up` on the running cluster.
-  if (command === "rotate-password" || (command === "up" && cluster.isRunning() && pendingRotation(cluster))) {
-    const names = command === "rotate-password" ? parsePasswordNames(args.slice(1).filter((a, i, all) => !a.startsWith("--") && !all[i - 1]?.startsWith("--"))) : [];
-    const file = option(args, "password-file", "");
-    if (file && names.length !== 1) throw new LocalClusterError("--password-file sets one password: name exactly one of superuser, replication, rewind, restApi, app");
-    const given = file ? { [names[0]]: readFileSync(file, "utf8").split("\n")[0] } : undefined;
-    const result = await rotateLocalPasswords(cluster, names, { given, log: (line) => console.log(line) });
-    console.log(result.changed.length === 0 ? "no password to rotate" : `rotated ${result.changed.join(", ")} (${result.steps.join(" -> ")}); the new passwords are in ${cluster.paths.secretsFile}`);
-    return 0;
-  }
   if (command === "up") {
     try {
       const { seconds, endpoints } = await cluster.up();

@@ -20,9 +20,13 @@ export function generatePassword(): string {
   return randomBytes(24).toString("base64url");
 }
 
-/** The pending rotation's target passwords (mode 0600), beside secrets.json. */
+/** The pending rotation's target passwords (mode 0600), beside secrets.json in the state directory. */
+export function pendingSecretsPath(stateDir: string): string {
+  return join(stateDir, "secrets.pending.json");
+}
+
 export function pendingSecretsFile(cluster: LocalCluster): string {
-  return join(cluster.paths.stateDir, "secrets.pending.json");
+  return pendingSecretsPath(cluster.paths.stateDir);
 }
 
 export function pendingRotation(cluster: LocalCluster): ClusterSecrets | undefined {
