@@ -55,6 +55,15 @@ async function main(args: string[]): Promise<number> {
     console.log(result.changed.length === 0 ? "no password to rotate" : `rotated ${result.changed.join(", ")} (${result.steps.join(" -> ")}); the new passwords are in ${cluster.paths.secretsFile}`);
     return 0;
   }
+  if (rotation) {
+    // Stopped half-way through a rotation: the roles may already have the new passwords, which this
+    // start does not use (it renders secrets.json's). Refuse rather than start a cluster whose
+    // replicas and PgBouncer could be locked out.
+    throw new LocalClusterError(
+      `a password rotation is pending (${pendingSecretsPath(stateDir)}) but the cluster is not running: ` +
+        "a rotation completes only on a running cluster. If it never reached the database, delete that file and run `up` again",
+    );
+  }
   // Starting needs the binaries: install what is missing first (quick when nothing is).
   if (command === "up" || command === "drill") {
     const installed = await installPrerequisites(ROOT);
