@@ -118,6 +118,15 @@ test.serial("every password rotates on a running cluster under writes: new ones 
       const stale = await login(direct(primary, role, old[name]));
       t.is(stale.ok ? "accepted" : stale.code, "28P01", `${role} with its old password on ${primary.name}`);
     }
+    // Every group's pg_dist_authinfo (Patroni wrote the superuser's row on each, at bootstrap) has the
+    // new passwords: compared in SQL (the generated passwords need no quoting), never printed.
+    const rows = await login(
+      direct(primary, ROLES.superuser, next.superuser),
+      `SELECT count(*) FILTER (WHERE rolename = '${ROLES.superuser}' AND authinfo = 'password=''${next.superuser}''')::int AS superuser,
+              count(*) FILTER (WHERE rolename = '${ROLES.app}' AND authinfo = 'password=''${next.app}''')::int AS app
+         FROM pg_dist_authinfo WHERE nodeid = 0`,
+    );
+    t.deepEqual(rows.ok ? rows.row : rows, { superuser: 1, app: 1 }, `pg_dist_authinfo on ${primary.name}`);
   }
 
   // pg_dist_authinfo on the coordinator holds the new passwords (compared, never printed).

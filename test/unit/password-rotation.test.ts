@@ -9,6 +9,7 @@ import { PASSWORD_NAMES, passwordProblems, planRotation, validatePasswords } fro
 import { rotatePasswords, type RotationSteps } from "../../components/rotation/rotate.ts";
 import { rotationDiff, type PasswordRotationInputs } from "../../components/password-rotation.ts";
 import type { ClusterSecrets } from "../../components/render/types.ts";
+import { generatePassword, parsePasswordNames } from "../../local/rotate.ts";
 
 const OLD: ClusterSecrets = { superuser: "old-superuser-pw", replication: "old-replication-pw", rewind: "old-rewind-pw", restApi: "old-rest-api-pw", app: "old-app-password" };
 
@@ -148,4 +149,16 @@ test("PasswordRotation diff: a changed password is an update, never a replacemen
     t.deepEqual(rotationDiff(olds, { ...olds, passwords: { ...OLD, [name]: "another-password" } }), { changes: true, replaces: [], deleteBeforeReplace: false }, name);
   }
   t.true(rotationDiff(olds, { ...olds, readWriteEndpoint: "db.example:5000" }).changes);
+});
+
+test("rotate-password's names: the five passwords or all; anything else is refused naming the allowed ones", (t) => {
+  t.deepEqual(parsePasswordNames(["app"]), ["app"]);
+  t.deepEqual(parsePasswordNames(["app", "superuser", "app"]), ["app", "superuser"]);
+  t.deepEqual(parsePasswordNames(["all"]), [...PASSWORD_NAMES]);
+  t.throws(() => parsePasswordNames(["grafana"]), { message: /unknown password grafana; allowed: superuser, replication, rewind, restApi, app, all/ });
+  t.throws(() => parsePasswordNames([]), { message: /needs one or more of/ });
+  // Generated passwords pass the same validation as configured ones.
+  const generated = generatePassword();
+  t.deepEqual(passwordProblems("generated", generated), []);
+  t.is(generated.length, 32);
 });
