@@ -8,20 +8,22 @@ import { ROLES, type ClusterSecrets } from "./render/index.ts";
 import { createPlatform } from "./platform/index.ts";
 import { Etcd } from "./etcd.ts";
 import { PatroniGroup } from "./patroni-group.ts";
-import { Router } from "./router.ts";
+import { Router, readWriteEndpointOf } from "./router.ts";
+import { passwordRotation } from "./password-rotation.ts";
+import { PASSWORD_NAMES, validatePasswords, type PasswordName } from "./rotation/plan.ts";
+import { PASSWORD_CONFIG_KEYS } from "./stack-config.ts";
 import { Schema } from "./schema.ts";
 import { postDeployBenchmark } from "./benchmark-run.ts";
 import type { Summary } from "./benchmark-step.ts";
 import { Monitoring } from "./monitoring.ts";
 
-export type PasswordName = keyof ClusterSecrets;
+export { PASSWORD_NAMES, type PasswordName };
 
 /** A resource option's dependsOn as a list, to add to it. */
 function dependencyList(dependsOn: pulumi.ResourceOptions["dependsOn"]): pulumi.Input<pulumi.Resource>[] {
   if (dependsOn === undefined) return [];
   return Array.isArray(dependsOn) ? dependsOn : [dependsOn as pulumi.Input<pulumi.Resource>];
 }
-export const PASSWORD_NAMES: PasswordName[] = ["superuser", "replication", "rewind", "restApi", "app"];
 
 export interface ClusterArgs {
   /** Validated configuration (parseClusterConfig). */
@@ -70,7 +72,14 @@ export class Cluster extends pulumi.ComponentResource {
 
     // Children do not inherit a component's dependsOn (index.ts: the DataIdentity): hand it on to
     // the processes, so that none starts or is replaced before it passed.
-    const first = dependencyList(opts?.dependsOn);
+    // A changed password reaches the database (roles, pg_dist_authinfo) before any process gets it:
+    // every process that carries a password depends on the rotation.
+    const rotation = passwordRotation(
+      `${topology.scope}-password-rotation`,
+      { passwords: secrets, readWriteEndpoint: readWriteEndpointOf(config, topology, platform), database: config.database },
+      { parent: this, dependsOn: dependencyList(opts?.dependsOn) },
+    );
+    const first = [...dependencyList(opts?.dependsOn), rotation];
     const etcd = new Etcd(`${topology.scope}-etcd`, { config, topology, platform }, { parent: this, dependsOn: first });
     // Patroni needs its DCS first; the groups themselves start in parallel.
     const groups = topology.groups.map(
@@ -149,7 +158,11 @@ export class Cluster extends pulumi.ComponentResource {
       );
     const secrets = pulumi
       .all([password("superuser"), password("replication"), password("rewind"), password("restApi"), password("app")])
-      .apply(([superuser, replication, rewind, restApi, app]): ClusterSecrets => ({ superuser, replication, rewind, restApi, app }));
+      .apply(([superuser, replication, rewind, restApi, app]): ClusterSecrets => {
+        // Known in preview for config values: a bad password stops the preview, before any change.
+        validatePasswords({ superuser, replication, rewind, restApi, app }, (key) => PASSWORD_CONFIG_KEYS[key]);
+        return { superuser, replication, rewind, restApi, app };
+      });
     return pulumi.secret(secrets);
   }
 }

@@ -1,19 +1,24 @@
-// npm run local -- up | status | down [--purge] | drill   [--stack NAME] [--state DIR]
-import { existsSync } from "node:fs";
+// npm run local -- up | status | down [--purge] | drill | rotate-password NAME... [--password-file F]   [--stack NAME] [--state DIR]
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConfigError } from "../components/spec.ts";
 import { LocalCluster, LocalClusterError } from "./cluster.ts";
 import { runDrill } from "./drill.ts";
 import { installPrerequisites } from "./setup.ts";
+import { parsePasswordNames, pendingSecretsPath, rotateLocalPasswords } from "./rotate.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const USAGE = `usage: npm run local -- <up|status|down|drill> [--stack NAME] [--state DIR] [--purge]
+const USAGE = `usage: npm run local -- <up|status|down|drill|rotate-password> [--stack NAME] [--state DIR] [--purge]
   up      install what this machine lacks (scripts/install.sh), render the stack (default: local) and
           start it as processes on loopback addresses
   status  each group's members, roles, state and lag
   down    stop every process of the cluster and free its ports (--purge also deletes its data)
-  drill   (installs first, as up does) on a fresh cluster of its own: cold bootstrap time, failover time (median of 3), lost writes; JSON`;
+  drill   (installs first, as up does) on a fresh cluster of its own: cold bootstrap time, failover time (median of 3), lost writes; JSON
+  rotate-password NAME... | all [--password-file FILE]
+          on the running cluster, a new generated password (or FILE's first line, for one NAME) for
+          superuser, replication, rewind, restApi or app: roles first, then Patroni, PgBouncer, secrets.json
+          and pgpass. \`up\` on a running cluster completes a rotation that was interrupted`;
 
 function option(args: string[], name: string, fallback: string): string {
   const index = args.indexOf(`--${name}`);
@@ -25,7 +30,7 @@ async function main(args: string[]): Promise<number> {
   const stack = option(args, "stack", "local");
   const stackFile = join(ROOT, `Pulumi.${stack}.yaml`);
   const stateDir = resolve(option(args, "state", process.env.DPC_STATE_DIR ?? join(ROOT, ".state", stack)));
-  if (!["up", "status", "down", "drill"].includes(command)) {
+  if (!["up", "status", "down", "drill", "rotate-password"].includes(command)) {
     console.error(USAGE);
     return 2;
   }
@@ -36,6 +41,28 @@ async function main(args: string[]): Promise<number> {
   if (process.getuid?.() !== 0) {
     console.error("npm run local must run as root: it starts every process as the postgres user (PostgreSQL refuses root)");
     return 2;
+  }
+  // A rotation: asked for, or interrupted and completed by `up` on the running cluster (whose
+  // binaries are installed: no install step).
+  const rotation = command === "rotate-password" || (command === "up" && existsSync(pendingSecretsPath(stateDir)));
+  if (rotation && (command === "rotate-password" || new LocalCluster({ stackFile, stateDir }).isRunning())) {
+    const cluster = new LocalCluster({ stackFile, stateDir });
+    const names = command === "rotate-password" ? parsePasswordNames(args.slice(1).filter((a, i, all) => !a.startsWith("--") && !all[i - 1]?.startsWith("--"))) : [];
+    const file = option(args, "password-file", "");
+    if (file && names.length !== 1) throw new LocalClusterError("--password-file sets one password: name exactly one of superuser, replication, rewind, restApi, app");
+    const given = file ? { [names[0]]: readFileSync(file, "utf8").split("\n")[0] } : undefined;
+    const result = await rotateLocalPasswords(cluster, names, { given, log: (line) => console.log(line) });
+    console.log(result.changed.length === 0 ? "no password to rotate" : `rotated ${result.changed.join(", ")} (${result.steps.join(" -> ")}); the new passwords are in ${cluster.paths.secretsFile}`);
+    return 0;
+  }
+  if (rotation) {
+    // Stopped half-way through a rotation: the roles may already have the new passwords, which this
+    // start does not use (it renders secrets.json's). Refuse rather than start a cluster whose
+    // replicas and PgBouncer could be locked out.
+    throw new LocalClusterError(
+      `a password rotation is pending (${pendingSecretsPath(stateDir)}) but the cluster is not running: ` +
+        "a rotation completes only on a running cluster. If it never reached the database, delete that file and run `up` again",
+    );
   }
   // Starting needs the binaries: install what is missing first (quick when nothing is).
   if (command === "up" || command === "drill") {

@@ -159,6 +159,15 @@ export class LocalCluster {
     return this.cachedSecrets;
   }
 
+  /**
+   * Makes `next` the passwords this runner renders and connects with; `persist` also writes them to
+   * the secrets file (0600). For the password rotation (local/rotate.ts), which calls it step by step.
+   */
+  setSecrets(next: ClusterSecrets, persist: boolean): void {
+    this.cachedSecrets = { ...next };
+    if (persist) writeFileSync(this.paths.secretsFile, JSON.stringify(this.cachedSecrets, null, 2), { mode: 0o600 });
+  }
+
   /** Connection string through PgBouncer (holds a password: keep it out of logs). */
   pgbouncerUrl(user: "app" | "superuser" = "app", database = this.config.database): string {
     const role = user === "app" ? ROLES.app : ROLES.superuser;

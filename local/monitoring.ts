@@ -52,6 +52,25 @@ export function writeMonitoringFiles(cluster: LocalCluster): void {
 }
 
 export function startMonitoring(cluster: LocalCluster): void {
+  startExporters(cluster);
+  const dir = monitoringDir(cluster);
+  cluster.start(
+    "prometheus",
+    [
+      "/usr/bin/prometheus",
+      `--config.file=${join(dir, MONITORING_FILES.prometheusConfig)}`,
+      `--storage.tsdb.path=${join(dir, "prometheus-data")}`,
+      `--web.listen-address=${LOCAL_PROMETHEUS.host}:${LOCAL_PROMETHEUS.port}`,
+      "--storage.tsdb.retention.time=1d",
+    ],
+  );
+}
+
+/** Marks on the command lines of the exporters (they log in with the superuser's password). */
+export const EXPORTER_COMMAND_MARKS = ["prometheus-postgres-exporter", "pgbouncer-exporter.ts"];
+
+/** postgres_exporter on every node and the PgBouncer exporter; they read their password files at start. */
+export function startExporters(cluster: LocalCluster): void {
   const dir = monitoringDir(cluster);
   for (const node of cluster.nodes) {
     const address = cluster.addressing.postgres(node).connect;
@@ -78,16 +97,6 @@ export function startMonitoring(cluster: LocalCluster): void {
       fileURLToPath(new URL("../monitoring/pgbouncer-exporter.ts", import.meta.url)),
       `--web.listen-address=${cluster.addressing.pgbouncer.listen}:${EXPORTER_PORTS.pgbouncerExporter}`,
       `--connection-file=${join(dir, "pgbouncer-exporter-url")}`,
-    ],
-  );
-  cluster.start(
-    "prometheus",
-    [
-      "/usr/bin/prometheus",
-      `--config.file=${join(dir, MONITORING_FILES.prometheusConfig)}`,
-      `--storage.tsdb.path=${join(dir, "prometheus-data")}`,
-      `--web.listen-address=${LOCAL_PROMETHEUS.host}:${LOCAL_PROMETHEUS.port}`,
-      "--storage.tsdb.retention.time=1d",
     ],
   );
 }
