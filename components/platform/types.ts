@@ -78,4 +78,10 @@ export interface Platform {
   deployGroup(group: WorkloadGroup, opts: DeployOptions): pulumi.Resource[];
   /** Where clients outside the cluster network reach a member's published port, as host:port. */
   clientEndpoint(member: string, port: WorkloadPort): string;
+  /**
+   * The address at which the machine running `pulumi up` reaches a deployed member's own ports (its
+   * Patroni REST API), for the rolling changes (components/postgres-config.ts); absent where it
+   * cannot (Kubernetes pods from outside the cluster).
+   */
+  memberAddress?(member: string): pulumi.Input<string>;
 }

@@ -14,6 +14,12 @@ export interface PatroniHttpSpec {
   poolerAdminUrl?: string;
   /** HAProxy's stats CSV (http://host:port/;csv) and the read-write backend's name in it. */
   haproxyStats?: { url: string; backend: string };
+  /**
+   * Without the stats: a superuser postgresql:// URL through HAProxy's read-write listener. The new
+   * leader counts as routed alone once ROUTED_PROBES fresh connections in a row reach a server out
+   * of recovery (HAProxy balances round-robin: a demoted leader still marked UP would answer one).
+   */
+  readWriteUrl?: string;
   /** Direct superuser URLs of the members (name -> postgresql://), for the CHECKPOINT before a switchover. */
   memberSqlUrls?: Record<string, string>;
   /** Timeout of one REST call, ms (a restart answers when it is done). */
@@ -49,6 +55,23 @@ async function adminCommand(url: string, command: string): Promise<void> {
   await client.connect();
   try {
     await client.query(command);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** Fresh connections in a row that must reach a primary (readWriteUrl). */
+export const ROUTED_PROBES = 6;
+
+/** Whether a fresh connection to `url` reaches a server out of recovery. */
+async function reachesPrimary(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000, query_timeout: 2000 });
+  client.on("error", () => undefined);
+  try {
+    await client.connect();
+    return (await client.query("SELECT pg_is_in_recovery() AS standby")).rows[0].standby === false;
+  } catch {
+    return false;
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -152,6 +175,13 @@ export function patroniHttpTarget(spec: PatroniHttpSpec): RolloutTarget {
     target.routedAlone = async (member) => {
       const routable = await routableServers(url, backend);
       return routable.length === 1 && routable[0] === member;
+    };
+  }
+  else if (spec.readWriteUrl) {
+    const url = spec.readWriteUrl;
+    target.routedAlone = async () => {
+      for (let i = 0; i < ROUTED_PROBES; i++) if (!(await reachesPrimary(url))) return false;
+      return true;
     };
   }
   return target;
