@@ -74,7 +74,7 @@ export interface RolloutReport {
   groups: GroupReport[];
 }
 
-function defaults(options: RolloutOptions): Required<RolloutOptions> {
+export function defaults(options: RolloutOptions): Required<RolloutOptions> {
   return {
     stepTimeoutMs: options.stepTimeoutMs ?? 180000,
     settleMs: options.settleMs ?? 5000,
@@ -86,7 +86,7 @@ function defaults(options: RolloutOptions): Required<RolloutOptions> {
 }
 
 /** Polls `check` until it returns a value; throws `what` after `timeoutMs`. */
-async function waitFor<T>(what: string, o: Required<RolloutOptions>, check: () => Promise<T | undefined>): Promise<T> {
+export async function waitFor<T>(what: string, o: Required<RolloutOptions>, check: () => Promise<T | undefined>): Promise<T> {
   const deadline = o.now() + o.stepTimeoutMs;
   for (;;) {
     const value = await check().catch(() => undefined);
@@ -102,7 +102,7 @@ const healthy = (m: Member) => m.state === "running" || m.state === "streaming";
  * Waits until the group has a running leader, every member runs or streams, and (when `synchronous`)
  * a standby acknowledges commits: only then may one member go down, or be switched over to.
  */
-async function groupReady(target: RolloutTarget, group: number, synchronous: boolean, o: Required<RolloutOptions>, size?: number): Promise<Member[]> {
+export async function groupReady(target: RolloutTarget, group: number, synchronous: boolean, o: Required<RolloutOptions>, size?: number): Promise<Member[]> {
   return waitFor(`group ${group} healthy`, o, async () => {
     const members = await target.members(group);
     if (!members || (size !== undefined && members.length < size)) return undefined;
