@@ -50,5 +50,5 @@ test("the PostgresConfig resource: every group and member, Patroni's REST port, 
   t.deepEqual(groups[0].members.map((m) => m.name), ["dpc-coordinator-0", "dpc-coordinator-1", "dpc-coordinator-2"]);
   for (const member of groups.flatMap((g) => g.members)) t.regex(member.restUrl, /^http:\/\/.+:8008$/);
   for (const field of ["restAuth", "poolerAdminUrl", "readWriteUrl"]) t.not(reveal(resource.inputs[field]), resource.inputs[field], `${field} is secret`);
-  t.true(resource.dependencies.some((urn) => urn.includes("dpc-router")), "applied once the router exists");
+  t.true(resource.dependencies.some((urn) => urn.endsWith("::dpc-pgbouncer")), "applied once PgBouncer exists");
 });
