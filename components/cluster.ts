@@ -16,6 +16,8 @@ import { Schema } from "./schema.ts";
 import { postDeployBenchmark } from "./benchmark-run.ts";
 import type { Summary } from "./benchmark-step.ts";
 import { Monitoring } from "./monitoring.ts";
+import { PostgresConfig } from "./postgres-config.ts";
+import { dynamicParameters } from "./render/patroni.ts";
 
 export { PASSWORD_NAMES, type PasswordName };
 
@@ -107,6 +109,21 @@ export class Cluster extends pulumi.ComponentResource {
       },
       { parent: this, dependsOn: [router, ...groups] },
     );
+    // The PostgreSQL parameters, through Patroni's dynamic configuration, rolled through the groups
+    // when a change needs a restart (components/rollout/). Kubernetes: see spec.ts (postgresParameters).
+    if (platform.memberAddress) {
+      new PostgresConfig(
+        `${topology.scope}-postgres-config`,
+        {
+          groups: topology.groups.map((nodes, group) => ({ group, members: nodes.map((n) => ({ name: n.name, address: platform.memberAddress!(n.name) })) })),
+          parameters: dynamicParameters(config),
+          restAuth: secrets.apply((s) => `${ROLES.restApi}:${s.restApi}`),
+          poolerAdminUrl: secrets.apply((s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.pgbouncerEndpoint}/pgbouncer`),
+          readWriteUrl: secrets.apply((s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.readWriteEndpoint}/postgres`),
+        },
+        { parent: this, dependsOn: [router, ...groups] },
+      );
+    }
     const monitoring = new Monitoring(
       `${topology.scope}-monitoring`,
       { config, topology, platform, secrets, grafanaAdminPassword: args.grafanaAdminPassword },

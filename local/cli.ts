@@ -11,7 +11,8 @@ import { parsePasswordNames, pendingSecretsPath, rotateLocalPasswords } from "./
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const USAGE = `usage: npm run local -- <up|status|down|drill|rotate-password> [--stack NAME] [--state DIR] [--purge]
   up      install what this machine lacks (scripts/install.sh), render the stack (default: local) and
-          start it as processes on loopback addresses
+          start it as processes on loopback addresses; on a running cluster, apply the stack's changes
+          (PostgreSQL parameters through Patroni, rolling restarts with a switchover)
   status  each group's members, roles, state and lag
   down    stop every process of the cluster and free its ports (--purge also deletes its data)
   drill   (installs first, as up does) on a fresh cluster of its own: cold bootstrap time, failover time (median of 3), lost writes; JSON
@@ -78,9 +79,10 @@ async function main(args: string[]): Promise<number> {
 
   const cluster = new LocalCluster({ stackFile, stateDir });
   if (command === "up") {
+    const wasRunning = cluster.isRunning();
     try {
-      const { seconds, endpoints } = await cluster.up();
-      console.log(`\nhealthy after ${seconds.toFixed(1)} s (state in ${stateDir})`);
+      const { seconds, endpoints, mode } = await cluster.up();
+      console.log(mode === "changed" ? `\nchanges applied in ${seconds.toFixed(1)} s (state in ${stateDir})` : `\nhealthy after ${seconds.toFixed(1)} s (state in ${stateDir})`);
       console.log(`  PgBouncer (application):  ${endpoints.pgbouncer}`);
       console.log(`  HAProxy read-write:       ${endpoints.readWrite}`);
       console.log(`  HAProxy read-only:        ${endpoints.readOnly}`);
@@ -91,6 +93,8 @@ async function main(args: string[]): Promise<number> {
       return 0;
     } catch (error) {
       console.error(`\nup failed: ${(error as Error).message}`);
+      // A running cluster whose changes failed keeps running: only a fresh start is undone.
+      if (cluster.isRunning() && wasRunning) return 1;
       const { stopped } = await cluster.down();
       console.error(`stopped the ${stopped} process(es) this attempt had started`);
       return 1;

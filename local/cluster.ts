@@ -19,6 +19,7 @@ import { localAddressing, localClusterConfig, localLayout, localPaths, type Loca
 import { applyMigrations, type ApplyResult } from "../sql/apply.ts";
 import { monitoringListeners, prometheusUrl, startMonitoring, writeMonitoringFiles } from "./monitoring.ts";
 import { clusterMembers, etcdHealthy, leaderOf, type ClusterMember } from "./patroni-api.ts";
+import { applyChanges, type ChangeResult } from "./apply-changes.ts";
 import {
   RUN_AS,
   SYSTEM_PYTHON,
@@ -62,6 +63,10 @@ export interface UpResult {
   validatedConfigs: string[];
   /** What the migrations did on this `up`. */
   schema: ApplyResult;
+  /** "started": the cluster was started; "changed": it was running, and the stack's changes were applied. */
+  mode: "started" | "changed";
+  /** What each change step did (local/apply-changes.ts); on a fresh start, the stack's postgresParameters. */
+  changes: ChangeResult[];
 }
 
 export interface GroupStatus {
@@ -437,9 +442,7 @@ export class LocalCluster {
   /** Starts everything and waits until healthy. Returns the seconds from start to healthy. */
   async up(): Promise<UpResult> {
     const started = Date.now();
-    if (this.isRunning()) {
-      throw new LocalClusterError(`the local cluster is already running (processes under ${this.paths.stateDir}): run \`npm run local -- down\` first`);
-    }
+    if (this.isRunning()) return this.applyToRunning(started);
     if (this.config.synchronousMode === "quorum" && patroniMajor() < 4) {
       throw new LocalClusterError(`synchronousMode "quorum" needs Patroni 4 or later; this machine has Patroni ${patroniVersion()}: use "on"`);
     }
@@ -506,6 +509,9 @@ export class LocalCluster {
     // replace the server connections it opened before the migrations.
     await this.queryThroughPooler("RECONNECT", "superuser", "pgbouncer");
 
+    // The stack's postgresParameters go into Patroni's dynamic configuration (a no-op without any).
+    const changes = await applyChanges(this, this.log);
+
     this.log("starting Prometheus, postgres_exporter on every node and the PgBouncer exporter");
     writeMonitoringFiles(this);
     startMonitoring(this);
@@ -513,7 +519,32 @@ export class LocalCluster {
       const ready = await fetch(`${prometheusUrl()}/-/ready`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
       return ready ? true : undefined;
     }, () => (this.exited("prometheus") ? `Prometheus exited; its log ends:\n${tail(this.logFile("prometheus"))}` : undefined));
-    return { seconds, endpoints: this.endpoints(), validatedConfigs: validated.map((v) => v.file), schema };
+    return { seconds, endpoints: this.endpoints(), validatedConfigs: validated.map((v) => v.file), schema, mode: "started", changes };
+  }
+
+  /**
+   * `up` on a running cluster: the same configuration (scope, groups, major, database; else refused
+   * as for a stopped one), every group healthy (else refused: `down` first), then the rendered files
+   * rewritten and every change step applied (local/apply-changes.ts), and the migrations.
+   */
+  private async applyToRunning(started: number): Promise<UpResult> {
+    this.checkStateIdentity();
+    for (let group = 0; group < this.topology.groups.length; group++) {
+      try {
+        await this.waitGroupHealthy(group, 30000);
+      } catch {
+        throw new LocalClusterError(
+          `the local cluster is running (processes under ${this.paths.stateDir}) but ${groupName(this.topology.scope, group)} is not healthy: ` +
+            "changes are applied to a healthy cluster only; run `npm run local -- status`, or `down` and `up` again",
+        );
+      }
+    }
+    this.log("the cluster is running: applying the stack's changes to it");
+    this.writeRenderedFiles(this.render());
+    const changes = await applyChanges(this, this.log);
+    const schema = await applyMigrations(this.primaryUrl(this.config.database), this.config, { appPassword: this.secrets().app });
+    this.log(`schema ${schema.version}: ${schema.applied.length > 0 ? `applied ${schema.applied.join(", ")}` : "up to date"}`);
+    return { seconds: (Date.now() - started) / 1000, endpoints: this.endpoints(), validatedConfigs: [], schema, mode: "changed", changes };
   }
 
   // ------------------------------------------------------------------------------------------

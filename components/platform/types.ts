@@ -107,4 +107,10 @@ export interface Platform {
    * (docker: published ports), and the caller runs the step there.
    */
   runDeployStep(step: DeployStep, opts: DeployOptions): pulumi.Output<Record<string, unknown>> | undefined;
+  /**
+   * The address at which the machine running `pulumi up` reaches a deployed member's own ports (its
+   * Patroni REST API), for the rolling changes (components/postgres-config.ts); absent where it
+   * cannot (Kubernetes pods from outside the cluster).
+   */
+  memberAddress?(member: string): pulumi.Input<string>;
 }

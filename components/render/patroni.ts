@@ -35,8 +35,11 @@ export function citusExecutorConnections(config: ClusterConfig): number {
   return Math.max(2, Math.ceil(config.databaseCpus));
 }
 
-/** PostgreSQL parameters sized from the node's memory, with HNSW index builds in mind. */
-export function postgresParameters(config: ClusterConfig, layout: PostgresLayout): Record<string, string | number> {
+/**
+ * The cluster-wide PostgreSQL parameters sized from a node's memory and CPUs, with HNSW index builds
+ * in mind: what a fresh cluster bootstraps with (bootstrap.dcs), before any `postgresParameters`.
+ */
+export function sizedParameters(config: ClusterConfig): Record<string, string | number> {
   const memoryMb = config.databaseMemoryMb;
   const mb = (n: number) => `${Math.max(1, Math.floor(n))}MB`;
   return {
@@ -53,7 +56,6 @@ export function postgresParameters(config: ClusterConfig, layout: PostgresLayout
     hot_standby: "on",
     wal_log_hints: "on",
     password_encryption: "scram-sha-256",
-    unix_socket_directories: layout.socketDir,
     // A dead worker's address may not answer at all (a killed container): Citus' default of 30 s
     // would hold every query to it that long after a failover.
     "citus.node_connection_timeout": 5000,
@@ -72,6 +74,27 @@ export function postgresParameters(config: ClusterConfig, layout: PostgresLayout
   };
 }
 
+/**
+ * The parameters every node of the cluster runs with, as Patroni's dynamic configuration carries
+ * them: the sized ones, overridden by the stack's `postgresParameters`. The rollout
+ * (components/rollout/) keeps each group's DCS config equal to this; nothing changeable is in
+ * patroni.yml's local `postgresql.parameters`, which would take precedence over the DCS
+ * (patroni/config.py, _build_effective_configuration), nor in any file a container is created from.
+ */
+export function dynamicParameters(config: ClusterConfig): Record<string, string | number | boolean> {
+  return { ...sizedParameters(config), ...config.postgresParameters };
+}
+
+/** The parameters of one node's own, in patroni.yml: its socket directory. */
+export function nodeParameters(layout: PostgresLayout): Record<string, string> {
+  return { unix_socket_directories: layout.socketDir };
+}
+
+/** Every parameter one node runs with (dynamic and its own). */
+export function postgresParameters(config: ClusterConfig, layout: PostgresLayout): Record<string, string | number | boolean> {
+  return { ...dynamicParameters(config), ...nodeParameters(layout) };
+}
+
 export function patroniConfig(
   config: ClusterConfig,
   topology: Topology,
@@ -81,7 +104,9 @@ export function patroniConfig(
   secrets: ClusterSecrets,
 ): Record<string, unknown> {
   const self = addressing.postgres(node);
-  const parameters = postgresParameters(config, layout);
+  // The file depends on the sizes alone (which replace a container anyway: cpus, shmSize), never on
+  // postgresParameters: a parameter change must not change what a container is created from.
+  const sized = sizedParameters(config);
   const hba = [
     "local all all peer",
     // Patroni reads its own timeline over a replication connection on the unix socket.
@@ -118,14 +143,9 @@ export function patroniConfig(
         postgresql: {
           use_pg_rewind: true,
           use_slots: true,
-          parameters: {
-            max_connections: parameters.max_connections,
-            max_wal_senders: parameters.max_wal_senders,
-            max_replication_slots: parameters.max_replication_slots,
-            wal_keep_size: parameters.wal_keep_size,
-            wal_log_hints: parameters.wal_log_hints,
-            hot_standby: parameters.hot_standby,
-          },
+          // What a new cluster starts with; the rollout then patches the dynamic config to
+          // dynamicParameters(config) (the stack's postgresParameters on top).
+          parameters: sized,
         },
       },
       initdb: [{ encoding: "UTF8" }, { locale: "C.UTF-8" }, "data-checksums"],
@@ -149,7 +169,7 @@ export function patroniConfig(
         replication: { username: ROLES.replication, password: secrets.replication },
         rewind: { username: ROLES.rewind, password: secrets.rewind },
       },
-      parameters,
+      parameters: nodeParameters(layout),
       pg_hba: hba,
       // New replicas are cloned at once, not after the next spread checkpoint (~100 s idle here).
       basebackup: [{ checkpoint: "fast" }],

@@ -74,7 +74,8 @@ test("pg_hba: scram-sha-256 from the cluster network only, no trust or md5", (t)
     }
     t.true(hostLines.some((line) => line.split(/\s+/)[1] === "replication" && line.split(/\s+/)[2] === ROLES.replication));
     t.false(hba.some((line) => /\b(trust|md5|password)\s*$/.test(line)), hba.join("; "));
-    t.is(n.yml.postgresql.parameters.password_encryption, "scram-sha-256");
+    // A cluster-wide parameter: in the dynamic configuration a new cluster bootstraps with.
+    t.is(n.yml.bootstrap.dcs.postgresql.parameters.password_encryption, "scram-sha-256");
   }
 });
 
