@@ -76,12 +76,19 @@ export class Cluster extends pulumi.ComponentResource {
     // the processes, so that none starts or is replaced before it passed.
     // A changed password reaches the database (roles, pg_dist_authinfo) before any process gets it:
     // every process that carries a password depends on the rotation.
-    const rotation = passwordRotation(
-      `${topology.scope}-password-rotation`,
-      { passwords: secrets, readWriteEndpoint: readWriteEndpointOf(config, topology, platform), database: config.database },
-      { parent: this, dependsOn: dependencyList(opts?.dependsOn) },
-    );
-    const first = [...dependencyList(opts?.dependsOn), rotation];
+    // Kubernetes: the rotation would dial the cluster's addresses from outside it, as the deploy
+    // steps no longer do; it is not registered there (README, "Rotating passwords").
+    const rotation =
+      config.platform === "docker"
+        ? [
+            passwordRotation(
+              `${topology.scope}-password-rotation`,
+              { passwords: secrets, readWriteEndpoint: readWriteEndpointOf(config, topology, platform), database: config.database },
+              { parent: this, dependsOn: dependencyList(opts?.dependsOn) },
+            ),
+          ]
+        : [];
+    const first = [...dependencyList(opts?.dependsOn), ...rotation];
     const etcd = new Etcd(`${topology.scope}-etcd`, { config, topology, platform }, { parent: this, dependsOn: first });
     // Patroni needs its DCS first; the groups themselves start in parallel.
     const groups = topology.groups.map(
