@@ -18,8 +18,9 @@ if (!benchUrl || !databaseUrl) throw new Error("DPC_TEST_APP_DATABASE_URL / DPC_
 const cluster = runningCluster();
 const node = new BaselineNode({ stackFile: process.env.DPC_TEST_STACK_FILE!, dir: join(cluster.paths.stateDir, "baseline"), log: () => undefined });
 
-// Server parameters the baseline must share with the cluster's nodes.
-const SHARED_PARAMETERS = ["shared_buffers", "effective_cache_size", "maintenance_work_mem", "work_mem", "max_connections", "max_parallel_maintenance_workers", "password_encryption", "wal_level"];
+// Server parameters the baseline must share with the cluster's nodes. Not wal_level: Patroni sets
+// it to logical on a Citus cluster (for Citus' shard moves), the plain node keeps replica.
+const SHARED_PARAMETERS = ["shared_buffers", "effective_cache_size", "maintenance_work_mem", "work_mem", "max_connections", "max_parallel_maintenance_workers", "password_encryption"];
 
 async function query<T extends pg.QueryResultRow>(url: string, sql: string, values: unknown[] = []): Promise<T[]> {
   const client = new pg.Client({ connectionString: url });
