@@ -3,6 +3,7 @@
 import { Ajv, type ErrorObject } from "ajv";
 import { citusImageProblem } from "./citus-image.ts";
 import { canonicalCpus } from "./platform/docker-canonical.ts";
+import { EXACT_SEARCH_MAX_ROWS } from "../sql/search-plan.ts";
 
 export type PlatformName = "docker" | "kubernetes";
 export type VectorExtension = "pgvector" | "ruvector";
@@ -42,6 +43,11 @@ export interface ClusterConfig {
   hnswEfSearch: number;
   /** k of the k-nearest-neighbour searches the benchmark and the application run. */
   searchK: number;
+  /**
+   * Rows at most in the namespaces of one search for `search_memory` to search them exactly; above
+   * it, HNSW (sql/search-plan.ts). 0: always HNSW.
+   */
+  searchExactMaxRows: number;
   /** PgBouncer server connections per database/user pair. */
   poolSize: number;
   /** Replicas further behind their primary than this (bytes of WAL) leave HAProxy's read-only pool. */
@@ -174,6 +180,8 @@ export const DEFAULT_CONFIG: ClusterConfig = {
   hnswEfConstruction: 64,
   hnswEfSearch: 40,
   searchK: 10,
+  // Measured on 2 cores at 384 dimensions (sql/search-plan.ts, README).
+  searchExactMaxRows: EXACT_SEARCH_MAX_ROWS,
   poolSize: 25,
   // 1 MiB, Patroni's maximum_lag_on_failover here: a replica too far behind to be promoted is too
   // stale to read from.
@@ -293,6 +301,7 @@ const CONFIG_SCHEMA = {
     hnswEfConstruction: int(4, 1000),
     hnswEfSearch: int(1, 1000),
     searchK: int(1, 1000),
+    searchExactMaxRows: int(0, 1000000),
     poolSize: int(1, 10000),
     readOnlyMaxLagBytes: int(0, 1099511627776),
     maxClientConnections: int(1, 100000),

@@ -1,15 +1,17 @@
-// npm run local -- up | status | down [--purge] | drill | rotate-password NAME... [--password-file F]   [--stack NAME] [--state DIR]
+// npm run local -- up | status | down [--purge] | drill | rotate-password NAME... [--password-file F]
+//                   | baseline up|down [--purge]   [--stack NAME] [--state DIR]
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConfigError } from "../components/spec.ts";
+import { BaselineError, BaselineNode } from "./baseline.ts";
 import { LocalCluster, LocalClusterError } from "./cluster.ts";
 import { runDrill } from "./drill.ts";
 import { installPrerequisites } from "./setup.ts";
 import { parsePasswordNames, pendingSecretsPath, rotateLocalPasswords } from "./rotate.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const USAGE = `usage: npm run local -- <up|status|down|drill|rotate-password> [--stack NAME] [--state DIR] [--purge]
+const USAGE = `usage: npm run local -- <up|status|down|drill|rotate-password|baseline up|baseline down> [--stack NAME] [--state DIR] [--purge]
   up      install what this machine lacks (scripts/install.sh), render the stack (default: local) and
           start it as processes on loopback addresses; on a running cluster, apply the stack's changes
           (PostgreSQL parameters through Patroni, rolling restarts with a switchover)
@@ -19,7 +21,10 @@ const USAGE = `usage: npm run local -- <up|status|down|drill|rotate-password> [-
   rotate-password NAME... | all [--password-file FILE]
           on the running cluster, a new generated password (or FILE's first line, for one NAME) for
           superuser, replication, rewind, restApi or app: roles first, then Patroni, PgBouncer, secrets.json
-          and pgpass. \`up\` on a running cluster completes a rotation that was interrupted`;
+          and pgpass. \`up\` on a running cluster completes a rotation that was interrupted
+  baseline up    a plain PostgreSQL node for the benchmark to compare with (no Citus, the stack's settings,
+                 the same schema) on 127.N.4.1:5432, state in <state>/baseline; prints its URL
+  baseline down  stop it (--purge also deletes its data)`;
 
 function option(args: string[], name: string, fallback: string): string {
   const index = args.indexOf(`--${name}`);
@@ -31,7 +36,8 @@ async function main(args: string[]): Promise<number> {
   const stack = option(args, "stack", "local");
   const stackFile = join(ROOT, `Pulumi.${stack}.yaml`);
   const stateDir = resolve(option(args, "state", process.env.DPC_STATE_DIR ?? join(ROOT, ".state", stack)));
-  if (!["up", "status", "down", "drill", "rotate-password"].includes(command)) {
+  const baselineCommand = command === "baseline" ? args[1] : undefined;
+  if (!["up", "status", "down", "drill", "rotate-password", "baseline"].includes(command) || (command === "baseline" && !["up", "down"].includes(baselineCommand ?? ""))) {
     console.error(USAGE);
     return 2;
   }
@@ -66,7 +72,7 @@ async function main(args: string[]): Promise<number> {
     );
   }
   // Starting needs the binaries: install what is missing first (quick when nothing is).
-  if (command === "up" || command === "drill") {
+  if (command === "up" || command === "drill" || baselineCommand === "up") {
     const installed = await installPrerequisites(ROOT);
     if (installed !== 0) return installed;
   }
@@ -75,6 +81,20 @@ async function main(args: string[]): Promise<number> {
     const report = await runDrill({ stackFile, stateDir: `${stateDir}-drill`, log: (l) => console.error(l) });
     console.log(JSON.stringify(report, null, 2));
     return report.lostWrites === 0 ? 0 : 1;
+  }
+
+  if (command === "baseline") {
+    const node = new BaselineNode({ stackFile, dir: join(stateDir, "baseline") });
+    if (baselineCommand === "up") {
+      const { seconds } = await node.up();
+      console.log(`\nbaseline ready after ${seconds.toFixed(1)} s (state in ${node.paths.dir})`);
+      console.log(`  PGPASSFILE=${node.paths.pgpassFile} psql "${node.publicUrl()}"`);
+      console.log(`  npm run bench -- --url ... --baseline-url "${node.publicUrl()}"   (password: PGPASSFILE as above)`);
+      return 0;
+    }
+    const { stopped } = await node.down(args.includes("--purge"));
+    console.log(`stopped ${stopped} baseline process(es)${args.includes("--purge") ? `, removed ${node.paths.dir}` : ""}`);
+    return 0;
   }
 
   const cluster = new LocalCluster({ stackFile, stateDir });
@@ -122,7 +142,7 @@ async function main(args: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error) => {
-    if (error instanceof ConfigError || error instanceof LocalClusterError) console.error(error.message);
+    if (error instanceof ConfigError || error instanceof LocalClusterError || error instanceof BaselineError) console.error(error.message);
     else console.error(error);
     process.exit(1);
   },

@@ -296,7 +296,7 @@ test.serial("BenchmarkRun: after the Schema, through PgBouncer as the app role, 
   t.is(run.inputs.mode, "full");
   t.is(run.inputs.runId, "run-1");
   t.is(run.inputs.schemaVersion, MOCK_SCHEMA_OUTPUTS.version);
-  t.deepEqual(run.inputs.dataset, { dimensions: 384, k: 10, hnswM: 16, hnswEfConstruction: 64, shardCount: 12 });
+  t.deepEqual(run.inputs.dataset, { dimensions: 384, k: 10, hnswM: 16, hnswEfConstruction: 64, shardCount: 12, exactMaxRows: 2000 });
   t.true(isSecretValue(run.inputs.url));
   t.is(reveal(run.inputs.url), `postgresql://app:${CONFIGURED_APP_PASSWORD}@localhost:6432/vectors`);
   t.deepEqual(run.additionalSecretOutputs, ["url"]);
