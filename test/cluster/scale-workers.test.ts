@@ -152,8 +152,11 @@ test.before("load rows in several namespaces; the writer's table colocated with 
   await asSuperuser(async (client) => {
     await client.query(`DELETE FROM ${TABLE} WHERE namespace LIKE $1`, [`${PREFIX}%`]);
     await client.query(
-      `INSERT INTO ${TABLE} (namespace, key, content)
-       SELECT $1 || (i % ${NAMESPACES}), 'key-' || i, md5(i::text) FROM generate_series(1, ${ROWS}) AS i`,
+      // A non-zero embedding per row (the table refuses NULL and zero vectors), different per row.
+      `INSERT INTO ${TABLE} (namespace, key, content, embedding)
+       SELECT $1 || (i % ${NAMESPACES}), 'key-' || i, md5(i::text),
+              ('[' || array_to_string(ARRAY(SELECT ((i * 31 + d) % 97 + 1)::text FROM generate_series(1, ${config.embeddingDimensions}) AS d), ',') || ']')::vector
+         FROM generate_series(1, ${ROWS}) AS i`,
       [PREFIX],
     );
     // Colocated with memory_entries: its shards move with them, so one rebalance moves both.
