@@ -37,8 +37,10 @@ export interface ScalingOptions {
 /** Shards of one colocation group per worker group: `{ "1": 6, "2": 6 }`. */
 export interface ShardSpread {
   colocationId: number;
-  /** One table of the colocation group, for people. */
+  /** The first of its tables by name, for people. */
   table: string;
+  /** Every table of the colocation group. */
+  tables: string[];
   shards: Record<string, number>;
 }
 
@@ -108,17 +110,18 @@ export async function registeredWorkerGroups(client: pg.Client): Promise<number[
 
 /** Shards per worker group of every hash-distributed colocation group (reference tables left out). */
 export async function shardSpread(client: pg.Client): Promise<ShardSpread[]> {
-  const rows = await client.query<{ colocationid: number; rel: string; groupid: number; shards: number }>(
-    `WITH anchor AS (
-       SELECT colocationid, (array_agg(logicalrelid ORDER BY logicalrelid::regclass::text))[1] AS rel
+  const rows = await client.query<{ colocationid: number; tables: string[]; groupid: number; shards: number }>(
+    `WITH colocation AS (
+       SELECT colocationid, array_agg(logicalrelid::regclass::text ORDER BY logicalrelid::regclass::text) AS tables,
+              (array_agg(logicalrelid ORDER BY logicalrelid::regclass::text))[1] AS rel
          FROM pg_dist_partition WHERE partmethod = 'h' GROUP BY colocationid)
-     SELECT a.colocationid::int AS colocationid, a.rel::regclass::text AS rel, pl.groupid::int AS groupid, count(*)::int AS shards
-       FROM anchor a JOIN pg_dist_shard s ON s.logicalrelid = a.rel JOIN pg_dist_placement pl ON pl.shardid = s.shardid
+     SELECT c.colocationid::int AS colocationid, c.tables, pl.groupid::int AS groupid, count(*)::int AS shards
+       FROM colocation c JOIN pg_dist_shard s ON s.logicalrelid = c.rel JOIN pg_dist_placement pl ON pl.shardid = s.shardid
       GROUP BY 1, 2, 3 ORDER BY 1, 3`,
   );
   const spread = new Map<number, ShardSpread>();
   for (const row of rows.rows) {
-    const entry = spread.get(row.colocationid) ?? { colocationId: row.colocationid, table: row.rel, shards: {} };
+    const entry = spread.get(row.colocationid) ?? { colocationId: row.colocationid, table: row.tables[0], tables: row.tables, shards: {} };
     entry.shards[String(row.groupid)] = Number(row.shards);
     spread.set(row.colocationid, entry);
   }

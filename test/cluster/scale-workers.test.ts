@@ -76,7 +76,7 @@ function startReader(): { stop: () => Promise<{ ok: number; failed: number; erro
 }
 
 function memoryEntriesSpread(spread: ShardSpread[]): number[] {
-  const entry = spread.find((s) => s.table === TABLE);
+  const entry = spread.find((s) => s.tables.includes(TABLE));
   if (!entry) throw new Error(`no shard spread for ${TABLE}`);
   return Object.keys(entry.shards).sort().map((g) => entry.shards[g]);
 }
