@@ -327,6 +327,9 @@ export async function drainWorkerGroups(url: string, keep: number, options: Scal
       const job = await runRebalance(client, true, mode, { ...options, timeoutMs: Math.max(1000, options.timeoutMs - (now() - started)) });
       const remaining = await placementsAbove(client, keep);
       if (remaining > 0) throw new ScalingError(`drain job ${job.jobId} finished but ${remaining} shard placement(s) are still on worker group(s) ${going.join(", ")}`);
+      // Source shards of finished moves are dropped later by Citus' maintenance daemon: now, while
+      // the drained nodes still run (once stopped, nothing could drop them).
+      await client.query("CALL citus_cleanup_orphaned_resources()");
       let rebalance: RebalanceJob | undefined;
       if (!isBalanced(await shardSpread(client), kept)) {
         rebalance = await runRebalance(client, false, mode, { ...options, timeoutMs: Math.max(1000, options.timeoutMs - (now() - started)) });
@@ -345,20 +348,40 @@ export async function drainWorkerGroups(url: string, keep: number, options: Scal
 }
 
 /**
- * Scale-in, last step: removes every pg_dist_node row of the worker groups above `keep`
- * (secondaries first, then the primary), after Citus' deferred cleanup of the shards moved off
- * them. Call it only once those groups' Patroni is stopped: a running Patroni adds its group again.
+ * Scale-in, last step: removes every pg_dist_node row of the worker groups above `keep`: ends a
+ * transaction Patroni left open on them, disables their primaries, then removes secondaries and
+ * primaries. Call it only once those groups' Patroni and PostgreSQL are stopped: a running Patroni
+ * adds its group again.
  * @throws ScalingError, removing nothing, when a shard placement is still on such a group.
  */
 export async function removeWorkerGroups(url: string, keep: number, options: Pick<ScalingOptions, "log">): Promise<RemoveResult> {
   return withClient(url, async (client) => {
     const left = await placementsAbove(client, keep);
     if (left > 0) throw new ScalingError(`${left} shard placement(s) are still on worker groups above ${keep}: drain them first; nothing was removed`);
-    // Source shards of finished moves are dropped later by Citus' maintenance daemon: now, while the
-    // nodes that hold them are still listed.
-    await client.query("CALL citus_cleanup_orphaned_resources()").catch((error) => options.log?.(`cleanup of moved shards: ${briefError(error)} (left to Citus' maintenance)`));
-    const rows = await client.query<{ groupid: number; nodename: string; nodeport: number; noderole: string }>(
-      "SELECT groupid::int AS groupid, nodename, nodeport, noderole::text FROM pg_dist_node WHERE groupid > $1 ORDER BY groupid, noderole = 'primary', nodeid",
+    const rows = await client.query<{ nodeid: number; groupid: number; nodename: string; nodeport: number; noderole: string }>(
+      "SELECT nodeid::int AS nodeid, groupid::int AS groupid, nodename, nodeport, noderole::text FROM pg_dist_node WHERE groupid > $1 ORDER BY groupid, noderole = 'primary', nodeid",
+      [keep],
+    );
+    // A worker primary that stops tells the coordinator's Patroni "before_demote": it opens a
+    // transaction renaming the row to '<host>-demoted' and waits for the group's next primary, which
+    // never comes for a group that goes; the transaction then stays open (and holds the row's lock)
+    // until some other event reaches that Patroni. End it: Patroni recovers on its next query.
+    const stuck = await client.query<{ pid: number }>(
+      `SELECT pid FROM pg_stat_activity
+        WHERE datname = current_database() AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'
+          AND substring(query from '^SELECT pg_catalog\\.citus_update_node\\((\\d+),')::int = ANY($1::int[])`,
+      [rows.rows.map((r) => r.nodeid)],
+    );
+    for (const { pid } of stuck.rows) {
+      await client.query("SELECT pg_terminate_backend($1)", [pid]);
+      options.log?.(`pg_dist_node: ended Patroni's open "before_demote" transaction (backend ${pid}) on a removed group's row`);
+    }
+    // Never wait forever on a lock: fail with the reason instead.
+    await client.query("SET lock_timeout = '60s'");
+    // Inactive first: removing an active primary (or any row while it is active) sends the change to
+    // every active node with metadata, the stopped one included, and fails on its refused connection.
+    await client.query(
+      "SELECT citus_disable_node(nodename, nodeport, synchronous => true) FROM pg_dist_node WHERE groupid > $1 AND noderole = 'primary' AND isactive",
       [keep],
     );
     const removed: string[] = [];

@@ -120,8 +120,15 @@ async function scaleUnderLoad(t: import("ava").ExecutionContext, target: LocalCl
   await sleep(2000);
   const change = pendingWorkerGroupsChange(target);
   if (!change) throw new Error(`${label}: no pending workerGroups change found`);
-  const result = await scaleLocalCluster(target, change, (line) => t.log(line));
-  await sleep(2000);
+  let result: LocalScaleResult;
+  try {
+    result = await scaleLocalCluster(target, change, (line) => t.log(line));
+    await sleep(2000);
+  } finally {
+    // Stopped on failure too: a running loop would keep the test process alive.
+    await Promise.all(writers.map(({ writer }) => writer.stop()));
+    await reader.stop();
+  }
   const results = await Promise.all(writers.map(({ writer }) => writer.stop()));
   const reads = await reader.stop();
   const after = await fingerprint();
