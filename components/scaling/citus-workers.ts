@@ -373,7 +373,7 @@ export async function removeWorkerGroups(url: string, keep: number, options: Pic
       [rows.rows.map((r) => r.nodeid)],
     );
     for (const { pid } of stuck.rows) {
-      await client.query("SELECT pg_terminate_backend($1)", [pid]);
+      await client.query("SELECT pg_terminate_backend($1::int)", [pid]);
       options.log?.(`pg_dist_node: ended Patroni's open "before_demote" transaction (backend ${pid}) on a removed group's row`);
     }
     // Never wait forever on a lock: fail with the reason instead.
