@@ -90,9 +90,12 @@ export async function scaleLocalCluster(cluster: LocalCluster, change: WorkerGro
       const going = old.groups.slice(change.to + 1).flat();
       result.drain = await drainWorkerGroups(url, change.to, options);
       log(`removing worker group(s) ${range(change.to + 1, change.from)}: stopping Patroni on ${going.map((n) => n.name).join(", ")}`);
-      await stopNodes(cluster, old, going);
-      result.removed = await removeWorkerGroups(url, change.to, options);
+      await stopNodes(cluster, old, going, log);
+      // The DCS keys go before the rows: the coordinator's Patroni re-adds a group it still sees a
+      // leader for. Then give it two loops to read the DCS again.
       for (let group = change.to + 1; group <= change.from; group++) await deleteGroupKeys(cluster, group);
+      await sleep(cluster.config.patroniLoopWait * 2000);
+      result.removed = await removeWorkerGroups(url, change.to, options);
       await updateMonitoring(cluster, [], going.map((node) => ({ node, address: postgresAddress(old, node) })));
       // Their shards were all moved off (removeWorkerGroups checked): the data is not needed again, and a
       // later scale-out to the same group number must bootstrap afresh.
@@ -127,22 +130,54 @@ function postmasterPid(cluster: LocalCluster, node: PostgresNode): number | unde
 }
 
 /**
- * Stops the nodes' Patroni (which stops PostgreSQL cleanly and gives up its leader key): replicas
- * first, so that none of them takes over from a leader that stops.
+ * Stops the nodes' Patroni and PostgreSQL. Each group is paused first (Patroni's maintenance mode,
+ * its own `/config` key): a paused Patroni stops without stopping PostgreSQL and without telling
+ * the coordinator "before_demote", which would open a transaction on the group's pg_dist_node row
+ * waiting for a new primary that never comes. PostgreSQL is then stopped directly (fast shutdown).
+ * If the pause is not confirmed, Patroni stops it (replicas first) and removeWorkerGroups ends that
+ * transaction.
  */
-async function stopNodes(cluster: LocalCluster, topology: Topology, nodes: PostgresNode[]): Promise<void> {
+async function stopNodes(cluster: LocalCluster, topology: Topology, nodes: PostgresNode[], log: (line: string) => void): Promise<void> {
   const byGroup = new Map<number, PostgresNode[]>();
   for (const node of nodes) byGroup.set(node.group, [...(byGroup.get(node.group) ?? []), node]);
+  const rest = (node: PostgresNode) => `http://${postgresAddress(topology, node)}:${PORTS.patroniRest}`;
+  const auth = { authorization: `Basic ${Buffer.from(cluster.restApiAuth()).toString("base64")}` };
   for (const [group, members] of byGroup) {
+    const paused = await (async () => {
+      try {
+        const response = await fetch(`${rest(members[0])}/config`, {
+          method: "PATCH",
+          headers: { ...auth, "content-type": "application/json" },
+          body: JSON.stringify({ pause: true }),
+          signal: AbortSignal.timeout(5000),
+        });
+        if (!response.ok) return false;
+        const everyMemberPaused = async () => {
+          const states = await Promise.all(
+            members.map((m) => fetch(`${rest(m)}/patroni`, { signal: AbortSignal.timeout(1500) }).then((r) => r.json() as Promise<{ pause?: boolean }>, () => ({ pause: false }))),
+          );
+          return states.every((state) => state.pause === true) ? true : undefined;
+        };
+        return (await pollUntil(30000, 250, everyMemberPaused)) === true;
+      } catch {
+        return false;
+      }
+    })();
+    log(`  ${groupName(topology.scope, group)}: ${paused ? "paused; stopping Patroni, then PostgreSQL" : "pause not confirmed; stopping Patroni (replicas first)"}`);
     const leader = await leaderName(topology, group);
     const ordered = [...members.filter((m) => m.name !== leader), ...members.filter((m) => m.name === leader)];
     for (const node of ordered) {
       const pid = patroniPid(cluster, node);
       if (pid !== undefined) signal(pid, "SIGTERM");
-      const stopped = await pollUntil(60000, 200, () => (patroniPid(cluster, node) === undefined && postmasterPid(cluster, node) === undefined ? true : undefined));
-      if (!stopped) {
-        // Patroni did not stop in a minute: end it and its PostgreSQL the hard way.
-        for (const p of [patroniPid(cluster, node), postmasterPid(cluster, node)]) if (p !== undefined) signal(p, "SIGKILL");
+      const stopped = await pollUntil(60000, 200, () => (patroniPid(cluster, node) === undefined ? true : undefined));
+      if (!stopped) for (const p of [patroniPid(cluster, node)]) if (p !== undefined) signal(p, "SIGKILL");
+      // Paused, Patroni leaves PostgreSQL running: SIGINT is PostgreSQL's fast shutdown.
+      const postmaster = postmasterPid(cluster, node);
+      if (postmaster !== undefined) signal(postmaster, "SIGINT");
+      const down = await pollUntil(60000, 200, () => (postmasterPid(cluster, node) === undefined ? true : undefined));
+      if (!down) {
+        const p = postmasterPid(cluster, node);
+        if (p !== undefined) signal(p, "SIGKILL");
         await sleep(1000);
       }
     }
