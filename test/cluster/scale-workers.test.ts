@@ -129,7 +129,7 @@ async function scaleUnderLoad(t: import("ava").ExecutionContext, target: LocalCl
   try {
     result = await scaleLocalCluster(target, change, (line) => {
       if (/background job/.test(line)) jobStarted = Math.min(jobStarted, Date.now());
-      t.log(line);
+      t.log(`+${((Date.now() - stepStarted) / 1000).toFixed(1)} s ${line}`);
     });
     await sleep(2000);
   } finally {
@@ -154,6 +154,16 @@ async function scaleUnderLoad(t: import("ava").ExecutionContext, target: LocalCl
     nodesStarting: times.filter((at) => at >= stepStarted && at < jobStarted).length,
     movesAndRemoval: times.filter((at) => at >= jobStarted).length,
   });
+  const since = (times: number[]) => times.map((at) => `+${((at - stepStarted) / 1000).toFixed(1)}`).join(", ");
+  // The longest wait between two acknowledged writes of one writer during the step: the pause clients saw.
+  const longestPause = Math.max(
+    0,
+    ...results.map((r) => {
+      const acks = r.acknowledgedAt.filter((at) => at >= stepStarted);
+      return acks.slice(1).reduce((longest, at, i) => Math.max(longest, at - acks[i]), 0);
+    }),
+  );
+  t.log(`${label}: failed writes at ${since(writes.failedAt) || "-"} s, failed reads at ${since(reads.failedAt) || "-"} s; longest pause between a writer's acknowledged writes ${(longestPause / 1000).toFixed(1)} s`);
   const writePhases = phases(writes.failedAt);
   const readPhases = phases(reads.failedAt);
   const job = result.scaleOut?.job ?? result.drain?.job;
