@@ -369,7 +369,7 @@ export async function removeWorkerGroups(url: string, keep: number, options: Pic
     const stuck = await client.query<{ pid: number }>(
       `SELECT pid FROM pg_stat_activity
         WHERE datname = current_database() AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'
-          AND substring(query from '^SELECT pg_catalog\\.citus_update_node\\((\\d+),')::int = ANY($1::int[])`,
+          AND substring(query, '^SELECT pg_catalog\\.citus_update_node\\((\\d+),')::int = ANY($1::int[])`,
       [rows.rows.map((r) => r.nodeid)],
     );
     for (const { pid } of stuck.rows) {
