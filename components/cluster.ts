@@ -18,6 +18,7 @@ import type { Summary } from "./benchmark-step.ts";
 import { Monitoring } from "./monitoring.ts";
 import { PostgresConfig } from "./postgres-config.ts";
 import { dynamicParameters } from "./render/patroni.ts";
+import { WorkerMembership, WorkerRebalance } from "./scaling/worker-scaling.ts";
 
 export { PASSWORD_NAMES, type PasswordName };
 
@@ -90,13 +91,22 @@ export class Cluster extends pulumi.ComponentResource {
         : [];
     const first = [...dependencyList(opts?.dependsOn), ...rotation];
     const etcd = new Etcd(`${topology.scope}-etcd`, { config, topology, platform }, { parent: this, dependsOn: first });
-    // Patroni needs its DCS first; the groups themselves start in parallel.
-    const groups = topology.groups.map(
-      (_, group) =>
-        new PatroniGroup(groupName(topology.scope, group), { config, topology, group, platform, secrets }, { parent: this, dependsOn: [...first, etcd] }),
+    // Patroni needs its DCS first. HAProxy routes to the coordinator group: created once that exists.
+    const coordinator = new PatroniGroup(groupName(topology.scope, 0), { config, topology, group: 0, platform, secrets }, { parent: this, dependsOn: [...first, etcd] });
+    const router = new Router(topology.routerName, { config, topology, platform, secrets }, { parent: this, dependsOn: [coordinator] });
+    // Superuser through HAProxy's read-write listener: the coordinator leader, in the Citus database.
+    const coordinatorUrl = secrets.apply(
+      (s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.readWriteEndpoint}/${config.database}`,
     );
-    // HAProxy routes to the coordinator group: create it once that group exists.
-    const router = new Router(topology.routerName, { config, topology, platform, secrets }, { parent: this, dependsOn: [groups[0]] });
+    // Each worker group after its membership (components/scaling/worker-scaling.ts): when the group
+    // goes, its containers are deleted first, then the membership removes its pg_dist_node rows.
+    const workers = topology.groups.slice(1).map((_, index) => {
+      const group = index + 1;
+      const name = groupName(topology.scope, group);
+      const membership = new WorkerMembership(`${name}-membership`, { connectionString: coordinatorUrl, group }, { parent: this, dependsOn: [coordinator, router] });
+      return new PatroniGroup(name, { config, topology, group, platform, secrets }, { parent: this, dependsOn: [...first, etcd, membership] });
+    });
+    const groups = [coordinator, ...workers];
 
     // The migrations need a superuser and a session of their own: HAProxy's read-write listener,
     // which only routes to the coordinator leader. Applied once the router and every group exist.
@@ -104,9 +114,7 @@ export class Cluster extends pulumi.ComponentResource {
       `${topology.scope}-schema`,
       {
         config,
-        connectionString: secrets.apply(
-          (s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.readWriteEndpoint}/${config.database}`,
-        ),
+        connectionString: coordinatorUrl,
         // PgBouncer's admin console: RECONNECT after a migration changed database settings.
         poolerAdminConnectionString: secrets.apply(
           (s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.pgbouncerEndpoint}/pgbouncer`,
@@ -131,6 +139,8 @@ export class Cluster extends pulumi.ComponentResource {
         { parent: this, dependsOn: [router, ...groups] },
       );
     }
+    // Shards follow the worker groups: onto new ones once registered; off going ones before they go.
+    new WorkerRebalance(`${topology.scope}-worker-rebalance`, { connectionString: coordinatorUrl, workerGroups: config.workerGroups }, { parent: this, dependsOn: [schema, ...groups] });
     const monitoring = new Monitoring(
       `${topology.scope}-monitoring`,
       { config, topology, platform, secrets, grafanaAdminPassword: args.grafanaAdminPassword },

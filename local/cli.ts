@@ -9,6 +9,7 @@ import { LocalCluster, LocalClusterError } from "./cluster.ts";
 import { runDrill } from "./drill.ts";
 import { installPrerequisites } from "./setup.ts";
 import { parsePasswordNames, pendingSecretsPath, rotateLocalPasswords } from "./rotate.ts";
+import { pendingWorkerGroupsChange, scaleLocalCluster } from "./scale.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const USAGE = `usage: npm run local -- <up|status|down|drill|rotate-password|baseline up|baseline down> [--stack NAME] [--state DIR] [--purge]
@@ -98,6 +99,15 @@ async function main(args: string[]): Promise<number> {
   }
 
   const cluster = new LocalCluster({ stackFile, stateDir });
+  // `up` on a running cluster whose stack changed workerGroups: scale it (local/scale.ts).
+  const workerChange = command === "up" && cluster.isRunning() ? pendingWorkerGroupsChange(cluster) : undefined;
+  if (workerChange) {
+    const result = await scaleLocalCluster(cluster, workerChange);
+    const job = result.scaleOut?.job ?? result.drain?.job;
+    const moves = (job?.moves ?? 0) + (result.drain?.rebalance?.moves ?? 0);
+    console.log(`\nworker groups ${result.from} -> ${result.to} in ${result.seconds.toFixed(1)} s: ${moves} shard move(s)${job ? ` (${job.mode})` : ""}`);
+    return 0;
+  }
   if (command === "up") {
     const wasRunning = cluster.isRunning();
     try {

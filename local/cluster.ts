@@ -229,7 +229,9 @@ export class LocalCluster {
         .filter((key) => JSON.stringify(found[key]) !== JSON.stringify(wanted[key]))
         .map((key) => `${key}: ${JSON.stringify(found[key])} there, ${JSON.stringify(wanted[key])} now`);
       if (differences.length > 0) {
+        const onlyGroups = differences.length === 1 && differences[0].startsWith("groups:");
         throw new LocalClusterError(
+          (onlyGroups ? "workerGroups changes only on a running cluster (start it with its old stack file, then `up` again scales it): " : "") +
           `the state directory ${this.paths.stateDir} was made for another configuration (${differences.join("; ")}): ` +
             "run `npm run local -- down --purge` to delete it, or pass --state DIR for a new one",
         );

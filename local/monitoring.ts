@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PORTS, ROLES } from "../components/render/types.ts";
 import { EXPORTER_PORTS, MONITORING_FILES, exporterDataSourceUri, renderMonitoringFiles } from "../monitoring/index.ts";
+import type { PostgresNode } from "../components/spec.ts";
 import type { LocalCluster } from "./cluster.ts";
 import { routerAddress } from "./layout.ts";
 
@@ -51,6 +52,29 @@ export function writeMonitoringFiles(cluster: LocalCluster): void {
   cluster.writeFile({ path: join(dir, "pgbouncer-exporter-url"), content: cluster.pgbouncerUrl("superuser", "pgbouncer"), secret: true });
 }
 
+/** Starts postgres_exporter for one node (also used when a worker group is added: local/scale.ts). */
+export function startPostgresExporter(cluster: LocalCluster, node: PostgresNode): void {
+  const dir = monitoringDir(cluster);
+  const address = cluster.addressing.postgres(node).connect;
+  cluster.start(
+    postgresExporterName(node),
+    [
+      "/usr/bin/prometheus-postgres-exporter",
+      `--web.listen-address=${address}:${EXPORTER_PORTS.postgresExporter}`,
+      `--extend.query-path=${join(dir, MONITORING_FILES.exporterQueries)}`,
+    ],
+    {
+      DATA_SOURCE_URI: exporterDataSourceUri(address, PORTS.postgres, cluster.config.database),
+      DATA_SOURCE_USER: ROLES.superuser,
+      DATA_SOURCE_PASS_FILE: join(dir, "exporter-password"),
+    },
+  );
+}
+
+export function postgresExporterName(node: PostgresNode): string {
+  return `postgres-exporter-${node.name}`;
+}
+
 export function startMonitoring(cluster: LocalCluster): void {
   startExporters(cluster);
   const dir = monitoringDir(cluster);
@@ -72,22 +96,7 @@ export const EXPORTER_COMMAND_MARKS = ["prometheus-postgres-exporter", "pgbounce
 /** postgres_exporter on every node and the PgBouncer exporter; they read their password files at start. */
 export function startExporters(cluster: LocalCluster): void {
   const dir = monitoringDir(cluster);
-  for (const node of cluster.nodes) {
-    const address = cluster.addressing.postgres(node).connect;
-    cluster.start(
-      `postgres-exporter-${node.name}`,
-      [
-        "/usr/bin/prometheus-postgres-exporter",
-        `--web.listen-address=${address}:${EXPORTER_PORTS.postgresExporter}`,
-        `--extend.query-path=${join(dir, MONITORING_FILES.exporterQueries)}`,
-      ],
-      {
-        DATA_SOURCE_URI: exporterDataSourceUri(address, PORTS.postgres, cluster.config.database),
-        DATA_SOURCE_USER: ROLES.superuser,
-        DATA_SOURCE_PASS_FILE: join(dir, "exporter-password"),
-      },
-    );
-  }
+  for (const node of cluster.nodes) startPostgresExporter(cluster, node);
   // Our own small exporter (see monitoring/pgbouncer-exporter.ts for why not Debian's).
   cluster.start(
     "pgbouncer-exporter",
