@@ -10,7 +10,7 @@ import type { Addressing, ClusterSecrets, PostgresLayout } from "./types.ts";
 export * from "./types.ts";
 export { etcdArgs, etcdEndpoints } from "./etcd.ts";
 export { renderHaproxyCfg } from "./haproxy.ts";
-export { patroniConfig, postgresParameters, renderPatroniYml, renderPostBootstrapScript } from "./patroni.ts";
+export { groupSynchronousMode, patroniConfig, postgresParameters, renderPatroniYml, renderPostBootstrapScript } from "./patroni.ts";
 export { renderPgbouncerIni, renderPgbouncerUserlist } from "./pgbouncer.ts";
 
 /** A file to deliver into a node; `secret` files hold passwords and must be mode 0600. */
