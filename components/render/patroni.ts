@@ -165,6 +165,9 @@ export function patroniConfig(
       },
       parameters,
       pg_hba: hba,
+      // A worker tells the coordinator of its promotion as soon as it is out of recovery, so that
+      // pg_dist_node follows 1.5-2.5 s sooner than Patroni's own notice (citus-promote.ts).
+      ...(node.group > 0 ? { callbacks: { on_role_change: layout.promoteCallbackScript } } : {}),
       // New replicas are cloned at once, not after the next spread checkpoint (~100 s idle here).
       basebackup: [{ checkpoint: "fast" }],
     },
