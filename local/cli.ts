@@ -13,7 +13,7 @@ const USAGE = `usage: npm run local -- <up|status|down|drill> [--stack NAME] [--
           start it as processes on loopback addresses
   status  each group's members, roles, state and lag
   down    stop every process of the cluster and free its ports (--purge also deletes its data)
-  drill   (installs first, as up does) on a fresh cluster of its own: cold bootstrap time, failover time (median of 3), lost writes; JSON`;
+  drill   (installs first, as up does) on a fresh cluster of its own: cold bootstrap time, failover of the coordinator and of a worker group (median of 3 each, with the breakdown), a planned switchover, lost writes; JSON`;
 
 function option(args: string[], name: string, fallback: string): string {
   const index = args.indexOf(`--${name}`);

@@ -108,9 +108,13 @@ export async function plannedSwitchover(cluster: LocalCluster, group: number, ca
       if (now?.name !== leader.name) mark("oldLeaderReleased");
       if (now?.name !== target) return undefined;
       mark("newLeaderElected");
-      if (timeline.promoted === null && (await outOfRecovery(cluster.nodeUrl(cluster.node(target)), 1000))) mark("promoted");
+      // Both at once: every sequential round trip here would add to the pause.
+      const [promoted, states] = await Promise.all([
+        timeline.promoted === null ? outOfRecovery(cluster.nodeUrl(cluster.node(target)), 1000) : true,
+        gate ? cluster.haproxyServerStates("coordinator_primary") : new Map<string, string>(),
+      ]);
+      if (promoted) mark("promoted");
       if (!gate) return true;
-      const states = await cluster.haproxyServerStates("coordinator_primary");
       if (states.get(leader.name)?.startsWith("DOWN")) mark("oldPrimaryDown");
       if (states.get(target)?.startsWith("UP")) mark("newPrimaryUp");
       const routable = [...states].filter(([, status]) => !status.startsWith("DOWN")).map(([server]) => server);
