@@ -11,7 +11,7 @@ import type { Addressing, ClusterSecrets, PostgresLayout } from "./types.ts";
 export * from "./types.ts";
 export { etcdArgs, etcdEndpoints } from "./etcd.ts";
 export { renderHaproxyCfg } from "./haproxy.ts";
-export { groupSynchronousMode, patroniConfig, postgresParameters, renderPatroniYml, renderPostBootstrapScript } from "./patroni.ts";
+export { groupSynchronousMode, patroniConfig, postgresParameters, synchronousNodeCount, renderPatroniYml, renderPostBootstrapScript } from "./patroni.ts";
 export { renderPgbouncerIni, renderPgbouncerUserlist } from "./pgbouncer.ts";
 export { renderPromoteCallback } from "./citus-promote.ts";
 

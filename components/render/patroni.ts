@@ -85,6 +85,21 @@ export function groupSynchronousMode(configured: ClusterConfig["synchronousMode"
   return configured === "quorum" && members === 2 ? "on" : configured;
 }
 
+/**
+ * Patroni's synchronous_node_count for a quorum-mode group of `members` nodes: every standby.
+ * With "ANY 1 of 2" (the default, 1) a standby may take over only with a vote from another
+ * standby (ha.py _is_healthiest_node: votes >= the /sync key's quorum), so when the first failover's
+ * old primary stays down and the new primary dies before Patroni has stepped the dead node out
+ * of the voters (1-2 HA loops after writes resume), the last standby waits for it forever: no
+ * leader. With every standby acknowledging, the /sync quorum is 0 and the new primary's
+ * synchronous_standby_names ("ANY 1 (survivor)") keeps every acknowledged commit on the survivor,
+ * which may then take over alone. The price: a commit waits for the slower standby, and a lost
+ * standby holds commits until Patroni's next HA loop drops it (non-strict mode).
+ */
+export function synchronousNodeCount(members: number): number {
+  return Math.max(1, members - 1);
+}
+
 export function patroniConfig(
   config: ClusterConfig,
   topology: Topology,
@@ -106,7 +121,7 @@ export function patroniConfig(
   // mode when synchronous_mode is unset (patroni/config.py), and its own validator (4.0.7) rejects
   // the value "quorum", which Patroni accepts at run time. "on"/"off" are written as booleans.
   const mode = groupSynchronousMode(config.synchronousMode, topology.groups[node.group].length);
-  const synchronous = mode === "quorum" ? {} : { synchronous_mode: mode === "on" };
+  const synchronous = mode === "quorum" ? { synchronous_node_count: synchronousNodeCount(topology.groups[node.group].length) } : { synchronous_mode: mode === "on" };
   return {
     // One scope for the whole cluster; Patroni's citus section joins the groups (group 0: coordinator).
     scope: topology.scope,

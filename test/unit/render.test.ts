@@ -89,7 +89,10 @@ test("synchronous mode: on/off written as booleans; quorum left to Patroni 4, wh
   for (const n of patroniFiles(rendered)) {
     const members = n.group === 0 ? config.coordinatorMembers : config.workerMembers;
     if (members === 2) t.is(n.yml.bootstrap.dcs.synchronous_mode, true, `${n.name}: a group of 2 runs "on" (one standby either way)`);
-    else t.false("synchronous_mode" in n.yml.bootstrap.dcs, n.name);
+    else {
+      t.false("synchronous_mode" in n.yml.bootstrap.dcs, n.name);
+      t.is(n.yml.bootstrap.dcs.synchronous_node_count, members - 1, `${n.name}: every standby acknowledges, so any survivor may take over alone`);
+    }
     t.deepEqual(n.yml.citus.group, n.group);
   }
 });
