@@ -21,7 +21,7 @@ async function writerOn(group: number, table: string): Promise<{ writer: Continu
 }
 
 async function writesResume(writer: ContinuousWriter, since: number, timeoutMs = 90000): Promise<number> {
-  const at = await pollUntil(timeoutMs, 100, async () => writer.recoveredAfter(since));
+  const at = await pollUntil(timeoutMs, 100, async () => writer.recoveredAfterFailure(since));
   if (at === undefined) throw new Error(`writes did not resume within ${timeoutMs / 1000} s`);
   return (at - since) / 1000;
 }
