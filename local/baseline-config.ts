@@ -38,9 +38,10 @@ export function baselineLayout(config: ClusterConfig, paths: BaselinePaths): Pos
     binDir: `/usr/lib/postgresql/${config.postgresMajor}/bin`,
     socketDir: paths.dir,
     pgpassFile: paths.pgpassFile,
-    // The baseline has no Patroni: no post-bootstrap script, the role is made by BaselineNode.up.
+    // The baseline has no Patroni: no post-bootstrap script or callback; the role is made by BaselineNode.up.
     postBootstrapScript: join(paths.dir, "no-post-bootstrap"),
     appPasswordFile: join(paths.dir, "no-app-password-file"),
+    promoteCallbackScript: join(paths.dir, "no-promote-callback"),
   };
 }
 

@@ -18,7 +18,7 @@ const USAGE = `usage: npm run local -- <up|status|down|drill|rotate-password|bas
           (PostgreSQL parameters through Patroni, rolling restarts with a switchover)
   status  each group's members, roles, state and lag
   down    stop every process of the cluster and free its ports (--purge also deletes its data)
-  drill   (installs first, as up does) on a fresh cluster of its own: cold bootstrap time, failover time (median of 3), lost writes; JSON
+  drill   (installs first, as up does) on a fresh cluster of its own: cold bootstrap time, failover of the coordinator and of a worker group (median of 3 each, with the breakdown), a planned switchover, lost writes; JSON
   rotate-password NAME... | all [--password-file FILE]
           on the running cluster, a new generated password (or FILE's first line, for one NAME) for
           superuser, replication, rewind, restApi or app: roles first, then Patroni, PgBouncer, secrets.json

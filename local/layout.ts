@@ -103,6 +103,7 @@ export function localLayout(config: ClusterConfig, paths: LocalPaths): ClusterLa
         pgpassFile: join(dir, "pgpass"),
         postBootstrapScript: join(dir, "post-bootstrap.sh"),
         appPasswordFile: join(dir, "app-password"),
+        promoteCallbackScript: join(dir, "citus-after-promote.py"),
       };
     },
     etcdDataDir: (member) => join(paths.nodeDir(member.name), "data"),

@@ -95,6 +95,34 @@ export function postgresParameters(config: ClusterConfig, layout: PostgresLayout
   return { ...dynamicParameters(config), ...nodeParameters(layout) };
 }
 
+/**
+ * The synchronous mode Patroni runs in a group of `members` nodes, given the configured one.
+ * "quorum" in a two-member group is "on": one standby that must acknowledge every commit is the
+ * same guarantee either way, but after a failover Patroni's quorum mode keeps the dead old primary
+ * in `synchronous_standby_names` ("ANY 1 (old)", ha.py process_sync_replication_prepromote) until
+ * its quorum resolver has stepped it out over the next HA loops, so every commit on the new primary
+ * waits 1-2 s more (measured: first write 23.7 s after the kill instead of 22.0 s, ttl 20); "on"
+ * promotes with no synchronous standby at once and names the old primary again once it streams.
+ */
+export function groupSynchronousMode(configured: ClusterConfig["synchronousMode"], members: number): ClusterConfig["synchronousMode"] {
+  return configured === "quorum" && members === 2 ? "on" : configured;
+}
+
+/**
+ * Patroni's synchronous_node_count for a quorum-mode group of `members` nodes: every standby.
+ * With "ANY 1 of 2" (the default, 1) a standby may take over only with a vote from another
+ * standby (ha.py _is_healthiest_node: votes >= the /sync key's quorum), so when the first failover's
+ * old primary stays down and the new primary dies before Patroni has stepped the dead node out
+ * of the voters (1-2 HA loops after writes resume), the last standby waits for it forever: no
+ * leader. With every standby acknowledging, the /sync quorum is 0 and the new primary's
+ * synchronous_standby_names ("ANY 1 (survivor)") keeps every acknowledged commit on the survivor,
+ * which may then take over alone. The price: a commit waits for the slower standby, and a lost
+ * standby holds commits until Patroni's next HA loop drops it (non-strict mode).
+ */
+export function synchronousNodeCount(members: number): number {
+  return Math.max(1, members - 1);
+}
+
 export function patroniConfig(
   config: ClusterConfig,
   topology: Topology,
@@ -117,7 +145,8 @@ export function patroniConfig(
   // "quorum" is left out on purpose: Patroni 4 bootstraps a cluster with a citus section in quorum
   // mode when synchronous_mode is unset (patroni/config.py), and its own validator (4.0.7) rejects
   // the value "quorum", which Patroni accepts at run time. "on"/"off" are written as booleans.
-  const synchronous = config.synchronousMode === "quorum" ? {} : { synchronous_mode: config.synchronousMode === "on" };
+  const mode = groupSynchronousMode(config.synchronousMode, topology.groups[node.group].length);
+  const synchronous = mode === "quorum" ? { synchronous_node_count: synchronousNodeCount(topology.groups[node.group].length) } : { synchronous_mode: mode === "on" };
   return {
     // One scope for the whole cluster; Patroni's citus section joins the groups (group 0: coordinator).
     scope: topology.scope,
@@ -171,6 +200,9 @@ export function patroniConfig(
       },
       parameters: nodeParameters(layout),
       pg_hba: hba,
+      // A worker tells the coordinator of its promotion as soon as it is out of recovery, so that
+      // pg_dist_node follows 1.5-2.5 s sooner than Patroni's own notice (citus-promote.ts).
+      ...(node.group > 0 ? { callbacks: { on_role_change: layout.promoteCallbackScript } } : {}),
       // New replicas are cloned at once, not after the next spread checkpoint (~100 s idle here).
       basebackup: [{ checkpoint: "fast" }],
     },

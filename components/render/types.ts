@@ -57,4 +57,6 @@ export interface PostgresLayout {
   postBootstrapScript: string;
   /** File the post-bootstrap script reads the application password from. */
   appPasswordFile: string;
+  /** Patroni's on_role_change callback on Citus worker nodes (components/render/citus-promote.ts). */
+  promoteCallbackScript: string;
 }

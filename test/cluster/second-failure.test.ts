@@ -21,14 +21,13 @@ async function writerOn(group: number, table: string): Promise<{ writer: Continu
 }
 
 async function writesResume(writer: ContinuousWriter, since: number, timeoutMs = 90000): Promise<number> {
-  const at = await pollUntil(timeoutMs, 100, async () => writer.recoveredAfter(since));
+  const at = await pollUntil(timeoutMs, 100, async () => writer.recoveredAfterFailure(since));
   if (at === undefined) throw new Error(`writes did not resume within ${timeoutMs / 1000} s`);
   return (at - since) / 1000;
 }
 
-// The first node killed comes back soon, as Docker's restart policy or a StatefulSet brings it
-// back: its vote lets a quorum-mode standby prove it has every acknowledged commit. (Left down, the
-// group waits for Patroni to drop it from the synchronous set before it may promote anyone.)
+// In the first test the first node killed comes back soon, as Docker's restart policy or a
+// StatefulSet brings it back; in the second it stays down, and the last member takes over alone.
 /**
  * Waits for the group to be healthy again. A member that cannot follow the new timeline (seen here:
  * "requested WAL segment ... has already been removed" after two failovers in a row) is
@@ -75,6 +74,40 @@ test.serial("coordinator: the new primary killed as soon as writes resume after 
         `writes back after ${secondSeconds.toFixed(1)} s on ${third.name}; ${result.acknowledged.length} acknowledged, ${result.errors} failed attempts`,
     );
     t.deepEqual(await missingWrites(adminUrl(), "second_failure_writes", result.acknowledged, bucket), [], "every acknowledged write is present");
+  } finally {
+    await writer.stop();
+    killed.forEach((node) => cluster.startPatroni(node));
+    await recoverGroup(t, 0);
+  }
+});
+
+test.serial("coordinator: the first failed primary stays down and the new one is killed as soon as writes resume: the last member takes over alone, 0 lost", async (t) => {
+  const { writer, bucket } = await writerOn(0, "second_failure_alone_writes");
+  await pollUntil(15000, 100, async () => (writer.acknowledgedCount >= 20 ? true : undefined));
+  const killed: PostgresNode[] = [];
+  try {
+    const first = (await cluster.leader(0))!;
+    const firstAt = Date.now();
+    cluster.killNode(first);
+    killed.push(first);
+    const firstSeconds = await writesResume(writer, firstAt);
+    const second = (await cluster.leader(0))!;
+    t.not(second.name, first.name);
+    const secondAt = Date.now();
+    cluster.killNode(second);
+    killed.push(second);
+    // Every standby acknowledges (synchronous_node_count = members - 1), so the survivor holds every
+    // acknowledged commit and needs nobody's vote: it takes over once the leader key expires.
+    const secondSeconds = await writesResume(writer, secondAt);
+    const third = (await cluster.leader(0))!;
+    t.false([first.name, second.name].includes(third.name), `${third.name} leads, neither killed member`);
+    const result = await writer.stop();
+    t.log(
+      `${first.name} killed and left down: writes back after ${firstSeconds.toFixed(1)} s on ${second.name}; ${second.name} killed at once: ` +
+        `writes back after ${secondSeconds.toFixed(1)} s on ${third.name} alone; ${result.acknowledged.length} acknowledged, ${result.errors} failed attempts`,
+    );
+    t.true(secondSeconds <= cluster.config.patroniTtl + 5, `the second failover is bounded like the first (ttl ${cluster.config.patroniTtl} s): ${secondSeconds.toFixed(1)} s`);
+    t.deepEqual(await missingWrites(adminUrl(), "second_failure_alone_writes", result.acknowledged, bucket), [], "every acknowledged write is present");
   } finally {
     await writer.stop();
     killed.forEach((node) => cluster.startPatroni(node));

@@ -139,7 +139,10 @@ test.serial("each database container carries its own patroni.yml: its name, its 
     t.is(yml.postgresql.connect_address, `${container.name}:5432`);
     t.is(yml.restapi.authentication.password, "generated-dpc-restApi-password");
     containersByGroup.set(expectedGroup, [...(containersByGroup.get(expectedGroup) ?? []), container.name]);
-    t.deepEqual(uploads.map((u) => u.file).sort(), ["/etc/dpc/app-password", "/etc/dpc/patroni.yml", "/etc/dpc/post-bootstrap.sh"]);
+    // Worker nodes also get the callback that tells the coordinator of their promotion.
+    const callback = expectedGroup > 0 ? ["/etc/dpc/citus-after-promote.py"] : [];
+    t.deepEqual(uploads.map((u) => u.file).sort(), ["/etc/dpc/app-password", ...callback, "/etc/dpc/patroni.yml", "/etc/dpc/post-bootstrap.sh"]);
+    t.is(yml.postgresql.callbacks?.on_role_change, expectedGroup > 0 ? "/etc/dpc/citus-after-promote.py" : undefined, container.name);
     t.is(uploads.find((u) => u.file === "/etc/dpc/app-password")!.content, CONFIGURED_APP_PASSWORD);
   }
   t.deepEqual([...containersByGroup.keys()].sort(), [0, 1, 2, 3, 4, 5, 6]);

@@ -124,6 +124,7 @@ test("one Secret per Patroni group: each member's own patroni.yml (its name, cit
       t.deepEqual(data[`${member}.files`].trim().split("\n").sort(), [
         `0600 ${member}__app-password /etc/dpc/app-password`,
         `0600 ${member}__patroni.yml /etc/dpc/patroni.yml`,
+        ...(citusGroup > 0 ? [`0755 ${member}__citus-after-promote.py /etc/dpc/citus-after-promote.py`] : []),
         `0755 ${member}__post-bootstrap.sh /etc/dpc/post-bootstrap.sh`,
       ]);
       t.is(data[`${member}__app-password`], APP_PASSWORD);
