@@ -100,11 +100,16 @@ export class Cluster extends pulumi.ComponentResource {
     );
     // Each worker group after its membership (components/scaling/worker-scaling.ts): when the group
     // goes, its containers are deleted first, then the membership removes its pg_dist_node rows.
+    // Kubernetes: these steps would dial the cluster from outside it; not registered there, and a
+    // workerGroups change is refused by the DataIdentity (README, "Scaling the worker groups").
+    const scaling = config.platform === "docker";
     const workers = topology.groups.slice(1).map((_, index) => {
       const group = index + 1;
       const name = groupName(topology.scope, group);
-      const membership = new WorkerMembership(`${name}-membership`, { connectionString: coordinatorUrl, group }, { parent: this, dependsOn: [coordinator, router] });
-      return new PatroniGroup(name, { config, topology, group, platform, secrets }, { parent: this, dependsOn: [...first, etcd, membership] });
+      const membership = scaling
+        ? [new WorkerMembership(`${name}-membership`, { connectionString: coordinatorUrl, group }, { parent: this, dependsOn: [coordinator, router] })]
+        : [];
+      return new PatroniGroup(name, { config, topology, group, platform, secrets }, { parent: this, dependsOn: [...first, etcd, ...membership] });
     });
     const groups = [coordinator, ...workers];
 
@@ -140,7 +145,7 @@ export class Cluster extends pulumi.ComponentResource {
       );
     }
     // Shards follow the worker groups: onto new ones once registered; off going ones before they go.
-    new WorkerRebalance(`${topology.scope}-worker-rebalance`, { connectionString: coordinatorUrl, workerGroups: config.workerGroups }, { parent: this, dependsOn: [schema, ...groups] });
+    if (scaling) new WorkerRebalance(`${topology.scope}-worker-rebalance`, { connectionString: coordinatorUrl, workerGroups: config.workerGroups }, { parent: this, dependsOn: [schema, ...groups] });
     const monitoring = new Monitoring(
       `${topology.scope}-monitoring`,
       { config, topology, platform, secrets, grafanaAdminPassword: args.grafanaAdminPassword },
