@@ -20,6 +20,10 @@ import { clusterMembers, type ClusterMember } from "../../local/patroni-api.ts";
 import { ContinuousWriter, DEFAULT_BUCKET, missingWrites } from "../../local/writer.ts";
 import { sessionPoolDatabase } from "../../components/render/pgbouncer.ts";
 import { registerPoolerChecks } from "../support/pooler-checks.ts";
+import { postgresConfigProvider } from "../../components/postgres-config.ts";
+import type { PostgresConfigInputs } from "../../components/rollout/apply.ts";
+import { passwordRotationProvider, type PasswordRotationInputs } from "../../components/password-rotation.ts";
+import { workerMembershipProvider, workerRebalanceProvider } from "../../components/scaling/worker-scaling.ts";
 import { DockerAdapter } from "./adapter.ts";
 import { declareCluster } from "./declared.ts";
 import { startEngine, stopEngine } from "./engine.ts";
@@ -136,13 +140,17 @@ if ("unavailable" in engine) {
   // The dynamic resources `pulumi up` runs once the containers exist; each kind has its check here.
   const SCHEMA = "pulumi-nodejs:dynamic/dpc:SchemaMigrations";
   const BENCHMARK = "pulumi-nodejs:dynamic/dpc:BenchmarkRun";
+  const POSTGRES_CONFIG = "pulumi-nodejs:dynamic/dpc:PostgresConfig";
+  const ROTATION = "pulumi-nodejs:dynamic/dpc:PasswordRotation";
+  const REBALANCE = "pulumi-nodejs:dynamic/dpc:WorkerRebalance";
+  const MEMBERSHIP = "pulumi-nodejs:dynamic/dpc:WorkerMembership";
   const deferred = (type: string) => adapter.deferred.filter((r) => r.type === type);
   type SchemaInputs = Parameters<NonNullable<typeof schemaProvider.update>>[2];
   let schemaState: SchemaInputs | undefined;
 
   test.serial("every dynamic resource the program declares has its check here", (t) => {
     t.true(booted, "the cluster did not boot");
-    const unhandled = adapter.deferred.filter((r) => ![SCHEMA, BENCHMARK].includes(r.type));
+    const unhandled = adapter.deferred.filter((r) => ![SCHEMA, BENCHMARK, POSTGRES_CONFIG, ROTATION, REBALANCE, MEMBERSHIP].includes(r.type));
     t.deepEqual(unhandled.map((r) => `${r.type} ${r.name}`), []);
     t.is(deferred(SCHEMA).length, 1);
   });
@@ -209,6 +217,51 @@ if ("unavailable" in engine) {
     } finally {
       await pooled.end().catch(() => undefined);
     }
+  });
+
+  test.serial("day two on Docker: the WorkerRebalance/WorkerMembership, PostgresConfig and PasswordRotation providers against the containers", async (t) => {
+    t.true(booted, "the cluster did not boot");
+    // Scaling: on a balanced cluster the rebalance moves nothing; each membership is a record.
+    const rebalance = (await workerRebalanceProvider.create(deferred(REBALANCE)[0].inputs as never)).outs as { moves: number };
+    t.is(rebalance.moves, 0);
+    t.is(deferred(MEMBERSHIP).length, topology.groups.length - 1);
+    for (const r of deferred(MEMBERSHIP)) t.deepEqual((await workerMembershipProvider.create(r.inputs as never)).outs, r.inputs);
+
+    // PostgresConfig: the mocks have no container addresses; the provider reaches each Patroni REST
+    // API at the container's address, as `pulumi up` on the Docker host does.
+    const declared = deferred(POSTGRES_CONFIG)[0].inputs as unknown as PostgresConfigInputs;
+    const inputs: PostgresConfigInputs = {
+      ...declared,
+      groups: await Promise.all(declared.groups.map(async (g) => ({ ...g, members: await Promise.all(g.members.map(async (m) => ({ ...m, restUrl: `http://${await adapter.ipOf(m.name)}:${PORTS.patroniRest}` }))) }))),
+    };
+    await postgresConfigProvider.create(inputs);
+    const changed = { ...inputs, parameters: { ...inputs.parameters, work_mem: "12MB" } };
+    t.deepEqual(await postgresConfigProvider.diff!("id", inputs, changed), { changes: true });
+    const outcome = ((await postgresConfigProvider.update!("id", inputs, changed)).outs as { outcome: { switchovers: string[]; changed: string[] }[] }).outcome;
+    t.true(outcome.every((g) => g.switchovers.length === 0), "a reload-only change needs no switchover");
+    t.true(outcome.every((g) => g.changed.includes("work_mem")), JSON.stringify(outcome));
+    for (const name of topology.groups.flat().map((n) => n.name)) {
+      const shown = await waitFor(`${name}: work_mem 12MB`, 30_000, async () => {
+        const r = await adapter.exec(name, ["psql", "-XAtc", "SHOW work_mem", "-d", "postgres"], "postgres");
+        return r.output.trim() === "12MB" ? r.output.trim() : undefined;
+      });
+      t.is(shown, "12MB", name);
+    }
+    await postgresConfigProvider.update!("id", changed, inputs);
+
+    // PasswordRotation: app's password changed and changed back; each time the new one logs in
+    // (directly, through HAProxy) and the old one is refused.
+    const rotation = deferred(ROTATION)[0].inputs as unknown as PasswordRotationInputs;
+    t.deepEqual(((await passwordRotationProvider.create(rotation)).outs as { rotated: string[] }).rotated, []);
+    const rotated = { ...rotation, passwords: { ...rotation.passwords, app: `${passwords.app}-rotated` } };
+    const direct = (password: string) => `postgresql://${ROLES.app}:${encodeURIComponent(password)}@127.0.0.1:${config.haproxyReadWritePort}/${config.database}`;
+    for (const [olds, news] of [[rotation, rotated], [rotated, rotation]] as const) {
+      t.deepEqual(((await passwordRotationProvider.update!("id", olds, news)).outs as { rotated: string[] }).rotated, ["app"]);
+      t.is((await query(direct(news.passwords.app), "SELECT 1 AS one")).rows[0].one, 1);
+      const refused = await query(direct(olds.passwords.app), "SELECT 1").then(() => "accepted", (e: { code?: string }) => e.code);
+      t.is(refused, "28P01", "the old app password is refused");
+    }
+    t.log(`rebalance: ${rebalance.moves} moves; work_mem 12MB on every node by reload (no switchover) and back; app password rotated and back`);
   });
 
   // The pooler as drivers meet it, through the published PgBouncer port (as on the local cluster).
