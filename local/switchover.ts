@@ -5,6 +5,7 @@
 // (citus_update_node with a cooldown), so PgBouncer stays open. The rolling changes reuse this.
 import pg from "pg";
 import type { PostgresNode } from "../components/spec.ts";
+import { pgbouncerCommand } from "../components/pgbouncer-admin.ts";
 import { SYNCHRONOUS_ROLES, type LocalCluster } from "./cluster.ts";
 import { clusterMembers, leaderOf, postPatroni } from "./patroni-api.ts";
 import { pollUntil } from "./processes.ts";
@@ -39,15 +40,8 @@ export interface SwitchoverResult {
 }
 
 /** Runs one PgBouncer admin console command (PAUSE, RESUME, RECONNECT) as the superuser. */
-export async function pgbouncerAdmin(cluster: LocalCluster, command: string): Promise<void> {
-  const client = new pg.Client({ connectionString: cluster.pgbouncerUrl("superuser", "pgbouncer"), connectionTimeoutMillis: 3000 });
-  await client.connect();
-  try {
-    // The admin console speaks the simple protocol only: no parameters.
-    await client.query(command);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+export function pgbouncerAdmin(cluster: LocalCluster, command: string): Promise<void> {
+  return pgbouncerCommand(cluster.pgbouncerUrl("superuser", "pgbouncer"), command, 3000);
 }
 
 /**

@@ -2,6 +2,7 @@
 // HAProxy's stats. Used by the local runner (local/apply-changes.ts) and the Pulumi dynamic provider
 // (components/rollout/apply.ts); no Pulumi import.
 import pg from "pg";
+import { pgbouncerCommand } from "../pgbouncer-admin.ts";
 import type { Parameters } from "./parameters.ts";
 import type { Member, RolloutTarget } from "./orchestrate.ts";
 
@@ -48,17 +49,6 @@ async function request(url: string, init: RequestInit & { auth?: string; timeout
   }
 }
 
-/** One command on PgBouncer's admin console (simple protocol, no parameters). */
-async function adminCommand(url: string, command: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
-  client.on("error", () => undefined);
-  await client.connect();
-  try {
-    await client.query(command);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
 
 /** Fresh connections in a row that must reach a primary (readWriteUrl). */
 export const ROUTED_PROBES = 6;
@@ -164,10 +154,10 @@ export function patroniHttpTarget(spec: PatroniHttpSpec): RolloutTarget {
       // PAUSE waits until every server connection is released (transactions finish); RECONNECT then
       // drops them, so none survives onto the former leader.
       pause: async () => {
-        await adminCommand(url, "PAUSE");
-        await adminCommand(url, "RECONNECT");
+        await pgbouncerCommand(url, "PAUSE");
+        await pgbouncerCommand(url, "RECONNECT");
       },
-      resume: () => adminCommand(url, "RESUME"),
+      resume: () => pgbouncerCommand(url, "RESUME"),
     };
   }
   if (spec.haproxyStats) {
