@@ -18,7 +18,7 @@ import { groupName, planTopology, type ClusterConfig, type EtcdMember, type Post
 import { localAddressing, localClusterConfig, localLayout, localPaths, type LocalPaths } from "./layout.ts";
 import { applyMigrations, type ApplyResult } from "../sql/apply.ts";
 import { monitoringListeners, prometheusUrl, startMonitoring, writeMonitoringFiles } from "./monitoring.ts";
-import { clusterMembers, etcdHealthy, leaderOf, type ClusterMember } from "./patroni-api.ts";
+import { clusterMembers, etcdHealthy, leaderOf, postPatroni, type ClusterMember } from "./patroni-api.ts";
 import { applyChanges, type ChangeResult } from "./apply-changes.ts";
 import {
   RUN_AS,
@@ -318,6 +318,23 @@ export class LocalCluster {
   startPatroni(node: PostgresNode): void {
     const configFile = this.layout.postgres(node).configFile;
     this.start(node.name, [SYSTEM_PYTHON, "/usr/bin/patroni", configFile]);
+    void this.reloadOnceUp(node);
+  }
+
+  /**
+   * Patroni computes `citus.local_hostname` (how Citus reaches its own node) from its local
+   * connection settings, which are still empty when a freshly started Patroni first builds the
+   * PostgreSQL parameters (patroni/postgresql/mpp/citus.py: `conn_kwargs.get('host', 'localhost')`).
+   * A node started into an existing cluster (after a kill, a scale-out) then runs with "localhost",
+   * which in a container is the node itself but here is 127.0.0.1, where no node listens: shard moves
+   * and reference-table copies fail. A reload once the REST API answers recomputes it (the node's
+   * socket directory); bootstrap gets the same from its first dynamic-configuration reload.
+   */
+  private async reloadOnceUp(node: PostgresNode): Promise<void> {
+    const up = await pollUntil(120000, 500, async () =>
+      (await fetch(`${this.restUrl(node)}/patroni`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false)) ? true : undefined,
+    );
+    if (up) await postPatroni(this.restUrl(node), "/reload", this.restApiAuth(), {}).catch(() => undefined);
   }
 
   private startRouter(): void {
