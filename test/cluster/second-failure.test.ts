@@ -47,6 +47,34 @@ async function recoverGroup(t: { log: (message: string) => void }, group: number
   }
 }
 
+// First, on a healthy group: the two-failure tests below can leave the group rejoining or reinitializing
+// a member, which is not what a crash of PostgreSQL alone is about.
+test.serial("a crash of the coordinator primary's PostgreSQL alone (Patroni alive): writes come back, 0 lost", async (t) => {
+  const { writer, bucket } = await writerOn(0, "postgres_crash_writes");
+  await pollUntil(15000, 100, async () => (writer.acknowledgedCount >= 20 ? true : undefined));
+  const leader = (await cluster.leader(0))!;
+  const killedAt = Date.now();
+  cluster.killPostgres(leader);
+  try {
+    // PgBouncer may hold a write through a restart this short instead of failing it: an outage here
+    // ends at the first acknowledgement after a failed write or after a stall (recoveredAfter).
+    const back = await pollUntil(60000, 100, async () => writer.recoveredAfter(killedAt));
+    if (back === undefined) throw new Error("writes did not resume within 60 s");
+    const seconds = (back - killedAt) / 1000;
+    // Writes may be back a moment before Patroni reports its restarted PostgreSQL as running.
+    const after = (await pollUntil(30000, 100, async () => cluster.leader(0)))!;
+    const result = await writer.stop();
+    t.log(
+      `postmaster of ${leader.name} killed: writes back after ${seconds.toFixed(1)} s on ${after.name} ` +
+        `(${after.name === leader.name ? "Patroni restarted PostgreSQL in place" : "a failover"}); ${result.acknowledged.length} acknowledged, ${result.errors} failed attempts`,
+    );
+    t.deepEqual(await missingWrites(adminUrl(), "postgres_crash_writes", result.acknowledged, bucket), []);
+  } finally {
+    await writer.stop();
+    await recoverGroup(t, 0);
+  }
+});
+
 test.serial("coordinator: the new primary killed as soon as writes resume after a failover: the group elects another, 0 lost", async (t) => {
   const { writer, bucket } = await writerOn(0, "second_failure_writes");
   await pollUntil(15000, 100, async () => (writer.acknowledgedCount >= 20 ? true : undefined));
@@ -154,27 +182,5 @@ test.serial("a two-member worker group whose standby dies right after being name
     cluster.startPatroni(standby);
     await cluster.waitGroupHealthy(group, 180000);
     t.deepEqual(await missingWrites(adminUrl(), "standby_loss_writes", result.acknowledged, bucket), []);
-  }
-});
-
-test.serial("a crash of the coordinator primary's PostgreSQL alone (Patroni alive): writes come back, 0 lost", async (t) => {
-  const { writer, bucket } = await writerOn(0, "postgres_crash_writes");
-  await pollUntil(15000, 100, async () => (writer.acknowledgedCount >= 20 ? true : undefined));
-  const leader = (await cluster.leader(0))!;
-  const killedAt = Date.now();
-  cluster.killPostgres(leader);
-  try {
-    const seconds = await writesResume(writer, killedAt, 60000);
-    // Writes may be back a moment before Patroni reports its restarted PostgreSQL as running.
-    const after = (await pollUntil(30000, 100, async () => cluster.leader(0)))!;
-    const result = await writer.stop();
-    t.log(
-      `postmaster of ${leader.name} killed: writes back after ${seconds.toFixed(1)} s on ${after.name} ` +
-        `(${after.name === leader.name ? "Patroni restarted PostgreSQL in place" : "a failover"}); ${result.acknowledged.length} acknowledged, ${result.errors} failed attempts`,
-    );
-    t.deepEqual(await missingWrites(adminUrl(), "postgres_crash_writes", result.acknowledged, bucket), []);
-  } finally {
-    await writer.stop();
-    await recoverGroup(t, 0);
   }
 });
