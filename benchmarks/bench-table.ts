@@ -9,7 +9,7 @@ import { quoteIdent } from "../sql/migrations.ts";
 import type { VectorDialect } from "../sql/vector-dialect.ts";
 import { ClusteredVectors, STREAMS, vectorLiteral, type DatasetOptions, type DatasetRow } from "./dataset.ts";
 import { BENCH_INDEX, BENCH_SEARCH_FUNCTION, BENCH_TABLE } from "./search-sql.ts";
-import { EXACT_SEARCH_MAX_ROWS, searchFunctionStatements } from "../sql/search-plan.ts";
+import { searchFunctionStatements } from "../sql/search-plan.ts";
 import { nowMs } from "./latency.ts";
 
 export interface TableSetup {
@@ -21,6 +21,8 @@ export interface TableSetup {
   shardCount: number;
   /** The database's ef_search (the search function's HNSW branch asks for at least 4k). */
   efSearch: number;
+  /** The search function's threshold: namespaces of at most this many rows are searched exactly. */
+  exactMaxRows: number;
 }
 
 export interface LoadResult {
@@ -86,7 +88,7 @@ export async function createAndLoadTable(client: pg.ClientBase, setup: TableSetu
   // The same search function the product ships (claude_flow.search_memory), over this table.
   for (const statement of searchFunctionStatements({
     name: BENCH_SEARCH_FUNCTION, table: BENCH_TABLE, columns: [["id", "bigint"]], dialect: setup.dialect, dimensions: data.dimensions,
-    efSearch: setup.efSearch, exactMaxRows: EXACT_SEARCH_MAX_ROWS, citus: setup.citus,
+    efSearch: setup.efSearch, exactMaxRows: setup.exactMaxRows, citus: setup.citus,
   })) await client.query(statement);
   return { rows: data.rows, distributed: setup.citus, loadSeconds, indexBuildSeconds };
 }

@@ -1,11 +1,17 @@
 // npm run bench -- --url URL --mode quick|full|stress --out DIR [--fail-on critical]
 //                  [--metrics-listen HOST:PORT]  serve the searches' Prometheus metrics during the run
+//                  [--baseline local]            start a plain PostgreSQL node for the run (local/baseline.ts)
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { BaselineNode } from "../local/baseline.ts";
 import { SearchMetrics } from "./metrics.ts";
-import { parseArgs } from "./options.ts";
+import { parseArgs, type BenchmarkOptions } from "./options.ts";
 import { progressFor } from "./progress.ts";
 import { runBenchmark } from "./runner.ts";
 import { exitCodeFor } from "./targets.ts";
 import { formatSummary, summarizeReport } from "./summary.ts";
+
+const ROOT = resolve(import.meta.dirname, "..");
 
 // One more scrape of the final values at Prometheus' default 15 s interval before the endpoint closes.
 const METRICS_LINGER_MS = 16_000;
@@ -30,6 +36,43 @@ async function main(): Promise<number> {
     process.stderr.write(`${(error as Error).message}\n`);
     return 2;
   }
+  // --baseline local: a plain node of the stack's settings for this run only, stopped and deleted after.
+  let baselineNode: BaselineNode | undefined;
+  if (options.localBaseline) {
+    if (process.getuid?.() !== 0) {
+      process.stderr.write("--baseline local must run as root: the node runs as the postgres user (PostgreSQL refuses root)\n");
+      return 2;
+    }
+    const { stack, stateDir } = options.localBaseline;
+    const stackFile = join(ROOT, `Pulumi.${stack}.yaml`);
+    if (!existsSync(stackFile)) {
+      process.stderr.write(`--stack ${stack}: no stack file ${stackFile} (the baseline takes that stack's settings)\n`);
+      return 2;
+    }
+    baselineNode = new BaselineNode({
+      stackFile,
+      dir: resolve(stateDir ?? join(ROOT, ".state", "bench-baseline")),
+      log: (line) => process.stderr.write(`${line}\n`),
+    });
+    try {
+      await baselineNode.up();
+    } catch (error) {
+      await baselineNode.down(true);
+      throw error;
+    }
+    options = { ...options, baselineUrl: baselineNode.appUrl() };
+  }
+  try {
+    return await run(options, listen);
+  } finally {
+    if (baselineNode) {
+      await baselineNode.down(true);
+      process.stderr.write(`baseline: stopped and removed ${baselineNode.paths.dir}\n`);
+    }
+  }
+}
+
+async function run(options: BenchmarkOptions, listen: string | undefined): Promise<number> {
   const metrics = listen ? new SearchMetrics() : undefined;
   const server = listen ? await metrics!.serve(listen) : undefined;
   if (listen) process.stderr.write(`search metrics on http://${listen}/metrics\n`);

@@ -63,6 +63,8 @@ export interface BenchmarkOptions {
   hnswM: number;
   hnswEfConstruction: number;
   shardCount: number;
+  /** Namespaces of at most this many rows are searched exactly (the stack's searchExactMaxRows). */
+  exactMaxRows: number;
   /** Open-loop arrival rate, operations/s; undefined: half the closed-loop mixed throughput. */
   openLoopRate?: number;
   /** Skip the pgbench comparison (e.g. where pgbench is not installed). */
@@ -70,7 +72,15 @@ export interface BenchmarkOptions {
   failOn: FailOn;
   /** A plain PostgreSQL node (no Citus, same settings) that runs the same data and queries in the same run. */
   baselineUrl?: string;
+  /**
+   * `--baseline local`: the CLI starts such a node with the local runner (local/baseline.ts) for
+   * this run, from the stack's settings, under `stateDir`, and stops and deletes it afterwards.
+   */
+  localBaseline?: { stack: string; stateDir?: string };
 }
+
+/** The largest --exact-max-rows (the stack key searchExactMaxRows has the same bound). */
+const EXACT_MAX_ROWS_LIMIT = 1_000_000;
 
 export function defaultOptions(url: string, mode: BenchmarkMode): BenchmarkOptions {
   return {
@@ -83,13 +93,15 @@ export function defaultOptions(url: string, mode: BenchmarkMode): BenchmarkOptio
     hnswM: DEFAULT_CONFIG.hnswM,
     hnswEfConstruction: DEFAULT_CONFIG.hnswEfConstruction,
     shardCount: DEFAULT_CONFIG.shardCount,
+    exactMaxRows: DEFAULT_CONFIG.searchExactMaxRows,
     skipPgbench: false,
     failOn: "never",
   };
 }
 
 const USAGE = `usage: npm run bench -- --url URL [--mode quick|full|stress] [--out DIR] [--fail-on critical|warn]
-       [--dimensions N] [--rows N] [--seed N] [--rate OPS_PER_S] [--no-pgbench] [--baseline-url URL]`;
+       [--dimensions N] [--rows N] [--seed N] [--rate OPS_PER_S] [--no-pgbench] [--exact-max-rows N]
+       [--baseline-url URL | --baseline local [--stack NAME] [--baseline-state DIR]]`;
 
 /** Parses CLI arguments; throws with the usage text on a mistake. */
 export function parseArgs(argv: string[]): BenchmarkOptions {
@@ -116,8 +128,25 @@ export function parseArgs(argv: string[]): BenchmarkOptions {
   };
   const failOn = values.get("--fail-on") ?? "never";
   if (!["critical", "warn", "never"].includes(failOn)) throw new Error(`--fail-on must be critical or warn\n${USAGE}`);
-  const known = new Set(["--url", "--mode", "--out", "--fail-on", "--dimensions", "--rows", "--seed", "--rate", "--baseline-url"]);
+  const known = new Set([
+    "--url", "--mode", "--out", "--fail-on", "--dimensions", "--rows", "--seed", "--rate", "--exact-max-rows",
+    "--baseline-url", "--baseline", "--stack", "--baseline-state",
+  ]);
   for (const name of values.keys()) if (!known.has(name)) throw new Error(`unknown option ${name}\n${USAGE}`);
+  const exactRaw = values.get("--exact-max-rows");
+  const exactMaxRows = exactRaw === undefined ? options.exactMaxRows : Number(exactRaw);
+  if (!/^\d+$/.test(exactRaw ?? "0") || exactMaxRows > EXACT_MAX_ROWS_LIMIT) {
+    throw new Error(`--exact-max-rows: got ${exactRaw}; allowed: an integer from 0 (always HNSW) to ${EXACT_MAX_ROWS_LIMIT}\n${USAGE}`);
+  }
+  const baseline = values.get("--baseline");
+  if (baseline !== undefined && baseline !== "local") throw new Error(`--baseline: got ${baseline}; allowed: local (or --baseline-url URL for a node of your own)\n${USAGE}`);
+  const baselineUrl = values.get("--baseline-url") ?? process.env.DPC_BENCH_BASELINE_URL ?? undefined;
+  if (baseline && values.has("--baseline-url")) throw new Error(`--baseline local and --baseline-url: give one of them\n${USAGE}`);
+  for (const name of ["--stack", "--baseline-state"]) {
+    if (values.has(name) && !baseline) throw new Error(`${name} goes with --baseline local\n${USAGE}`);
+  }
+  const stack = values.get("--stack") ?? "local";
+  if (!/^[A-Za-z0-9_.-]+$/.test(stack)) throw new Error(`--stack: got ${stack}; allowed: the NAME of a Pulumi.NAME.yaml\n${USAGE}`);
   return {
     ...options,
     outDir: values.get("--out"),
@@ -127,6 +156,8 @@ export function parseArgs(argv: string[]): BenchmarkOptions {
     openLoopRate: positiveInt("--rate"),
     skipPgbench: flags.has("--no-pgbench"),
     failOn: failOn as FailOn,
-    baselineUrl: values.get("--baseline-url") ?? process.env.DPC_BENCH_BASELINE_URL ?? undefined,
+    exactMaxRows,
+    baselineUrl: baseline ? undefined : baselineUrl,
+    localBaseline: baseline ? { stack, stateDir: values.get("--baseline-state") } : undefined,
   };
 }

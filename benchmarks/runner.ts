@@ -86,15 +86,15 @@ async function runSuite(options: BenchmarkOptions, progress: Progress, metrics?:
     progress.log(`Loading ${data.rows} x ${data.dimensions} vectors and building the HNSW index ...`);
     const load = await createAndLoadTable(setup, {
       dialect, citus, hnswAccessMethod: environment.hnswAccessMethod, m: options.hnswM, efConstruction: options.hnswEfConstruction, shardCount: options.shardCount,
-      efSearch: Number(efSearch ?? 40),
+      efSearch: Number(efSearch ?? 40), exactMaxRows: options.exactMaxRows,
     }, data);
     progress.log(`  loaded in ${round(load.loadSeconds, 1)} s, index built in ${round(load.indexBuildSeconds, 1)} s`);
 
     context = new SuiteContext(options, plan, data, dialect, citus, progress, metrics);
     await warmUp(context);
     const plans = {
-      singleShard: await explainSearch(setup, dialect, context.makeQueries("single-shard", 1)[0], options.k),
-      crossShard: await explainSearch(setup, dialect, context.makeQueries("cross-shard", 1)[0], options.k),
+      singleShard: await explainSearch(setup, dialect, context.makeQueries("single-shard", 1)[0], options.k, options.exactMaxRows),
+      crossShard: await explainSearch(setup, dialect, context.makeQueries("cross-shard", 1)[0], options.k, options.exactMaxRows),
     };
     for (const [kind, summary] of Object.entries(plans)) {
       notes.push(`${kind} searches: ${summary.namespaceRows} rows in the namespaces of a sample query, ${summary.choice === "exact" ? `at most ${summary.exactMaxRows}: exact search` : `above ${summary.exactMaxRows}: HNSW`} on ${summary.shards} shard(s)`);

@@ -2,7 +2,7 @@
 import type pg from "pg";
 import { BENCHMARK_SCHEMA } from "../sql/migrations.ts";
 import type { VectorDialect } from "../sql/vector-dialect.ts";
-import { chooseSearchPlan, EXACT_SEARCH_MAX_ROWS, type SearchPlanKind } from "../sql/search-plan.ts";
+import { chooseSearchPlan, type SearchPlanKind } from "../sql/search-plan.ts";
 import { explainDistributed, indexNames } from "./distributed-plan.ts";
 
 export const BENCH_TABLE = `${BENCHMARK_SCHEMA}.vector_items`;
@@ -87,10 +87,10 @@ export interface PlanSummary {
 }
 
 /** The search function's choice for a query, and what that branch touches and how each shard searches, from EXPLAIN (see distributed-plan.ts). */
-export async function explainSearch(client: pg.ClientBase, dialect: VectorDialect, query: SearchQuery, k: number): Promise<PlanSummary> {
+export async function explainSearch(client: pg.ClientBase, dialect: VectorDialect, query: SearchQuery, k: number, exactMaxRows: number): Promise<PlanSummary> {
   const rows = await namespaceRows(client, query);
-  const choice = chooseSearchPlan(rows, EXACT_SEARCH_MAX_ROWS);
-  const base = { choice, namespaceRows: rows, exactMaxRows: EXACT_SEARCH_MAX_ROWS };
+  const choice = chooseSearchPlan(rows, exactMaxRows);
+  const base = { choice, namespaceRows: rows, exactMaxRows };
   const { text, values } = branchSql(dialect, query, k, choice);
   const plan = await explainDistributed(client, text, values, BENCH_INDEX);
   if (plan.tasks === 0) {

@@ -55,7 +55,7 @@ export class SuiteContext {
     const pool = this.pool(1);
     const client = await pool.connect();
     try {
-      return await explainSearch(client, this.dialect, this.makeQueries(kind, 1)[0], this.k);
+      return await explainSearch(client, this.dialect, this.makeQueries(kind, 1)[0], this.k, this.options.exactMaxRows);
     } finally {
       client.release();
     }

@@ -6,7 +6,9 @@
 // dynamic resource runs in the same phase (during `pulumi up`, never in preview), returns outputs,
 // and re-runs exactly when its inputs say so: a new schema version, mode or `benchmarkRunId`.
 // See components/schema.ts for why the provider's closure only captures two file URLs.
+import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
+import type { Platform } from "./platform/types.ts";
 import type { BenchmarkMode, ClusterConfig } from "./spec.ts";
 import { benchmarkDataset, type BenchmarkDataset, type BenchmarkStepInputs, type Summary } from "./benchmark-step.ts";
 
@@ -47,6 +49,47 @@ export interface BenchmarkRunArgs {
   readonly url: pulumi.Input<string>;
   /** The schema version the run follows. */
   readonly schemaVersion: pulumi.Input<string>;
+}
+
+/**
+ * The whole run's budget where it runs as a Job (kubernetes), seconds, by mode: the data set's load,
+ * the index build and every scenario, with room for a loaded cluster.
+ */
+export const BENCHMARK_STEP_DEADLINE_SECONDS: Record<BenchmarkMode, number> = { quick: 1800, full: 3600, stress: 7200 };
+
+/** What makes the run happen again, as the provider's diff decides it (no secret in it). */
+export function benchmarkTrigger(inputs: Omit<BenchmarkStepInputs, "url">): string {
+  return createHash("sha256").update(JSON.stringify([inputs.schemaVersion, inputs.mode, inputs.runId, inputs.dataset])).digest("hex");
+}
+
+/**
+ * The post-deploy benchmark's summary: a Job in the cluster where the platform runs deploy steps there
+ * (kubernetes), else the BenchmarkRun dynamic resource in the Pulumi process (docker).
+ */
+export function postDeployBenchmark(
+  name: string,
+  args: BenchmarkRunArgs & { platform: Platform },
+  opts: pulumi.CustomResourceOptions & { parent: pulumi.Resource },
+): pulumi.Output<Summary> {
+  const { config } = args;
+  const plain = pulumi.output({
+    mode: config.benchmarkMode,
+    schemaVersion: args.schemaVersion,
+    runId: config.benchmarkRunId,
+    dataset: benchmarkDataset(config),
+  });
+  const inCluster = args.platform.runDeployStep(
+    {
+      name,
+      step: "benchmark",
+      input: pulumi.secret(pulumi.all([plain, args.url]).apply(([p, url]) => ({ ...p, url }) satisfies BenchmarkStepInputs)),
+      trigger: plain.apply(benchmarkTrigger),
+      timeoutSeconds: BENCHMARK_STEP_DEADLINE_SECONDS[config.benchmarkMode],
+    },
+    { parent: opts.parent, dependsOn: opts.dependsOn },
+  );
+  if (inCluster) return inCluster as unknown as pulumi.Output<Summary>;
+  return new BenchmarkRun(name, args, opts).summary;
 }
 
 /** The dynamic resource that runs the suite (type `pulumi-nodejs:dynamic/dpc:BenchmarkRun`). */

@@ -11,7 +11,7 @@ import type { BenchmarkMode, ClusterConfig } from "./spec.ts";
 export type { Summary } from "../benchmarks/summary.ts";
 
 /** The data set and index settings of the run: those of the deployed schema. */
-export type BenchmarkDataset = Pick<BenchmarkOptions, "dimensions" | "k" | "hnswM" | "hnswEfConstruction" | "shardCount">;
+export type BenchmarkDataset = Pick<BenchmarkOptions, "dimensions" | "k" | "hnswM" | "hnswEfConstruction" | "shardCount" | "exactMaxRows">;
 
 export interface BenchmarkStepInputs {
   /** postgresql:// URL of the application role through PgBouncer. */
@@ -41,6 +41,7 @@ export function benchmarkDataset(config: ClusterConfig): BenchmarkDataset {
     hnswM: config.hnswM,
     hnswEfConstruction: config.hnswEfConstruction,
     shardCount: config.shardCount,
+    exactMaxRows: config.searchExactMaxRows,
   };
 }
 

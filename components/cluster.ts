@@ -8,20 +8,25 @@ import { ROLES, type ClusterSecrets } from "./render/index.ts";
 import { createPlatform } from "./platform/index.ts";
 import { Etcd } from "./etcd.ts";
 import { PatroniGroup } from "./patroni-group.ts";
-import { Router } from "./router.ts";
+import { Router, readWriteEndpointOf } from "./router.ts";
+import { passwordRotation } from "./password-rotation.ts";
+import { PASSWORD_NAMES, validatePasswords, type PasswordName } from "./rotation/plan.ts";
+import { PASSWORD_CONFIG_KEYS } from "./stack-config.ts";
 import { Schema } from "./schema.ts";
-import { BenchmarkRun } from "./benchmark-run.ts";
+import { postDeployBenchmark } from "./benchmark-run.ts";
 import type { Summary } from "./benchmark-step.ts";
 import { Monitoring } from "./monitoring.ts";
+import { PostgresConfig } from "./postgres-config.ts";
+import { dynamicParameters } from "./render/patroni.ts";
+import { WorkerMembership, WorkerRebalance } from "./scaling/worker-scaling.ts";
 
-export type PasswordName = keyof ClusterSecrets;
+export { PASSWORD_NAMES, type PasswordName };
 
 /** A resource option's dependsOn as a list, to add to it. */
 function dependencyList(dependsOn: pulumi.ResourceOptions["dependsOn"]): pulumi.Input<pulumi.Resource>[] {
   if (dependsOn === undefined) return [];
   return Array.isArray(dependsOn) ? dependsOn : [dependsOn as pulumi.Input<pulumi.Resource>];
 }
-export const PASSWORD_NAMES: PasswordName[] = ["superuser", "replication", "rewind", "restApi", "app"];
 
 export interface ClusterArgs {
   /** Validated configuration (parseClusterConfig). */
@@ -70,15 +75,43 @@ export class Cluster extends pulumi.ComponentResource {
 
     // Children do not inherit a component's dependsOn (index.ts: the DataIdentity): hand it on to
     // the processes, so that none starts or is replaced before it passed.
-    const first = dependencyList(opts?.dependsOn);
+    // A changed password reaches the database (roles, pg_dist_authinfo) before any process gets it:
+    // every process that carries a password depends on the rotation.
+    // Kubernetes: the rotation would dial the cluster's addresses from outside it, as the deploy
+    // steps no longer do; it is not registered there (README, "Rotating passwords").
+    const rotation =
+      config.platform === "docker"
+        ? [
+            passwordRotation(
+              `${topology.scope}-password-rotation`,
+              { passwords: secrets, readWriteEndpoint: readWriteEndpointOf(config, topology, platform), database: config.database },
+              { parent: this, dependsOn: dependencyList(opts?.dependsOn) },
+            ),
+          ]
+        : [];
+    const first = [...dependencyList(opts?.dependsOn), ...rotation];
     const etcd = new Etcd(`${topology.scope}-etcd`, { config, topology, platform }, { parent: this, dependsOn: first });
-    // Patroni needs its DCS first; the groups themselves start in parallel.
-    const groups = topology.groups.map(
-      (_, group) =>
-        new PatroniGroup(groupName(topology.scope, group), { config, topology, group, platform, secrets }, { parent: this, dependsOn: [...first, etcd] }),
+    // Patroni needs its DCS first. HAProxy routes to the coordinator group: created once that exists.
+    const coordinator = new PatroniGroup(groupName(topology.scope, 0), { config, topology, group: 0, platform, secrets }, { parent: this, dependsOn: [...first, etcd] });
+    const router = new Router(topology.routerName, { config, topology, platform, secrets }, { parent: this, dependsOn: [coordinator] });
+    // Superuser through HAProxy's read-write listener: the coordinator leader, in the Citus database.
+    const coordinatorUrl = secrets.apply(
+      (s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.readWriteEndpoint}/${config.database}`,
     );
-    // HAProxy routes to the coordinator group: create it once that group exists.
-    const router = new Router(topology.routerName, { config, topology, platform, secrets }, { parent: this, dependsOn: [groups[0]] });
+    // Each worker group after its membership (components/scaling/worker-scaling.ts): when the group
+    // goes, its containers are deleted first, then the membership removes its pg_dist_node rows.
+    // Kubernetes: these steps would dial the cluster from outside it; not registered there, and a
+    // workerGroups change is refused by the DataIdentity (README, "Scaling the worker groups").
+    const scaling = config.platform === "docker";
+    const workers = topology.groups.slice(1).map((_, index) => {
+      const group = index + 1;
+      const name = groupName(topology.scope, group);
+      const membership = scaling
+        ? [new WorkerMembership(`${name}-membership`, { connectionString: coordinatorUrl, group }, { parent: this, dependsOn: [coordinator, router] })]
+        : [];
+      return new PatroniGroup(name, { config, topology, group, platform, secrets }, { parent: this, dependsOn: [...first, etcd, ...membership] });
+    });
+    const groups = [coordinator, ...workers];
 
     // The migrations need a superuser and a session of their own: HAProxy's read-write listener,
     // which only routes to the coordinator leader. Applied once the router and every group exist.
@@ -86,17 +119,33 @@ export class Cluster extends pulumi.ComponentResource {
       `${topology.scope}-schema`,
       {
         config,
-        connectionString: secrets.apply(
-          (s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.readWriteEndpoint}/${config.database}`,
-        ),
+        connectionString: coordinatorUrl,
         // PgBouncer's admin console: RECONNECT after a migration changed database settings.
         poolerAdminConnectionString: secrets.apply(
           (s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.pgbouncerEndpoint}/pgbouncer`,
         ),
         appPassword: secrets.apply((s) => s.app),
+        platform,
       },
       { parent: this, dependsOn: [router, ...groups] },
     );
+    // The PostgreSQL parameters, through Patroni's dynamic configuration, rolled through the groups
+    // when a change needs a restart (components/rollout/). Kubernetes: see spec.ts (postgresParameters).
+    if (platform.memberAddress) {
+      new PostgresConfig(
+        `${topology.scope}-postgres-config`,
+        {
+          groups: topology.groups.map((nodes, group) => ({ group, members: nodes.map((n) => ({ name: n.name, address: platform.memberAddress!(n.name) })) })),
+          parameters: dynamicParameters(config),
+          restAuth: secrets.apply((s) => `${ROLES.restApi}:${s.restApi}`),
+          poolerAdminUrl: secrets.apply((s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.pgbouncerEndpoint}/pgbouncer`),
+          readWriteUrl: secrets.apply((s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.readWriteEndpoint}/postgres`),
+        },
+        { parent: this, dependsOn: [router, ...groups] },
+      );
+    }
+    // Shards follow the worker groups: onto new ones once registered; off going ones before they go.
+    if (scaling) new WorkerRebalance(`${topology.scope}-worker-rebalance`, { connectionString: coordinatorUrl, workerGroups: config.workerGroups }, { parent: this, dependsOn: [schema, ...groups] });
     const monitoring = new Monitoring(
       `${topology.scope}-monitoring`,
       { config, topology, platform, secrets, grafanaAdminPassword: args.grafanaAdminPassword },
@@ -116,12 +165,11 @@ export class Cluster extends pulumi.ComponentResource {
     this.schemaVersion = schema.version;
     if (config.benchmarkEnabled) {
       // Through PgBouncer as the application role: what applications see.
-      const benchmark = new BenchmarkRun(
+      this.benchmarkSummary = postDeployBenchmark(
         `${topology.scope}-benchmark`,
-        { config, url: this.appConnectionString, schemaVersion: schema.version },
+        { config, url: this.appConnectionString, schemaVersion: schema.version, platform },
         { parent: this, dependsOn: [schema] },
       );
-      this.benchmarkSummary = benchmark.summary;
     }
     this.prometheusEndpoint = monitoring.prometheusEndpoint;
     this.grafanaEndpoint = monitoring.grafanaEndpoint;
@@ -149,7 +197,11 @@ export class Cluster extends pulumi.ComponentResource {
       );
     const secrets = pulumi
       .all([password("superuser"), password("replication"), password("rewind"), password("restApi"), password("app")])
-      .apply(([superuser, replication, rewind, restApi, app]): ClusterSecrets => ({ superuser, replication, rewind, restApi, app }));
+      .apply(([superuser, replication, rewind, restApi, app]): ClusterSecrets => {
+        // Known in preview for config values: a bad password stops the preview, before any change.
+        validatePasswords({ superuser, replication, rewind, restApi, app }, (key) => PASSWORD_CONFIG_KEYS[key]);
+        return { superuser, replication, rewind, restApi, app };
+      });
     return pulumi.secret(secrets);
   }
 }

@@ -21,17 +21,22 @@ import type { ClusterConfig } from "./spec.ts";
 export const DATA_IDENTITY_NAME = "data-identity";
 
 /** The keys whose change would leave the existing data behind (or unreadable). */
-export const DATA_IDENTITY_KEYS = ["platform", "clusterName", "kubernetesNamespace", "postgresMajor"] as const;
+export const DATA_IDENTITY_KEYS = ["platform", "clusterName", "kubernetesNamespace", "postgresMajor", "workerGroups"] as const;
 export type DataIdentityKey = (typeof DATA_IDENTITY_KEYS)[number];
 export type DataIdentityInputs = Pick<ClusterConfig, DataIdentityKey>;
 
-/** The identity of the data a configuration deploys (kubernetesNamespace only counts on kubernetes). */
+/**
+ * The identity of the data a configuration deploys (kubernetesNamespace and workerGroups only count
+ * on kubernetes: there no step moves shards onto new worker groups or off going ones yet; on docker
+ * `up` scales with a rebalance, components/scaling/).
+ */
 export function dataIdentity(config: ClusterConfig): DataIdentityInputs {
   return {
     platform: config.platform,
     clusterName: config.clusterName,
     kubernetesNamespace: config.platform === "kubernetes" ? config.kubernetesNamespace : "",
     postgresMajor: config.postgresMajor,
+    workerGroups: config.platform === "kubernetes" ? config.workerGroups : 0,
   };
 }
 
@@ -47,6 +52,8 @@ export function identityChanges(olds: Partial<Record<string, unknown>> | undefin
     clusterName: "every volume, container and Patroni scope is named after it: the new names start an empty cluster and the old nodes would be deleted",
     kubernetesNamespace: "the claims live in the old namespace: the new one starts empty",
     postgresMajor: "a data directory is readable by its own PostgreSQL major only (an upgrade needs pg_upgrade, which this program does not run)",
+    workerGroups:
+      "on kubernetes no deploy step rebalances or drains worker groups yet (the scaling runs on docker and locally): a new group would get no shard, a removed one would take its shards with it",
   };
   return Object.keys(why)
     .filter((key) => key in olds && olds[key] !== news[key])

@@ -18,6 +18,11 @@ import type { Platform, WorkloadPort } from "./platform/index.ts";
  */
 export const PGBOUNCER_USER = { uid: 70, gid: 70 } as const;
 
+/** host:port of HAProxy's read-write listener as clients (and the machine running Pulumi) reach it. */
+export function readWriteEndpointOf(config: ClusterConfig, topology: Topology, platform: Platform): string {
+  return platform.clientEndpoint(`${topology.scope}-haproxy`, { port: PORTS.haproxyReadWrite, publishedPort: config.haproxyReadWritePort });
+}
+
 export interface RouterArgs {
   /** Validated cluster configuration (images, published ports, pool sizes). */
   readonly config: ClusterConfig;
@@ -90,7 +95,7 @@ export class Router extends pulumi.ComponentResource {
       { parent: this, dependsOn: haproxy },
     );
 
-    this.readWriteEndpoint = platform.clientEndpoint(haproxyName, readWrite);
+    this.readWriteEndpoint = readWriteEndpointOf(config, topology, platform);
     this.readOnlyEndpoint = platform.clientEndpoint(haproxyName, readOnly);
     this.pgbouncerEndpoint = platform.clientEndpoint(pgbouncerName, pooler);
     this.registerOutputs({

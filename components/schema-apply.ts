@@ -2,9 +2,9 @@
 // through the read-write endpoint, apply the migrations, and have PgBouncer replace the server
 // sessions it pooled before them. No Pulumi import: the dynamic provider loads this file in its own
 // process, and the unit tests call it with fakes.
-import pg from "pg";
 import { applyMigrations, type ApplyOptions, type ApplyResult } from "../sql/apply.ts";
 import type { ClusterConfig } from "./spec.ts";
+import { pgbouncerCommand } from "./pgbouncer-admin.ts";
 
 export type { ApplyResult } from "../sql/apply.ts";
 
@@ -103,17 +103,6 @@ export async function applySchemaWithRetry(url: string, config: ClusterConfig, o
 
 export const RECONNECT_NOTE = "PgBouncer RECONNECT: server sessions pooled before the migrations are replaced once released, so they pick up the new database settings";
 
-/** One command on PgBouncer's admin console (the `pgbouncer` database; the user must be in admin_users). */
-async function pgbouncerCommand(url: string, command: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
-  client.on("error", () => undefined);
-  await client.connect();
-  try {
-    await client.query(command);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
 
 /**
  * Applies the migrations (applySchemaWithRetry), then, when any applied, sends RECONNECT to
@@ -151,4 +140,28 @@ async function withRetry<T>(what: string, timeoutMs: number, options: ApplySchem
       await sleep(interval);
     }
   }
+}
+
+/** The schema step's input, the same wherever it runs (a dynamic resource, or a Job in the cluster). */
+export interface SchemaStepInputs {
+  /** Superuser URL through HAProxy's read-write listener (secret). */
+  connectionString: string;
+  /** PgBouncer's admin console (database `pgbouncer`) as a superuser: RECONNECT after a change (secret). */
+  poolerAdminConnectionString: string;
+  /** The application role's password, for Citus' own connections to the workers (secret). */
+  appPassword: string;
+  config: ClusterConfig;
+  /** sha256 over every migration's id and checksum, with and without Citus. */
+  migrationsFingerprint: string;
+  /** Give up when no leader has answered for this long, seconds. */
+  timeoutSeconds: number;
+}
+
+/** The schema step: applySchema with the step's input; progress lines to `log`. */
+export function runSchemaStep(inputs: SchemaStepInputs, log: (message: string) => void = () => {}): Promise<ApplyResult> {
+  return applySchema(inputs.connectionString, inputs.poolerAdminConnectionString, inputs.config, {
+    appPassword: inputs.appPassword,
+    timeoutMs: inputs.timeoutSeconds * 1000,
+    log,
+  });
 }

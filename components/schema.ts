@@ -1,6 +1,7 @@
 // The application schema: the migrations of sql/, applied through the coordinator's read-write
-// endpoint during `pulumi up` (never in preview), once a leader answers. A dynamic resource does the
-// work, so the applied version is in the state and in the stack outputs.
+// endpoint during `pulumi up` (never in preview), once a leader answers. Where the platform runs deploy
+// steps in the cluster (kubernetes: a Job, platform.runDeployStep) it does; otherwise a dynamic
+// resource does the work in the Pulumi process. Either way the applied version is in the stack outputs.
 //
 // Dynamic providers are serialized (function text plus captured values) and run in a separate Node
 // process, `pulumi-resource-pulumi-nodejs`, which neither gets this program's `--import=tsx` nor
@@ -15,47 +16,36 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ClusterConfig } from "./spec.ts";
 import { renderMigrations } from "../sql/migrations.ts";
 import { vectorDialect } from "../sql/vector-dialect.ts";
+import type { ApplyResult, SchemaStepInputs } from "./schema-apply.ts";
+import type { Platform } from "./platform/types.ts";
 
 const TSX_API_URL = import.meta.resolve("tsx/esm/api");
 const SCHEMA_APPLY_URL = new URL("./schema-apply.ts", import.meta.url).href;
 
 /** How long `pulumi up` waits for a leader before the Schema fails (image builds and basebackups included). */
 export const SCHEMA_TIMEOUT_SECONDS = 600;
+/**
+ * The whole step's budget where it runs as a Job (kubernetes): the wait for a leader, then the wait for
+ * every worker group (sql/apply.ts, 120 s), the migrations and the pod's own start.
+ */
+export const SCHEMA_STEP_DEADLINE_SECONDS = SCHEMA_TIMEOUT_SECONDS + 600;
 
-/** What the dynamic resource stores as its inputs. */
-interface SchemaInputs {
-  connectionString: string;
-  /** PgBouncer's admin console (database `pgbouncer`) as a superuser: RECONNECT after a change. */
-  poolerAdminConnectionString: string;
-  /** The application role's password, for Citus' own connections to the workers (pg_dist_authinfo). */
-  appPassword: string;
-  config: ClusterConfig;
-  /** sha256 over every migration's id and checksum, with and without Citus. */
-  migrationsFingerprint: string;
-  timeoutSeconds: number;
-}
+/** What the dynamic resource stores as its inputs: the step's input. */
+type SchemaInputs = SchemaStepInputs;
 
 // The provider is serialized: every method imports what it needs (see the top of this file).
 // Exported for the test that runs its serialized form in a plain Node process.
 export const schemaProvider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: SchemaInputs) {
     const { tsImport } = await import(TSX_API_URL);
-    const { applySchema } = await tsImport(SCHEMA_APPLY_URL, SCHEMA_APPLY_URL);
-    const result = await applySchema(inputs.connectionString, inputs.poolerAdminConnectionString, inputs.config, {
-      appPassword: inputs.appPassword,
-      timeoutMs: inputs.timeoutSeconds * 1000,
-      log: (message: string) => console.log(message),
-    });
+    const { runSchemaStep } = await tsImport(SCHEMA_APPLY_URL, SCHEMA_APPLY_URL);
+    const result = await runSchemaStep(inputs, (message: string) => console.log(message));
     return { id: `${inputs.config.clusterName}-schema`, outs: { ...inputs, ...result } };
   },
   async update(id: string, _olds: SchemaInputs, news: SchemaInputs) {
     const { tsImport } = await import(TSX_API_URL);
-    const { applySchema } = await tsImport(SCHEMA_APPLY_URL, SCHEMA_APPLY_URL);
-    const result = await applySchema(news.connectionString, news.poolerAdminConnectionString, news.config, {
-      appPassword: news.appPassword,
-      timeoutMs: news.timeoutSeconds * 1000,
-      log: (message: string) => console.log(message),
-    });
+    const { runSchemaStep } = await tsImport(SCHEMA_APPLY_URL, SCHEMA_APPLY_URL);
+    const result = await runSchemaStep(news, (message: string) => console.log(message));
     return { outs: { ...news, ...result } };
   },
   // Apply again only when the SQL, the database or the endpoint changed; other config changes
@@ -71,6 +61,17 @@ export const schemaProvider: pulumi.dynamic.ResourceProvider = {
   // The schema lives in the database: deleting this resource leaves it there.
   async delete() {},
 };
+
+/**
+ * What makes the schema step run again, as the dynamic provider's diff decides it: the migrations, the
+ * database, the endpoints and the passwords (a digest over them all, never one of them).
+ */
+export function schemaTrigger(inputs: SchemaStepInputs): string {
+  const { migrationsFingerprint: fingerprint, connectionString, poolerAdminConnectionString, appPassword } = inputs;
+  const hash = createHash("sha256");
+  hash.update(JSON.stringify([fingerprint, inputs.config.database, connectionString, poolerAdminConnectionString, appPassword]));
+  return hash.digest("hex");
+}
 
 /** Fingerprint of the migrations this config renders: a new or changed migration changes it. */
 export function migrationsFingerprint(config: ClusterConfig): string {
@@ -111,6 +112,8 @@ export interface SchemaArgs {
   readonly poolerAdminConnectionString: pulumi.Input<string>;
   /** The application role's password (secret): recorded for Citus' connections to the workers. */
   readonly appPassword: pulumi.Input<string>;
+  /** Runs the step in the cluster when the Pulumi process cannot reach the endpoints (kubernetes). */
+  readonly platform: Platform;
 }
 
 export class Schema extends pulumi.ComponentResource {
@@ -127,25 +130,38 @@ export class Schema extends pulumi.ComponentResource {
     // The connection string stays out of super(): component inputs are saved in the state.
     super("dpc:index:Schema", name, { database: config.database }, opts);
 
-    const migrations = new SchemaMigrations(
-      `${name}-migrations`,
-      {
-        connectionString: pulumi.secret(args.connectionString),
-        poolerAdminConnectionString: pulumi.secret(args.poolerAdminConnectionString),
-        appPassword: pulumi.secret(args.appPassword),
-        config,
-        migrationsFingerprint: migrationsFingerprint(config),
-        timeoutSeconds: SCHEMA_TIMEOUT_SECONDS,
-      },
-      // Children do not inherit a component's dependsOn: hand it on. The state echoes the inputs,
-      // so the connection string is marked secret among the outputs too.
-      { parent: this, dependsOn: opts?.dependsOn, additionalSecretOutputs: ["connectionString", "poolerAdminConnectionString", "appPassword"] },
+    const inputs = {
+      connectionString: pulumi.secret(args.connectionString),
+      poolerAdminConnectionString: pulumi.secret(args.poolerAdminConnectionString),
+      appPassword: pulumi.secret(args.appPassword),
+      config,
+      migrationsFingerprint: migrationsFingerprint(config),
+      timeoutSeconds: SCHEMA_TIMEOUT_SECONDS,
+    };
+    const stepInputs = pulumi.secret(pulumi.output(inputs) as pulumi.Output<SchemaStepInputs>);
+    const inCluster = args.platform.runDeployStep(
+      { name, step: "schema", input: stepInputs, trigger: stepInputs.apply(schemaTrigger), timeoutSeconds: SCHEMA_STEP_DEADLINE_SECONDS },
+      // Children do not inherit a component's dependsOn: hand it on.
+      { parent: this, dependsOn: opts?.dependsOn },
     );
-
-    this.version = migrations.version;
-    this.applied = migrations.applied;
-    this.citus = migrations.citus;
-    this.notes = migrations.notes;
+    if (inCluster) {
+      const result = inCluster as pulumi.Output<Record<string, unknown>> as unknown as pulumi.Output<ApplyResult>;
+      this.version = result.apply((r) => r.version);
+      this.applied = result.apply((r) => r.applied);
+      this.citus = result.apply((r) => r.citus);
+      this.notes = result.apply((r) => r.notes);
+    } else {
+      const migrations = new SchemaMigrations(
+        `${name}-migrations`,
+        inputs,
+        // The state echoes the inputs, so the connection string is marked secret among the outputs too.
+        { parent: this, dependsOn: opts?.dependsOn, additionalSecretOutputs: ["connectionString", "poolerAdminConnectionString", "appPassword"] },
+      );
+      this.version = migrations.version;
+      this.applied = migrations.applied;
+      this.citus = migrations.citus;
+      this.notes = migrations.notes;
+    }
     this.registerOutputs({ version: this.version, applied: this.applied, citus: this.citus, notes: this.notes });
   }
 }

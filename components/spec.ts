@@ -3,6 +3,7 @@
 import { Ajv, type ErrorObject } from "ajv";
 import { citusImageProblem } from "./citus-image.ts";
 import { canonicalCpus } from "./platform/docker-canonical.ts";
+import { EXACT_SEARCH_MAX_ROWS } from "../sql/search-plan.ts";
 
 export type PlatformName = "docker" | "kubernetes";
 export type VectorExtension = "pgvector" | "ruvector";
@@ -42,6 +43,11 @@ export interface ClusterConfig {
   hnswEfSearch: number;
   /** k of the k-nearest-neighbour searches the benchmark and the application run. */
   searchK: number;
+  /**
+   * Rows at most in the namespaces of one search for `search_memory` to search them exactly; above
+   * it, HNSW (sql/search-plan.ts). 0: always HNSW.
+   */
+  searchExactMaxRows: number;
   /** PgBouncer server connections per database/user pair. */
   poolSize: number;
   /** Replicas further behind their primary than this (bytes of WAL) leave HAProxy's read-only pool. */
@@ -114,6 +120,12 @@ export interface ClusterConfig {
    * kubernetes (the kubernetes platform builds no image); the docker platform builds its own.
    */
   databaseImage: string;
+  /**
+   * kubernetes: the deploy-steps image (images/deploy-steps.Dockerfile: databaseImage plus Node.js and
+   * this project's code), pre-built and pushed. The schema migrations and the post-deploy benchmark
+   * run in it as Jobs inside the cluster. Required on kubernetes; unused on docker.
+   */
+  deployStepsImage: string;
   /** Size of each persistent volume (kubernetes: every StatefulSet member's claim). */
   kubernetesVolumeSize: string;
   /** StorageClass of the persistent volumes; empty: the cluster's default class. */
@@ -143,6 +155,13 @@ export interface ClusterConfig {
   benchmarkMode: BenchmarkMode;
   /** Any new value runs the post-deploy benchmark again, without a schema change. */
   benchmarkRunId: string;
+  /**
+   * PostgreSQL parameters over the sized defaults (components/render/patroni.ts), e.g.
+   * `{ work_mem: "16MB", log_min_duration_statement: 500 }`: applied through Patroni's dynamic
+   * configuration on a running cluster, with a rolling restart when one needs it
+   * (components/rollout/). Parameters Patroni or Citus manage are refused (MANAGED_PARAMETERS).
+   */
+  postgresParameters: Record<string, string | number | boolean>;
 }
 
 export const DEFAULT_CONFIG: ClusterConfig = {
@@ -161,6 +180,8 @@ export const DEFAULT_CONFIG: ClusterConfig = {
   hnswEfConstruction: 64,
   hnswEfSearch: 40,
   searchK: 10,
+  // Measured on 2 cores at 384 dimensions (sql/search-plan.ts, README).
+  searchExactMaxRows: EXACT_SEARCH_MAX_ROWS,
   poolSize: 25,
   // 1 MiB, Patroni's maximum_lag_on_failover here: a replica too far behind to be promoted is too
   // stale to read from.
@@ -197,6 +218,7 @@ export const DEFAULT_CONFIG: ClusterConfig = {
   retainDataOnDestroy: true,
   kubernetesNamespace: "dpc",
   databaseImage: "",
+  deployStepsImage: "",
   kubernetesVolumeSize: "10Gi",
   kubernetesStorageClass: "",
   kubernetesPodCidr: "10.0.0.0/8",
@@ -209,7 +231,49 @@ export const DEFAULT_CONFIG: ClusterConfig = {
   benchmarkEnabled: true,
   benchmarkMode: "quick",
   benchmarkRunId: "",
+  postgresParameters: {},
 };
+
+/**
+ * Parameters `postgresParameters` may not set, and why: Patroni sets them from its own config
+ * (patroni/postgresql/config.py CMDLINE_OPTIONS with a false validator, the recovery parameters,
+ * synchronous_standby_names), Citus needs them as Patroni's citus section sets them
+ * (shared_preload_libraries, wal_level logical, citus.local_hostname, max_prepared_transactions),
+ * or the cluster depends on them (pg_rewind needs wal_log_hints; scram-sha-256 only).
+ */
+export const MANAGED_PARAMETERS: Record<string, string> = {
+  listen_addresses: "Patroni sets it from postgresql.listen",
+  port: "Patroni sets it from postgresql.listen",
+  cluster_name: "Patroni sets it from the scope",
+  hot_standby: "Patroni keeps it on",
+  wal_level: "Patroni sets it to logical for Citus",
+  shared_preload_libraries: "Patroni puts citus first in it",
+  "citus.local_hostname": "Patroni sets it for Citus",
+  max_prepared_transactions: "Patroni sizes it for Citus' two-phase commits",
+  unix_socket_directories: "each node's own, set by the rendering",
+  "citus.node_conninfo": "each node's own (its CA file), set by the rendering",
+  ssl: "TLS is on everywhere, set by the rendering",
+  ssl_cert_file: "each node's own certificate, set by the rendering",
+  ssl_key_file: "each node's own key, set by the rendering",
+  ssl_ca_file: "the cluster CA, set by the rendering",
+  data_directory: "Patroni's postgresql.data_dir",
+  config_file: "Patroni writes postgresql.conf itself",
+  hba_file: "Patroni writes pg_hba.conf from postgresql.pg_hba",
+  ident_file: "Patroni writes pg_ident.conf",
+  primary_conninfo: "Patroni manages replication",
+  primary_slot_name: "Patroni manages replication slots",
+  restore_command: "a recovery parameter Patroni manages",
+  recovery_target: "a recovery parameter Patroni manages",
+  recovery_target_timeline: "a recovery parameter Patroni manages",
+  recovery_min_apply_delay: "a recovery parameter Patroni manages",
+  promote_trigger_file: "a recovery parameter Patroni manages",
+  synchronous_standby_names: "Patroni sets it from synchronousMode",
+  wal_log_hints: "pg_rewind needs it on",
+  password_encryption: "the cluster uses scram-sha-256 only",
+};
+
+/** A PostgreSQL parameter name: lower case, optionally with one extension prefix (citus.x, hnsw.y). */
+const PARAMETER_NAME = /^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$/;
 
 /** PostgreSQL majors RuVector builds for (pgrx). */
 export const RUVECTOR_POSTGRES_MAJORS = [14, 15, 16, 17];
@@ -242,6 +306,7 @@ const CONFIG_SCHEMA = {
     hnswEfConstruction: int(4, 1000),
     hnswEfSearch: int(1, 1000),
     searchK: int(1, 1000),
+    searchExactMaxRows: int(0, 1000000),
     poolSize: int(1, 10000),
     readOnlyMaxLagBytes: int(0, 1099511627776),
     maxClientConnections: int(1, 100000),
@@ -273,6 +338,7 @@ const CONFIG_SCHEMA = {
     kubernetesNamespace: { type: "string", pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$" },
     // Empty, or an image reference without whitespace.
     databaseImage: { type: "string", pattern: "^(\\S+)?$" },
+    deployStepsImage: { type: "string", pattern: "^(\\S+)?$" },
     // A Kubernetes quantity of bytes (binary or decimal suffix).
     kubernetesVolumeSize: { type: "string", pattern: "^[1-9][0-9]*(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$" },
     // Empty, or a StorageClass name (a DNS subdomain).
@@ -288,10 +354,12 @@ const CONFIG_SCHEMA = {
     benchmarkEnabled: { type: "boolean" },
     benchmarkMode: { type: "string", enum: ["quick", "full", "stress"] },
     benchmarkRunId: { type: "string", maxLength: 100 },
+    // Names and values checked in crossFieldErrors (names, managed parameters, line breaks).
+    postgresParameters: { type: "object", additionalProperties: { type: ["string", "number", "boolean"] } },
   },
 } as const;
 
-const ajv = new Ajv({ allErrors: true, coerceTypes: true, useDefaults: false, strict: true });
+const ajv = new Ajv({ allErrors: true, coerceTypes: true, useDefaults: false, strict: true, allowUnionTypes: true });
 const validateShape = ajv.compile(CONFIG_SCHEMA);
 
 /** Invalid configuration: every problem at once, each naming the key, the value given and what is allowed. */
@@ -307,7 +375,11 @@ function describeSchemaError(error: ErrorObject, given: Record<string, unknown>)
     const key = String(error.params.additionalProperty);
     return `${key}: unknown configuration key; allowed keys: ${Object.keys(CONFIG_SCHEMA.properties).join(", ")}`;
   }
-  const key = error.instancePath.replace(/^\//, "");
+  const [key, ...rest] = error.instancePath.replace(/^\//, "").split("/");
+  if (key === "postgresParameters") {
+    const value = rest.length > 0 ? (given[key] as Record<string, unknown>)?.[rest.join("/")] : given[key];
+    return `postgresParameters${rest.length > 0 ? `.${rest.join("/")}` : ""}: got ${JSON.stringify(value)}; allowed: ${rest.length > 0 ? "a string, number or boolean" : "a map of PostgreSQL parameter names to values"}`;
+  }
   const value = JSON.stringify(given[key]);
   const rule = CONFIG_SCHEMA.properties[key as keyof typeof CONFIG_SCHEMA.properties] as Record<string, unknown>;
   let allowed: string;
@@ -389,6 +461,9 @@ function crossFieldErrors(c: ClusterConfig): string[] {
   if (c.platform === "kubernetes" && c.databaseImage === "") {
     errors.push(`databaseImage: got "" with platform "kubernetes"; allowed: a pre-built image reference the cluster can pull (build images/ and push it; the kubernetes platform builds no image)`);
   }
+  if (c.platform === "kubernetes" && c.deployStepsImage === "") {
+    errors.push(`deployStepsImage: got "" with platform "kubernetes"; allowed: a pre-built image reference the cluster can pull (images/deploy-steps.Dockerfile: the schema migrations and the benchmark run in it, inside the cluster)`);
+  }
   const ports = {
     pgbouncerPort: c.pgbouncerPort,
     haproxyReadWritePort: c.haproxyReadWritePort,
@@ -401,6 +476,18 @@ function crossFieldErrors(c: ClusterConfig): string[] {
     const other = seen.get(value);
     if (other) errors.push(`${key}: got ${value}, the same as ${other}; allowed: a port no other published listener uses`);
     seen.set(value, key);
+  }
+  if (c.platform === "kubernetes" && Object.keys(c.postgresParameters ?? {}).length > 0) {
+    errors.push(`postgresParameters: got ${JSON.stringify(c.postgresParameters)} with platform "kubernetes"; allowed: only with platform "docker" (\`pulumi up\` cannot reach the pods' Patroni REST API from outside the cluster to apply them)`);
+  }
+  for (const [name, value] of Object.entries(c.postgresParameters ?? {})) {
+    if (!PARAMETER_NAME.test(name)) {
+      errors.push(`postgresParameters.${name}: not a PostgreSQL parameter name; allowed: lower-case letters, digits and _, with at most one extension prefix (e.g. work_mem, hnsw.ef_search)`);
+    } else if (MANAGED_PARAMETERS[name]) {
+      errors.push(`postgresParameters.${name}: got ${JSON.stringify(value)}; allowed: not this parameter (${MANAGED_PARAMETERS[name]})`);
+    } else if (typeof value === "string" && /[\n\r\0]/.test(value)) {
+      errors.push(`postgresParameters.${name}: got ${JSON.stringify(value)}; allowed: a value without line breaks`);
+    }
   }
   if (c.poolSize > c.maxClientConnections) {
     errors.push(`poolSize: got ${c.poolSize} with maxClientConnections ${c.maxClientConnections}; allowed: at most maxClientConnections`);
@@ -417,11 +504,19 @@ export function parseClusterConfig(raw: Record<string, unknown>): ClusterConfig 
   for (const [key, value] of Object.entries(raw)) {
     if (value !== undefined && value !== null) given[key] = value;
   }
+  // Pulumi hands structured config to the program as JSON text; a stack file parsed as YAML gives the map.
+  if (typeof given.postgresParameters === "string") {
+    try {
+      given.postgresParameters = JSON.parse(given.postgresParameters);
+    } catch {
+      throw new ConfigError([`postgresParameters: got ${JSON.stringify(given.postgresParameters)}; allowed: a map of PostgreSQL parameter names to values (JSON or YAML)`]);
+    }
+  }
   const merged: Record<string, unknown> = { ...DEFAULT_CONFIG, ...given };
   const schemaErrors = validateShape(merged) ? [] : (validateShape.errors ?? []);
   // Cross-field rules run even when some fields failed the schema, so that every problem is reported
   // at once: invalid fields take their defaults for this, and a rule that names one is left out.
-  const invalidKeys = schemaErrors.map((e) => e.instancePath.replace(/^\//, "")).filter((key) => key in DEFAULT_CONFIG);
+  const invalidKeys = schemaErrors.map((e) => e.instancePath.replace(/^\//, "").split("/")[0]).filter((key) => key in DEFAULT_CONFIG);
   const checked = { ...merged } as unknown as ClusterConfig;
   for (const key of invalidKeys) Object.assign(checked, { [key]: DEFAULT_CONFIG[key as keyof ClusterConfig] });
   const crossFieldProblems = crossFieldErrors(checked).filter(

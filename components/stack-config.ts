@@ -2,7 +2,7 @@
 // Pulumi's config, `npm run render` feeds it the parsed Pulumi.<stack>.yaml.
 import type { ClusterSecrets } from "./render/types.ts";
 
-/** Secret config keys (`pulumi config set --secret KEY VALUE`); a missing one is generated. */
+/** Secret config keys (`pulumi config set --secret KEY VALUE`); a missing one is generated, a changed one rotated (components/rotation/). */
 export const PASSWORD_CONFIG_KEYS = {
   superuser: "superuserPassword",
   replication: "replicationPassword",

@@ -18,7 +18,8 @@ import { groupName, planTopology, type ClusterConfig, type EtcdMember, type Post
 import { localAddressing, localClusterConfig, localLayout, localPaths, type LocalPaths } from "./layout.ts";
 import { applyMigrations, type ApplyResult } from "../sql/apply.ts";
 import { monitoringListeners, prometheusUrl, startMonitoring, writeMonitoringFiles } from "./monitoring.ts";
-import { clusterMembers, etcdHealthy, leaderOf, type ClusterMember } from "./patroni-api.ts";
+import { clusterMembers, etcdHealthy, leaderOf, postPatroni, type ClusterMember } from "./patroni-api.ts";
+import { applyChanges, type ChangeResult } from "./apply-changes.ts";
 import { trustOrigin } from "./https.ts";
 import { ensureLocalCertificates, loadLocalCertificates, localTlsFiles, type LocalTlsFiles } from "./tls.ts";
 import { OPERATOR_CERTIFICATE, type ClusterCertificates } from "../components/tls/index.ts";
@@ -67,6 +68,10 @@ export interface UpResult {
   validatedConfigs: string[];
   /** What the migrations did on this `up`. */
   schema: ApplyResult;
+  /** "started": the cluster was started; "changed": it was running, and the stack's changes were applied. */
+  mode: "started" | "changed";
+  /** What each change step did (local/apply-changes.ts); on a fresh start, the stack's postgresParameters. */
+  changes: ChangeResult[];
 }
 
 export interface GroupStatus {
@@ -201,6 +206,15 @@ export class LocalCluster {
     return password;
   }
 
+  /**
+   * Makes `next` the passwords this runner renders and connects with; `persist` also writes them to
+   * the secrets file (0600). For the password rotation (local/rotate.ts), which calls it step by step.
+   */
+  setSecrets(next: ClusterSecrets, persist: boolean): void {
+    this.cachedSecrets = { ...next };
+    if (persist) writeFileSync(this.paths.secretsFile, JSON.stringify(this.cachedSecrets, null, 2), { mode: 0o600 });
+  }
+
   /** Connection string through PgBouncer (holds a password: keep it out of logs). */
   pgbouncerUrl(user: "app" | "superuser" = "app", database = this.config.database): string {
     const role = user === "app" ? ROLES.app : ROLES.superuser;
@@ -258,7 +272,9 @@ export class LocalCluster {
         .filter((key) => JSON.stringify(found[key]) !== JSON.stringify(wanted[key]))
         .map((key) => `${key}: ${JSON.stringify(found[key])} there, ${JSON.stringify(wanted[key])} now`);
       if (differences.length > 0) {
+        const onlyGroups = differences.length === 1 && differences[0].startsWith("groups:");
         throw new LocalClusterError(
+          (onlyGroups ? "workerGroups changes only on a running cluster (start it with its old stack file, then `up` again scales it): " : "") +
           `the state directory ${this.paths.stateDir} was made for another configuration (${differences.join("; ")}): ` +
             "run `npm run local -- down --purge` to delete it, or pass --state DIR for a new one",
         );
@@ -346,6 +362,23 @@ export class LocalCluster {
   startPatroni(node: PostgresNode): void {
     const configFile = this.layout.postgres(node).configFile;
     this.start(node.name, [SYSTEM_PYTHON, "/usr/bin/patroni", configFile]);
+    void this.reloadOnceUp(node);
+  }
+
+  /**
+   * Patroni computes `citus.local_hostname` (how Citus reaches its own node) from its local
+   * connection settings, which are still empty when a freshly started Patroni first builds the
+   * PostgreSQL parameters (patroni/postgresql/mpp/citus.py: `conn_kwargs.get('host', 'localhost')`).
+   * A node started into an existing cluster (after a kill, a scale-out) then runs with "localhost",
+   * which in a container is the node itself but here is 127.0.0.1, where no node listens: shard moves
+   * and reference-table copies fail. A reload once the REST API answers recomputes it (the node's
+   * socket directory); bootstrap gets the same from its first dynamic-configuration reload.
+   */
+  private async reloadOnceUp(node: PostgresNode): Promise<void> {
+    const up = await pollUntil(120000, 500, async () =>
+      (await fetch(`${this.restUrl(node)}/patroni`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false)) ? true : undefined,
+    );
+    if (up) await postPatroni(this.restUrl(node), "/reload", this.restApiAuth(), {}).catch(() => undefined);
   }
 
   private startRouter(): void {
@@ -472,9 +505,7 @@ export class LocalCluster {
   /** Starts everything and waits until healthy. Returns the seconds from start to healthy. */
   async up(): Promise<UpResult> {
     const started = Date.now();
-    if (this.isRunning()) {
-      throw new LocalClusterError(`the local cluster is already running (processes under ${this.paths.stateDir}): run \`npm run local -- down\` first`);
-    }
+    if (this.isRunning()) return this.applyToRunning(started);
     if (this.config.synchronousMode === "quorum" && patroniMajor() < 4) {
       throw new LocalClusterError(`synchronousMode "quorum" needs Patroni 4 or later; this machine has Patroni ${patroniVersion()}: use "on"`);
     }
@@ -542,6 +573,9 @@ export class LocalCluster {
     // replace the server connections it opened before the migrations.
     await this.queryThroughPooler("RECONNECT", "superuser", "pgbouncer");
 
+    // The stack's postgresParameters go into Patroni's dynamic configuration (a no-op without any).
+    const changes = await applyChanges(this, this.log);
+
     this.log("starting Prometheus, postgres_exporter on every node and the PgBouncer exporter");
     writeMonitoringFiles(this);
     startMonitoring(this);
@@ -549,7 +583,32 @@ export class LocalCluster {
       const ready = await fetch(`${prometheusUrl()}/-/ready`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
       return ready ? true : undefined;
     }, () => (this.exited("prometheus") ? `Prometheus exited; its log ends:\n${tail(this.logFile("prometheus"))}` : undefined));
-    return { seconds, endpoints: this.endpoints(), validatedConfigs: validated.map((v) => v.file), schema };
+    return { seconds, endpoints: this.endpoints(), validatedConfigs: validated.map((v) => v.file), schema, mode: "started", changes };
+  }
+
+  /**
+   * `up` on a running cluster: the same configuration (scope, groups, major, database; else refused
+   * as for a stopped one), every group healthy (else refused: `down` first), then the rendered files
+   * rewritten and every change step applied (local/apply-changes.ts), and the migrations.
+   */
+  private async applyToRunning(started: number): Promise<UpResult> {
+    this.checkStateIdentity();
+    for (let group = 0; group < this.topology.groups.length; group++) {
+      try {
+        await this.waitGroupHealthy(group, 30000);
+      } catch {
+        throw new LocalClusterError(
+          `the local cluster is running (processes under ${this.paths.stateDir}) but ${groupName(this.topology.scope, group)} is not healthy: ` +
+            "changes are applied to a healthy cluster only; run `npm run local -- status`, or `down` and `up` again",
+        );
+      }
+    }
+    this.log("the cluster is running: applying the stack's changes to it");
+    this.writeRenderedFiles(this.render());
+    const changes = await applyChanges(this, this.log);
+    const schema = await applyMigrations(this.primaryUrl(this.config.database), this.config, { appPassword: this.secrets().app });
+    this.log(`schema ${schema.version}: ${schema.applied.length > 0 ? `applied ${schema.applied.join(", ")}` : "up to date"}`);
+    return { seconds: (Date.now() - started) / 1000, endpoints: this.endpoints(), validatedConfigs: [], schema, mode: "changed", changes };
   }
 
   // ------------------------------------------------------------------------------------------

@@ -74,7 +74,7 @@ export async function failoverUnderWrites(cluster: LocalCluster, group: number):
       newLeader = await cluster.leader(group);
       return newLeader !== undefined && newLeader.name !== oldLeader.name;
     });
-    await waitUntil("writes after the failover", 60000, () => writer.recoveredAfter(killedAt) !== undefined);
+    await waitUntil("writes after the failover", 60000, () => writer.recoveredAfterFailure(killedAt) !== undefined);
     await sleep(1000); // keep writing on the new primary for a moment
   } finally {
     await sampler.stop();
@@ -82,7 +82,7 @@ export async function failoverUnderWrites(cluster: LocalCluster, group: number):
     cluster.startPatroni(oldLeader);
   }
   const result = await writer.stop();
-  const firstWrite = writer.recoveredAfter(killedAt)!;
+  const firstWrite = writer.recoveredAfterFailure(killedAt)!;
   const registered = group === 0 ? undefined : await distNodeAddress(cluster, group);
 
   let rejoined = false;

@@ -47,6 +47,11 @@ export function postgresAddress(topology: Topology, node: PostgresNode): string 
   return `127.${localNetworkOctet()}.2.${index + 1}`;
 }
 
+/** The single-node baseline the benchmark compares with (local/baseline.ts): 127.N.4.1. */
+export function baselineAddress(): string {
+  return `127.${localNetworkOctet()}.4.1`;
+}
+
 export function etcdAddress(member: EtcdMember): string {
   return `127.${localNetworkOctet()}.3.${member.index + 1}`;
 }
@@ -106,6 +111,7 @@ export function localLayout(config: ClusterConfig, paths: LocalPaths): ClusterLa
         postBootstrapScript: join(dir, "post-bootstrap.sh"),
         appPasswordFile: join(dir, "app-password"),
         tls: serviceTlsPaths(dir),
+        promoteCallbackScript: join(dir, "citus-after-promote.py"),
       };
     },
     etcdDataDir: (member) => join(paths.nodeDir(member.name), "data"),

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PORTS, ROLES } from "../components/render/types.ts";
 import { EXPORTER_PORTS, MONITORING_FILES, exporterDataSourceUri, renderMonitoringFiles } from "../monitoring/index.ts";
+import type { PostgresNode } from "../components/spec.ts";
 import type { LocalCluster } from "./cluster.ts";
 import { OPERATOR_CERTIFICATE, type TlsFilePaths } from "../components/tls/index.ts";
 import { routerAddress } from "./layout.ts";
@@ -67,24 +68,51 @@ export function writeMonitoringFiles(cluster: LocalCluster): void {
   cluster.writeFile({ path: join(dir, "pgbouncer-exporter-url"), content: exporterUrl.toString(), secret: true });
 }
 
-export function startMonitoring(cluster: LocalCluster): void {
+/** Starts postgres_exporter for one node (also used when a worker group is added: local/scale.ts). */
+export function startPostgresExporter(cluster: LocalCluster, node: PostgresNode): void {
   const dir = monitoringDir(cluster);
-  for (const node of cluster.nodes) {
-    const address = cluster.addressing.postgres(node).connect;
-    cluster.start(
-      `postgres-exporter-${node.name}`,
-      [
-        "/usr/bin/prometheus-postgres-exporter",
-        `--web.listen-address=${address}:${EXPORTER_PORTS.postgresExporter}`,
-        `--extend.query-path=${join(dir, MONITORING_FILES.exporterQueries)}`,
-      ],
-      {
-        DATA_SOURCE_URI: exporterDataSourceUri(address, PORTS.postgres, cluster.config.database, monitoringTls(cluster).caFile),
-        DATA_SOURCE_USER: ROLES.monitor,
-        DATA_SOURCE_PASS_FILE: join(dir, "exporter-password"),
-      },
-    );
-  }
+  const address = cluster.addressing.postgres(node).connect;
+  cluster.start(
+    postgresExporterName(node),
+    [
+      "/usr/bin/prometheus-postgres-exporter",
+      `--web.listen-address=${address}:${EXPORTER_PORTS.postgresExporter}`,
+      `--extend.query-path=${join(dir, MONITORING_FILES.exporterQueries)}`,
+    ],
+    {
+      DATA_SOURCE_URI: exporterDataSourceUri(address, PORTS.postgres, cluster.config.database, monitoringTls(cluster).caFile),
+      DATA_SOURCE_USER: ROLES.monitor,
+      DATA_SOURCE_PASS_FILE: join(dir, "exporter-password"),
+    },
+  );
+}
+
+export function postgresExporterName(node: PostgresNode): string {
+  return `postgres-exporter-${node.name}`;
+}
+
+export function startMonitoring(cluster: LocalCluster): void {
+  startExporters(cluster);
+  const dir = monitoringDir(cluster);
+  cluster.start(
+    "prometheus",
+    [
+      "/usr/bin/prometheus",
+      `--config.file=${join(dir, MONITORING_FILES.prometheusConfig)}`,
+      `--storage.tsdb.path=${join(dir, "prometheus-data")}`,
+      `--web.listen-address=${LOCAL_PROMETHEUS.host}:${LOCAL_PROMETHEUS.port}`,
+      "--storage.tsdb.retention.time=1d",
+    ],
+  );
+}
+
+/** Marks on the command lines of the exporters (they log in with the superuser's password). */
+export const EXPORTER_COMMAND_MARKS = ["prometheus-postgres-exporter", "pgbouncer-exporter.ts"];
+
+/** postgres_exporter on every node and the PgBouncer exporter; they read their password files at start. */
+export function startExporters(cluster: LocalCluster): void {
+  const dir = monitoringDir(cluster);
+  for (const node of cluster.nodes) startPostgresExporter(cluster, node);
   // Our own small exporter (see monitoring/pgbouncer-exporter.ts for why not Debian's).
   cluster.start(
     "pgbouncer-exporter",
@@ -94,16 +122,6 @@ export function startMonitoring(cluster: LocalCluster): void {
       fileURLToPath(new URL("../monitoring/pgbouncer-exporter.ts", import.meta.url)),
       `--web.listen-address=${cluster.addressing.pgbouncer.listen}:${EXPORTER_PORTS.pgbouncerExporter}`,
       `--connection-file=${join(dir, "pgbouncer-exporter-url")}`,
-    ],
-  );
-  cluster.start(
-    "prometheus",
-    [
-      "/usr/bin/prometheus",
-      `--config.file=${join(dir, MONITORING_FILES.prometheusConfig)}`,
-      `--storage.tsdb.path=${join(dir, "prometheus-data")}`,
-      `--web.listen-address=${LOCAL_PROMETHEUS.host}:${LOCAL_PROMETHEUS.port}`,
-      "--storage.tsdb.retention.time=1d",
     ],
   );
 }

@@ -5,10 +5,27 @@
 // (citus_update_node with a cooldown), so PgBouncer stays open. The rolling changes reuse this.
 import pg from "pg";
 import type { PostgresNode } from "../components/spec.ts";
+import { pgbouncerCommand } from "../components/pgbouncer-admin.ts";
 import { SYNCHRONOUS_ROLES, type LocalCluster } from "./cluster.ts";
 import { clusterMembers, leaderOf, postPatroni } from "./patroni-api.ts";
 import { pollUntil } from "./processes.ts";
 import { outOfRecovery } from "./failover-timeline.ts";
+
+/** Seconds from the switchover request to each event; null when not seen before PgBouncer resumed. */
+export interface SwitchoverTimeline {
+  /** The old primary no longer holds the leader key (it shut down and released it). */
+  oldLeaderReleased: number | null;
+  /** The candidate holds the leader key. */
+  newLeaderElected: number | null;
+  /** The candidate's PostgreSQL is out of recovery. */
+  promoted: number | null;
+  /** Coordinator: HAProxy marks the old primary DOWN in the read-write backend. */
+  oldPrimaryDown: number | null;
+  /** Coordinator: HAProxy marks the new primary UP in the read-write backend. */
+  newPrimaryUp: number | null;
+  /** Coordinator: PgBouncer RESUMEd (= `seconds`). */
+  resumed: number | null;
+}
 
 export interface SwitchoverResult {
   group: number;
@@ -18,22 +35,23 @@ export interface SwitchoverResult {
   seconds: number;
   /** HAProxy read-write routing sampled while PgBouncer let clients through: more than one UP is a fault. */
   maxRoutableWhileOpen: number;
+  /** Where the seconds went. */
+  timeline: SwitchoverTimeline;
 }
 
 /** Runs one PgBouncer admin console command (PAUSE, RESUME, RECONNECT) as the superuser. */
-export async function pgbouncerAdmin(cluster: LocalCluster, command: string): Promise<void> {
-  const client = new pg.Client({ connectionString: cluster.pgbouncerUrl("superuser", "pgbouncer"), connectionTimeoutMillis: 3000 });
-  await client.connect();
-  try {
-    // The admin console speaks the simple protocol only: no parameters.
-    await client.query(command);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+export function pgbouncerAdmin(cluster: LocalCluster, command: string): Promise<void> {
+  return pgbouncerCommand(cluster.pgbouncerUrl("superuser", "pgbouncer"), command, 3000);
 }
 
-async function requestSwitchover(cluster: LocalCluster, leader: PostgresNode, candidate: string): Promise<void> {
-  await postPatroni(cluster.restUrl(leader), "/switchover", cluster.restApiAuth(), { leader: leader.name, candidate });
+/**
+ * Asks the leader's Patroni for the switchover. Patroni answers only once it sees the new leader,
+ * polling once a second from one second after the request (api.py poll_failover_result): waiting
+ * for that answer would add up to a second to the pause, so the caller watches the cluster itself
+ * and only a refusal (HTTP >= 400) matters here.
+ */
+function requestSwitchover(cluster: LocalCluster, leader: PostgresNode, candidate: string): Promise<string> {
+  return postPatroni(cluster.restUrl(leader), "/switchover", cluster.restApiAuth(), { leader: leader.name, candidate });
 }
 
 /** Names of the servers HAProxy would route read-write traffic to (not DOWN). */
@@ -44,10 +62,13 @@ export async function routableServers(cluster: LocalCluster): Promise<string[]> 
 /**
  * Switches group `group` over to a standby that acknowledges commits (or `candidate`). Throws when
  * Patroni refuses, or when the new primary is not routed within `timeoutMs` (PgBouncer is resumed
- * in every case, so clients are never left paused).
+ * in every case, so clients are never left paused). For the coordinator, PgBouncer resumes as soon
+ * as the old primary is DOWN in HAProxy's read-write backend, the new one UP there (alone), and a
+ * connection through HAProxy lands on a node out of recovery.
  */
 export async function plannedSwitchover(cluster: LocalCluster, group: number, candidate?: string, timeoutMs = 60000): Promise<SwitchoverResult> {
-  const members = (await clusterMembers(cluster.topology.groups[group].map((n) => cluster.restUrl(n)))) ?? [];
+  const restUrls = cluster.topology.groups[group].map((n) => cluster.restUrl(n));
+  const members = (await clusterMembers(restUrls)) ?? [];
   const leader = leaderOf(members);
   if (!leader) throw new Error(`group ${group} has no leader: no switchover`);
   const target = candidate ?? members.find((m) => SYNCHRONOUS_ROLES.includes(m.role) && m.state === "streaming")?.name;
@@ -58,27 +79,51 @@ export async function plannedSwitchover(cluster: LocalCluster, group: number, ca
   const checkpoint = new pg.Client({ connectionString: cluster.nodeUrl(cluster.node(leader.name)), connectionTimeoutMillis: 3000 });
   await checkpoint.connect();
   await checkpoint.query("CHECKPOINT").finally(() => checkpoint.end());
+  const timeline: SwitchoverTimeline = { oldLeaderReleased: null, newLeaderElected: null, promoted: null, oldPrimaryDown: null, newPrimaryUp: null, resumed: null };
+  // The pause starts with PAUSE: clients wait from then on.
   const started = Date.now();
+  const mark = (event: keyof SwitchoverTimeline) => {
+    if (timeline[event] === null) timeline[event] = Number(((Date.now() - started) / 1000).toFixed(2));
+  };
   let maxRoutableWhileOpen = 0;
   if (gate) {
     await pgbouncerAdmin(cluster, "PAUSE");
     await pgbouncerAdmin(cluster, "RECONNECT");
   }
+  let refused: Error | undefined;
+  let request: Promise<unknown> = Promise.resolve();
   try {
-    await requestSwitchover(cluster, cluster.node(leader.name), target);
+    request = requestSwitchover(cluster, cluster.node(leader.name), target).catch((error: Error) => {
+      refused = error;
+    });
     const done = await pollUntil(timeoutMs, 50, async () => {
-      const now = leaderOf(await clusterMembers(cluster.topology.groups[group].map((n) => cluster.restUrl(n))));
+      if (refused) throw refused;
+      const now = leaderOf(await clusterMembers(restUrls));
+      if (now?.name !== leader.name) mark("oldLeaderReleased");
       if (now?.name !== target) return undefined;
+      mark("newLeaderElected");
+      // Both at once: every sequential round trip here would add to the pause.
+      const [promoted, states] = await Promise.all([
+        timeline.promoted === null ? outOfRecovery(cluster.nodeUrl(cluster.node(target)), 1000) : true,
+        gate ? cluster.haproxyServerStates("coordinator_primary") : new Map<string, string>(),
+      ]);
+      if (promoted) mark("promoted");
       if (!gate) return true;
-      const routable = await routableServers(cluster);
-      return routable.length === 1 && routable[0] === target && (await outOfRecovery(cluster.primaryUrl(), 1000)) ? true : undefined;
+      if (states.get(leader.name)?.startsWith("DOWN")) mark("oldPrimaryDown");
+      if (states.get(target)?.startsWith("UP")) mark("newPrimaryUp");
+      const routable = [...states].filter(([, status]) => !status.startsWith("DOWN")).map(([server]) => server);
+      return routable.length === 1 && routable[0] === target && timeline.promoted !== null && (await outOfRecovery(cluster.primaryUrl(), 1000)) ? true : undefined;
     });
     if (!done) throw new Error(`switchover ${leader.name} -> ${target}: the new primary was not routed alone within ${timeoutMs / 1000} s`);
   } finally {
     if (gate) {
       maxRoutableWhileOpen = (await routableServers(cluster)).length;
       await pgbouncerAdmin(cluster, "RESUME");
+      mark("resumed");
     }
   }
-  return { group, from: leader.name, to: target, seconds: (Date.now() - started) / 1000, maxRoutableWhileOpen };
+  const seconds = (Date.now() - started) / 1000;
+  await request; // Patroni's own answer, for a clean end (its outcome was seen above)
+  if (refused) throw refused;
+  return { group, from: leader.name, to: target, seconds, maxRoutableWhileOpen, timeline };
 }

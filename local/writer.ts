@@ -101,6 +101,16 @@ export class ContinuousWriter {
     return index === -1 ? undefined : acks[index];
   }
 
+  /**
+   * The first acknowledged write after the first failed one at or after `since` (ms since epoch),
+   * for a kill, which always fails the write in flight: unlike recoveredAfter, a write that was
+   * merely slow (a busy machine) and raced the kill is never taken for the end of the outage.
+   */
+  recoveredAfterFailure(since: number): number | undefined {
+    const firstFailure = this.result.failedAt.find((t) => t >= since);
+    return firstFailure === undefined ? undefined : this.result.acknowledgedAt.find((t) => t > firstFailure);
+  }
+
   get acknowledgedCount(): number {
     return this.result.acknowledged.length;
   }

@@ -99,6 +99,22 @@ WHERE am.amname IN (${vectorMethods})`,
       ["bytes", "GAUGE", "Vector index size"],
     ],
   },
+  // Replaces postgres_exporter's own default query of this name (a query file entry of the same
+  // name overrides it, keeping the metric names): 0.11's (Debian 12, the local cluster) calls
+  // pg_current_wal_lsn() on standbys too, where it fails ("recovery is in progress") whenever
+  // Patroni keeps slots there, i.e. on every replica, and so sets pg_exporter_last_scrape_error on
+  // every scrape. 0.17 (the image) measures a standby's slots from the received position, as here.
+  pg_replication_slots: {
+    query: `SELECT slot_name, database, active,
+  pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END, restart_lsn) AS pg_wal_lsn_diff
+FROM pg_replication_slots`,
+    columns: [
+      ["slot_name", "LABEL", "Name of the replication slot"],
+      ["database", "LABEL", "Database of a logical slot (empty for a physical one)"],
+      ["active", "GAUGE", "1 while a consumer is attached to the slot"],
+      ["pg_wal_lsn_diff", "GAUGE", "Bytes of WAL the slot holds back: from its restart position to the current (primary) or received (standby) one"],
+    ],
+  },
   // Client sessions only: background workers and WAL senders would blur the pool picture.
   pg_connections: {
     query: `SELECT COALESCE(state, 'unknown') AS state, count(*) AS count

@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import type { ClusterConfig } from "../components/spec.ts";
 import { ROLES } from "../components/render/types.ts";
-import { searchFunctionStatements, EXACT_SEARCH_MAX_ROWS } from "./search-plan.ts";
+import { searchFunctionStatements } from "./search-plan.ts";
 import { vectorDialect } from "./vector-dialect.ts";
 
 /** What the renderer needs from the target database. */
@@ -331,7 +331,7 @@ export const SEARCH_FUNCTION = `${APP_SCHEMA}.search_memory`;
 function searchFunction(config: ClusterConfig, context: MigrationContext): Body {
   return {
     comment:
-      `${SEARCH_FUNCTION}(namespace | namespaces[], query, k): exact search when the namespaces hold at most ${EXACT_SEARCH_MAX_ROWS} rows, ` +
+      `${SEARCH_FUNCTION}(namespace | namespaces[], query, k): exact search when the namespaces hold at most ${config.searchExactMaxRows} rows, ` +
       "else HNSW with a relaxed iterative scan and a re-sort; always k rows when they exist." +
       (context.citus ? " The single-namespace form is distributed on its namespace: the call runs on the worker holding it." : ""),
     statements: searchFunctionStatements({
@@ -341,7 +341,7 @@ function searchFunction(config: ClusterConfig, context: MigrationContext): Body 
       dialect: vectorDialect(config.vectorExtension),
       dimensions: config.embeddingDimensions,
       efSearch: config.hnswEfSearch,
-      exactMaxRows: EXACT_SEARCH_MAX_ROWS,
+      exactMaxRows: config.searchExactMaxRows,
       citus: context.citus,
     }),
   };

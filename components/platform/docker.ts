@@ -60,6 +60,7 @@ export class DockerPlatform implements Platform {
   readonly hostNaming = dockerHostNaming;
   private readonly network: docker.Network;
   private readonly image: docker.Image;
+  private readonly containers = new Map<string, docker.Container>();
 
   constructor(private readonly config: ClusterConfig, parent: pulumi.Resource) {
     const scope = config.clusterName;
@@ -93,6 +94,22 @@ export class DockerPlatform implements Platform {
   clientEndpoint(_member: string, port: WorkloadPort): string {
     // Published ports are bound on the docker host, which clients reach as endpointHost.
     return `${this.config.endpointHost}:${port.publishedPort ?? port.port}`;
+  }
+
+  /** None here: the published ports reach the database from the Pulumi process, which runs the steps. */
+  runDeployStep(): undefined {
+    return undefined;
+  }
+
+  /**
+   * The container's address on the cluster network, as Docker reports it: the Docker host reaches its
+   * bridge networks, so `pulumi up` run there (the local engine) reaches Patroni's REST API; a remote
+   * DOCKER_HOST's bridge is not reachable from here (README, "Rolling changes").
+   */
+  memberAddress(member: string): pulumi.Input<string> {
+    const container = this.containers.get(member);
+    if (!container) throw new Error(`docker platform: no container ${member} deployed`);
+    return container.networkDatas.apply((networks) => networks?.find((n) => n.ipAddress)?.ipAddress ?? member);
   }
 
   deployGroup(group: WorkloadGroup, opts: DeployOptions): pulumi.Resource[] {
@@ -157,6 +174,7 @@ export class DockerPlatform implements Platform {
         deleteBeforeReplace: true,
       },
     );
+    this.containers.set(member.name, container);
     return volume ? [volume, container] : [container];
   }
 }

@@ -7,20 +7,22 @@
 // - kubernetes/probes.ts: Patroni and etcd probed by meaning;
 // - kubernetes/pod.ts: users, resources, /dev/shm, grace periods;
 // - kubernetes/disruption.ts: update strategies, disruption budgets, the restart order of a group;
-// - kubernetes/network-policy.ts: who may reach what.
+// - kubernetes/network-policy.ts: who may reach what;
+// - kubernetes/deploy-step.ts: the schema migrations and the benchmark as Jobs in the cluster.
 // The database image is never built here: `databaseImage` names a pre-built one.
 import { createHash } from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { ClusterConfig } from "../spec.ts";
 import type { HostNaming } from "../render/container.ts";
-import type { DeployOptions, Platform, WorkloadFile, WorkloadGroup, WorkloadMember, WorkloadPort } from "./types.ts";
+import type { DeployOptions, DeployStep, Platform, WorkloadFile, WorkloadGroup, WorkloadMember, WorkloadPort } from "./types.ts";
 import { FILES_DIR, MEMBER_VAR, MEMBER_WRAPPER, STAGING_DIR, memberSecretData, sharedCommand } from "./kubernetes/wrapper.ts";
 import { KIND_LABEL, isStatefulSet, kindOf, kubernetesNaming, type Kind } from "./kubernetes/naming.ts";
 import { probesFor } from "./kubernetes/probes.ts";
 import { containerSecurityContext, podSecurityContext, resourcesFor, runAsFor, shmSizeMb, terminationGraceSeconds } from "./kubernetes/pod.ts";
 import { disruptionBudget, statefulSetUpdateStrategy } from "./kubernetes/disruption.ts";
 import { denyAllIngress, networkPolicySpec, parseSourceRanges } from "./kubernetes/network-policy.ts";
+import { INPUT_FILE, readStepResult, resultWriterRules, stepEgressPolicySpec, stepJobSpec, stepObjectNames } from "./kubernetes/deploy-step.ts";
 
 export * from "./kubernetes/wrapper.ts";
 export { isStatefulSet, kindOf, kubernetesNaming, memberService } from "./kubernetes/naming.ts";
@@ -49,8 +51,10 @@ export class KubernetesPlatform implements Platform {
   readonly hostNaming: HostNaming;
   private readonly namespace: pulumi.Output<string>;
   private readonly sourceRanges: string[];
+  /** The deploy steps' ServiceAccount and egress policy, declared with the first step. */
+  private stepShared?: { serviceAccount: k8s.core.v1.ServiceAccount; egress: k8s.networking.v1.NetworkPolicy };
 
-  constructor(private readonly config: ClusterConfig, parent: pulumi.Resource) {
+  constructor(private readonly config: ClusterConfig, private readonly parent: pulumi.Resource) {
     if (!config.databaseImage) throw new Error("kubernetes platform: databaseImage is required (a pre-built image the cluster can pull)");
     const name = config.kubernetesNamespace;
     this.hostNaming = kubernetesNaming(name);
@@ -87,6 +91,105 @@ export class KubernetesPlatform implements Platform {
    */
   clientEndpoint(member: string, port: WorkloadPort): string {
     return `${this.hostNaming.host(member)}:${port.port}`;
+  }
+
+  /**
+   * Runs `step` as a Job of the deploy-steps image in the namespace, after `opts.dependsOn` (the
+   * groups and the router) and returns the result it wrote to its ConfigMap. Pulumi's provider awaits
+   * the Job's completion (and fails `pulumi up` when the Job fails); a new trigger replaces the Job, which
+   * runs the step again; a Job that failed is replaced on the next `pulumi up` (replaceUnready).
+   */
+  runDeployStep(step: DeployStep, opts: DeployOptions): pulumi.Output<Record<string, unknown>> {
+    const names = stepObjectNames(step.name);
+    const labels = { "app.kubernetes.io/part-of": this.config.clusterName, "app.kubernetes.io/component": step.name };
+    const shared = this.deployStepShared();
+    const input = new k8s.core.v1.Secret(
+      names.input,
+      {
+        metadata: this.meta(names.input, labels),
+        type: "Opaque",
+        stringData: pulumi.secret(pulumi.output(step.input).apply((value) => ({ [INPUT_FILE]: JSON.stringify(value) }))),
+      },
+      { parent: opts.parent, deleteBeforeReplace: true },
+    );
+    // Declared here, written by the step: its data is the step's, never Pulumi's.
+    const result = new k8s.core.v1.ConfigMap(
+      names.result,
+      { metadata: this.meta(names.result, labels), data: {} },
+      { parent: opts.parent, ignoreChanges: ["data"], deleteBeforeReplace: true },
+    );
+    const role = new k8s.rbac.v1.Role(
+      names.role,
+      { metadata: this.meta(names.role, labels), rules: resultWriterRules(names.result) },
+      { parent: opts.parent, deleteBeforeReplace: true },
+    );
+    const binding = new k8s.rbac.v1.RoleBinding(
+      names.role,
+      {
+        metadata: this.meta(names.role, labels),
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.metadata.name },
+        subjects: [{ kind: "ServiceAccount", name: shared.serviceAccount.metadata.name, namespace: this.namespace }],
+      },
+      { parent: opts.parent, deleteBeforeReplace: true },
+    );
+    // A digest; it stays secret when computed from passwords (as the group files' hash does).
+    const trigger = pulumi.output(step.trigger);
+    const job = new k8s.batch.v1.Job(
+      step.name,
+      {
+        // Auto-named (<name>-<suffix>): a new run is created before the old Job is deleted.
+        metadata: { namespace: this.namespace, labels, annotations: { "pulumi.com/replaceUnready": "true" } },
+        spec: pulumi.all([trigger, input.metadata.name, result.metadata.name, shared.serviceAccount.metadata.name]).apply(
+          ([t, inputName, resultName, account]) =>
+            stepJobSpec({
+              step: step.step,
+              image: this.config.deployStepsImage,
+              labels,
+              serviceAccountName: account,
+              inputSecretName: inputName,
+              resultConfigMapName: resultName,
+              trigger: t,
+              timeoutSeconds: step.timeoutSeconds,
+              runAs: { uid: this.config.kubernetesPostgresUid, gid: this.config.kubernetesPostgresGid },
+            }),
+        ),
+      },
+      {
+        parent: opts.parent,
+        dependsOn: [...dependencies(opts.dependsOn), input, result, binding, shared.egress],
+        // A Job's template is immutable: any change is a new run.
+        replaceOnChanges: ["spec"],
+        // The provider waits 10 minutes by default; the Job's own deadline decides, plus scheduling slack.
+        customTimeouts: { create: `${step.timeoutSeconds + 300}s`, update: `${step.timeoutSeconds + 300}s` },
+      },
+    );
+    // Read once the Job has completed (its name is known only then): the step's result.
+    const id = pulumi.all([this.namespace, result.metadata.name, job.metadata.name]).apply(([ns, name]) => `${ns}/${name}`);
+    const written = k8s.core.v1.ConfigMap.get(`${names.result}-read`, id, { parent: opts.parent, dependsOn: [job] });
+    // The result is the ConfigMap's (not secret), though the trigger it is checked against may be.
+    return pulumi.unsecret(pulumi.all([written.data, trigger]).apply(([data, t]) => readStepResult(step.name, data, t)));
+  }
+
+  /** The ServiceAccount every step's pod runs as, and the policy that limits where they connect. */
+  private deployStepShared() {
+    const parent = this.parent;
+    if (!this.stepShared) {
+      const name = `${this.config.clusterName}-deploy-steps`;
+      const labels = { "app.kubernetes.io/part-of": this.config.clusterName };
+      this.stepShared = {
+        serviceAccount: new k8s.core.v1.ServiceAccount(
+          name,
+          { metadata: this.meta(name, labels), automountServiceAccountToken: false },
+          { parent, deleteBeforeReplace: true },
+        ),
+        egress: new k8s.networking.v1.NetworkPolicy(
+          name,
+          { metadata: this.meta(name, labels), spec: stepEgressPolicySpec(this.config.clusterName) },
+          { parent, deleteBeforeReplace: true },
+        ),
+      };
+    }
+    return this.stepShared;
   }
 
   deployGroup(group: WorkloadGroup, opts: DeployOptions): pulumi.Resource[] {
@@ -288,7 +391,9 @@ export class KubernetesPlatform implements Platform {
     return new k8s.core.v1.Service(
       name,
       {
-        metadata: this.meta(name, this.groupLabels(group)),
+        // Pulumi would wait for a LoadBalancer's external address, which never comes without a
+        // load-balancer controller; nothing in the stack reads it (kubectl shows it).
+        metadata: this.meta(name, this.groupLabels(group), SKIP_AWAIT),
         spec: {
           type,
           selector,

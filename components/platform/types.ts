@@ -69,6 +69,28 @@ export interface DeployOptions {
   dependsOn?: pulumi.CustomResourceOptions["dependsOn"];
 }
 
+/** The deploy steps: the project's own code that needs the database once the cluster is up. */
+export type DeployStepName = "schema" | "benchmark";
+
+/**
+ * A deploy step: the schema migrations (components/schema-apply.ts) or the post-deploy benchmark
+ * (components/benchmark-step.ts), with the input the same function takes in either place.
+ */
+export interface DeployStep {
+  /** Name stem of the step's resources and objects (a DNS label), e.g. `dpc-schema`. */
+  name: string;
+  step: DeployStepName;
+  /**
+   * The step's input as JSON (connection URLs with passwords included): the platform keeps it
+   * secret, in the state and on the way to the step.
+   */
+  input: pulumi.Input<Record<string, unknown>>;
+  /** A digest of what makes the step run again (never a password itself); an unchanged trigger runs nothing. */
+  trigger: pulumi.Input<string>;
+  /** Longest the step may take, seconds, start-up and its own retries included. */
+  timeoutSeconds: number;
+}
+
 export interface Platform {
   /** How members address each other; the renderers put these names into every config file. */
   readonly hostNaming: HostNaming;
@@ -78,4 +100,17 @@ export interface Platform {
   deployGroup(group: WorkloadGroup, opts: DeployOptions): pulumi.Resource[];
   /** Where clients outside the cluster network reach a member's published port, as host:port. */
   clientEndpoint(member: string, port: WorkloadPort): string;
+  /**
+   * Runs a deploy step where the database is, when the Pulumi process cannot reach the cluster's
+   * addresses (kubernetes: a Job in the cluster), and returns its result (the JSON the step's
+   * function returned). undefined: the cluster's endpoints are reachable from the Pulumi process
+   * (docker: published ports), and the caller runs the step there.
+   */
+  runDeployStep(step: DeployStep, opts: DeployOptions): pulumi.Output<Record<string, unknown>> | undefined;
+  /**
+   * The address at which the machine running `pulumi up` reaches a deployed member's own ports (its
+   * Patroni REST API), for the rolling changes (components/postgres-config.ts); absent where it
+   * cannot (Kubernetes pods from outside the cluster).
+   */
+  memberAddress?(member: string): pulumi.Input<string>;
 }

@@ -45,6 +45,7 @@ export function containerLayout(config: ClusterConfig): ClusterLayout {
       pgpassFile: `${postgresVolume}/pgpass`,
       postBootstrapScript: `${configDir}/post-bootstrap.sh`,
       appPasswordFile: `${configDir}/app-password`,
+      promoteCallbackScript: `${configDir}/citus-after-promote.py`,
     }),
     etcdDataDir: () => `${etcdVolume}/data`,
     haproxyConfigFile: `${configDir}/haproxy.cfg`,

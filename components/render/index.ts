@@ -4,6 +4,7 @@ import type { ClusterConfig, EtcdMember, PostgresNode, Topology } from "../spec.
 import { etcdArgs } from "./etcd.ts";
 import { renderHaproxyCfg, type HaproxyRenderOptions } from "./haproxy.ts";
 import { renderPatroniYml, renderPostBootstrapScript } from "./patroni.ts";
+import { renderPromoteCallback } from "./citus-promote.ts";
 import { renderPgbouncerIni, renderPgbouncerUserlist, type PgbouncerPaths } from "./pgbouncer.ts";
 import type { Addressing, ClusterSecrets, PostgresLayout } from "./types.ts";
 import { ROUTER_CERTIFICATE } from "../tls/plan.ts";
@@ -13,8 +14,9 @@ export * from "./types.ts";
 export { etcdArgs, etcdEndpoints } from "./etcd.ts";
 export { pgbouncerTlsLines } from "./pgbouncer.ts";
 export { renderHaproxyCfg } from "./haproxy.ts";
-export { clientTlsOptions, pgHba, postgresTlsParameters, patroniConfig, postgresParameters, renderPatroniYml, renderPostBootstrapScript } from "./patroni.ts";
+export { clientTlsOptions, dynamicParameters, groupSynchronousMode, pgHba, patroniConfig, postgresParameters, postgresTlsParameters, renderPatroniYml, renderPostBootstrapScript, sizedParameters, synchronousNodeCount } from "./patroni.ts";
 export { renderPgbouncerIni, renderPgbouncerUserlist } from "./pgbouncer.ts";
+export { renderPromoteCallback } from "./citus-promote.ts";
 
 /** A file to deliver into a node; `secret` files hold passwords and must be mode 0600. */
 export interface RenderedFile {
@@ -85,6 +87,10 @@ export function renderPostgresNode(
     { path: paths.configFile, content: renderPatroniYml(config, topology, node, addressing, paths, secrets), secret: true },
     { path: paths.postBootstrapScript, content: renderPostBootstrapScript(config, paths), secret: false, executable: true },
     { path: paths.appPasswordFile, content: secrets.app, secret: true },
+    // Worker nodes tell the coordinator of their promotion themselves (see citus-promote.ts).
+    ...(node.group > 0
+      ? [{ path: paths.promoteCallbackScript, content: renderPromoteCallback(config, topology, node, addressing, paths), secret: false, executable: true }]
+      : []),
   ];
 }
 

@@ -35,8 +35,11 @@ export function citusExecutorConnections(config: ClusterConfig): number {
   return Math.max(2, Math.ceil(config.databaseCpus));
 }
 
-/** PostgreSQL parameters sized from the node's memory, with HNSW index builds in mind. */
-export function postgresParameters(config: ClusterConfig, layout: PostgresLayout): Record<string, string | number> {
+/**
+ * The cluster-wide PostgreSQL parameters sized from a node's memory and CPUs, with HNSW index builds
+ * in mind: what a fresh cluster bootstraps with (bootstrap.dcs), before any `postgresParameters`.
+ */
+export function sizedParameters(config: ClusterConfig): Record<string, string | number> {
   const memoryMb = config.databaseMemoryMb;
   const mb = (n: number) => `${Math.max(1, Math.floor(n))}MB`;
   return {
@@ -53,15 +56,9 @@ export function postgresParameters(config: ClusterConfig, layout: PostgresLayout
     hot_standby: "on",
     wal_log_hints: "on",
     password_encryption: "scram-sha-256",
-    unix_socket_directories: layout.socketDir,
     // A dead worker's address may not answer at all (a killed container): Citus' default of 30 s
     // would hold every query to it that long after a failover.
     "citus.node_connection_timeout": 5000,
-    // ... and a connection it already holds to a worker that vanished would wait for TCP's own
-    // retransmission timeout (many minutes): give up on unacknowledged data after 10 s, and probe
-    // idle connections (libpq keywords Citus allows here; sslmode=require is Citus' default). With
-    // TLS, workers are verified against the cluster CA and their pg_dist_node names (verify-full).
-    "citus.node_conninfo": `${layout.tls ? `sslmode=verify-full sslrootcert=${layout.tls.caFile}` : "sslmode=require"} tcp_user_timeout=10000 keepalives=1 keepalives_idle=10 keepalives_interval=2 keepalives_count=3`,
     // Cross-shard queries under concurrency (see citusExecutorConnections): few connections per query
     // and worker, kept open; all sessions together open at most max_connections - 20 to one worker,
     // leaving room for replication, Patroni and superuser connections there.
@@ -110,6 +107,64 @@ export function pgHba(addressing: Addressing, layout: PostgresLayout): string[] 
   ];
 }
 
+/**
+ * The parameters every node of the cluster runs with, as Patroni's dynamic configuration carries
+ * them: the sized ones, overridden by the stack's `postgresParameters`. The rollout
+ * (components/rollout/) keeps each group's DCS config equal to this; nothing changeable is in
+ * patroni.yml's local `postgresql.parameters`, which would take precedence over the DCS
+ * (patroni/config.py, _build_effective_configuration), nor in any file a container is created from.
+ */
+export function dynamicParameters(config: ClusterConfig): Record<string, string | number | boolean> {
+  return { ...sizedParameters(config), ...config.postgresParameters };
+}
+
+/** The parameters of one node's own, in patroni.yml: its socket directory, TLS files and Citus' libpq options. */
+export function nodeParameters(layout: PostgresLayout): Record<string, string> {
+  return {
+    unix_socket_directories: layout.socketDir,
+    ...postgresTlsParameters(layout),
+    // Node-local because the CA file's path is (and the DCS value would be the same on every node).
+    // A connection Citus already holds to a worker that vanished would wait for TCP's own
+    // retransmission timeout (many minutes): give up on unacknowledged data after 10 s, and probe
+    // idle connections (libpq keywords Citus allows here; sslmode=require is Citus' default). With
+    // TLS, workers are verified against the cluster CA and their pg_dist_node names (verify-full).
+    "citus.node_conninfo": `${layout.tls ? `sslmode=verify-full sslrootcert=${layout.tls.caFile}` : "sslmode=require"} tcp_user_timeout=10000 keepalives=1 keepalives_idle=10 keepalives_interval=2 keepalives_count=3`,
+  };
+}
+
+/** Every parameter one node runs with (dynamic and its own). */
+export function postgresParameters(config: ClusterConfig, layout: PostgresLayout): Record<string, string | number | boolean> {
+  return { ...dynamicParameters(config), ...nodeParameters(layout) };
+}
+
+/**
+ * The synchronous mode Patroni runs in a group of `members` nodes, given the configured one.
+ * "quorum" in a two-member group is "on": one standby that must acknowledge every commit is the
+ * same guarantee either way, but after a failover Patroni's quorum mode keeps the dead old primary
+ * in `synchronous_standby_names` ("ANY 1 (old)", ha.py process_sync_replication_prepromote) until
+ * its quorum resolver has stepped it out over the next HA loops, so every commit on the new primary
+ * waits 1-2 s more (measured: first write 23.7 s after the kill instead of 22.0 s, ttl 20); "on"
+ * promotes with no synchronous standby at once and names the old primary again once it streams.
+ */
+export function groupSynchronousMode(configured: ClusterConfig["synchronousMode"], members: number): ClusterConfig["synchronousMode"] {
+  return configured === "quorum" && members === 2 ? "on" : configured;
+}
+
+/**
+ * Patroni's synchronous_node_count for a quorum-mode group of `members` nodes: every standby.
+ * With "ANY 1 of 2" (the default, 1) a standby may take over only with a vote from another
+ * standby (ha.py _is_healthiest_node: votes >= the /sync key's quorum), so when the first failover's
+ * old primary stays down and the new primary dies before Patroni has stepped the dead node out
+ * of the voters (1-2 HA loops after writes resume), the last standby waits for it forever: no
+ * leader. With every standby acknowledging, the /sync quorum is 0 and the new primary's
+ * synchronous_standby_names ("ANY 1 (survivor)") keeps every acknowledged commit on the survivor,
+ * which may then take over alone. The price: a commit waits for the slower standby, and a lost
+ * standby holds commits until Patroni's next HA loop drops it (non-strict mode).
+ */
+export function synchronousNodeCount(members: number): number {
+  return Math.max(1, members - 1);
+}
+
 export function patroniConfig(
   config: ClusterConfig,
   topology: Topology,
@@ -119,14 +174,17 @@ export function patroniConfig(
   secrets: ClusterSecrets,
 ): Record<string, unknown> {
   const self = addressing.postgres(node);
-  const parameters = { ...postgresParameters(config, layout), ...postgresTlsParameters(layout) };
+  // The file depends on the sizes alone (which replace a container anyway: cpus, shmSize), never on
+  // postgresParameters: a parameter change must not change what a container is created from.
+  const sized = sizedParameters(config);
   const hba = pgHba(addressing, layout);
   const tls = layout.tls;
   const libpq = clientTlsOptions(layout);
   // "quorum" is left out on purpose: Patroni 4 bootstraps a cluster with a citus section in quorum
   // mode when synchronous_mode is unset (patroni/config.py), and its own validator (4.0.7) rejects
   // the value "quorum", which Patroni accepts at run time. "on"/"off" are written as booleans.
-  const synchronous = config.synchronousMode === "quorum" ? {} : { synchronous_mode: config.synchronousMode === "on" };
+  const mode = groupSynchronousMode(config.synchronousMode, topology.groups[node.group].length);
+  const synchronous = mode === "quorum" ? { synchronous_node_count: synchronousNodeCount(topology.groups[node.group].length) } : { synchronous_mode: mode === "on" };
   return {
     // One scope for the whole cluster; Patroni's citus section joins the groups (group 0: coordinator).
     scope: topology.scope,
@@ -157,14 +215,9 @@ export function patroniConfig(
         postgresql: {
           use_pg_rewind: true,
           use_slots: true,
-          parameters: {
-            max_connections: parameters.max_connections,
-            max_wal_senders: parameters.max_wal_senders,
-            max_replication_slots: parameters.max_replication_slots,
-            wal_keep_size: parameters.wal_keep_size,
-            wal_log_hints: parameters.wal_log_hints,
-            hot_standby: parameters.hot_standby,
-          },
+          // What a new cluster starts with; the rollout then patches the dynamic config to
+          // dynamicParameters(config) (the stack's postgresParameters on top).
+          parameters: sized,
         },
       },
       initdb: [{ encoding: "UTF8" }, { locale: "C.UTF-8" }, "data-checksums"],
@@ -188,8 +241,11 @@ export function patroniConfig(
         replication: { username: ROLES.replication, password: secrets.replication, ...libpq },
         rewind: { username: ROLES.rewind, password: secrets.rewind, ...libpq },
       },
-      parameters,
+      parameters: nodeParameters(layout),
       pg_hba: hba,
+      // A worker tells the coordinator of its promotion as soon as it is out of recovery, so that
+      // pg_dist_node follows 1.5-2.5 s sooner than Patroni's own notice (citus-promote.ts).
+      ...(node.group > 0 ? { callbacks: { on_role_change: layout.promoteCallbackScript } } : {}),
       // New replicas are cloned at once, not after the next spread checkpoint (~100 s idle here).
       basebackup: [{ checkpoint: "fast" }],
     },

@@ -65,4 +65,6 @@ export interface PostgresLayout {
    * client. Absent: everything plain (a layout that has not turned TLS on yet).
    */
   tls?: TlsFilePaths;
+  /** Patroni's on_role_change callback on Citus worker nodes (components/render/citus-promote.ts). */
+  promoteCallbackScript: string;
 }

@@ -22,7 +22,9 @@ const DATA = { rows: 24_000, namespaces: 120, dimensions: config.embeddingDimens
 const NAMESPACE_PREFIX = "citus-test-";
 
 async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+  // 15 s: PgBouncer answers a first login only once it has a server connection, which took over
+  // 5 s on this machine at load average 40-50 (the data load's four parallel clients timed out).
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 15000 });
   await client.connect();
   try {
     return await work(client);

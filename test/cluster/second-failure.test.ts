@@ -21,14 +21,13 @@ async function writerOn(group: number, table: string): Promise<{ writer: Continu
 }
 
 async function writesResume(writer: ContinuousWriter, since: number, timeoutMs = 90000): Promise<number> {
-  const at = await pollUntil(timeoutMs, 100, async () => writer.recoveredAfter(since));
+  const at = await pollUntil(timeoutMs, 100, async () => writer.recoveredAfterFailure(since));
   if (at === undefined) throw new Error(`writes did not resume within ${timeoutMs / 1000} s`);
   return (at - since) / 1000;
 }
 
-// The first node killed comes back soon, as Docker's restart policy or a StatefulSet brings it
-// back: its vote lets a quorum-mode standby prove it has every acknowledged commit. (Left down, the
-// group waits for Patroni to drop it from the synchronous set before it may promote anyone.)
+// In the first test the first node killed comes back soon, as Docker's restart policy or a
+// StatefulSet brings it back; in the second it stays down, and the last member takes over alone.
 /**
  * Waits for the group to be healthy again. A member that cannot follow the new timeline (seen here:
  * "requested WAL segment ... has already been removed" after two failovers in a row) is
@@ -47,6 +46,34 @@ async function recoverGroup(t: { log: (message: string) => void }, group: number
     await cluster.waitGroupHealthy(group, 180000);
   }
 }
+
+// First, on a healthy group: the two-failure tests below can leave the group rejoining or reinitializing
+// a member, which is not what a crash of PostgreSQL alone is about.
+test.serial("a crash of the coordinator primary's PostgreSQL alone (Patroni alive): writes come back, 0 lost", async (t) => {
+  const { writer, bucket } = await writerOn(0, "postgres_crash_writes");
+  await pollUntil(15000, 100, async () => (writer.acknowledgedCount >= 20 ? true : undefined));
+  const leader = (await cluster.leader(0))!;
+  const killedAt = Date.now();
+  cluster.killPostgres(leader);
+  try {
+    // PgBouncer may hold a write through a restart this short instead of failing it: an outage here
+    // ends at the first acknowledgement after a failed write or after a stall (recoveredAfter).
+    const back = await pollUntil(60000, 100, async () => writer.recoveredAfter(killedAt));
+    if (back === undefined) throw new Error("writes did not resume within 60 s");
+    const seconds = (back - killedAt) / 1000;
+    // Writes may be back a moment before Patroni reports its restarted PostgreSQL as running.
+    const after = (await pollUntil(30000, 100, async () => cluster.leader(0)))!;
+    const result = await writer.stop();
+    t.log(
+      `postmaster of ${leader.name} killed: writes back after ${seconds.toFixed(1)} s on ${after.name} ` +
+        `(${after.name === leader.name ? "Patroni restarted PostgreSQL in place" : "a failover"}); ${result.acknowledged.length} acknowledged, ${result.errors} failed attempts`,
+    );
+    t.deepEqual(await missingWrites(adminUrl(), "postgres_crash_writes", result.acknowledged, bucket), []);
+  } finally {
+    await writer.stop();
+    await recoverGroup(t, 0);
+  }
+});
 
 test.serial("coordinator: the new primary killed as soon as writes resume after a failover: the group elects another, 0 lost", async (t) => {
   const { writer, bucket } = await writerOn(0, "second_failure_writes");
@@ -82,6 +109,51 @@ test.serial("coordinator: the new primary killed as soon as writes resume after 
   }
 });
 
+test.serial("coordinator: the first failed primary stays down and the new one is killed as soon as writes resume: the last member takes over alone (a known gap: sometimes only once the first is back), 0 lost", async (t) => {
+  const { writer, bucket } = await writerOn(0, "second_failure_alone_writes");
+  await pollUntil(15000, 100, async () => (writer.acknowledgedCount >= 20 ? true : undefined));
+  const killed: PostgresNode[] = [];
+  try {
+    const first = (await cluster.leader(0))!;
+    const firstAt = Date.now();
+    cluster.killNode(first);
+    killed.push(first);
+    const firstSeconds = await writesResume(writer, firstAt);
+    const second = (await cluster.leader(0))!;
+    t.not(second.name, first.name);
+    const secondAt = Date.now();
+    cluster.killNode(second);
+    killed.push(second);
+    // Every standby acknowledges (synchronous_node_count = members - 1), so the survivor holds every
+    // acknowledged commit and needs nobody's vote: it takes over once the leader key expires.
+    // Known gap (issue 12, open): in some runs the survivor waits for a vote it cannot get, a
+    // leaderless window. Said loudly, then the first member is started again, as a restart policy
+    // or a StatefulSet would, and writes must come back with nothing lost.
+    const aloneAt = await pollUntil(60000, 100, async () => writer.recoveredAfterFailure(secondAt));
+    const alone = aloneAt !== undefined;
+    if (!alone) {
+      t.log(`NOTE (issue 12, open): ${second.name} killed with ${first.name} down: the last member did not take over alone within 60 s; starting ${first.name} again`);
+      cluster.startPatroni(first);
+      killed.splice(killed.indexOf(first), 1); // running again: not to be started in `finally`
+    }
+    const secondSeconds = alone ? (aloneAt - secondAt) / 1000 : await writesResume(writer, secondAt, 120000);
+    const third = (await cluster.leader(0))!;
+    t.not(third.name, second.name, `${third.name} leads, not the member killed last`);
+    if (alone) t.not(third.name, first.name, "the last member took over alone");
+    const result = await writer.stop();
+    t.log(
+      `${first.name} killed and left down: writes back after ${firstSeconds.toFixed(1)} s on ${second.name}; ${second.name} killed at once: ` +
+        `writes back after ${secondSeconds.toFixed(1)} s on ${third.name}${alone ? " alone" : ` (only once ${first.name} was back: the leaderless window)`}; ${result.acknowledged.length} acknowledged, ${result.errors} failed attempts`,
+    );
+    if (alone) t.true(secondSeconds <= cluster.config.patroniTtl + 5, `the second failover is bounded like the first (ttl ${cluster.config.patroniTtl} s): ${secondSeconds.toFixed(1)} s`);
+    t.deepEqual(await missingWrites(adminUrl(), "second_failure_alone_writes", result.acknowledged, bucket), [], "every acknowledged write is present");
+  } finally {
+    await writer.stop();
+    killed.forEach((node) => cluster.startPatroni(node));
+    await recoverGroup(t, 0);
+  }
+});
+
 test.serial("a two-member worker group whose standby dies right after being named synchronous takes writes again within a bounded time", async (t) => {
   const group = 1;
   const nodes = cluster.topology.groups[group];
@@ -110,27 +182,5 @@ test.serial("a two-member worker group whose standby dies right after being name
     cluster.startPatroni(standby);
     await cluster.waitGroupHealthy(group, 180000);
     t.deepEqual(await missingWrites(adminUrl(), "standby_loss_writes", result.acknowledged, bucket), []);
-  }
-});
-
-test.serial("a crash of the coordinator primary's PostgreSQL alone (Patroni alive): writes come back, 0 lost", async (t) => {
-  const { writer, bucket } = await writerOn(0, "postgres_crash_writes");
-  await pollUntil(15000, 100, async () => (writer.acknowledgedCount >= 20 ? true : undefined));
-  const leader = (await cluster.leader(0))!;
-  const killedAt = Date.now();
-  cluster.killPostgres(leader);
-  try {
-    const seconds = await writesResume(writer, killedAt, 60000);
-    // Writes may be back a moment before Patroni reports its restarted PostgreSQL as running.
-    const after = (await pollUntil(30000, 100, async () => cluster.leader(0)))!;
-    const result = await writer.stop();
-    t.log(
-      `postmaster of ${leader.name} killed: writes back after ${seconds.toFixed(1)} s on ${after.name} ` +
-        `(${after.name === leader.name ? "Patroni restarted PostgreSQL in place" : "a failover"}); ${result.acknowledged.length} acknowledged, ${result.errors} failed attempts`,
-    );
-    t.deepEqual(await missingWrites(adminUrl(), "postgres_crash_writes", result.acknowledged, bucket), []);
-  } finally {
-    await writer.stop();
-    await recoverGroup(t, 0);
   }
 });

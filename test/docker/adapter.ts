@@ -130,7 +130,7 @@ export class DockerAdapter {
   readonly notRun: string[] = [];
   /** Dynamic resources: not engine objects; the test must run each kind itself or fail. */
   readonly deferred: Registration[] = [];
-  private readonly created = { containers: [] as string[], networks: [] as string[], volumes: [] as string[], imageTags: [] as string[] };
+  private created = { containers: [] as string[], networks: [] as string[], volumes: [] as string[], imageTags: [] as string[] };
   private readonly builtImages = new Map<string, Built>(); // declared reference -> built image
   private readonly standIns = new Map<string, Promise<Built>>();
   // One build at a time: the stand-in targets share a first stage, built once and then taken from cache.
@@ -142,16 +142,21 @@ export class DockerAdapter {
     this.docker = new Docker({ socketPath });
   }
 
-  /** Creates every registered resource, dependencies first; returns the created container names. */
-  async apply(registrations: Registration[]): Promise<string[]> {
+  /**
+   * Creates every registered resource, dependencies first; returns the created container names.
+   * `again`: a second `pulumi up` after a destroy: volumes that exist are adopted (as the provider
+   * does: creating a volume that exists returns it), images already built here are reused.
+   */
+  async apply(registrations: Registration[], again = false): Promise<string[]> {
     const custom = registrations.filter((r) => r.custom);
     for (const r of custom) {
-      if (r.type.startsWith(DYNAMIC)) this.deferred.push(r);
-      else if (![NETWORK, VOLUME, IMAGE, CONTAINER].includes(r.type) && !NOT_ENGINE_RESOURCES.has(r.type)) {
+      if (r.type.startsWith(DYNAMIC)) {
+        if (!again) this.deferred.push(r);
+      } else if (![NETWORK, VOLUME, IMAGE, CONTAINER].includes(r.type) && !NOT_ENGINE_RESOURCES.has(r.type)) {
         throw new Error(`resource ${r.name}: type ${r.type} not understood by the docker test adapter`);
       }
     }
-    await this.removeLeftovers(custom);
+    if (!again) await this.removeLeftovers(custom);
     for (const r of custom.filter((r) => r.type === NETWORK)) await this.createNetwork(r);
     for (const r of custom.filter((r) => r.type === VOLUME)) await this.createVolume(r);
     for (const r of custom.filter((r) => r.type === IMAGE)) await this.createImage(r);
@@ -206,7 +211,7 @@ export class DockerAdapter {
     const inputs = allow(r.inputs, FIELDS.volume, `volume ${r.name}`);
     const name = str(inputs.name, `volume ${r.name}.name`);
     await this.docker.createVolume({ Name: name });
-    this.created.volumes.push(name);
+    if (!this.created.volumes.includes(name)) this.created.volumes.push(name);
     this.volumes.add(name);
   }
 
@@ -215,6 +220,7 @@ export class DockerAdapter {
     const inputs = allow(r.inputs, FIELDS.image, `image ${r.name}`);
     if (inputs.skipPush !== true) throw new Error(`image ${r.name}: only skipPush: true images can be built here (no registry)`);
     const tag = str(inputs.imageName, `image ${r.name}.imageName`);
+    if (this.builtImages.has(tag)) return;
     const build = allow(inputs.build, FIELDS.build, `image ${r.name}.build`);
     // A build arg naming a mapped upstream image (the Citus base) gets its stand-in's tag.
     const args: Record<string, string> = {};
@@ -345,6 +351,51 @@ export class DockerAdapter {
     if (uploads.length > 0) await container.putArchive(await uploadArchive(uploads, where), { path: "/" });
     await container.start();
     return true;
+  }
+
+  /**
+   * What `pulumi destroy` does with these registrations: every container stopped with its
+   * destroyGraceSeconds (the timeout the provider passes to `docker stop`) and removed, the networks
+   * removed, and each volume removed unless it was registered with retainOnDelete. Images stay (the
+   * test reuses them). Returns the volumes kept and removed, by name.
+   */
+  async destroy(registrations: Registration[]): Promise<{ kept: string[]; removed: string[] }> {
+    const custom = registrations.filter((r) => r.custom);
+    const containers = custom.filter((r) => r.type === CONTAINER).map((r) => ({ name: String(r.inputs.name), grace: Number(r.inputs.destroyGraceSeconds ?? 0) }));
+    await Promise.all(
+      containers
+        .filter((c) => this.created.containers.includes(c.name))
+        .map(async (c) => {
+          const container = this.docker.getContainer(c.name);
+          await container.stop({ t: c.grace }).catch(() => undefined); // already stopped: fine
+          await container.remove({ v: false });
+        }),
+    );
+    this.created.containers = this.created.containers.filter((n) => !containers.some((c) => c.name === n));
+    for (const r of custom.filter((r) => r.type === NETWORK)) {
+      const name = String(r.inputs.name);
+      await this.docker.getNetwork(name).remove();
+      this.created.networks = this.created.networks.filter((n) => n !== name);
+      this.networks.delete(name);
+    }
+    const kept: string[] = [];
+    const removed: string[] = [];
+    for (const r of custom.filter((r) => r.type === VOLUME)) {
+      const name = String(r.inputs.name);
+      if (r.retainOnDelete) {
+        kept.push(name);
+        continue;
+      }
+      await this.docker.getVolume(name).remove();
+      this.created.volumes = this.created.volumes.filter((n) => n !== name);
+      removed.push(name);
+    }
+    return { kept, removed };
+  }
+
+  /** Names of the volumes in the engine. */
+  async volumeNames(): Promise<string[]> {
+    return ((await this.docker.listVolumes()).Volumes ?? []).map((v) => v.Name);
   }
 
   /** Waits until every created container reports healthy; returns the seconds it took. */

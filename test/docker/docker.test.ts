@@ -2,9 +2,10 @@
 // Cluster component registers its resources under Pulumi's mocks (no Pulumi engine here); the adapter
 // creates them in our own dockerd (scripts/docker-install.sh) with locally built images, the Citus
 // base built from the vendored Citus source; then the cluster is checked end to end: Citus metadata
-// and shard placement, the client path, the Schema step (with PgBouncer RECONNECT), a quick benchmark,
-// a parallel HNSW build in /dev/shm, the owner and mode of every secret file, HAProxy following a
-// container to a new address, and failover of a worker group and of the coordinator under writes.
+// and shard placement, the client path, the Schema step (with PgBouncer RECONNECT), the pooler as
+// drivers meet it, a quick benchmark, a parallel HNSW build in /dev/shm, the owner and mode of every
+// secret file, HAProxy following a container to a new address, failover of a worker group and of
+// the coordinator under writes, and `pulumi destroy` keeping the data for the next `up`.
 import test from "ava";
 import pg from "pg";
 import { parseClusterConfig, planTopology } from "../../components/spec.ts";
@@ -17,6 +18,12 @@ import { APP_SCHEMA } from "../../sql/migrations.ts";
 import { runPostDeployBenchmark } from "../../benchmarks/post-deploy.ts";
 import { clusterMembers, type ClusterMember } from "../../local/patroni-api.ts";
 import { ContinuousWriter, DEFAULT_BUCKET, missingWrites } from "../../local/writer.ts";
+import { sessionPoolDatabase } from "../../components/render/pgbouncer.ts";
+import { registerPoolerChecks } from "../support/pooler-checks.ts";
+import { postgresConfigProvider } from "../../components/postgres-config.ts";
+import type { PostgresConfigInputs } from "../../components/rollout/apply.ts";
+import { passwordRotationProvider, type PasswordRotationInputs } from "../../components/password-rotation.ts";
+import { workerMembershipProvider, workerRebalanceProvider } from "../../components/scaling/worker-scaling.ts";
 import { DockerAdapter } from "./adapter.ts";
 import { declareCluster } from "./declared.ts";
 import { startEngine, stopEngine } from "./engine.ts";
@@ -133,13 +140,17 @@ if ("unavailable" in engine) {
   // The dynamic resources `pulumi up` runs once the containers exist; each kind has its check here.
   const SCHEMA = "pulumi-nodejs:dynamic/dpc:SchemaMigrations";
   const BENCHMARK = "pulumi-nodejs:dynamic/dpc:BenchmarkRun";
+  const POSTGRES_CONFIG = "pulumi-nodejs:dynamic/dpc:PostgresConfig";
+  const ROTATION = "pulumi-nodejs:dynamic/dpc:PasswordRotation";
+  const REBALANCE = "pulumi-nodejs:dynamic/dpc:WorkerRebalance";
+  const MEMBERSHIP = "pulumi-nodejs:dynamic/dpc:WorkerMembership";
   const deferred = (type: string) => adapter.deferred.filter((r) => r.type === type);
   type SchemaInputs = Parameters<NonNullable<typeof schemaProvider.update>>[2];
   let schemaState: SchemaInputs | undefined;
 
   test.serial("every dynamic resource the program declares has its check here", (t) => {
     t.true(booted, "the cluster did not boot");
-    const unhandled = adapter.deferred.filter((r) => ![SCHEMA, BENCHMARK].includes(r.type));
+    const unhandled = adapter.deferred.filter((r) => ![SCHEMA, BENCHMARK, POSTGRES_CONFIG, ROTATION, REBALANCE, MEMBERSHIP].includes(r.type));
     t.deepEqual(unhandled.map((r) => `${r.type} ${r.name}`), []);
     t.is(deferred(SCHEMA).length, 1);
   });
@@ -207,6 +218,54 @@ if ("unavailable" in engine) {
       await pooled.end().catch(() => undefined);
     }
   });
+
+  test.serial("day two on Docker: the WorkerRebalance/WorkerMembership, PostgresConfig and PasswordRotation providers against the containers", async (t) => {
+    t.true(booted, "the cluster did not boot");
+    // Scaling: on a balanced cluster the rebalance moves nothing; each membership is a record.
+    const rebalance = (await workerRebalanceProvider.create(deferred(REBALANCE)[0].inputs as never)).outs as { moves: number };
+    t.is(rebalance.moves, 0);
+    t.is(deferred(MEMBERSHIP).length, topology.groups.length - 1);
+    for (const r of deferred(MEMBERSHIP)) t.deepEqual((await workerMembershipProvider.create(r.inputs as never)).outs, r.inputs);
+
+    // PostgresConfig: the mocks have no container addresses; the provider reaches each Patroni REST
+    // API at the container's address, as `pulumi up` on the Docker host does.
+    const declared = deferred(POSTGRES_CONFIG)[0].inputs as unknown as PostgresConfigInputs;
+    const inputs: PostgresConfigInputs = {
+      ...declared,
+      groups: await Promise.all(declared.groups.map(async (g) => ({ ...g, members: await Promise.all(g.members.map(async (m) => ({ ...m, restUrl: `http://${await adapter.ipOf(m.name)}:${PORTS.patroniRest}` }))) }))),
+    };
+    await postgresConfigProvider.create(inputs);
+    const changed = { ...inputs, parameters: { ...inputs.parameters, work_mem: "12MB" } };
+    t.deepEqual(await postgresConfigProvider.diff!("id", inputs, changed), { changes: true });
+    const outcome = ((await postgresConfigProvider.update!("id", inputs, changed)).outs as { outcome: { switchovers: string[]; changed: string[] }[] }).outcome;
+    t.true(outcome.every((g) => g.switchovers.length === 0), "a reload-only change needs no switchover");
+    t.true(outcome.every((g) => g.changed.includes("work_mem")), JSON.stringify(outcome));
+    for (const name of topology.groups.flat().map((n) => n.name)) {
+      const shown = await waitFor(`${name}: work_mem 12MB`, 30_000, async () => {
+        const r = await adapter.exec(name, ["psql", "-XAtc", "SHOW work_mem", "-d", "postgres"], "postgres");
+        return r.output.trim() === "12MB" ? r.output.trim() : undefined;
+      });
+      t.is(shown, "12MB", name);
+    }
+    await postgresConfigProvider.update!("id", changed, inputs);
+
+    // PasswordRotation: app's password changed and changed back; each time the new one logs in
+    // (directly, through HAProxy) and the old one is refused.
+    const rotation = deferred(ROTATION)[0].inputs as unknown as PasswordRotationInputs;
+    t.deepEqual(((await passwordRotationProvider.create(rotation)).outs as { rotated: string[] }).rotated, []);
+    const rotated = { ...rotation, passwords: { ...rotation.passwords, app: `${passwords.app}-rotated` } };
+    const direct = (password: string) => `postgresql://${ROLES.app}:${encodeURIComponent(password)}@127.0.0.1:${config.haproxyReadWritePort}/${config.database}`;
+    for (const [olds, news] of [[rotation, rotated], [rotated, rotation]] as const) {
+      t.deepEqual(((await passwordRotationProvider.update!("id", olds, news)).outs as { rotated: string[] }).rotated, ["app"]);
+      t.is((await query(direct(news.passwords.app), "SELECT 1 AS one")).rows[0].one, 1);
+      const refused = await query(direct(olds.passwords.app), "SELECT 1").then(() => "accepted", (e: { code?: string }) => e.code);
+      t.is(refused, "28P01", "the old app password is refused");
+    }
+    t.log(`rebalance: ${rebalance.moves} moves; work_mem 12MB on every node by reload (no switchover) and back; app password rotated and back`);
+  });
+
+  // The pooler as drivers meet it, through the published PgBouncer port (as on the local cluster).
+  registerPoolerChecks(test, { appUrl, sessionUrl: appUrl.replace(/\/[^/]*$/, `/${sessionPoolDatabase(config)}`) }, () => booted);
 
   test.serial("the benchmark runs in quick mode at the BenchmarkRun resource's endpoint (PgBouncer), on distributed tables", async (t) => {
     t.true(booted, "the cluster did not boot");
@@ -449,5 +508,52 @@ if ("unavailable" in engine) {
     t.not(r.leaderAfter, r.oldLeader, "no failover");
     t.not(r.back.role, "leader");
     t.deepEqual(r.lost, [], "acknowledged writes lost");
+  });
+
+  test.serial("pulumi destroy keeps every data volume (retainDataOnDestroy); the stack declared again finds its data and its Citus metadata", async (t) => {
+    t.true(booted, "the cluster did not boot");
+    t.true(config.retainDataOnDestroy, "the test stack keeps the default");
+    await query(adminUrl, "CREATE TABLE destroy_check (namespace text NOT NULL, id int NOT NULL, PRIMARY KEY (namespace, id))");
+    await query(adminUrl, "SELECT create_distributed_table('destroy_check', 'namespace')");
+    await query(adminUrl, "INSERT INTO destroy_check SELECT 'ns-' || (i % 40), i FROM generate_series(1, 4000) i");
+    const fingerprint = "SELECT count(*)::int AS rows, sum(hashtext(namespace || id))::bigint AS sum FROM destroy_check";
+    const before = (await query(adminUrl, fingerprint)).rows[0];
+    const groupsBefore = [...(await placementsPerGroup(adminUrl, "destroy_check")).keys()].sort();
+
+    const started = Date.now();
+    const { kept, removed } = await adapter.destroy(registrations);
+    const destroyed = (Date.now() - started) / 1000;
+    const dataVolumes = topology.groups.flat().map((n) => `${n.name}-data`);
+    t.deepEqual(removed, [], "volumes deleted by destroy");
+    for (const volume of dataVolumes) t.true(kept.includes(volume) && (await adapter.volumeNames()).includes(volume), `${volume} kept`);
+    t.deepEqual(await adapter.leftovers().then((l) => l.filter((x) => x.startsWith("container"))), [], "containers left after destroy");
+
+    const again = Date.now();
+    const containers = await adapter.apply(registrations, true);
+    await adapter.waitHealthy(300, containers);
+    for (let group = 0; group < topology.groups.length; group++) await settledGroup(group, 180_000);
+    const after = await waitFor("the re-created cluster answers through HAProxy", 120_000, async () =>
+      query(adminUrl, fingerprint).then((r) => r.rows[0], () => undefined),
+    );
+    const recreated = (Date.now() - again) / 1000;
+    t.deepEqual(after, before, "rows and checksum after destroy + up");
+    t.deepEqual([...(await placementsPerGroup(adminUrl, "destroy_check")).keys()].sort(), groupsBefore, "shards on the same worker groups");
+    // Patroni re-registers a group's primary if the election chose another member this time.
+    await waitFor("pg_dist_node names every group's current primary", 60_000, async () => {
+      const dist = await distPrimaries(adminUrl);
+      for (let group = 0; group < topology.groups.length; group++) {
+        if (dist.get(group) !== (await groupMembers(group))?.find((m) => m.role === "leader")?.name) return undefined;
+      }
+      return true;
+    });
+    // The stack's Schema resource is created anew after a destroy: with the inputs last applied (the
+    // hnswEfSearch test changed them) it applies nothing on the kept data.
+    t.truthy(schemaState, "the Schema resource did not apply");
+    const schema = (await schemaProvider.create(schemaState!)).outs as ApplyResult;
+    t.deepEqual(schema.applied, [], "migrations re-applied on kept data");
+    const summary = `destroy (containers stopped with their grace period, ${kept.length} volumes kept, 0 deleted) ${destroyed.toFixed(1)} s; ` +
+      `declared again: healthy with ${after.rows} rows (checksum equal) on ${groupsBefore.length} worker groups after ${recreated.toFixed(1)} s`;
+    log(summary);
+    t.log(summary);
   });
 }

@@ -14,6 +14,8 @@ export interface RecordedRegistration {
   custom: boolean;
   dependencies: string[];
   deleteBeforeReplace: boolean;
+  /** `pulumi destroy` (or a removal) leaves the object in the provider. */
+  retainOnDelete: boolean;
   additionalSecretOutputs: string[];
   /** As sent: secrets still wrapped in their signature. */
   inputs: Record<string, unknown>;
@@ -34,6 +36,7 @@ export function recordRegistrations(onRegistration: (registration: RecordedRegis
           custom: req.getCustom(),
           dependencies: req.getDependenciesList(),
           deleteBeforeReplace: req.getDeletebeforereplace(),
+          retainOnDelete: Boolean(req.getRetainondelete?.()),
           additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
           inputs: req.getObject()?.toJavaScript() ?? {},
         });

@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { byType, devStackConfig, key, registrations, reveal, settled, valueOf, type Registration } from "./_pulumi-harness.ts";
 
 export const IMAGE = "registry.example.com/dpc-postgres:pg17";
+export const STEPS_IMAGE = "registry.example.com/dpc-deploy-steps:pg17";
 export const POD_CIDR = "10.244.0.0/16";
 export const APP_PASSWORD = "app-password-from-secret-config";
 export const DOMAIN = "dpc.svc.cluster.local";
@@ -18,6 +19,11 @@ export const TYPES = {
   claim: "kubernetes:core/v1:PersistentVolumeClaim",
   budget: "kubernetes:policy/v1:PodDisruptionBudget",
   networkPolicy: "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+  job: "kubernetes:batch/v1:Job",
+  configMap: "kubernetes:core/v1:ConfigMap",
+  serviceAccount: "kubernetes:core/v1:ServiceAccount",
+  role: "kubernetes:rbac.authorization.k8s.io/v1:Role",
+  roleBinding: "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
 } as const;
 
 /** Sets the dev stack's config with `platform: kubernetes` (plus `extra`), runs the program, waits until it has registered everything. */
@@ -27,6 +33,7 @@ export async function loadKubernetesStack(extra: Record<string, string> = {}): P
       ...devStackConfig(),
       [key("platform")]: "kubernetes",
       [key("databaseImage")]: IMAGE,
+      [key("deployStepsImage")]: STEPS_IMAGE,
       [key("kubernetesPodCidr")]: POD_CIDR,
       [key("appPassword")]: APP_PASSWORD,
       ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [key(k), v])),
@@ -39,15 +46,15 @@ export async function loadKubernetesStack(extra: Record<string, string> = {}): P
   return stack;
 }
 
-/** A registered object's Kubernetes name. */
-export const k8sName = (r: Registration) => (r.inputs.metadata as { name: string }).name;
+/** A registered object's Kubernetes name (an auto-named Job's: the stem Pulumi suffixes). */
+export const k8sName = (r: Registration) => (r.inputs.metadata as { name?: string }).name ?? r.name;
 /** The registered object of a type with a Kubernetes name. */
 export const named = (type: string, name: string): Registration => {
   const found = byType(type).find((r) => k8sName(r) === name);
   if (!found) throw new Error(`no ${type} named ${name}`);
   return found;
 };
-export const spec = (r: Registration) => r.inputs.spec as any;
+export const spec = (r: Registration) => reveal(r.inputs.spec) as any;
 export const podSpec = (r: Registration) => spec(r).template.spec;
 export const container = (r: Registration) => podSpec(r).containers[0];
 /** The group Secret's data, revealed. */
@@ -69,14 +76,25 @@ function revealDeep(value: unknown): unknown {
 }
 
 /** Resource options the engine receives that the shared recorder does not keep, by URN. */
-export const resourceOptions = new Map<string, { ignoreChanges: string[]; retainOnDelete: boolean }>();
+export const resourceOptions = new Map<
+  string,
+  { ignoreChanges: string[]; retainOnDelete: boolean; replaceOnChanges: string[]; customTimeouts: { create: string; update: string } | undefined }
+>();
 {
   // Wrap the mock monitor once more (after _pulumi-harness's setMocks): read what the request carries.
   const monitor = pulumi.runtime.getMonitor() as any;
   const registerResource = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req: any, callback: (err: unknown, response: any) => void) =>
     registerResource(req, (err: unknown, response: any) => {
-      if (!err) resourceOptions.set(response.getUrn(), { ignoreChanges: req.getIgnorechangesList(), retainOnDelete: Boolean(req.getRetainondelete?.()) });
+      if (!err) {
+        const timeouts = req.getCustomtimeouts?.();
+        resourceOptions.set(response.getUrn(), {
+          ignoreChanges: req.getIgnorechangesList(),
+          retainOnDelete: Boolean(req.getRetainondelete?.()),
+          replaceOnChanges: req.getReplaceonchangesList?.() ?? [],
+          customTimeouts: timeouts ? { create: timeouts.getCreate(), update: timeouts.getUpdate() } : undefined,
+        });
+      }
       callback(err, response);
     });
 }

@@ -30,6 +30,7 @@ await pulumi.runtime.setMocks(
       if (args.type === "docker:index/image:Image") state.repoDigest = `${args.inputs.imageName}@sha256:${"0".repeat(64)}`;
       if (args.type === SCHEMA_TYPE) Object.assign(state, MOCK_SCHEMA_OUTPUTS);
       if (args.type === BENCHMARK_TYPE) state.summary = MOCK_BENCHMARK_SUMMARY;
+      if (args.id && args.type === "kubernetes:core/v1:ConfigMap") return readStepResult(args.id);
       return { id: `${args.name}-id`, state };
     },
     call: (args) => args.inputs,
@@ -38,6 +39,23 @@ await pulumi.runtime.setMocks(
   "dev",
   false,
 );
+
+/**
+ * A kubernetes deploy step's result ConfigMap (`namespace/name`), read back after its Job completed:
+ * what the step's pod would have written, with the trigger of the registered Job.
+ */
+function readStepResult(id: string) {
+  const name = id.split("/")[1];
+  const job = registrations.find((r) => {
+    const env = (reveal(r.inputs.spec) as any)?.template?.spec?.containers?.[0]?.env as { name: string; value?: string }[] | undefined;
+    return r.type === "kubernetes:batch/v1:Job" && env?.some((e) => e.name === "DPC_STEP_RESULT_CONFIGMAP" && e.value === name);
+  });
+  if (!job) throw new Error(`read of ConfigMap ${id}: no Job writes it`);
+  const template = (reveal(job.inputs.spec) as any).template;
+  const step = template.spec.containers[0].args[0];
+  const result = step === "schema" ? MOCK_SCHEMA_OUTPUTS : MOCK_BENCHMARK_SUMMARY;
+  return { id, state: { metadata: { name }, data: { result: JSON.stringify(result), trigger: template.metadata.annotations["dpc/trigger"] } } };
+}
 
 // Record every registration request as the engine would receive it.
 recordRegistrations((registration) => registrations.push(registration));

@@ -20,6 +20,26 @@ test("parseArgs: mode defaults, overrides and mistakes", (t) => {
   t.throws(() => parseArgs(["--url", "u", "--colour", "blue"]), { message: /unknown option --colour/ });
 });
 
+test("parseArgs: --exact-max-rows (default the stack's 2000) and a baseline node given by URL or started locally", (t) => {
+  const url = ["--url", "postgresql://x/db"];
+  t.is(parseArgs(url).exactMaxRows, 2000);
+  t.is(parseArgs([...url, "--exact-max-rows", "0"]).exactMaxRows, 0);
+  t.is(parseArgs([...url, "--exact-max-rows", "5000"]).exactMaxRows, 5000);
+  for (const bad of ["-1", "1.5", "many", "1000001"]) {
+    t.throws(() => parseArgs([...url, "--exact-max-rows", bad]), { message: new RegExp(`--exact-max-rows: got ${bad.replace(".", "\\.")}; allowed: an integer from 0 \\(always HNSW\\) to 1000000`) });
+  }
+  t.is(parseArgs(url).localBaseline, undefined);
+  t.is(parseArgs([...url, "--baseline-url", "postgresql://b/db"]).baselineUrl, "postgresql://b/db");
+  const local = parseArgs([...url, "--baseline", "local"]);
+  t.deepEqual(local.localBaseline, { stack: "local", stateDir: undefined });
+  t.is(local.baselineUrl, undefined);
+  t.deepEqual(parseArgs([...url, "--baseline", "local", "--stack", "dev", "--baseline-state", "/tmp/b"]).localBaseline, { stack: "dev", stateDir: "/tmp/b" });
+  t.throws(() => parseArgs([...url, "--baseline", "remote"]), { message: /--baseline: got remote; allowed: local/ });
+  t.throws(() => parseArgs([...url, "--baseline", "local", "--baseline-url", "postgresql://b/db"]), { message: /give one of them/ });
+  t.throws(() => parseArgs([...url, "--baseline-state", "/tmp/b"]), { message: /--baseline-state goes with --baseline local/ });
+  t.throws(() => parseArgs([...url, "--baseline", "local", "--stack", "../x"]), { message: /--stack: got \.\.\/x/ });
+});
+
 test("the PRNG and the data set are deterministic per seed, and vectors are unit length", (t) => {
   const a = createRandom(1);
   const b = createRandom(1);

@@ -26,7 +26,8 @@ const inputs = (overrides: Partial<BenchmarkStepInputs> = {}): BenchmarkStepInpu
 
 test("benchmarkDataset: the deployed schema's dimensions, k and index settings", (t) => {
   const config = parseClusterConfig({ embeddingDimensions: 768, searchK: 20, hnswEfSearch: 80, hnswM: 24, hnswEfConstruction: 128, shardCount: 24 });
-  t.deepEqual(benchmarkDataset(config), { dimensions: 768, k: 20, hnswM: 24, hnswEfConstruction: 128, shardCount: 24 });
+  t.deepEqual(benchmarkDataset(config), { dimensions: 768, k: 20, hnswM: 24, hnswEfConstruction: 128, shardCount: 24, exactMaxRows: 2000 });
+  t.is(benchmarkDataset(parseClusterConfig({ searchExactMaxRows: 0 })).exactMaxRows, 0);
 });
 
 test("runs the suite once with the URL, mode and data set, and returns its summary", async (t) => {
@@ -40,7 +41,7 @@ test("runs the suite once with the URL, mode and data set, and returns its summa
     log: (line) => lines.push(line),
   });
   t.is(summary, SUMMARY);
-  t.deepEqual(calls, [[URL, "full", { dimensions: 384, k: 10, hnswM: 16, hnswEfConstruction: 64, shardCount: 12 }]]);
+  t.deepEqual(calls, [[URL, "full", { dimensions: 384, k: 10, hnswM: 16, hnswEfConstruction: 64, shardCount: 12, exactMaxRows: 2000 }]]);
   t.is(lines[0], "benchmark: full run against localhost:6432 after schema 008_x (run r7)");
   t.regex(lines[1], /^benchmark \(quick\): WARN/);
   t.regex(lines[1], /single-shard-search/);

@@ -139,7 +139,10 @@ test.serial("each database container carries its own patroni.yml: its name, its 
     t.is(yml.postgresql.connect_address, `${container.name}:5432`);
     t.is(yml.restapi.authentication.password, "generated-dpc-restApi-password");
     containersByGroup.set(expectedGroup, [...(containersByGroup.get(expectedGroup) ?? []), container.name]);
-    t.deepEqual(uploads.map((u) => u.file).sort(), ["/etc/dpc/app-password", "/etc/dpc/patroni.yml", "/etc/dpc/post-bootstrap.sh"]);
+    // Worker nodes also get the callback that tells the coordinator of their promotion.
+    const callback = expectedGroup > 0 ? ["/etc/dpc/citus-after-promote.py"] : [];
+    t.deepEqual(uploads.map((u) => u.file).sort(), ["/etc/dpc/app-password", ...callback, "/etc/dpc/patroni.yml", "/etc/dpc/post-bootstrap.sh"]);
+    t.is(yml.postgresql.callbacks?.on_role_change, expectedGroup > 0 ? "/etc/dpc/citus-after-promote.py" : undefined, container.name);
     t.is(uploads.find((u) => u.file === "/etc/dpc/app-password")!.content, CONFIGURED_APP_PASSWORD);
   }
   t.deepEqual([...containersByGroup.keys()].sort(), [0, 1, 2, 3, 4, 5, 6]);
@@ -261,9 +264,9 @@ test.serial("Schema: a component whose migrations resource waits for the router 
   for (const name of [...DATABASE_NODES, "dpc-haproxy", "dpc-pgbouncer"]) {
     t.true(migrations.dependencies.includes(byName(name).urn), `the schema does not wait for ${name}`);
   }
-  // Nothing in the cluster waits for the schema but the benchmark.
+  // Nothing in the cluster waits for the schema but the worker rebalance and the benchmark.
   const dependents = registrations.filter((r) => r.dependencies.includes(migrations.urn)).map((r) => r.type);
-  t.deepEqual(dependents, [BENCHMARK_TYPE]);
+  t.deepEqual(dependents.sort(), [BENCHMARK_TYPE, "pulumi-nodejs:dynamic/dpc:WorkerRebalance"].sort());
 });
 
 test.serial("Schema: the superuser URL through HAProxy's read-write listener and the app password (for Citus) are secret, in inputs and outputs", (t) => {
@@ -296,7 +299,7 @@ test.serial("BenchmarkRun: after the Schema, through PgBouncer as the app role, 
   t.is(run.inputs.mode, "full");
   t.is(run.inputs.runId, "run-1");
   t.is(run.inputs.schemaVersion, MOCK_SCHEMA_OUTPUTS.version);
-  t.deepEqual(run.inputs.dataset, { dimensions: 384, k: 10, hnswM: 16, hnswEfConstruction: 64, shardCount: 12 });
+  t.deepEqual(run.inputs.dataset, { dimensions: 384, k: 10, hnswM: 16, hnswEfConstruction: 64, shardCount: 12, exactMaxRows: 2000 });
   t.true(isSecretValue(run.inputs.url));
   t.is(reveal(run.inputs.url), `postgresql://app:${CONFIGURED_APP_PASSWORD}@localhost:6432/vectors`);
   t.deepEqual(run.additionalSecretOutputs, ["url"]);

@@ -12,6 +12,7 @@ import { promisify } from "node:util";
 import * as pulumi from "@pulumi/pulumi";
 import { schemaProvider } from "../../components/schema.ts";
 import { benchmarkProvider } from "../../components/benchmark-run.ts";
+import { postgresConfigProvider } from "../../components/postgres-config.ts";
 import { parseClusterConfig } from "../../components/spec.ts";
 import { benchmarkDataset } from "../../components/benchmark-step.ts";
 
@@ -83,4 +84,28 @@ test("the serialized BenchmarkRun provider loads benchmark-step.ts and the suite
   t.is(result.message, "benchmark: the quick run against 127.0.0.1:1 failed: connect ECONNREFUSED 127.0.0.1:1");
   t.regex(result.stdout, /benchmark: quick run against 127\.0\.0\.1:1 after schema 008_x/);
   t.false(result.stdout.includes("s3cret-pw"));
+});
+
+test("the serialized PostgresConfig provider loads the rollout (components/rollout/) in a plain Node process", async (t) => {
+  const result = await createInPlainNode(postgresConfigProvider, {
+    groups: [{ group: 0, members: [{ name: "dpc-coordinator-0", restUrl: "http://127.0.0.1:1" }] }],
+    restAuth: "dpc_rest:s3cret-pw",
+    poolerAdminUrl: CLOSED_PORT_URL.replace("/vectors", "/pgbouncer"),
+    readWriteUrl: CLOSED_PORT_URL,
+    parameters: { work_mem: "8MB" },
+    stepTimeoutSeconds: 1,
+  });
+  // It got as far as asking Patroni for the group's dynamic configuration.
+  t.false(result.ok);
+  t.regex(result.message, /^rollout: no member of group 0 answered \/config: /);
+  t.false(result.stdout.includes("s3cret-pw"));
+});
+
+test("PostgresConfig diff: other parameters or members apply again; credentials and timeouts alone do not", async (t) => {
+  const olds = { groups: [{ group: 0, members: [{ name: "m", restUrl: "http://a:8008" }] }], restAuth: "u:p", poolerAdminUrl: "x", readWriteUrl: "y", parameters: { work_mem: "4MB" } as Record<string, string>, stepTimeoutSeconds: 300 };
+  const diff = async (news: Partial<typeof olds>) => (await postgresConfigProvider.diff!("id", olds, { ...olds, ...news })).changes;
+  t.true(await diff({ parameters: { work_mem: "8MB" } }));
+  t.true(await diff({ parameters: {} }));
+  t.true(await diff({ groups: [{ group: 0, members: [{ name: "m", restUrl: "http://b:8008" }] }] }));
+  t.false(await diff({ restAuth: "u:q", poolerAdminUrl: "z", stepTimeoutSeconds: 10 }));
 });

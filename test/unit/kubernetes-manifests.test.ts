@@ -15,6 +15,11 @@ import { StatefulSet } from "kubernetes-models/apps/v1/StatefulSet";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
+import { Job } from "kubernetes-models/batch/v1/Job";
+import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
+import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
+import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
+import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
 import { byType, registrations } from "./_pulumi-harness.ts";
 import {
   DATABASE_GROUPS,
@@ -42,6 +47,11 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
   "apps/v1/Deployment": Deployment,
   "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
   "networking.k8s.io/v1/NetworkPolicy": NetworkPolicy,
+  "batch/v1/Job": Job,
+  "v1/ConfigMap": ConfigMap,
+  "v1/ServiceAccount": ServiceAccount,
+  "rbac.authorization.k8s.io/v1/Role": Role,
+  "rbac.authorization.k8s.io/v1/RoleBinding": RoleBinding,
 };
 
 test.before(async () => {
@@ -62,13 +72,18 @@ test("every registered manifest passes the Kubernetes API schema of its kind", (
   // The seed topology: 8 StatefulSets (etcd, coordinator, 6 workers), 20 Patroni + 3 etcd claims, ...
   t.is(counts["apps/v1/StatefulSet"], 8);
   t.is(counts["v1/PersistentVolumeClaim"], 3 + 3 + 6 * 2 + 1, "one claim per etcd and Patroni member, and Prometheus's");
-  t.is(counts["networking.k8s.io/v1/NetworkPolicy"], 1 + 8 + 6, "deny-all, one per StatefulSet, one per other group");
+  t.is(counts["networking.k8s.io/v1/NetworkPolicy"], 1 + 8 + 6 + 1, "deny-all, one per StatefulSet, one per other group, the deploy steps' egress");
+  // The deploy steps: a Job, its input Secret, its result ConfigMap and the Role (and binding) that
+  // lets it write that one ConfigMap, for the schema and the benchmark; one ServiceAccount.
+  t.is(counts["batch/v1/Job"], 2);
+  t.is(counts["v1/ConfigMap"], 2);
+  t.deepEqual([counts["v1/ServiceAccount"], counts["rbac.authorization.k8s.io/v1/Role"], counts["rbac.authorization.k8s.io/v1/RoleBinding"]], [1, 2, 2]);
   t.is(all.length, registrations.filter((r) => r.type.startsWith("kubernetes:")).length);
   // The schema check is real: a wrong type is refused.
   t.throws(() => new StatefulSet({ ...all.find((m) => m.kind === "StatefulSet"), spec: { ...all.find((m) => m.kind === "StatefulSet")!.spec, replicas: "3" } } as any).validate());
 });
 
-const workloads = () => [...byType(TYPES.statefulSet), ...byType(TYPES.deployment)];
+const workloads = () => [...byType(TYPES.statefulSet), ...byType(TYPES.deployment), ...byType(TYPES.job)];
 
 test("Pod Security restricted: every pod non-root with a seccomp profile, every container without privilege escalation or capabilities", (t) => {
   t.is((named(TYPES.namespace, "dpc").inputs.metadata as any).labels["pod-security.kubernetes.io/enforce"], "restricted");
@@ -97,6 +112,8 @@ test("Pod Security restricted: every pod non-root with a seccomp profile, every 
   }
   t.like(podSpec(named(TYPES.statefulSet, "dpc-etcd")).securityContext, { runAsUser: 65534, fsGroup: 65534 });
   t.like(podSpec(named(TYPES.deployment, "dpc-haproxy")).securityContext, { runAsUser: 99, fsGroup: 99 });
+  // The deploy steps run as the database image's postgres too (their image is built on it).
+  for (const job of byType(TYPES.job)) t.like(podSpec(job).securityContext, { runAsUser: 999, runAsGroup: 999, fsGroup: 999 });
 });
 
 test("resources on every container, requests = limits (Guaranteed)", (t) => {
@@ -111,6 +128,8 @@ test("resources on every container, requests = limits (Guaranteed)", (t) => {
   t.deepEqual(seen["dpc-etcd"], { cpu: "500m", memory: "512Mi" });
   t.deepEqual(seen["dpc-haproxy"], { cpu: "500m", memory: "256Mi" });
   t.deepEqual(seen["dpc-pgbouncer"], { cpu: "500m", memory: "256Mi" });
+  t.deepEqual(seen["dpc-schema"], { cpu: "1", memory: "1024Mi" });
+  t.deepEqual(seen["dpc-benchmark"], { cpu: "1", memory: "1024Mi" });
 });
 
 test("PostgreSQL pods: a memory-backed /dev/shm of maintenance_work_mem + 64 MiB, and five minutes to shut down", (t) => {
@@ -134,7 +153,7 @@ test("volumes grow without replacing a StatefulSet: a claim per member, declared
     for (const claim of claims) {
       t.deepEqual(spec(claim), { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "10Gi" } } });
       t.is((claim.inputs.metadata as any).annotations["pulumi.com/skipAwait"], "true");
-      t.deepEqual(resourceOptions.get(claim.urn), { ignoreChanges: ["spec.storageClassName"], retainOnDelete: true });
+      t.like(resourceOptions.get(claim.urn), { ignoreChanges: ["spec.storageClassName"], retainOnDelete: true });
       // The StatefulSet controller adopts the claim named <template>-<set>-<ordinal>: it must exist first.
       t.true(set.dependencies.includes(claim.urn), `${k8sName(set)} waits for ${k8sName(claim)}`);
     }

@@ -20,7 +20,10 @@ const D = TYPES.deployment;
 const app: Source = { namespace: "shop", namespaceLabels: { "kubernetes.io/metadata.name": "shop" }, labels: { "dpc/client": "dpc" } };
 const stranger: Source = { namespace: "shop", namespaceLabels: {}, labels: { app: "web" } };
 const neighbour: Source = { namespace: "dpc", labels: { app: "debug" } };
-const deployer: Source = { namespace: "ci", namespaceLabels: {}, labels: { "dpc/deployer": "dpc" } };
+// `pulumi up` no longer dials the cluster: a pod with the former deployer label gets nothing.
+const formerDeployer: Source = { namespace: "ci", namespaceLabels: {}, labels: { "dpc/deployer": "dpc" } };
+/** A deploy step's pod (the Job's template labels). */
+const step = (name: string): Source => ({ namespace: "dpc", labels: podLabels(TYPES.job, name) });
 const internet: Source = { ip: "203.0.113.5" };
 
 test("each component admits only its clients", (t) => {
@@ -36,8 +39,18 @@ test("each component admits only its clients", (t) => {
     ["unlabelled pod in the namespace -> PostgreSQL", neighbour, to(S, "dpc-worker1", 5432), false],
     ["unlabelled pod in the namespace -> Patroni REST", neighbour, to(S, "dpc-coordinator", 8008), false],
     ["the internet -> PgBouncer (nothing published)", internet, to(D, "dpc-pgbouncer", 6432), false],
-    ["deployer -> HAProxy read-write", deployer, to(D, "dpc-haproxy", 5000), true],
-    ["deployer -> PgBouncer", deployer, to(D, "dpc-pgbouncer", 6432), true],
+    ["former deployer label -> HAProxy read-write", formerDeployer, to(D, "dpc-haproxy", 5000), false],
+    ["former deployer label -> PgBouncer", formerDeployer, to(D, "dpc-pgbouncer", 6432), false],
+    ["schema Job -> HAProxy read-write", step("dpc-schema"), to(D, "dpc-haproxy", 5000), true],
+    ["schema Job -> PgBouncer (admin console: RECONNECT)", step("dpc-schema"), to(D, "dpc-pgbouncer", 6432), true],
+    ["benchmark Job -> PgBouncer", step("dpc-benchmark"), to(D, "dpc-pgbouncer", 6432), true],
+    ["schema Job -> HAProxy read-only", step("dpc-schema"), to(D, "dpc-haproxy", 5001), false],
+    ["schema Job -> HAProxy stats", step("dpc-schema"), to(D, "dpc-haproxy", 7000), false],
+    ["schema Job -> PostgreSQL", step("dpc-schema"), to(S, "dpc-coordinator", 5432), false],
+    ["schema Job -> Patroni REST", step("dpc-schema"), to(S, "dpc-coordinator", 8008), false],
+    ["benchmark Job -> etcd", step("dpc-benchmark"), to(S, "dpc-etcd", 2379), false],
+    ["benchmark Job -> Prometheus", step("dpc-benchmark"), to(D, "dpc-prometheus", 9090), false],
+    ["application -> a deploy step's pod", app, { namespace: "dpc", labels: podLabels(TYPES.job, "dpc-schema"), port: 8080 }, false],
     ["PgBouncer -> HAProxy read-write", pod(D, "dpc-pgbouncer"), to(D, "dpc-haproxy", 5000), true],
     ["PgBouncer -> PostgreSQL", pod(D, "dpc-pgbouncer"), to(S, "dpc-coordinator", 5432), false],
     ["HAProxy -> PostgreSQL", pod(D, "dpc-haproxy"), to(S, "dpc-coordinator", 5432), true],

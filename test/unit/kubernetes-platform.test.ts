@@ -21,6 +21,7 @@ import {
   DATABASE_GROUPS,
   DOMAIN,
   IMAGE,
+  STEPS_IMAGE,
   POD_CIDR,
   TYPES,
   container,
@@ -123,6 +124,7 @@ test("one Secret per Patroni group: each member's own patroni.yml (its name, cit
       t.deepEqual(data[`${member}.files`].trim().split("\n").sort(), [
         `0600 ${member}__app-password /etc/dpc/app-password`,
         `0600 ${member}__patroni.yml /etc/dpc/patroni.yml`,
+        ...(citusGroup > 0 ? [`0755 ${member}__citus-after-promote.py /etc/dpc/citus-after-promote.py`] : []),
         `0755 ${member}__post-bootstrap.sh /etc/dpc/post-bootstrap.sh`,
       ]);
       t.is(data[`${member}__app-password`], APP_PASSWORD);
@@ -316,15 +318,17 @@ test("StatefulSet or a pod per member, from the member names alone", (t) => {
   t.throws(() => isStatefulSet(group("g", ["g-1", "g-0"])), { message: /<group>-<ordinal>/ });
 });
 
-test("validation: kubernetes needs databaseImage; the new keys are checked", (t) => {
+test("validation: kubernetes needs databaseImage and deployStepsImage; the new keys are checked", (t) => {
   const error = t.throws(() => parseClusterConfig({ platform: "kubernetes" }), { instanceOf: ConfigError });
   t.regex(error!.message, /databaseImage: got "" with platform "kubernetes"/);
+  t.regex(error!.message, /deployStepsImage: got "" with platform "kubernetes"; allowed: a pre-built image reference/);
+  t.regex(t.throws(() => parseClusterConfig({ platform: "kubernetes", databaseImage: IMAGE, deployStepsImage: "a b" }))!.message, /deployStepsImage: got "a b"/);
   t.notThrows(() => parseClusterConfig({ platform: "docker" }));
   const bad = t.throws(
     () =>
       parseClusterConfig({
         platform: "kubernetes",
-        databaseImage: IMAGE,
+        databaseImage: IMAGE, deployStepsImage: STEPS_IMAGE,
         kubernetesVolumeSize: "ten",
         kubernetesPodCidr: "10.0.0.0/33",
         kubernetesServiceType: "ExternalName",
@@ -335,13 +339,13 @@ test("validation: kubernetes needs databaseImage; the new keys are checked", (t)
   for (const k of ["kubernetesVolumeSize", "kubernetesPodCidr", "kubernetesServiceType", "kubernetesStorageClass"]) t.regex(bad!.message, new RegExp(`${k}:`));
   const ok = parseClusterConfig({
     platform: "kubernetes",
-    databaseImage: IMAGE,
+    databaseImage: IMAGE, deployStepsImage: STEPS_IMAGE,
     kubernetesStorageClass: "fast-ssd",
     kubernetesServiceType: "NodePort",
     kubernetesSourceRanges: "203.0.113.0/24, 198.51.100.7/32",
   });
   t.deepEqual([ok.kubernetesVolumeSize, ok.kubernetesPodCidr, ok.kubernetesStorageClass], ["10Gi", "10.0.0.0/8", "fast-ssd"]);
-  const defaults = parseClusterConfig({ platform: "kubernetes", databaseImage: IMAGE });
+  const defaults = parseClusterConfig({ platform: "kubernetes", databaseImage: IMAGE, deployStepsImage: STEPS_IMAGE });
   t.deepEqual(
     [defaults.kubernetesServiceType, defaults.kubernetesSourceRanges, defaults.kubernetesRouterReplicas, defaults.kubernetesPostgresUid, defaults.kubernetesPostgresGid, defaults.kubernetesTerminationGraceSeconds],
     ["ClusterIP", "", 2, 999, 999, 300],
@@ -351,7 +355,7 @@ test("validation: kubernetes needs databaseImage; the new keys are checked", (t)
 test("validation of the keys for publishing, replicas, users and grace: each names the key, the value and what is allowed", (t) => {
   const problems = (raw: Record<string, unknown>) => {
     try {
-      parseClusterConfig({ platform: "kubernetes", databaseImage: IMAGE, ...raw });
+      parseClusterConfig({ platform: "kubernetes", databaseImage: IMAGE, deployStepsImage: STEPS_IMAGE, ...raw });
       return [];
     } catch (error) {
       return (error as ConfigError).problems;

@@ -22,6 +22,12 @@ test("published: <member>-public LoadBalancers with the source ranges, the clien
     ["dpc-pgbouncer-public", "LoadBalancer", [[6432, 6432]], ranges, "Local"],
     ["dpc-prometheus-public", "LoadBalancer", [[9090, 9090]], ranges, "Local"],
   ]);
+  // `pulumi up` does not wait for an external address (none comes without a load-balancer controller).
+  for (const r of byType(TYPES.service).filter((r) => k8sName(r).endsWith("-public"))) {
+    t.is((r.inputs.metadata as any).annotations["pulumi.com/skipAwait"], "true", k8sName(r));
+  }
+  // The in-cluster Services are awaited as usual.
+  t.is((named(TYPES.service, "dpc-pgbouncer").inputs.metadata as any).annotations, undefined);
 });
 
 test("published: the policies admit the source ranges on published ports only", async (t) => {

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { parse as parseIni } from "ini";
 import { parseClusterConfig, planTopology, type ClusterConfig } from "../../components/spec.ts";
-import { renderCluster, PORTS, ROLES, type ClusterSecrets } from "../../components/render/index.ts";
+import { groupSynchronousMode, renderCluster, PORTS, ROLES, type ClusterSecrets } from "../../components/render/index.ts";
 import { containerAddressing, containerLayout, dockerHostNaming } from "../../components/render/container.ts";
 
 const secrets: ClusterSecrets = { superuser: "su-pw", replication: "repl-pw", rewind: "rewind-pw", restApi: "rest-pw", app: "app-pw" };
@@ -74,7 +74,8 @@ test("pg_hba: scram-sha-256 from the cluster network only, no trust or md5", (t)
     }
     t.true(hostLines.some((line) => line.split(/\s+/)[1] === "replication" && line.split(/\s+/)[2] === ROLES.replication));
     t.false(hba.some((line) => /\b(trust|md5|password)\s*$/.test(line)), hba.join("; "));
-    t.is(n.yml.postgresql.parameters.password_encryption, "scram-sha-256");
+    // A cluster-wide parameter: in the dynamic configuration a new cluster bootstraps with.
+    t.is(n.yml.bootstrap.dcs.postgresql.parameters.password_encryption, "scram-sha-256");
   }
 });
 
@@ -85,10 +86,23 @@ test("synchronous mode: on/off written as booleans; quorum left to Patroni 4, wh
   }
   // Patroni 4.0.7's validator rejects the value "quorum" (it accepts it at run time); a live cluster
   // test reads "quorum" back from Patroni's dynamic configuration.
-  for (const n of patroniFiles(renderSeed({ synchronousMode: "quorum" }).rendered)) {
-    t.false("synchronous_mode" in n.yml.bootstrap.dcs);
+  const { config, rendered } = renderSeed({ synchronousMode: "quorum" });
+  for (const n of patroniFiles(rendered)) {
+    const members = n.group === 0 ? config.coordinatorMembers : config.workerMembers;
+    if (members === 2) t.is(n.yml.bootstrap.dcs.synchronous_mode, true, `${n.name}: a group of 2 runs "on" (one standby either way)`);
+    else {
+      t.false("synchronous_mode" in n.yml.bootstrap.dcs, n.name);
+      t.is(n.yml.bootstrap.dcs.synchronous_node_count, members - 1, `${n.name}: every standby acknowledges, so any survivor may take over alone`);
+    }
     t.deepEqual(n.yml.citus.group, n.group);
   }
+});
+
+test("groupSynchronousMode: quorum in a group of two is on; other sizes and modes unchanged", (t) => {
+  t.is(groupSynchronousMode("quorum", 2), "on");
+  t.is(groupSynchronousMode("quorum", 3), "quorum");
+  t.is(groupSynchronousMode("on", 2), "on");
+  t.is(groupSynchronousMode("off", 2), "off");
 });
 
 test("Patroni gets every etcd member, the credentials, and loop timings that satisfy its rule", (t) => {

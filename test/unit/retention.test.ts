@@ -76,10 +76,20 @@ test("identityChanges: a new clusterName, platform, namespace or major is refuse
   t.regex(rename.reason, /pulumi destroy/);
   t.regex(rename.reason, /retainDataOnDestroy/);
   t.deepEqual(
-    identityChanges(deployed, { platform: "kubernetes", clusterName: "dpc", kubernetesNamespace: "dpc", postgresMajor: 18 }).map((f) => f.property),
+    identityChanges(deployed, { platform: "kubernetes", clusterName: "dpc", kubernetesNamespace: "dpc", postgresMajor: 18, workerGroups: 0 }).map((f) => f.property),
     ["platform", "kubernetesNamespace", "postgresMajor"],
   );
   t.regex(identityChanges(deployed, { ...deployed, postgresMajor: 18 })[0].reason, /pg_upgrade/);
+});
+
+test("workerGroups: changeable on docker (up rebalances or drains), refused on kubernetes (no step moves shards there yet)", (t) => {
+  const docker = (groups: number) => dataIdentity(parseClusterConfig({ workerGroups: String(groups) }));
+  t.deepEqual(identityChanges(docker(6), docker(3)), []);
+  const kubernetes = (groups: number) =>
+    dataIdentity(parseClusterConfig({ platform: "kubernetes", workerGroups: String(groups), databaseImage: "registry.example/dpc-db:1", deployStepsImage: "registry.example/dpc-steps:1" }));
+  const [change] = identityChanges(kubernetes(6), kubernetes(3));
+  t.is(change.property, "workerGroups");
+  t.regex(change.reason, /^workerGroups: deployed 6, now 3; refused: on kubernetes no deploy step rebalances or drains/);
 });
 
 test("the provider's check returns the failures and keeps the inputs", async (t) => {

@@ -32,7 +32,7 @@ test("endpointHost: DNS names and IPv4 addresses pass; anything else is refused 
 });
 
 test("endpointHost is a docker key: another value on kubernetes is refused", (t) => {
-  const kubernetes = { platform: "kubernetes", databaseImage: "registry.example/dpc:1" };
+  const kubernetes = { platform: "kubernetes", databaseImage: "registry.example/dpc:1", deployStepsImage: "registry.example/dpc-steps:1" };
   t.is(parseClusterConfig(kubernetes).endpointHost, "localhost");
   t.deepEqual(problemsOf({ ...kubernetes, endpointHost: "db.example.com" }), [
     'endpointHost: got "db.example.com" with platform "kubernetes"; allowed: only with platform "docker" (kubernetes publishes through kubernetesServiceType)',

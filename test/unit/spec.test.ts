@@ -70,6 +70,15 @@ test("ef_search below the search k is rejected", (t) => {
   assertRejected(t, { hnswEfSearch: 5, searchK: 10 }, "hnswEfSearch", "got 5", "searchK 10", "at least searchK");
 });
 
+test("searchExactMaxRows: default 2000 (the measured threshold), 0 allowed (always HNSW), anything else outside 0-1,000,000 rejected by name", (t) => {
+  t.is(parseClusterConfig({}).searchExactMaxRows, 2000);
+  t.is(parseClusterConfig({ searchExactMaxRows: 0 }).searchExactMaxRows, 0);
+  t.is(parseClusterConfig({ searchExactMaxRows: "5000" }).searchExactMaxRows, 5000);
+  assertRejected(t, { searchExactMaxRows: -1 }, "searchExactMaxRows", "got -1", "an integer from 0 to 1000000");
+  assertRejected(t, { searchExactMaxRows: 1.5 }, "searchExactMaxRows", "got 1.5");
+  assertRejected(t, { searchExactMaxRows: 2000001 }, "searchExactMaxRows", "got 2000001");
+});
+
 test("ef_construction below 2 * m is rejected (pgvector refuses to build such an index)", (t) => {
   assertRejected(t, { hnswM: 40 }, "hnswEfConstruction", "got 64", "hnswM 40", "at least 2 * hnswM (80)");
   t.notThrows(() => parseClusterConfig({ hnswM: 32, hnswEfConstruction: 64 }));

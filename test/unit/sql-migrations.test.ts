@@ -32,6 +32,15 @@ test("changing m changes only the index migration; ef_search only the settings m
   t.deepEqual(changed(checksums(DEFAULT_CONFIG, { citus: true, hnswAccessMethod: "hnsw" })), ["004_distribution", "006_search_settings", "009_search_function"]);
 });
 
+test("searchExactMaxRows changes only the search function, whose default threshold it becomes", (t) => {
+  const base = checksums();
+  const other = checksums({ ...DEFAULT_CONFIG, searchExactMaxRows: 5000 });
+  t.deepEqual(Object.keys(base).filter((id) => base[id] !== other[id]), ["009_search_function"]);
+  const fn = renderMigrations({ ...DEFAULT_CONFIG, searchExactMaxRows: 5000 }, context).find((m) => m.id === "009_search_function")!;
+  t.is((fn.sql.match(/exact_max_rows integer DEFAULT 5000\)/g) ?? []).length, 2);
+  t.regex(fn.sql, /at most 5000 rows/);
+});
+
 test("migrations whose SQL may change with the environment are repeatable", (t) => {
   const repeatable = renderMigrations(DEFAULT_CONFIG, context).filter((m) => m.repeatable).map((m) => m.id);
   t.deepEqual(repeatable, ["004_distribution", "006_search_settings", "007_grants", "009_search_function", "010_monitoring_role"]);

@@ -82,5 +82,3 @@ export function kindOf(clusterName: string, groupName: string): Kind {
 export const KIND_LABEL = "dpc/kind";
 /** Label an application pod carries (value: the cluster name) to reach PgBouncer and HAProxy's read-only port. */
 export const CLIENT_LABEL = "dpc/client";
-/** Label of the pod `pulumi up` runs in (value: the cluster name): reaches HAProxy and PgBouncer for the deploy steps. */
-export const DEPLOYER_LABEL = "dpc/deployer";

@@ -3,20 +3,24 @@
 // - PostgreSQL 5432: the other members (replication, Citus), HAProxy, each node's postgres_exporter;
 // - Patroni REST 8008: the other members (leader race, Citus workers -> coordinator), HAProxy's
 //   checks, Prometheus; etcd 2379: the Patroni members, Prometheus; etcd 2380: etcd's peers;
-// - HAProxy 5000 (read-write): PgBouncer and the deploy steps; 5001 (read-only): applications and the
-//   deploy steps; 7000 (stats, /metrics): Prometheus;
-// - PgBouncer 6432: applications, the deploy steps, the PgBouncer exporter;
+// - HAProxy 5000 (read-write): PgBouncer and the deploy steps' Jobs (deploy-step.ts); 5001 (read-only):
+//   applications; 7000 (stats, /metrics): Prometheus;
+// - PgBouncer 6432: applications, the deploy steps' Jobs, the PgBouncer exporter;
 // - Prometheus: Grafana; the exporters: Prometheus; Grafana: nobody inside the cluster.
-// Applications (any namespace) carry the label CLIENT_LABEL=<cluster>, the pod `pulumi up` runs in
-// DEPLOYER_LABEL=<cluster>. Published ports (kubernetesServiceType LoadBalancer or NodePort) also admit
+// Applications (any namespace) carry the label CLIENT_LABEL=<cluster>; the deploy steps' pods are of
+// this namespace, kind DEPLOY_STEP_KIND. Published ports (kubernetesServiceType LoadBalancer or NodePort) also admit
 // kubernetesSourceRanges; their Services keep the client's address (externalTrafficPolicy Local) so
 // that the policy sees it. A NetworkPolicy is enforced only by a network plugin that implements it.
 import { PORTS } from "../../render/types.ts";
 import type { WorkloadPort } from "../types.ts";
-import { CLIENT_LABEL, DEPLOYER_LABEL, KIND_LABEL, type Kind } from "./naming.ts";
+import { CLIENT_LABEL, KIND_LABEL, type Kind } from "./naming.ts";
+import { DEPLOY_STEP_KIND } from "./deploy-step.ts";
 
-/** A peer that may connect: pods of a kind of this cluster (same namespace), or labelled pods of any namespace. */
-export type Peer = Kind | "client" | "deployer";
+/**
+ * A peer that may connect: pods of a kind of this cluster (same namespace; the deploy steps' Jobs
+ * included), or the applications' labelled pods of any namespace.
+ */
+export type Peer = Kind | typeof DEPLOY_STEP_KIND | "client";
 
 /** The peers admitted to `port` of a group of `kind`. */
 export function clientsOf(kind: Kind, port: number): Peer[] {
@@ -30,12 +34,12 @@ export function clientsOf(kind: Kind, port: number): Peer[] {
       if (port === PORTS.etcdPeer) return ["etcd"];
       return [];
     case "haproxy":
-      if (port === PORTS.haproxyReadWrite) return ["pgbouncer", "deployer"];
-      if (port === PORTS.haproxyReadOnly) return ["client", "deployer"];
+      if (port === PORTS.haproxyReadWrite) return ["pgbouncer", DEPLOY_STEP_KIND];
+      if (port === PORTS.haproxyReadOnly) return ["client"];
       if (port === PORTS.haproxyStats) return ["prometheus"];
       return [];
     case "pgbouncer":
-      return port === PORTS.pgbouncer ? ["client", "deployer", "pgbouncer-exporter"] : [];
+      return port === PORTS.pgbouncer ? ["client", DEPLOY_STEP_KIND, "pgbouncer-exporter"] : [];
     case "prometheus":
       return ["grafana"];
     case "postgres-exporter":
@@ -55,10 +59,7 @@ export function parseSourceRanges(value: string): string[] {
 }
 
 function peerSelector(peer: Peer, clusterName: string) {
-  if (peer === "client" || peer === "deployer") {
-    const label = peer === "client" ? CLIENT_LABEL : DEPLOYER_LABEL;
-    return { namespaceSelector: {}, podSelector: { matchLabels: { [label]: clusterName } } };
-  }
+  if (peer === "client") return { namespaceSelector: {}, podSelector: { matchLabels: { [CLIENT_LABEL]: clusterName } } };
   return { podSelector: { matchLabels: { "app.kubernetes.io/part-of": clusterName, [KIND_LABEL]: peer } } };
 }
 

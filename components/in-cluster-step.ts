@@ -1,0 +1,70 @@
+// What a deploy step's pod runs (scripts/deploy-step.ts, in the deploy-steps image): read the input
+// from the mounted Secret, run the same function the Pulumi process runs on docker (runSchemaStep,
+// runBenchmarkStep), and report the result, with the trigger it ran for, to `pulumi up`. No Pulumi
+// import; every effect is injected, so the unit tests run it with fakes.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { isRetryableError, runSchemaStep, type SchemaStepInputs } from "./schema-apply.ts";
+import { runBenchmarkStep, type BenchmarkStepInputs } from "./benchmark-step.ts";
+import { ENV, EXIT_FINAL, INPUT_DIR, INPUT_FILE, RESULT_KEY, TRIGGER_KEY } from "./platform/kubernetes/deploy-step.ts";
+import type { DeployStepName } from "./platform/types.ts";
+
+export interface InClusterStepOptions {
+  env: NodeJS.ProcessEnv;
+  /** The step's name from the command line (the Job's args); DPC_STEP otherwise. */
+  argv: string[];
+  /** Directory of the mounted input Secret (default INPUT_DIR). */
+  inputDir?: string;
+  /** The steps; injected by the tests. */
+  steps?: { [K in DeployStepName]: (input: any, log: (message: string) => void) => Promise<unknown> };
+  /** Writes the result ConfigMap's data (patchConfigMapData with the pod's access). */
+  report: (namespace: string, name: string, data: Record<string, string>) => Promise<void>;
+  log?: (message: string) => void;
+}
+
+const STEPS: NonNullable<InClusterStepOptions["steps"]> = {
+  schema: (input: SchemaStepInputs, log) => runSchemaStep(input, log),
+  benchmark: (input: BenchmarkStepInputs, log) => runBenchmarkStep(input, { log }),
+};
+
+/**
+ * Runs the step and reports its result; returns the process's exit status: 0 done, 1 failed (the Job
+ * may retry in a new pod: the database did not answer, the report did not reach the API), EXIT_FINAL
+ * failed for good (bad input, an SQL error, a changed migration: the Job fails at once).
+ */
+export async function runInClusterStep(options: InClusterStepOptions): Promise<number> {
+  const log = options.log ?? ((message: string) => console.log(message));
+  const env = options.env;
+  const step = (options.argv[0] ?? env[ENV.step]) as DeployStepName;
+  const steps = options.steps ?? STEPS;
+  const missing = [ENV.resultConfigMap, ENV.trigger, ENV.namespace].filter((name) => !env[name]);
+  if (!(step in steps) || missing.length > 0) {
+    log(`deploy step: got step "${step}" and no ${missing.join(", ") || "(none missing)"}; allowed: ${Object.keys(steps).join(" or ")} with ${ENV.resultConfigMap}, ${ENV.trigger} and ${ENV.namespace} set`);
+    return EXIT_FINAL;
+  }
+  let input: unknown;
+  try {
+    input = JSON.parse(readFileSync(join(options.inputDir ?? INPUT_DIR, INPUT_FILE), "utf8"));
+  } catch (error) {
+    log(`deploy step ${step}: cannot read its input ${INPUT_FILE}: ${(error as Error).message}`);
+    return EXIT_FINAL;
+  }
+  let result: unknown;
+  try {
+    result = await steps[step](input, log);
+  } catch (error) {
+    // The benchmark's failures are worth a new pod (a dropped connection, a slow cluster); the schema's
+    // only when no leader answered.
+    const retry = step === "benchmark" || isRetryableError(error) || /no leader answered|did not answer/.test((error as Error).message);
+    log(`deploy step ${step} failed${retry ? "" : " for good"}: ${(error as Error).message}`);
+    return retry ? 1 : EXIT_FINAL;
+  }
+  try {
+    await options.report(env[ENV.namespace]!, env[ENV.resultConfigMap]!, { [RESULT_KEY]: JSON.stringify(result), [TRIGGER_KEY]: env[ENV.trigger]! });
+  } catch (error) {
+    log(`deploy step ${step}: done, but its result did not reach ConfigMap ${env[ENV.resultConfigMap]}: ${(error as Error).message}`);
+    return 1;
+  }
+  log(`deploy step ${step}: done; result in ConfigMap ${env[ENV.resultConfigMap]}`);
+  return 0;
+}

@@ -1,0 +1,83 @@
+// The password rotation during `pulumi up`: a dynamic resource whose state holds the passwords the
+// cluster runs with (secret). When the config's passwords change, its update gets the old ones from
+// that state and the new ones from the inputs, and runs components/rotation/rotate.ts: the roles and
+// Citus' pg_dist_authinfo on every node, through the coordinator's read-write endpoint, before any
+// process receives the new values (the Patroni groups, the router and the monitoring depend on it,
+// so their new files are delivered only afterwards). Its first create changes nothing: a new
+// cluster bootstraps with the passwords it is given. Loaded the way components/schema.ts loads its
+// provider (see there): the closure captures two file URLs only.
+import * as pulumi from "@pulumi/pulumi";
+import type { ClusterSecrets } from "./render/types.ts";
+
+const TSX_API_URL = import.meta.resolve("tsx/esm/api");
+const ROTATE_URL = new URL("./rotation/rotate.ts", import.meta.url).href;
+
+/** How long an update waits for a coordinator leader before the rotation fails. */
+export const ROTATION_TIMEOUT_SECONDS = 300;
+
+/** What the dynamic resource stores as its inputs (and outputs). */
+export interface PasswordRotationInputs {
+  /** Every password of the cluster (a Pulumi secret in the inputs and in the state). */
+  passwords: ClusterSecrets;
+  /** host:port of the coordinator primary as this machine reaches it (HAProxy's read-write listener). */
+  readWriteEndpoint: string;
+  /** The Citus database (pg_dist_authinfo lives there). */
+  database: string;
+  timeoutSeconds: number;
+}
+
+/** Whether the rotation must run: any password, or where it runs, differs. Never a replacement. */
+export function rotationDiff(olds: Partial<PasswordRotationInputs>, news: PasswordRotationInputs): { changes: boolean; replaces: string[]; deleteBeforeReplace: false } {
+  const changes = JSON.stringify(olds.passwords ?? {}) !== JSON.stringify(news.passwords) || olds.readWriteEndpoint !== news.readWriteEndpoint || olds.database !== news.database;
+  return { changes, replaces: [], deleteBeforeReplace: false };
+}
+
+// Serialized with the program: every method imports what it needs.
+export const passwordRotationProvider: pulumi.dynamic.ResourceProvider = {
+  async create(inputs: PasswordRotationInputs) {
+    return { id: `${inputs.database}-password-rotation`, outs: { ...inputs, rotated: [] } };
+  },
+  async diff(_id: string, olds: PasswordRotationInputs, news: PasswordRotationInputs) {
+    return rotationDiff(olds, news);
+  },
+  async update(_id: string, olds: PasswordRotationInputs, news: PasswordRotationInputs) {
+    const { tsImport } = await import(TSX_API_URL);
+    const { rotatePasswords } = await tsImport(ROTATE_URL, ROTATE_URL);
+    const result = await rotatePasswords(olds.passwords, news.passwords, {
+      coordinatorUrl: (password: string) => `postgresql://postgres:${encodeURIComponent(password)}@${news.readWriteEndpoint}/${news.database}`,
+    }, { timeoutMs: news.timeoutSeconds * 1000, log: (line: string) => console.log(line) });
+    return { outs: { ...news, rotated: result.changed } };
+  },
+  // The passwords stay in the database: deleting this resource changes nothing there.
+  async delete() {},
+};
+
+class PasswordRotationResource extends pulumi.dynamic.Resource {
+  /** Names of the passwords the last update rotated (superuser, replication, rewind, restApi, app). */
+  declare readonly rotated: pulumi.Output<string[]>;
+
+  constructor(name: string, inputs: { [K in keyof PasswordRotationInputs]: pulumi.Input<PasswordRotationInputs[K]> }, opts: pulumi.CustomResourceOptions) {
+    super(passwordRotationProvider, name, { ...inputs, rotated: undefined }, opts, "dpc", "PasswordRotation");
+  }
+}
+
+export interface PasswordRotationArgs {
+  /** The cluster's passwords (secret Output). */
+  readonly passwords: pulumi.Output<ClusterSecrets>;
+  /** host:port of HAProxy's read-write listener as the machine running Pulumi reaches it. */
+  readonly readWriteEndpoint: string;
+  readonly database: string;
+}
+
+/**
+ * Registers the rotation resource (type `pulumi-nodejs:dynamic/dpc:PasswordRotation`). Everything
+ * that delivers a password to a process must depend on it.
+ */
+export function passwordRotation(name: string, args: PasswordRotationArgs, opts: pulumi.CustomResourceOptions): pulumi.Resource {
+  return new PasswordRotationResource(
+    name,
+    { passwords: pulumi.secret(args.passwords), readWriteEndpoint: args.readWriteEndpoint, database: args.database, timeoutSeconds: ROTATION_TIMEOUT_SECONDS },
+    // The state echoes the inputs: the passwords stay secret among the outputs too.
+    { ...opts, additionalSecretOutputs: ["passwords"] },
+  );
+}

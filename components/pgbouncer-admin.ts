@@ -1,0 +1,19 @@
+// PgBouncer's admin console (the `pgbouncer` database): PAUSE, RESUME, RECONNECT, RELOAD. Used by the
+// Schema step, the rollout's switchover gate and the local runner; no Pulumi import.
+import pg from "pg";
+
+/**
+ * Runs one admin console command as `url`'s user (who must be in PgBouncer's admin_users). The
+ * console speaks the simple protocol only: no parameters. Throws what the connection or the command
+ * throws; connects within `connectTimeoutMs` (ms).
+ */
+export async function pgbouncerCommand(url: string, command: string, connectTimeoutMs = 5000): Promise<void> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: connectTimeoutMs });
+  client.on("error", () => undefined);
+  await client.connect();
+  try {
+    await client.query(command);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}

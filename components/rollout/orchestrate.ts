@@ -1,0 +1,199 @@
+// Rolling changes of a Patroni + Citus cluster, one group at a time: the wanted PostgreSQL
+// parameters go into each group's dynamic configuration (PATCH /config: a reload on every member);
+// members Patroni then marks `pending_restart` are restarted in rolloutPlan's order (replicas first,
+// one at a time, each waited for; a switchover; the former leader only if its demotion did not
+// already restart it). Around the coordinator group's switchover PgBouncer is paused, so clients wait
+// instead of failing. No Pulumi import and no I/O of its own: the target (patroni-http.ts) does the
+// talking, so the Pulumi dynamic provider, the local runner and the unit tests share this code.
+import { parameterPatch, type ConfigPatch, type Parameters } from "./parameters.ts";
+import { rolloutPlan, SYNCHRONOUS_ROLES, type RolloutStep } from "./plan.ts";
+
+/** One Patroni member as GET /cluster reports it. */
+export interface Member {
+  name: string;
+  role: string;
+  /** "running", "streaming", "starting", "stopped", ... */
+  state: string;
+  /** Patroni's `pending_restart`: a changed parameter takes effect only after a restart. */
+  pendingRestart: boolean;
+}
+
+/** What the rollout needs from a cluster; every method throws on a refusal or an unreachable API. */
+export interface RolloutTarget {
+  /** Citus group numbers, in the order they are rolled (0: the coordinator group). */
+  readonly groups: number[];
+  /** The group's members, or undefined when no member answers. */
+  members(group: number): Promise<Member[] | undefined>;
+  /** The PostgreSQL parameters in the group's dynamic configuration (GET /config). */
+  parameters(group: number): Promise<Parameters>;
+  /** PATCH /config of the group. */
+  patchConfig(group: number, patch: ConfigPatch): Promise<void>;
+  /** Restarts PostgreSQL of one member (POST /restart on it); resolves once Patroni has restarted it. */
+  restart(group: number, member: string): Promise<void>;
+  /** Asks Patroni for a switchover (POST /switchover). */
+  switchover(group: number, leader: string, candidate: string): Promise<void>;
+  /** CHECKPOINT on the leader before its switchover: its shutdown checkpoint, and the pause, get short. */
+  checkpoint?(group: number, member: string): Promise<void>;
+  /** PgBouncer in front of the coordinator: pause (PAUSE, then RECONNECT) and resume (RESUME). */
+  pooler?: { pause(): Promise<void>; resume(): Promise<void> };
+  /** Whether the read-write path (HAProxy) routes to `member` alone, and it accepts writes. */
+  routedAlone?(member: string): Promise<boolean>;
+}
+
+export interface RolloutOptions {
+  /** The longest wait for one step (a restart, a switchover, a group becoming healthy), ms. */
+  stepTimeoutMs?: number;
+  /** After a PATCH, how long Patroni may take to reload every member (a few loop_waits), ms. */
+  settleMs?: number;
+  pollMs?: number;
+  log?: (line: string) => void;
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+}
+
+export interface SwitchoverReport {
+  group: number;
+  from: string;
+  to: string;
+  /** From the switchover request until the new leader was routed (coordinator: PgBouncer resumed), s. */
+  seconds: number;
+  /** Whether PgBouncer was paused around it (the coordinator group). */
+  paused: boolean;
+}
+
+export interface GroupReport {
+  group: number;
+  /** Parameters the PATCH set or removed (empty: the DCS already agreed). */
+  changed: string[];
+  /** Members restarted, in order. */
+  restarted: string[];
+  switchovers: SwitchoverReport[];
+}
+
+export interface RolloutReport {
+  groups: GroupReport[];
+}
+
+export function defaults(options: RolloutOptions): Required<RolloutOptions> {
+  return {
+    stepTimeoutMs: options.stepTimeoutMs ?? 180000,
+    settleMs: options.settleMs ?? 5000,
+    pollMs: options.pollMs ?? 250,
+    log: options.log ?? (() => undefined),
+    sleep: options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))),
+    now: options.now ?? Date.now,
+  };
+}
+
+/** Polls `check` until it returns a value; throws `what` after `timeoutMs`. */
+export async function waitFor<T>(what: string, o: Required<RolloutOptions>, check: () => Promise<T | undefined>): Promise<T> {
+  const deadline = o.now() + o.stepTimeoutMs;
+  for (;;) {
+    const value = await check().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (o.now() >= deadline) throw new Error(`rollout: ${what}: not within ${Math.round(o.stepTimeoutMs / 1000)} s`);
+    await o.sleep(o.pollMs);
+  }
+}
+
+const healthy = (m: Member) => m.state === "running" || m.state === "streaming";
+
+/**
+ * Waits until the group has a running leader, every member runs or streams, and (when `synchronous`)
+ * a standby acknowledges commits: only then may one member go down, or be switched over to.
+ */
+export async function groupReady(target: RolloutTarget, group: number, synchronous: boolean, o: Required<RolloutOptions>, size?: number): Promise<Member[]> {
+  return waitFor(`group ${group} healthy`, o, async () => {
+    const members = await target.members(group);
+    if (!members || (size !== undefined && members.length < size)) return undefined;
+    if (!members.some((m) => m.role === "leader" && m.state === "running") || !members.every(healthy)) return undefined;
+    if (synchronous && members.length > 1 && !members.some((m) => SYNCHRONOUS_ROLES.includes(m.role))) return undefined;
+    return members;
+  });
+}
+
+/**
+ * A switchover of `group` from `from` to `to`. For the coordinator group (0) with a pooler, PgBouncer
+ * is paused first and resumed only once the read-write path routes to the new leader alone, in
+ * every case (a failed switchover never leaves clients paused).
+ */
+export async function gatedSwitchover(target: RolloutTarget, group: number, from: string, to: string, options: RolloutOptions = {}): Promise<SwitchoverReport> {
+  const o = defaults(options);
+  const gate = group === 0 && target.pooler !== undefined;
+  // Best effort: a failed CHECKPOINT only lengthens the pause.
+  await target.checkpoint?.(group, from).catch(() => undefined);
+  const started = o.now();
+  if (gate) await target.pooler!.pause();
+  try {
+    await target.switchover(group, from, to);
+    await waitFor(`switchover ${from} -> ${to}: ${to} leading${gate ? " and routed alone" : ""}`, o, async () => {
+      const leader = (await target.members(group))?.find((m) => m.role === "leader" && m.state === "running");
+      if (leader?.name !== to) return undefined;
+      if (gate && target.routedAlone && !(await target.routedAlone(to))) return undefined;
+      return true;
+    });
+  } finally {
+    if (gate) await target.pooler!.resume();
+  }
+  const seconds = (o.now() - started) / 1000;
+  o.log(`rollout: group ${group}: switchover ${from} -> ${to} in ${seconds.toFixed(2)} s${gate ? " (PgBouncer paused)" : ""}`);
+  return { group, from, to, seconds, paused: gate };
+}
+
+/**
+ * Restarts the members of `group` Patroni marks pending_restart (or, with `all`, every member), one
+ * at a time in rolloutPlan's order, re-planning after each step: a switchover restarts the former
+ * leader as a replica, which then usually needs no restart of its own.
+ */
+export async function rollGroup(target: RolloutTarget, group: number, options: RolloutOptions & { all?: boolean } = {}): Promise<Omit<GroupReport, "changed">> {
+  const o = defaults(options);
+  const first = await groupReady(target, group, false, o);
+  const synchronous = first.some((m) => SYNCHRONOUS_ROLES.includes(m.role));
+  const done = new Set<string>();
+  const report: Omit<GroupReport, "changed"> = { group, restarted: [], switchovers: [] };
+  for (let guard = 0; guard < first.length * 3 + 2; guard++) {
+    const members = await groupReady(target, group, synchronous, o, first.length);
+    const plan = rolloutPlan(members.map((m) => ({ name: m.name, role: m.role, updated: options.all ? done.has(m.name) : !m.pendingRestart })));
+    const step: RolloutStep | undefined = plan[0];
+    if (!step) return report;
+    if (step.action === "switchover") {
+      report.switchovers.push(await gatedSwitchover(target, group, step.from, step.to, options));
+      // Patroni restarted the former leader as a replica (demotion): that counts as its restart.
+      done.add(step.from);
+      continue;
+    }
+    o.log(`rollout: group ${group}: restarting ${step.member}`);
+    await target.restart(group, step.member);
+    done.add(step.member);
+    report.restarted.push(step.member);
+    await waitFor(`${step.member} back after its restart`, o, async () => {
+      const member = (await target.members(group))?.find((m) => m.name === step.member);
+      return member && healthy(member) && (options.all || !member.pendingRestart) ? true : undefined;
+    });
+  }
+  throw new Error(`rollout: group ${group}: members still pending a restart after ${first.length * 3 + 2} steps`);
+}
+
+/**
+ * Makes every group's dynamic configuration carry `wanted` (PATCH /config where it differs), waits
+ * `settleMs` for Patroni to reload the members, then rolls each group whose members need a restart.
+ * Groups are done one after the other; a group whose members need no restart is left alone.
+ */
+export async function applyParameters(target: RolloutTarget, wanted: Parameters, options: RolloutOptions = {}): Promise<RolloutReport> {
+  const o = defaults(options);
+  const changed = new Map<number, string[]>();
+  for (const group of target.groups) {
+    const patch = parameterPatch(await target.parameters(group), wanted);
+    if (!patch) continue;
+    await target.patchConfig(group, patch);
+    changed.set(group, Object.keys(patch.postgresql.parameters));
+    o.log(`rollout: group ${group}: dynamic configuration patched (${Object.keys(patch.postgresql.parameters).join(", ")})`);
+  }
+  if (changed.size > 0) await o.sleep(o.settleMs);
+  const groups: GroupReport[] = [];
+  for (const group of target.groups) {
+    const rolled = await rollGroup(target, group, options);
+    groups.push({ ...rolled, changed: changed.get(group) ?? [] });
+  }
+  return { groups };
+}

@@ -1,0 +1,178 @@
+// The rollout's target over the wire: Patroni's REST API on every member, PgBouncer's admin console,
+// HAProxy's stats. Used by the local runner (local/apply-changes.ts) and the Pulumi dynamic provider
+// (components/rollout/apply.ts); no Pulumi import.
+import pg from "pg";
+import { pgbouncerCommand } from "../pgbouncer-admin.ts";
+import type { Parameters } from "./parameters.ts";
+import type { Member, RolloutTarget } from "./orchestrate.ts";
+
+export interface PatroniHttpSpec {
+  /** Every Citus group with its members' Patroni REST base URLs (http://host:8008). */
+  groups: { group: number; members: { name: string; restUrl: string }[] }[];
+  /** "user:password" of Patroni's REST API (PATCH /config, /restart, /switchover need it). */
+  restAuth: string;
+  /** postgresql:// URL of PgBouncer's admin console as an admin user; omitted: no client gate. */
+  poolerAdminUrl?: string;
+  /** HAProxy's stats CSV (http://host:port/;csv) and the read-write backend's name in it. */
+  haproxyStats?: { url: string; backend: string };
+  /**
+   * Without the stats: a superuser postgresql:// URL through HAProxy's read-write listener. The new
+   * leader counts as routed alone once ROUTED_PROBES fresh connections in a row reach a server out
+   * of recovery (HAProxy balances round-robin: a demoted leader still marked UP would answer one).
+   */
+  readWriteUrl?: string;
+  /** Direct superuser URLs of the members (name -> postgresql://), for the CHECKPOINT before a switchover. */
+  memberSqlUrls?: Record<string, string>;
+  /** Timeout of one REST call, ms (a restart answers when it is done). */
+  requestTimeoutMs?: number;
+}
+
+/** Patroni's GET /cluster member, as far as the rollout reads it. */
+interface ClusterMemberJson {
+  name: string;
+  role: string;
+  state: string;
+  pending_restart?: boolean;
+}
+
+async function request(url: string, init: RequestInit & { auth?: string; timeoutMs: number }): Promise<unknown> {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (init.auth) headers.authorization = `Basic ${Buffer.from(init.auth).toString("base64")}`;
+  const response = await fetch(url, { method: init.method, body: init.body, headers, signal: AbortSignal.timeout(init.timeoutMs) });
+  const text = await response.text();
+  // Patroni answers 503 on GET /cluster-style reads of an unhealthy member, with a body: keep it.
+  if (!response.ok) throw new Error(`Patroni ${init.method ?? "GET"} ${url}: HTTP ${response.status} ${text.slice(0, 300)}`);
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+
+/** Fresh connections in a row that must reach a primary (readWriteUrl). */
+export const ROUTED_PROBES = 6;
+
+/** Whether a fresh connection to `url` reaches a server out of recovery. */
+async function reachesPrimary(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000, query_timeout: 2000 });
+  client.on("error", () => undefined);
+  try {
+    await client.connect();
+    return (await client.query("SELECT pg_is_in_recovery() AS standby")).rows[0].standby === false;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** Servers of a HAProxy backend that are not DOWN ("UP 1/2" is still routable), from its stats CSV. */
+export async function routableServers(statsCsvUrl: string, backend: string): Promise<string[]> {
+  const csv = await (await fetch(statsCsvUrl, { signal: AbortSignal.timeout(2000) })).text();
+  const [header, ...rows] = csv.split("\n").filter((line) => line.length > 0);
+  const columns = header.replace(/^# /, "").split(",");
+  const [proxy, server, status] = ["pxname", "svname", "status"].map((name) => columns.indexOf(name));
+  return rows
+    .map((row) => row.split(","))
+    .filter((cells) => cells[proxy] === backend && !["FRONTEND", "BACKEND"].includes(cells[server]) && !cells[status].startsWith("DOWN"))
+    .map((cells) => cells[server]);
+}
+
+/** The rollout target of a cluster reached over HTTP (Patroni), and SQL (PgBouncer, CHECKPOINT). */
+export function patroniHttpTarget(spec: PatroniHttpSpec): RolloutTarget {
+  const timeoutMs = spec.requestTimeoutMs ?? 120000;
+  const groupOf = (group: number) => {
+    const found = spec.groups.find((g) => g.group === group);
+    if (!found) throw new Error(`rollout: no group ${group} among ${spec.groups.map((g) => g.group).join(", ")}`);
+    return found;
+  };
+  const restUrl = (group: number, member: string) => {
+    const found = groupOf(group).members.find((m) => m.name === member);
+    if (!found) throw new Error(`rollout: no member ${member} in group ${group}`);
+    return found.restUrl;
+  };
+  /** The first member of the group that answers `path`. */
+  const anyMember = async (group: number, path: string): Promise<unknown> => {
+    let last: unknown;
+    for (const m of groupOf(group).members) {
+      try {
+        return await request(`${m.restUrl}${path}`, { timeoutMs: 3000 });
+      } catch (error) {
+        last = error;
+      }
+    }
+    throw new Error(`rollout: no member of group ${group} answered ${path}: ${(last as Error)?.message}`);
+  };
+  const target: RolloutTarget = {
+    groups: spec.groups.map((g) => g.group),
+    async members(group) {
+      try {
+        const body = (await anyMember(group, "/cluster")) as { members?: ClusterMemberJson[] };
+        return body.members?.map((m): Member => ({ name: m.name, role: m.role, state: m.state, pendingRestart: m.pending_restart === true }));
+      } catch {
+        return undefined;
+      }
+    },
+    async parameters(group) {
+      const body = (await anyMember(group, "/config")) as { postgresql?: { parameters?: Parameters } };
+      return body.postgresql?.parameters ?? {};
+    },
+    async patchConfig(group, patch) {
+      // Any member writes the group's config key in the DCS; try them in turn.
+      let last: unknown;
+      for (const m of groupOf(group).members) {
+        try {
+          await request(`${m.restUrl}/config`, { method: "PATCH", body: JSON.stringify(patch), auth: spec.restAuth, timeoutMs: 10000 });
+          return;
+        } catch (error) {
+          last = error;
+        }
+      }
+      throw last;
+    },
+    async restart(group, member) {
+      await request(`${restUrl(group, member)}/restart`, { method: "POST", body: "{}", auth: spec.restAuth, timeoutMs });
+    },
+    async switchover(group, leader, candidate) {
+      await request(`${restUrl(group, leader)}/switchover`, { method: "POST", body: JSON.stringify({ leader, candidate }), auth: spec.restAuth, timeoutMs });
+    },
+  };
+  if (spec.memberSqlUrls) {
+    const urls = spec.memberSqlUrls;
+    target.checkpoint = async (_group, member) => {
+      if (!urls[member]) return;
+      const client = new pg.Client({ connectionString: urls[member], connectionTimeoutMillis: 3000 });
+      client.on("error", () => undefined);
+      await client.connect();
+      await client.query("CHECKPOINT").finally(() => client.end().catch(() => undefined));
+    };
+  }
+  if (spec.poolerAdminUrl) {
+    const url = spec.poolerAdminUrl;
+    target.pooler = {
+      // PAUSE waits until every server connection is released (transactions finish); RECONNECT then
+      // drops them, so none survives onto the former leader.
+      pause: async () => {
+        await pgbouncerCommand(url, "PAUSE");
+        await pgbouncerCommand(url, "RECONNECT");
+      },
+      resume: () => pgbouncerCommand(url, "RESUME"),
+    };
+  }
+  if (spec.haproxyStats) {
+    const { url, backend } = spec.haproxyStats;
+    target.routedAlone = async (member) => {
+      const routable = await routableServers(url, backend);
+      return routable.length === 1 && routable[0] === member;
+    };
+  }
+  else if (spec.readWriteUrl) {
+    const url = spec.readWriteUrl;
+    target.routedAlone = async () => {
+      for (let i = 0; i < ROUTED_PROBES; i++) if (!(await reachesPrimary(url))) return false;
+      return true;
+    };
+  }
+  return target;
+}

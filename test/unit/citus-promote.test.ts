@@ -1,0 +1,43 @@
+// The worker's on_role_change callback (components/render/citus-promote.ts): valid Python that
+// names every coordinator member, reads the REST password from patroni.yml, and does nothing on
+// any change but a promotion.
+import test from "ava";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseClusterConfig, planTopology } from "../../components/spec.ts";
+import { renderPromoteCallback } from "../../components/render/index.ts";
+import { containerAddressing, containerLayout, dockerHostNaming } from "../../components/render/container.ts";
+
+const config = parseClusterConfig({});
+const topology = planTopology(config);
+const addressing = containerAddressing(config, topology, dockerHostNaming);
+const worker = topology.groups[1][0];
+
+function render(configFile = "/etc/dpc/patroni.yml"): string {
+  return renderPromoteCallback(config, topology, worker, addressing, { ...containerLayout(config).postgres(worker), configFile });
+}
+
+test("the callback names every coordinator member's /citus endpoint, its group, and no password", (t) => {
+  const script = render();
+  for (const node of topology.groups[0]) t.true(script.includes(`http://${node.name}:8008/citus`), node.name);
+  t.regex(script, /^GROUP = 1$/m);
+  t.regex(script, /"type": "after_promote"/);
+  t.false(script.includes("PLACEHOLDER"), "the REST password is read from patroni.yml, not rendered");
+});
+
+test("the callback is valid Python and exits 0 without acting on a change to replica", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "dpc-callback-"));
+  try {
+    const file = join(dir, "callback.py");
+    writeFileSync(file, render(join(dir, "missing-patroni.yml")));
+    execFileSync("python3", ["-m", "py_compile", file]);
+    // A replica (or any other action) returns before reading patroni.yml, which does not exist here.
+    const run = spawnSync("python3", [file, "on_role_change", "replica", "dpc"], { encoding: "utf8" });
+    t.is(run.status, 0, run.stderr);
+    t.is(run.stderr, "");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,93 @@
+// The rolling change of PostgreSQL parameters (components/rollout/), driven against a fake Patroni:
+// the DCS patch, the restart order, one switchover per group, PgBouncer paused around the
+// coordinator's switchover only.
+import test from "ava";
+import { applyParameters, rollGroup } from "../../components/rollout/orchestrate.ts";
+import { parameterPatch, parameterText } from "../../components/rollout/parameters.ts";
+import { FakePatroni, member } from "./_fake-patroni.ts";
+
+const noWait = { sleep: async () => undefined, settleMs: 0, pollMs: 0 };
+
+const cluster = () =>
+  new FakePatroni({
+    0: [member("c-0", "leader"), member("c-1", "sync_standby"), member("c-2", "replica")],
+    1: [member("w1-0", "sync_standby"), member("w1-1", "leader")],
+  });
+
+test("parameterPatch: changed and new parameters set, parameters no longer wanted removed, equal ones left out", (t) => {
+  t.deepEqual(parameterPatch({ work_mem: "4MB", a: 1, hot: "on" }, { work_mem: "8MB", a: "1", hot: true, b: 2 }), {
+    postgresql: { parameters: { work_mem: "8MB", b: 2 } },
+  });
+  t.deepEqual(parameterPatch({ work_mem: "4MB", old: "x" }, { work_mem: "4MB" }), { postgresql: { parameters: { old: null } } });
+  t.is(parameterPatch({ work_mem: "4MB", max_connections: 200 }, { max_connections: "200", work_mem: "4MB" }), undefined);
+  t.deepEqual([true, false, 5, "x"].map(parameterText), ["on", "off", "5", "x"]);
+});
+
+test("a reload-only change: each group's DCS patched once, no restart, no switchover, PgBouncer never paused", async (t) => {
+  const fake = cluster();
+  const report = await applyParameters(fake, { work_mem: "16MB", shared_buffers: "128MB" }, noWait);
+  t.deepEqual(fake.events, ["patch 0 work_mem", "patch 1 work_mem"]);
+  t.deepEqual(report.groups.map((g) => [g.group, g.changed, g.restarted, g.switchovers.length]), [
+    [0, ["work_mem"], [], 0],
+    [1, ["work_mem"], [], 0],
+  ]);
+  t.is(fake.config.get(1)!.work_mem, "16MB");
+});
+
+test("a restart-only change: replicas restarted one at a time, then one switchover per group; the demoted leader needs no restart of its own", async (t) => {
+  const fake = cluster();
+  const report = await applyParameters(fake, { work_mem: "4MB", shared_buffers: "256MB" }, noWait);
+  t.deepEqual(fake.events, [
+    "patch 0 shared_buffers",
+    "patch 1 shared_buffers",
+    "restart 0 c-1 (sync_standby)",
+    "restart 0 c-2 (replica)",
+    "pause",
+    "switchover 0 c-0->c-1",
+    "resume",
+    "restart 1 w1-0 (sync_standby)",
+    "switchover 1 w1-1->w1-0",
+  ]);
+  t.deepEqual(fake.pausedAtSwitchover, [true, false], "PgBouncer paused around the coordinator's switchover only");
+  t.deepEqual(report.groups.map((g) => g.switchovers.map((s) => `${s.from}->${s.to}`)), [["c-0->c-1"], ["w1-1->w1-0"]]);
+  for (const group of [0, 1]) t.true((await fake.members(group))!.every((m) => !m.pendingRestart));
+  // Applying the same wanted set again changes nothing.
+  fake.events.length = 0;
+  await applyParameters(fake, { work_mem: "4MB", shared_buffers: "256MB" }, noWait);
+  t.deepEqual(fake.events, []);
+});
+
+test("a former leader still pending after its demotion is restarted last, as a standby", async (t) => {
+  const fake = cluster();
+  fake.keepPendingOnDemotion.add("c-0");
+  await applyParameters(fake, { work_mem: "4MB", shared_buffers: "256MB" }, noWait);
+  t.deepEqual(fake.events.slice(2, 7), ["restart 0 c-1 (sync_standby)", "restart 0 c-2 (replica)", "pause", "switchover 0 c-0->c-1", "resume"]);
+  t.is(fake.events[7], "restart 0 c-0 (sync_standby)");
+});
+
+test("PgBouncer is resumed when the switchover fails, and the failure is reported", async (t) => {
+  const fake = cluster();
+  fake.switchover = async () => {
+    fake.events.push("switchover refused");
+    throw new Error("Patroni: switchover is not possible");
+  };
+  await t.throwsAsync(applyParameters(fake, { work_mem: "4MB", shared_buffers: "256MB" }, noWait), { message: /switchover is not possible/ });
+  t.false(fake.paused);
+  t.deepEqual(fake.events.slice(-3), ["pause", "switchover refused", "resume"]);
+});
+
+test("rollGroup with all: every member restarted in order even without pending_restart (a new image or pod template)", async (t) => {
+  const fake = cluster();
+  const report = await rollGroup(fake, 0, { ...noWait, all: true });
+  t.deepEqual(fake.events, ["restart 0 c-1 (sync_standby)", "restart 0 c-2 (replica)", "pause", "switchover 0 c-0->c-1", "resume"]);
+  t.deepEqual(report.restarted, ["c-1", "c-2"]);
+});
+
+test("a group that never becomes healthy fails the rollout with the group named, after the step timeout", async (t) => {
+  const fake = new FakePatroni({ 0: [member("c-0", "leader"), { ...member("c-1", "replica"), state: "starting" }] });
+  let clock = 0;
+  await t.throwsAsync(
+    rollGroup(fake, 0, { sleep: async (ms) => void (clock += Math.max(ms, 1000)), now: () => clock, stepTimeoutMs: 5000, pollMs: 1000 }),
+    { message: /group 0 healthy: not within 5 s/ },
+  );
+});
