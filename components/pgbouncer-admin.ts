@@ -1,14 +1,15 @@
 // PgBouncer's admin console (the `pgbouncer` database): PAUSE, RESUME, RECONNECT, RELOAD. Used by the
 // Schema step, the rollout's switchover gate and the local runner; no Pulumi import.
 import pg from "pg";
+import { pgClientConfig } from "./pg-client.ts";
 
 /**
  * Runs one admin console command as `url`'s user (who must be in PgBouncer's admin_users). The
  * console speaks the simple protocol only: no parameters. Throws what the connection or the command
- * throws; connects within `connectTimeoutMs` (ms).
+ * throws; connects within `connectTimeoutMs` (ms); `ca`: the cluster CA (PEM) when PgBouncer speaks TLS.
  */
-export async function pgbouncerCommand(url: string, command: string, connectTimeoutMs = 5000): Promise<void> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: connectTimeoutMs });
+export async function pgbouncerCommand(url: string, command: string, connectTimeoutMs = 5000, ca?: string): Promise<void> {
+  const client = new pg.Client(pgClientConfig(url, ca, { connectionTimeoutMillis: connectTimeoutMs }));
   client.on("error", () => undefined);
   await client.connect();
   try {

@@ -20,7 +20,7 @@ import { applyMigrations, type ApplyResult } from "../sql/apply.ts";
 import { monitoringListeners, prometheusUrl, startMonitoring, writeMonitoringFiles } from "./monitoring.ts";
 import { clusterMembers, etcdHealthy, leaderOf, postPatroni, type ClusterMember } from "./patroni-api.ts";
 import { applyChanges, type ChangeResult } from "./apply-changes.ts";
-import { trustOrigin } from "./https.ts";
+import { trustOrigin } from "../components/https.ts";
 import { ensureLocalCertificates, loadLocalCertificates, localTlsFiles, type LocalTlsFiles } from "./tls.ts";
 import { OPERATOR_CERTIFICATE, type ClusterCertificates } from "../components/tls/index.ts";
 import {

@@ -1,6 +1,6 @@
 // Patroni's and etcd's REST APIs, as the local runner and the tests read them (over HTTPS when the
 // cluster has TLS: see local/https.ts for how each origin's CA is known).
-import { request } from "./https.ts";
+import { request } from "../components/https.ts";
 
 export interface ClusterMember {
   name: string;

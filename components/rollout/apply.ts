@@ -17,6 +17,8 @@ export interface PostgresConfigInputs {
   readWriteUrl: string;
   /** The parameters every node must run with (dynamicParameters of the config). */
   parameters: Parameters;
+  /** The cluster CA (PEM): Patroni's REST API, PostgreSQL and PgBouncer speak TLS verified against it. */
+  ca?: string;
   /** The longest wait for one step (restart, switchover, a group becoming healthy), s. */
   stepTimeoutSeconds: number;
 }
@@ -36,6 +38,7 @@ export async function applyPostgresConfig(inputs: PostgresConfigInputs, log: (li
     restAuth: inputs.restAuth,
     poolerAdminUrl: inputs.poolerAdminUrl,
     readWriteUrl: inputs.readWriteUrl,
+    ca: inputs.ca,
   });
   const report: RolloutReport = await applyParameters(target, inputs.parameters, { stepTimeoutMs: inputs.stepTimeoutSeconds * 1000, log });
   return report.groups.map((g) => ({

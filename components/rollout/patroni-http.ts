@@ -2,14 +2,22 @@
 // HAProxy's stats. Used by the local runner (local/apply-changes.ts) and the Pulumi dynamic provider
 // (components/rollout/apply.ts); no Pulumi import.
 import pg from "pg";
+import { request as httpRequest } from "../https.ts";
 import { pgbouncerCommand } from "../pgbouncer-admin.ts";
+import { pgClientConfig } from "../pg-client.ts";
 import type { Parameters } from "./parameters.ts";
 import type { Member, RolloutTarget } from "./orchestrate.ts";
 
 export interface PatroniHttpSpec {
-  /** Every Citus group with its members' Patroni REST base URLs (http://host:8008). */
+  /** Every Citus group with its members' Patroni REST base URLs (https://host:8008 with TLS). */
   groups: { group: number; members: { name: string; restUrl: string }[] }[];
   /** "user:password" of Patroni's REST API (PATCH /config, /restart, /switchover need it). */
+  /**
+   * The cluster CA (PEM) that Patroni's https certificates and PostgreSQL's/PgBouncer's TLS are
+   * verified against (name included); omitted: for https, the CA registered for the origin
+   * (components/https.ts trustOrigin), else Node's own; for SQL, the URLs' own sslmode/sslrootcert.
+   */
+  ca?: string;
   restAuth: string;
   /** postgresql:// URL of PgBouncer's admin console as an admin user; omitted: no client gate. */
   poolerAdminUrl?: string;
@@ -35,17 +43,16 @@ interface ClusterMemberJson {
   pending_restart?: boolean;
 }
 
-async function request(url: string, init: RequestInit & { auth?: string; timeoutMs: number }): Promise<unknown> {
+async function request(url: string, init: { method?: string; body?: string; auth?: string; timeoutMs: number; ca?: string }): Promise<unknown> {
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (init.auth) headers.authorization = `Basic ${Buffer.from(init.auth).toString("base64")}`;
-  const response = await fetch(url, { method: init.method, body: init.body, headers, signal: AbortSignal.timeout(init.timeoutMs) });
-  const text = await response.text();
+  const answer = await httpRequest(url, { method: init.method, body: init.body, headers, timeoutMs: init.timeoutMs, ...(init.ca ? { identity: { ca: init.ca } } : {}) });
   // Patroni answers 503 on GET /cluster-style reads of an unhealthy member, with a body: keep it.
-  if (!response.ok) throw new Error(`Patroni ${init.method ?? "GET"} ${url}: HTTP ${response.status} ${text.slice(0, 300)}`);
+  if (answer.status < 200 || answer.status > 299) throw new Error(`Patroni ${init.method ?? "GET"} ${url}: HTTP ${answer.status} ${answer.text.slice(0, 300)}`);
   try {
-    return JSON.parse(text);
+    return JSON.parse(answer.text);
   } catch {
-    return text;
+    return answer.text;
   }
 }
 
@@ -54,8 +61,8 @@ async function request(url: string, init: RequestInit & { auth?: string; timeout
 export const ROUTED_PROBES = 6;
 
 /** Whether a fresh connection to `url` reaches a server out of recovery. */
-async function reachesPrimary(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000, query_timeout: 2000 });
+async function reachesPrimary(url: string, ca?: string): Promise<boolean> {
+  const client = new pg.Client(pgClientConfig(url, ca, { connectionTimeoutMillis: 2000, query_timeout: 2000 }));
   client.on("error", () => undefined);
   try {
     await client.connect();
@@ -97,7 +104,7 @@ export function patroniHttpTarget(spec: PatroniHttpSpec): RolloutTarget {
     let last: unknown;
     for (const m of groupOf(group).members) {
       try {
-        return await request(`${m.restUrl}${path}`, { timeoutMs: 3000 });
+        return await request(`${m.restUrl}${path}`, { timeoutMs: 3000, ca: spec.ca });
       } catch (error) {
         last = error;
       }
@@ -123,7 +130,7 @@ export function patroniHttpTarget(spec: PatroniHttpSpec): RolloutTarget {
       let last: unknown;
       for (const m of groupOf(group).members) {
         try {
-          await request(`${m.restUrl}/config`, { method: "PATCH", body: JSON.stringify(patch), auth: spec.restAuth, timeoutMs: 10000 });
+          await request(`${m.restUrl}/config`, { method: "PATCH", body: JSON.stringify(patch), auth: spec.restAuth, timeoutMs: 10000, ca: spec.ca });
           return;
         } catch (error) {
           last = error;
@@ -132,17 +139,17 @@ export function patroniHttpTarget(spec: PatroniHttpSpec): RolloutTarget {
       throw last;
     },
     async restart(group, member) {
-      await request(`${restUrl(group, member)}/restart`, { method: "POST", body: "{}", auth: spec.restAuth, timeoutMs });
+      await request(`${restUrl(group, member)}/restart`, { method: "POST", body: "{}", auth: spec.restAuth, timeoutMs, ca: spec.ca });
     },
     async switchover(group, leader, candidate) {
-      await request(`${restUrl(group, leader)}/switchover`, { method: "POST", body: JSON.stringify({ leader, candidate }), auth: spec.restAuth, timeoutMs });
+      await request(`${restUrl(group, leader)}/switchover`, { method: "POST", body: JSON.stringify({ leader, candidate }), auth: spec.restAuth, timeoutMs, ca: spec.ca });
     },
   };
   if (spec.memberSqlUrls) {
     const urls = spec.memberSqlUrls;
     target.checkpoint = async (_group, member) => {
       if (!urls[member]) return;
-      const client = new pg.Client({ connectionString: urls[member], connectionTimeoutMillis: 3000 });
+      const client = new pg.Client(pgClientConfig(urls[member], spec.ca, { connectionTimeoutMillis: 3000 }));
       client.on("error", () => undefined);
       await client.connect();
       await client.query("CHECKPOINT").finally(() => client.end().catch(() => undefined));
@@ -154,10 +161,10 @@ export function patroniHttpTarget(spec: PatroniHttpSpec): RolloutTarget {
       // PAUSE waits until every server connection is released (transactions finish); RECONNECT then
       // drops them, so none survives onto the former leader.
       pause: async () => {
-        await pgbouncerCommand(url, "PAUSE");
-        await pgbouncerCommand(url, "RECONNECT");
+        await pgbouncerCommand(url, "PAUSE", 5000, spec.ca);
+        await pgbouncerCommand(url, "RECONNECT", 5000, spec.ca);
       },
-      resume: () => pgbouncerCommand(url, "RESUME"),
+      resume: () => pgbouncerCommand(url, "RESUME", 5000, spec.ca),
     };
   }
   if (spec.haproxyStats) {
@@ -170,7 +177,7 @@ export function patroniHttpTarget(spec: PatroniHttpSpec): RolloutTarget {
   else if (spec.readWriteUrl) {
     const url = spec.readWriteUrl;
     target.routedAlone = async () => {
-      for (let i = 0; i < ROUTED_PROBES; i++) if (!(await reachesPrimary(url))) return false;
+      for (let i = 0; i < ROUTED_PROBES; i++) if (!(await reachesPrimary(url, spec.ca))) return false;
       return true;
     };
   }

@@ -8,7 +8,7 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { parse, stringify } from "yaml";
 import { httpProbePasses, type HttpProbe, type Probes } from "../../components/platform/kubernetes/probes.ts";
 import { pollUntil, sleep } from "../../local/processes.ts";
-import { request } from "../../local/https.ts";
+import { request } from "../../components/https.ts";
 
 /** One member of a running Patroni group, and how to stop and start it. */
 export interface CloneTarget {

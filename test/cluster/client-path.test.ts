@@ -6,7 +6,7 @@ import { groupSynchronousMode } from "../../components/render/index.ts";
 import { pollUntil, sleep } from "../../local/processes.ts";
 import { ContinuousWriter } from "../../local/writer.ts";
 import { runningCluster } from "./context.ts";
-import { request } from "../../local/https.ts";
+import { request } from "../../components/https.ts";
 
 const cluster = runningCluster();
 

@@ -10,7 +10,7 @@ import { promisify } from "node:util";
 import pg from "pg";
 import { ROLES } from "../../components/render/types.ts";
 import { createCertificateAuthority, issueCertificate } from "../../components/tls/index.ts";
-import { request } from "../../local/https.ts";
+import { request } from "../../components/https.ts";
 import { runningCluster } from "./context.ts";
 
 const run = promisify(execFile);

@@ -1,4 +1,4 @@
-// HTTP(S) requests of the local runner and the tests to Patroni's and etcd's APIs. Node's fetch
+// HTTP(S) requests to Patroni's and etcd's APIs (the local runner, the tests, the rollout). Node's fetch
 // cannot take a CA per request, so this uses node:http(s): each origin of a local cluster is
 // registered with the cluster CA (and, for etcd, the operator's client certificate) by LocalCluster.
 import http from "node:http";
