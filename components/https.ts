@@ -12,10 +12,19 @@ export interface TlsClientIdentity {
 }
 
 const identities = new Map<string, TlsClientIdentity>();
+let fallback: TlsClientIdentity | undefined;
 
 /** Trust `identity.ca` (and present its client certificate) for requests to `origin` (https://host:port). */
 export function trustOrigin(origin: string, identity: TlsClientIdentity): void {
   identities.set(new URL(origin).origin, identity);
+}
+
+/**
+ * Trust `identity.ca` (and present its client certificate) for every https origin with none of its
+ * own: a local cluster's nodes, including those a scale-out adds later, share one CA.
+ */
+export function trustByDefault(identity: TlsClientIdentity): void {
+  fallback = identity;
 }
 
 export interface HttpAnswer {
@@ -34,12 +43,12 @@ export interface RequestOptions {
 
 /**
  * One request. https URLs verify the server against the CA registered for their origin (or
- * `options.identity`), name included; an https origin with none registered is refused by Node's
- * default trust store, as it should be. Rejects on network errors and timeouts, not on HTTP statuses.
+ * `options.identity`, else the default one), name included; an https origin with none registered
+ * is refused by Node's default trust store, as it should be. Rejects on network errors and timeouts, not on HTTP statuses.
  */
 export function request(url: string, options: RequestOptions = {}): Promise<HttpAnswer> {
   const target = new URL(url);
-  const identity = options.identity === undefined ? identities.get(target.origin) : options.identity ?? undefined;
+  const identity = options.identity === undefined ? identities.get(target.origin) ?? fallback : options.identity ?? undefined;
   const secure = target.protocol === "https:";
   return new Promise((resolvePromise, reject) => {
     const req = (secure ? https : http).request(

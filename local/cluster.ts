@@ -20,7 +20,7 @@ import { applyMigrations, type ApplyResult } from "../sql/apply.ts";
 import { monitoringListeners, prometheusUrl, startMonitoring, writeMonitoringFiles } from "./monitoring.ts";
 import { clusterMembers, etcdHealthy, leaderOf, postPatroni, type ClusterMember } from "./patroni-api.ts";
 import { applyChanges, type ChangeResult } from "./apply-changes.ts";
-import { trustOrigin } from "../components/https.ts";
+import { request, trustByDefault, trustOrigin } from "../components/https.ts";
 import { ensureLocalCertificates, loadLocalCertificates, localTlsFiles, type LocalTlsFiles } from "./tls.ts";
 import { OPERATOR_CERTIFICATE, type ClusterCertificates } from "../components/tls/index.ts";
 import {
@@ -138,7 +138,8 @@ export class LocalCluster {
 
   /** Makes this process's HTTPS requests to the cluster's REST APIs verify against its CA. */
   private trustCertificates(certificates: ClusterCertificates): void {
-    for (const node of this.nodes) trustOrigin(this.restUrl(node), { ca: certificates.ca });
+    // Patroni's REST API, on every node (also those a scale-out adds): the cluster CA.
+    trustByDefault({ ca: certificates.ca });
     // etcd wants a client certificate (--client-cert-auth): the operator's.
     const operator = certificates.certificates[OPERATOR_CERTIFICATE];
     for (const member of this.topology.etcd) trustOrigin(this.etcdUrl(member), { ca: certificates.ca, cert: operator.cert, key: operator.key });
@@ -376,7 +377,7 @@ export class LocalCluster {
    */
   private async reloadOnceUp(node: PostgresNode): Promise<void> {
     const up = await pollUntil(120000, 500, async () =>
-      (await fetch(`${this.restUrl(node)}/patroni`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false)) ? true : undefined,
+      (await request(`${this.restUrl(node)}/patroni`, { timeoutMs: 1000 }).then((r) => r.status === 200, () => false)) ? true : undefined,
     );
     if (up) await postPatroni(this.restUrl(node), "/reload", this.restApiAuth(), {}).catch(() => undefined);
   }
@@ -593,6 +594,8 @@ export class LocalCluster {
    */
   private async applyToRunning(started: number): Promise<UpResult> {
     this.checkStateIdentity();
+    // Nodes a scale-out adds get their certificates; the others keep theirs.
+    this.trustCertificates(ensureLocalCertificates(this.tls, this.topology.scope, this.topology, this.addressing));
     for (let group = 0; group < this.topology.groups.length; group++) {
       try {
         await this.waitGroupHealthy(group, 30000);

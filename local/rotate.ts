@@ -7,10 +7,11 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
-import pg from "pg";
 import { PORTS, ROLES, type ClusterSecrets } from "../components/render/index.ts";
 import { PASSWORD_NAMES, type PasswordName } from "../components/rotation/plan.ts";
 import { rotatePasswords, type RotationResult } from "../components/rotation/rotate.ts";
+import { request } from "../components/https.ts";
+import { pgbouncerCommand } from "../components/pgbouncer-admin.ts";
 import { LocalClusterError, type LocalCluster } from "./cluster.ts";
 import { EXPORTER_COMMAND_MARKS, startExporters, writeMonitoringFiles } from "./monitoring.ts";
 import { isAlive, pollUntil, signal, sleep } from "./processes.ts";
@@ -44,25 +45,17 @@ export function parsePasswordNames(args: string[]): PasswordName[] {
 }
 
 async function patroniReload(restUrl: string, auth: string): Promise<number> {
-  const response = await fetch(`${restUrl}/reload`, {
+  const answer = await request(`${restUrl}/reload`, {
     method: "POST",
     headers: { authorization: `Basic ${Buffer.from(auth).toString("base64")}` },
-    signal: AbortSignal.timeout(5000),
+    timeoutMs: 5000,
   });
-  await response.arrayBuffer();
-  return response.status;
+  return answer.status;
 }
 
 async function pgbouncerReload(cluster: LocalCluster, superuserPassword: string): Promise<void> {
-  const url = `postgresql://${ROLES.superuser}:${encodeURIComponent(superuserPassword)}@${cluster.addressing.pgbouncer.connect}:${PORTS.pgbouncer}/pgbouncer`;
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
-  client.on("error", () => undefined);
-  await client.connect();
-  try {
-    await client.query("RELOAD");
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+  const url = `postgresql://${ROLES.superuser}:${encodeURIComponent(superuserPassword)}@${cluster.addressing.pgbouncer.connect}:${PORTS.pgbouncer}/pgbouncer?${cluster.sslQuery()}`;
+  await pgbouncerCommand(url, "RELOAD", 3000);
 }
 
 /**
@@ -113,7 +106,7 @@ export async function rotateLocalPasswords(
   const log = options.log ?? (() => undefined);
   const result = await rotatePasswords(old, next, {
     coordinatorUrl: (password) =>
-      `postgresql://${ROLES.superuser}:${encodeURIComponent(password)}@${cluster.addressing.haproxy.connect}:${PORTS.haproxyReadWrite}/${cluster.config.database}`,
+      `postgresql://${ROLES.superuser}:${encodeURIComponent(password)}@${cluster.addressing.haproxy.connect}:${PORTS.haproxyReadWrite}/${cluster.config.database}?${cluster.sslQuery()}`,
     patroni: async (newSecrets, oldSecrets) => {
       cluster.setSecrets(newSecrets, false);
       for (const node of cluster.render().postgres) node.files.forEach((f) => cluster.writeFile(f));

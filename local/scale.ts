@@ -5,6 +5,7 @@
 //      their pg_dist_node rows and DCS keys, then their processes and directories.
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { request } from "../components/https.ts";
 import { PORTS } from "../components/render/index.ts";
 import { groupName, planTopology, type PostgresNode, type Topology } from "../components/spec.ts";
 import { drainWorkerGroups, removeWorkerGroups, scaleOut, type DrainResult, type RemoveResult, type ScaleOutResult } from "../components/scaling/citus-workers.ts";
@@ -140,21 +141,21 @@ function postmasterPid(cluster: LocalCluster, node: PostgresNode): number | unde
 async function stopNodes(cluster: LocalCluster, topology: Topology, nodes: PostgresNode[], log: (line: string) => void): Promise<void> {
   const byGroup = new Map<number, PostgresNode[]>();
   for (const node of nodes) byGroup.set(node.group, [...(byGroup.get(node.group) ?? []), node]);
-  const rest = (node: PostgresNode) => `http://${postgresAddress(topology, node)}:${PORTS.patroniRest}`;
+  const rest = (node: PostgresNode) => `https://${postgresAddress(topology, node)}:${PORTS.patroniRest}`;
   const auth = { authorization: `Basic ${Buffer.from(cluster.restApiAuth()).toString("base64")}` };
   for (const [group, members] of byGroup) {
     const paused = await (async () => {
       try {
-        const response = await fetch(`${rest(members[0])}/config`, {
+        const answer = await request(`${rest(members[0])}/config`, {
           method: "PATCH",
           headers: { ...auth, "content-type": "application/json" },
           body: JSON.stringify({ pause: true }),
-          signal: AbortSignal.timeout(5000),
+          timeoutMs: 5000,
         });
-        if (!response.ok) return false;
+        if (answer.status !== 200) return false;
         const everyMemberPaused = async () => {
           const states = await Promise.all(
-            members.map((m) => fetch(`${rest(m)}/patroni`, { signal: AbortSignal.timeout(1500) }).then((r) => r.json() as Promise<{ pause?: boolean }>, () => ({ pause: false }))),
+            members.map((m) => request(`${rest(m)}/patroni`, { timeoutMs: 1500 }).then((r) => JSON.parse(r.text) as { pause?: boolean }, () => ({ pause: false }))),
           );
           return states.every((state) => state.pause === true) ? true : undefined;
         };
@@ -188,8 +189,8 @@ async function stopNodes(cluster: LocalCluster, topology: Topology, nodes: Postg
 async function leaderName(topology: Topology, group: number): Promise<string | undefined> {
   for (const node of topology.groups[group]) {
     try {
-      const url = `http://${postgresAddress(topology, node)}:${PORTS.patroniRest}/cluster`;
-      const body = (await (await fetch(url, { signal: AbortSignal.timeout(1500) })).json()) as { members?: { name: string; role: string }[] };
+      const url = `https://${postgresAddress(topology, node)}:${PORTS.patroniRest}/cluster`;
+      const body = JSON.parse((await request(url, { timeoutMs: 1500 })).text) as { members?: { name: string; role: string }[] };
       const leader = body.members?.find((m) => m.role === "leader");
       if (leader) return leader.name;
     } catch {
@@ -212,13 +213,13 @@ async function deleteGroupKeys(cluster: LocalCluster, group: number): Promise<vo
   let lastError = "";
   for (const member of cluster.topology.etcd) {
     try {
-      const response = await fetch(`${cluster.etcdUrl(member)}/v3/kv/deleterange`, {
+      const answer = await request(`${cluster.etcdUrl(member)}/v3/kv/deleterange`, {
         method: "POST",
         body: JSON.stringify({ key: b64(prefix), range_end: b64(end) }),
-        signal: AbortSignal.timeout(3000),
+        timeoutMs: 3000,
       });
-      if (response.ok) return;
-      lastError = `HTTP ${response.status}`;
+      if (answer.status === 200) return;
+      lastError = `HTTP ${answer.status}`;
     } catch (error) {
       lastError = (error as Error).message;
     }

@@ -21,6 +21,7 @@ import { ContinuousWriter, missingWrites } from "../../local/writer.ts";
 import { sleep } from "../../local/processes.ts";
 import { LocalCluster } from "../../local/cluster.ts";
 import { runningCluster } from "./context.ts";
+import { request } from "../../components/https.ts";
 
 const cluster = runningCluster();
 
@@ -41,18 +42,17 @@ async function login(url: string, sql = "SELECT 1 AS one"): Promise<{ ok: true; 
 }
 
 const url = (role: string, password: string, host: string, port: number, database: string) =>
-  `postgresql://${role}:${encodeURIComponent(password)}@${host}:${port}/${database}`;
+  `postgresql://${role}:${encodeURIComponent(password)}@${host}:${port}/${database}?${cluster.sslQuery()}`;
 const viaPgbouncer = (role: string, password: string) => url(role, password, cluster.addressing.pgbouncer.connect, PORTS.pgbouncer, cluster.config.database);
 const direct = (node: PostgresNode, role: string, password: string) => url(role, password, cluster.addressing.postgres(node).connect, PORTS.postgres, cluster.config.database);
 
 async function patroniReloadStatus(node: PostgresNode, password: string): Promise<number> {
-  const response = await fetch(`${cluster.restUrl(node)}/reload`, {
+  const answer = await request(`${cluster.restUrl(node)}/reload`, {
     method: "POST",
     headers: { authorization: `Basic ${Buffer.from(`${ROLES.restApi}:${password}`).toString("base64")}` },
-    signal: AbortSignal.timeout(5000),
+    timeoutMs: 5000,
   });
-  await response.arrayBuffer();
-  return response.status;
+  return answer.status;
 }
 
 test.serial("every password rotates on a running cluster under writes: new ones work everywhere, old ones are refused, 0 failed transactions", async (t) => {

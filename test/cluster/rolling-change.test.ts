@@ -20,6 +20,7 @@ import { postgresConfigProvider } from "../../components/postgres-config.ts";
 import type { PostgresConfigInputs } from "../../components/rollout/apply.ts";
 import { ROLES } from "../../components/render/index.ts";
 import { runningCluster } from "./context.ts";
+import { request } from "../../components/https.ts";
 
 const run = promisify(execFile);
 const cluster = runningCluster();
@@ -66,7 +67,7 @@ async function history(): Promise<number[]> {
     cluster.topology.groups.map(async (nodes) => {
       for (const node of nodes) {
         try {
-          const body = (await (await fetch(`${cluster.restUrl(node)}/history`, { signal: AbortSignal.timeout(3000) })).json()) as unknown[];
+          const body = JSON.parse((await request(`${cluster.restUrl(node)}/history`, { timeoutMs: 3000 })).text) as unknown[];
           return body.length;
         } catch {
           // the next member

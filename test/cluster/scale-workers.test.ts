@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, writeFileSync, existsSync, rmSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "ava";
+import { request } from "../../components/https.ts";
 import pg from "pg";
 import { LocalCluster } from "../../local/cluster.ts";
 import { pendingWorkerGroupsChange, scaleLocalCluster, type LocalScaleResult } from "../../local/scale.ts";
@@ -100,11 +101,12 @@ function stackWithWorkerGroups(groups: number): string {
 async function etcdKeysUnder(prefix: string): Promise<number> {
   const b64 = (s: string) => Buffer.from(s).toString("base64");
   const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
-  const response = await fetch(`${cluster.etcdUrl(cluster.topology.etcd[0])}/v3/kv/range`, {
+  const answer = await request(`${cluster.etcdUrl(cluster.topology.etcd[0])}/v3/kv/range`, {
     method: "POST",
     body: JSON.stringify({ key: b64(prefix), range_end: b64(end), count_only: true }),
+    timeoutMs: 5000,
   });
-  const body = (await response.json()) as { count?: string };
+  const body = JSON.parse(answer.text) as { count?: string };
   return Number(body.count ?? 0);
 }
 
