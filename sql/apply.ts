@@ -3,7 +3,7 @@
 import pg from "pg";
 import type { ClusterConfig } from "../components/spec.ts";
 import { latestVersion, quoteIdent, quoteLiteral, REGISTERED_WORKER_GROUPS_SQL, renderMigrations, type Migration, type MigrationContext } from "./migrations.ts";
-import { scramSha256Verifier } from "./scram.ts";
+import { scramSha256Verifier } from "../components/rotation/scram.ts";
 import { vectorDialect } from "./vector-dialect.ts";
 import { ROLES } from "../components/render/types.ts";
 
@@ -104,7 +104,7 @@ export interface ApplyOptions {
 }
 
 /**
- * Sets `role`'s password unless it already verifies: ALTER ROLE with a SCRAM verifier (sql/scram.ts),
+ * Sets `role`'s password unless it already verifies: ALTER ROLE with a SCRAM verifier (components/rotation/scram.ts),
  * so the password is in no statement text. Citus propagates the ALTER ROLE to the workers.
  * Returns whether it changed anything.
  */

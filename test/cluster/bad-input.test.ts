@@ -44,10 +44,10 @@ test("etcd not reachable at `up`: the message names etcd, the member and its log
   mkdirSync(cluster.paths.nodeDir(cluster.topology.etcd[0].name), { recursive: true });
   writeFileSync(join(cluster.paths.nodeDir(cluster.topology.etcd[0].name), "data"), "not a directory");
   const error = await t.throwsAsync(cluster.up(), { instanceOf: LocalClusterError });
-  t.log(error!.message);
-  const member = `member dpc-etcd-0 (http://${etcdAddress(cluster.topology.etcd[0])}:2379) exited before it became healthy`;
-  t.true(error!.message.startsWith(`etcd is not reachable: ${member}`), error!.message);
   const { portsStillTaken } = await cluster.down(true);
+  t.log(error!.message);
+  const member = `member dpc-etcd-0 (https://${etcdAddress(cluster.topology.etcd[0])}:2379) exited before it became healthy`;
+  t.true(error!.message.startsWith(`etcd is not reachable: ${member}`), error!.message);
   t.deepEqual(portsStillTaken, []);
   t.deepEqual(processesUnder(stateDir), []);
 });

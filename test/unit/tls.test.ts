@@ -14,7 +14,6 @@ import {
   ROUTER_CERTIFICATE,
 } from "../../components/tls/index.ts";
 import { localAddressing, localLayout, localPaths } from "../../local/layout.ts";
-import { scramSha256Verifier } from "../../sql/scram.ts";
 
 const config = { ...DEFAULT_CONFIG, coordinatorMembers: 2, workerGroups: 1, workerMembers: 2, etcdMembers: 1, postgresMajor: 15 };
 const topology = planTopology(config);
@@ -111,11 +110,4 @@ test("TLS in the layout without certificates is refused, naming what is missing"
   const layout = localLayout(config, localPaths("/state"));
   const error = t.throws(() => renderCluster(config, topology, addressing, layout, secrets));
   t.regex(error!.message, /certificates: none given, but the layout turns TLS on/);
-});
-
-test("SCRAM-SHA-256 verifier: RFC 7677's test vector", (t) => {
-  // RFC 7677 section 3: password "pencil", salt W22ZaJ0SNY7soEsUEjb6gQ==, 4096 iterations.
-  const verifier = scramSha256Verifier("pencil", Buffer.from("W22ZaJ0SNY7soEsUEjb6gQ==", "base64"), 4096);
-  t.is(verifier, "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=");
-  t.throws(() => scramSha256Verifier(""), { message: /password: empty or not printable ASCII/ });
 });
