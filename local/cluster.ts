@@ -251,7 +251,7 @@ export class LocalCluster {
 
   /** The shipped rendering (Patroni's citus section, one scope), with this machine's addresses and paths. */
   render(): RenderedCluster {
-    return renderCluster(this.config, this.topology, this.addressing, this.layout, this.secrets(), this.certificates());
+    return renderCluster(this.config, this.topology, this.addressing, this.layout, this.secrets(), this.certificates(), this.monitorPassword());
   }
 
   identity(): StateIdentity {

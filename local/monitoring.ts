@@ -63,7 +63,10 @@ export function writeMonitoringFiles(cluster: LocalCluster): void {
   // postgres_exporter logs in as the monitoring role (pg_monitor only); the password file is its alone (0600).
   cluster.writeFile({ path: join(dir, "exporter-password"), content: cluster.monitorPassword(), secret: true });
   // The exporter runs as postgres: it verifies PgBouncer against its own copy of the CA (tls/ is root's).
+  // ... and logs in as the monitoring role, one of PgBouncer's stats_users (SHOW only, no admin).
   const exporterUrl = new URL(cluster.pgbouncerUrl("superuser", "pgbouncer"));
+  exporterUrl.username = ROLES.monitor;
+  exporterUrl.password = encodeURIComponent(cluster.monitorPassword());
   exporterUrl.searchParams.set("sslrootcert", tls.caFile);
   cluster.writeFile({ path: join(dir, "pgbouncer-exporter-url"), content: exporterUrl.toString(), secret: true });
 }
@@ -105,9 +108,6 @@ export function startMonitoring(cluster: LocalCluster): void {
     ],
   );
 }
-
-/** Marks on the command lines of the exporters (they log in with the superuser's password). */
-export const EXPORTER_COMMAND_MARKS = ["prometheus-postgres-exporter", "pgbouncer-exporter.ts"];
 
 /** postgres_exporter on every node and the PgBouncer exporter; they read their password files at start. */
 export function startExporters(cluster: LocalCluster): void {

@@ -5,7 +5,6 @@
 // next `rotate-password` or `up`.
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { PORTS, ROLES, type ClusterSecrets } from "../components/render/index.ts";
 import { PASSWORD_NAMES, type PasswordName } from "../components/rotation/plan.ts";
@@ -13,8 +12,8 @@ import { rotatePasswords, type RotationResult } from "../components/rotation/rot
 import { request } from "../components/https.ts";
 import { pgbouncerCommand } from "../components/pgbouncer-admin.ts";
 import { LocalClusterError, type LocalCluster } from "./cluster.ts";
-import { EXPORTER_COMMAND_MARKS, startExporters, writeMonitoringFiles } from "./monitoring.ts";
-import { isAlive, pollUntil, signal, sleep } from "./processes.ts";
+import { writeMonitoringFiles } from "./monitoring.ts";
+import { pollUntil, sleep } from "./processes.ts";
 
 /** A new generated password: 32 characters of base64url (192 random bits), as `up` generates them. */
 export function generatePassword(): string {
@@ -56,32 +55,6 @@ async function patroniReload(restUrl: string, auth: string): Promise<number> {
 async function pgbouncerReload(cluster: LocalCluster, superuserPassword: string): Promise<void> {
   const url = `postgresql://${ROLES.superuser}:${encodeURIComponent(superuserPassword)}@${cluster.addressing.pgbouncer.connect}:${PORTS.pgbouncer}/pgbouncer?${cluster.sslQuery()}`;
   await pgbouncerCommand(url, "RELOAD", 3000);
-}
-
-/**
- * Processes whose command line names the state directory and one of `marks`. Reads /proc without
- * blocking the event loop (processesUnder reads it synchronously, which took 20 s on a machine at
- * load 100+ and stalled the clients of the same process the rotation must not disturb).
- */
-async function processesMatching(stateDir: string, marks: string[]): Promise<{ pid: number; command: string }[]> {
-  const found: { pid: number; command: string }[] = [];
-  for (const entry of await readdir("/proc")) {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid) || pid === process.pid) continue;
-    const command = await readFile(`/proc/${pid}/cmdline`, "utf8").then((c) => c.replace(/\0/g, " "), () => "");
-    if (command.includes(stateDir + "/") && marks.some((mark) => command.includes(mark))) found.push({ pid, command });
-  }
-  return found;
-}
-
-/** Stops and starts the exporters, which read their password files at start only. */
-async function restartExporters(cluster: LocalCluster): Promise<void> {
-  const exporters = await processesMatching(cluster.paths.stateDir, EXPORTER_COMMAND_MARKS);
-  if (exporters.length === 0) return; // monitoring not started (yet): it reads the new files when it starts
-  exporters.forEach((p) => signal(p.pid, "SIGTERM"));
-  await pollUntil(10000, 100, () => (exporters.every((p) => !isAlive(p.pid)) ? true : undefined));
-  exporters.filter((p) => isAlive(p.pid)).forEach((p) => signal(p.pid, "SIGKILL"));
-  startExporters(cluster);
 }
 
 /**
@@ -140,8 +113,8 @@ export async function rotateLocalPasswords(
       cluster.setSecrets(newSecrets, true);
       const pgpass = `${cluster.addressing.pgbouncer.connect}:${PORTS.pgbouncer}:*:${ROLES.app}:${newSecrets.app}\n`;
       writeFileSync(cluster.paths.pgpassFile, pgpass, { mode: 0o600 });
+      // The exporters log in as the monitoring role, which no rotation here changes: no restart.
       writeMonitoringFiles(cluster);
-      await restartExporters(cluster);
       rmSync(pendingSecretsFile(cluster), { force: true });
     },
   }, { log });

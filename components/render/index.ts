@@ -100,12 +100,15 @@ export function renderHaproxyFiles(config: ClusterConfig, topology: Topology, ad
   return [{ path: layout.haproxyConfigFile, content: renderHaproxyCfg(topology, addressing, options), secret: false }];
 }
 
-/** PgBouncer's files: pgbouncer.ini, its auth file and, with TLS, the router's certificate. */
-export function renderPgbouncerFiles(config: ClusterConfig, addressing: Addressing, layout: ClusterLayout, secrets: ClusterSecrets, certificates?: ClusterCertificates): RenderedFile[] {
+/**
+ * PgBouncer's files: pgbouncer.ini, its auth file (with the monitoring role's login when
+ * `monitorPassword` is given) and, with TLS, the router's certificate.
+ */
+export function renderPgbouncerFiles(config: ClusterConfig, addressing: Addressing, layout: ClusterLayout, secrets: ClusterSecrets, certificates?: ClusterCertificates, monitorPassword?: string): RenderedFile[] {
   const tls = layout.pgbouncer.tls;
   return [
     { path: layout.pgbouncerConfigFile, content: renderPgbouncerIni(config, addressing, layout.pgbouncer), secret: false },
-    { path: layout.pgbouncer.authFile, content: renderPgbouncerUserlist(secrets), secret: true },
+    { path: layout.pgbouncer.authFile, content: renderPgbouncerUserlist(secrets, monitorPassword), secret: true },
     ...(tls ? renderTlsFiles(tls, certificates, ROUTER_CERTIFICATE) : []),
   ];
 }
@@ -117,6 +120,8 @@ export function renderCluster(
   layout: ClusterLayout,
   secrets: ClusterSecrets,
   certificates?: ClusterCertificates,
+  /** The monitoring role's password, for PgBouncer's stats_users login (renderPgbouncerFiles). */
+  monitorPassword?: string,
 ): RenderedCluster {
   const haproxyCa = layout.haproxy.caFile;
   return {
@@ -137,7 +142,7 @@ export function renderCluster(
       // HAProxy verifies Patroni's certificates: it needs the CA certificate alone.
       ...(haproxyCa ? [{ path: haproxyCa, content: requireCertificates(certificates, "HAProxy").ca, secret: false }] : []),
     ],
-    pgbouncer: renderPgbouncerFiles(config, addressing, layout, secrets, certificates),
+    pgbouncer: renderPgbouncerFiles(config, addressing, layout, secrets, certificates, monitorPassword),
   };
 }
 

@@ -126,7 +126,8 @@ export function renderPgbouncerIni(config: ClusterConfig, addressing: Addressing
     `server_reset_query = ${SERVER_RESET_QUERY}`,
     "server_reset_query_always = 1",
     `admin_users = ${ROLES.superuser}`,
-    `stats_users = ${ROLES.superuser}`,
+    // The PgBouncer exporter reads SHOW STATS/POOLS/... as the monitoring role; admins can too.
+    `stats_users = ${ROLES.monitor}`,
     ...pgbouncerTlsLines(paths.tls),
   ];
   if (paths.pidFile) lines.push(`pidfile = ${paths.pidFile}`);
@@ -138,10 +139,15 @@ function quote(value: string): string {
   return `"${value.replace(/"/g, '""')}"`;
 }
 
-/** userlist.txt: plain passwords, so PgBouncer can both verify clients and log in to the server. Mode 0600. */
-export function renderPgbouncerUserlist(secrets: ClusterSecrets): string {
+/**
+ * userlist.txt: plain passwords, so PgBouncer can both verify clients and log in to the server
+ * and the monitoring role's (`monitorPassword`: PgBouncer's stats_users, SHOW commands only) when
+ * given. Mode 0600.
+ */
+export function renderPgbouncerUserlist(secrets: ClusterSecrets, monitorPassword?: string): string {
   return [
     `${quote(ROLES.app)} ${quote(secrets.app)}`,
     `${quote(ROLES.superuser)} ${quote(secrets.superuser)}`,
+    ...(monitorPassword !== undefined ? [`${quote(ROLES.monitor)} ${quote(monitorPassword)}`] : []),
   ].join("\n") + "\n";
 }

@@ -154,7 +154,7 @@ test.serial("every password rotates on a running cluster under writes: new ones 
   const after = await login(viaPgbouncer(ROLES.app, next.app), `SELECT count(*)::int AS n FROM ${table}`);
   t.true(after.ok, `a distributed query as app after the switchover: ${JSON.stringify(after)}`);
 
-  // The exporters were restarted with the new superuser password: each node's postgres_exporter logs in.
+  // The exporters log in as the monitoring role, untouched by the rotation: each node's postgres_exporter still does.
   for (const node of cluster.nodes) {
     const metrics = `http://${cluster.addressing.postgres(node).connect}:${EXPORTER_PORTS.postgresExporter}/metrics`;
     const up = await pollUntil(30000, 1000, async () => {

@@ -133,3 +133,21 @@ test("the exporters' role reads statistics but no application table (42501)", as
     await client.end();
   }
 });
+
+test("the exporters' role reads PgBouncer's statistics but cannot command it (not an admin)", async (t) => {
+  const url = new URL(cluster.pgbouncerUrl("superuser", "pgbouncer"));
+  url.username = ROLES.monitor;
+  url.password = encodeURIComponent(cluster.monitorPassword());
+  const client = new pg.Client({ connectionString: url.toString(), connectionTimeoutMillis: 5000 });
+  await client.connect();
+  try {
+    const pools = await client.query("SHOW POOLS");
+    t.true(pools.rows.some((row: { database: string }) => row.database === cluster.config.database), "SHOW POOLS lists the application database");
+    for (const command of ["PAUSE", "RECONNECT", "SHUTDOWN"]) {
+      const error = await t.throwsAsync(client.query(command));
+      t.regex(error!.message, /admin access needed/, command);
+    }
+  } finally {
+    await client.end();
+  }
+});

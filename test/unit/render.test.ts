@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { parse as parseIni } from "ini";
 import { parseClusterConfig, planTopology, type ClusterConfig } from "../../components/spec.ts";
-import { groupSynchronousMode, renderCluster, PORTS, ROLES, type ClusterSecrets } from "../../components/render/index.ts";
+import { groupSynchronousMode, renderCluster, renderPgbouncerUserlist, PORTS, ROLES, type ClusterSecrets } from "../../components/render/index.ts";
 import { containerAddressing, containerLayout, dockerHostNaming } from "../../components/render/container.ts";
 
 const secrets: ClusterSecrets = { superuser: "su-pw", replication: "repl-pw", rewind: "rewind-pw", restApi: "rest-pw", app: "app-pw" };
@@ -185,6 +185,10 @@ test("pgbouncer: transaction pooling, scram auth, pointed at HAProxy's read-writ
   t.is(target.dbname, config.database);
   const users = userlist.content.trim().split("\n").map((line) => line.split(" ").map((q) => JSON.parse(q)));
   t.deepEqual(users, [[ROLES.app, secrets.app], [ROLES.superuser, secrets.superuser]]);
+  // The PgBouncer exporter reads statistics as the monitoring role, not as an admin.
+  t.is(ini.pgbouncer.admin_users, ROLES.superuser);
+  t.is(ini.pgbouncer.stats_users, ROLES.monitor);
+  t.deepEqual(renderPgbouncerUserlist(secrets, "m0n").trim().split("\n").at(-1), `"${ROLES.monitor}" "m0n"`);
 });
 
 test("etcd: every member's initial cluster lists all members by peer URL, names per member", (t) => {
