@@ -145,6 +145,16 @@ export class LocalCluster {
     for (const member of this.topology.etcd) trustOrigin(this.etcdUrl(member), { ca: certificates.ca, cert: operator.cert, key: operator.key });
   }
 
+  /**
+   * Issues what this topology lacks (the CA on first use; certificates of nodes a scale-out adds),
+   * keeps what was issued for the same names, and trusts the CA for this process's requests.
+   */
+  issueCertificates(): ClusterCertificates {
+    const certificates = ensureLocalCertificates(this.tls, this.topology.scope, this.topology, this.addressing);
+    this.trustCertificates(certificates);
+    return certificates;
+  }
+
   /** The certificates issued for this state directory (by `up`). */
   certificates(): ClusterCertificates {
     const certificates = loadLocalCertificates(this.tls);
@@ -523,7 +533,7 @@ export class LocalCluster {
     }
     this.checkStateIdentity();
     this.prepareDirectories();
-    this.trustCertificates(ensureLocalCertificates(this.tls, this.topology.scope, this.topology, this.addressing));
+    this.issueCertificates();
     const rendered = this.render();
     this.writeRenderedFiles(rendered);
 
@@ -594,8 +604,7 @@ export class LocalCluster {
    */
   private async applyToRunning(started: number): Promise<UpResult> {
     this.checkStateIdentity();
-    // Nodes a scale-out adds get their certificates; the others keep theirs.
-    this.trustCertificates(ensureLocalCertificates(this.tls, this.topology.scope, this.topology, this.addressing));
+    this.issueCertificates();
     for (let group = 0; group < this.topology.groups.length; group++) {
       try {
         await this.waitGroupHealthy(group, 30000);

@@ -73,6 +73,7 @@ export async function scaleLocalCluster(cluster: LocalCluster, change: WorkerGro
     if (change.to > change.from) {
       const added = cluster.topology.groups.slice(change.from + 1);
       const nodes = added.flat();
+      cluster.issueCertificates();
       for (const node of cluster.render().postgres.filter((p) => nodes.some((n) => n.name === p.node.name))) node.files.forEach((f) => cluster.writeFile(f));
       for (const node of nodes) {
         const { ok, output } = await cluster.validatePatroniConfig(cluster.layout.postgres(node).configFile);

@@ -198,6 +198,8 @@ test.serial("reload-only parameters through the Pulumi provider (postgresConfigP
     restAuth: cluster.restApiAuth(),
     poolerAdminUrl: cluster.pgbouncerUrl("superuser", "pgbouncer"),
     readWriteUrl: cluster.primaryUrl("postgres"),
+    // The provider runs in a module graph of its own (tsx): the CA goes in its inputs, as on Pulumi.
+    ca: cluster.certificates().ca,
     parameters,
     stepTimeoutSeconds: 300,
   });
