@@ -482,8 +482,8 @@ export class LocalCluster {
   }
 
   /** One query through PgBouncer -> HAProxy -> coordinator primary. */
-  async queryThroughPooler(sql: string, user: "app" | "superuser" = "app", database = this.config.database): Promise<pg.QueryResult> {
-    const client = new pg.Client({ connectionString: this.pgbouncerUrl(user, database), connectionTimeoutMillis: 3000, query_timeout: 5000 });
+  async queryThroughPooler(sql: string, user: "app" | "superuser" = "app", database = this.config.database, queryTimeoutMs = 5000): Promise<pg.QueryResult> {
+    const client = new pg.Client({ connectionString: this.pgbouncerUrl(user, database), connectionTimeoutMillis: 3000, query_timeout: queryTimeoutMs });
     try {
       await client.connect();
       return await client.query(sql);

@@ -50,15 +50,20 @@ async function fingerprint(): Promise<{ rows: number; md5: string; namespaces: n
   });
 }
 
-/** A reader through PgBouncer as the app role, polling a query that touches every shard. */
-function startReader(): { stop: () => Promise<{ ok: number; failed: number; errors: string[]; failedAt: number[] }> } {
+/**
+ * A reader through PgBouncer as the app role, polling a query that touches every shard. A read counts
+ * as failed after 10 s, the writer's timeout too; the longest answered read is reported.
+ */
+function startReader(): { stop: () => Promise<{ ok: number; failed: number; errors: string[]; failedAt: number[]; longestMs: number }> } {
   let stopped = false;
-  const outcome = { ok: 0, failed: 0, errors: [] as string[], failedAt: [] as number[] };
+  const outcome = { ok: 0, failed: 0, errors: [] as string[], failedAt: [] as number[], longestMs: 0 };
   const loop = (async () => {
     while (!stopped) {
+      const started = Date.now();
       try {
-        const result = await cluster.queryThroughPooler(`SELECT count(*)::int AS n FROM ${TABLE} WHERE namespace LIKE '${PREFIX}%'`);
+        const result = await cluster.queryThroughPooler(`SELECT count(*)::int AS n FROM ${TABLE} WHERE namespace LIKE '${PREFIX}%'`, "app", cluster.config.database, 10000);
         if (result.rows[0].n !== ROWS) throw new Error(`read ${result.rows[0].n} rows, expected ${ROWS}`);
+        outcome.longestMs = Math.max(outcome.longestMs, Date.now() - started);
         outcome.ok++;
       } catch (error) {
         outcome.failed++;
@@ -174,7 +179,7 @@ async function scaleUnderLoad(t: import("ava").ExecutionContext, target: LocalCl
     `${label}: workerGroups ${change.from} -> ${change.to} in ${result.seconds.toFixed(1)} s (rebalance job ${job?.seconds.toFixed(1)} s, ${moves} shard-group move(s), ${job?.mode}); ` +
       `rows checked ${after.rows} in ${after.namespaces} namespaces (md5 ${before.md5 === after.md5 ? "equal" : "DIFFERENT"}); ` +
       `${writers.length} writers (buckets ${writerBuckets.join(", ")}) ${writes.acknowledged.length} acknowledged, ${writes.errors} failed${writes.errors ? ` (${writes.errorMessages.join("; ")})` : ""}, ${missing.length} missing; ` +
-      `reader ${reads.ok} answered, ${reads.failed} failed${reads.failed ? ` (${reads.errors.join("; ")})` : ""}; ` +
+      `reader ${reads.ok} answered (longest ${(reads.longestMs / 1000).toFixed(1)} s), ${reads.failed} failed${reads.failed ? ` (${reads.errors.join("; ")})` : ""}; ` +
       `failures by phase (before / new nodes starting / shard moves to the end): writes ${Object.values(writePhases).join(" / ")}, reads ${Object.values(readPhases).join(" / ")}`,
   );
   t.deepEqual(after, before, "every loaded row there, unchanged");
