@@ -33,7 +33,8 @@ const STEPS: Required<NonNullable<InClusterStepOptions["steps"]>> = {
   // The pod's own ServiceAccount (the rollout Role) reaches the StatefulSets and their pods.
   rollout: (input: RolloutStepInputs, log) =>
     runRolloutStep(input, {
-      pods: kubernetesPodApi(inClusterAccess(), input.namespace),
+      // The token file is read for each request: the kubelet rotates it, and a rollout may outlast one.
+      pods: kubernetesPodApi(() => inClusterAccess(), input.namespace),
       log,
       // Stopped mid-switchover (its deadline, a drain: SIGTERM, then the grace period): PgBouncer is
       // resumed before the pod goes, never left paused.

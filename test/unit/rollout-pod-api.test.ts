@@ -133,6 +133,12 @@ test("the pods of a StatefulSet over HTTPS: the bearer token on every request, t
       ],
     );
     t.true(api.requests.every((r) => r.authorization === `Bearer ${TOKEN}`));
+    // Access as a function is read for every request: a token the kubelet replaced is used at once.
+    let token = "expired";
+    const rotating = kubernetesPodApi(() => ({ ...access, token }), NS);
+    await t.throwsAsync(rotating.pods(SET), { instanceOf: KubernetesApiError });
+    token = TOKEN;
+    t.is((await rotating.pods(SET)).length, 2);
     // Without the CA the server's certificate is not trusted: no request reaches it.
     const before = api.requests.length;
     const untrusted = await t.throwsAsync(kubernetesPodApi({ ...access, ca: undefined }, NS).pods(SET));

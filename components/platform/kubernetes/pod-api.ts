@@ -48,12 +48,15 @@ export function labelSelector(matchLabels: Record<string, string>): string {
 }
 
 /**
- * The PodApi of namespace `namespace` over `access`. `pods(set)` waits (observeAttempts reads) until
+ * The PodApi of namespace `namespace` over `access`: an ApiAccess, or a function read again for each
+ * request (in a pod: inClusterAccess, whose token file the kubelet replaces before it expires; a
+ * rollout may outlast one token). `pods(set)` waits (observeAttempts reads) until
  * the StatefulSet controller has observed the set's last change (status.observedGeneration =
  * metadata.generation: until then updateRevision is the previous template's) and throws after.
  * Every call throws KubernetesApiError on a refusal (403: the Role does not allow it).
  */
-export function kubernetesPodApi(access: ApiAccess, namespace: string, options: PodApiOptions = {}): PodApi {
+export function kubernetesPodApi(access: ApiAccess | (() => ApiAccess), namespace: string, options: PodApiOptions = {}): PodApi {
+  const current = typeof access === "function" ? access : () => access;
   const ns = encodeURIComponent(namespace);
   const attempts = options.observeAttempts ?? 20;
   const pollMs = options.observePollMs ?? 1000;
@@ -62,7 +65,7 @@ export function kubernetesPodApi(access: ApiAccess, namespace: string, options: 
     async pods(statefulSet) {
       let set: StatefulSetJson | undefined;
       for (let attempt = 1; ; attempt++) {
-        set = (await apiRequest(access, {
+        set = (await apiRequest(current(), {
           method: "GET",
           path: `/apis/apps/v1/namespaces/${ns}/statefulsets/${encodeURIComponent(statefulSet)}`,
           what: `GET statefulset ${namespace}/${statefulSet}`,
@@ -79,7 +82,7 @@ export function kubernetesPodApi(access: ApiAccess, namespace: string, options: 
       const revision = set.status!.updateRevision!;
       const matchLabels = set.spec?.selector?.matchLabels ?? {};
       if (Object.keys(matchLabels).length === 0) throw new Error(`statefulset ${namespace}/${statefulSet}: no spec.selector.matchLabels to find its pods by`);
-      const list = (await apiRequest(access, {
+      const list = (await apiRequest(current(), {
         method: "GET",
         path: `/api/v1/namespaces/${ns}/pods?labelSelector=${encodeURIComponent(labelSelector(matchLabels))}`,
         what: `GET pods of ${namespace}/${statefulSet}`,
@@ -87,7 +90,7 @@ export function kubernetesPodApi(access: ApiAccess, namespace: string, options: 
       return (list.items ?? []).map((pod) => podState(pod, revision));
     },
     async deletePod(name) {
-      await apiRequest(access, {
+      await apiRequest(current(), {
         method: "DELETE",
         path: `/api/v1/namespaces/${ns}/pods/${encodeURIComponent(name)}`,
         what: `DELETE pod ${namespace}/${name}`,
