@@ -10,7 +10,7 @@ import { runBenchmarkStep, type BenchmarkStepInputs } from "./benchmark-step.ts"
 import { runRolloutStep, type RolloutStepInputs } from "./rollout/step.ts";
 import { ENV, EXIT_FINAL, INPUT_DIR, INPUT_FILE, RESULT_KEY, TRIGGER_KEY } from "./platform/kubernetes/deploy-step.ts";
 import { inClusterAccess } from "./platform/kubernetes/result-writer.ts";
-import { kubernetesPodApi } from "./platform/kubernetes/pod-api.ts";
+import { kubernetesPodApi, readyPodAddresses } from "./platform/kubernetes/pod-api.ts";
 import { KubernetesApiError } from "./platform/kubernetes/api-request.ts";
 import type { DeployStepName } from "./platform/types.ts";
 
@@ -35,6 +35,8 @@ const STEPS: Required<NonNullable<InClusterStepOptions["steps"]>> = {
     runRolloutStep(input, {
       // The token file is read for each request: the kubelet rotates it, and a rollout may outlast one.
       pods: kubernetesPodApi(() => inClusterAccess(), input.namespace),
+      // PgBouncer and HAProxy pod by pod (their Services pick one pod per connection).
+      routerPods: (matchLabels) => readyPodAddresses(() => inClusterAccess(), input.namespace, matchLabels),
       log,
       // Stopped mid-switchover (its deadline, a drain: SIGTERM, then the grace period): PgBouncer is
       // resumed before the pod goes, never left paused.

@@ -18,6 +18,7 @@ import { dynamicParameters } from "./render/patroni.ts";
 import { ROLLOUT_STEP_TIMEOUT_SECONDS } from "./postgres-config.ts";
 import type { Platform } from "./platform/types.ts";
 import type { RolloutStepInputs, RolloutStepResult } from "./rollout/step.ts";
+import { KIND_LABEL } from "./platform/kubernetes/naming.ts";
 
 /** Before the first step: the Job's pod scheduled and pulled, every group found healthy, s. */
 const START_SECONDS = 600;
@@ -92,6 +93,11 @@ export class Rollout extends pulumi.ComponentResource {
             readWriteUrl,
             parameters,
             stepTimeoutSeconds: ROLLOUT_STEP_TIMEOUT_SECONDS,
+            // kubernetesRouterReplicas pods each: paused, resumed and checked one by one.
+            routers: {
+              pgbouncer: { "app.kubernetes.io/part-of": config.clusterName, [KIND_LABEL]: "pgbouncer" },
+              haproxy: { "app.kubernetes.io/part-of": config.clusterName, [KIND_LABEL]: "haproxy" },
+            },
           }) satisfies RolloutStepInputs,
       ),
     );

@@ -23,6 +23,14 @@ export interface RolloutStepInputs extends Omit<PostgresConfigInputs, "groups"> 
    * REST URLs (the pods' DNS names through the group's headless Service).
    */
   groups: { group: number; statefulSet: string; members: { name: string; restUrl: string }[] }[];
+  /**
+   * Label selectors of the router's pods (kubernetes: several PgBouncer and HAProxy pods behind one
+   * Service each). Given, the coordinator's switchover pauses and resumes every ready PgBouncer pod
+   * at its own address, and waits until every HAProxy pod routes to the new leader alone: through the
+   * Service, PAUSE and RESUME could each reach a different pod and leave one paused. Omitted: the URLs
+   * as they are (one PgBouncer, one HAProxy).
+   */
+  routers?: { pgbouncer: Record<string, string>; haproxy: Record<string, string> };
 }
 
 /** A group's part of the report (stack output `rolloutReport`): no URL, no password. */
@@ -114,11 +122,80 @@ export function withPauseGuard(target: RolloutTarget): { target: RolloutTarget; 
   };
 }
 
+/** A postgresql:// URL with its host replaced by `ip` (user, password, port and database kept). */
+export function urlAt(url: string, ip: string): string {
+  const parsed = new URL(url);
+  parsed.hostname = ip.includes(":") ? `[${ip}]` : ip;
+  return parsed.toString();
+}
+
+/** The ready pods a label selector finds, with their addresses (pod-api.ts readyPodAddresses). */
+export type RouterPods = (matchLabels: Record<string, string>) => Promise<{ name: string; ip: string }[]>;
+
+/**
+ * `target` with its pooler and routedAlone taken pod by pod (see RolloutStepInputs.routers): PAUSE
+ * (then RECONNECT) on every ready PgBouncer pod, and if one fails, RESUME on those already paused
+ * before the error goes on; RESUME on every pod paused, each tried (the first error thrown after);
+ * routed alone once every ready HAProxy pod routes to the new leader alone. Each pod's calls are
+ * patroniHttpTarget's own (the same PAUSE/RECONNECT and routing probes), at the pod's address.
+ */
+export function withRouterPods(
+  target: RolloutTarget,
+  inputs: RolloutStepInputs,
+  routers: NonNullable<RolloutStepInputs["routers"]>,
+  list: RouterPods,
+  // One pod's pooler or routing check (the tests': a recorder).
+  at: (one: { poolerAdminUrl?: string; readWriteUrl?: string }) => Pick<RolloutTarget, "pooler" | "routedAlone"> = (one) =>
+    patroniHttpTarget({ ...inputs, groups: [], poolerAdminUrl: undefined, readWriteUrl: undefined, haproxyStats: undefined, ...one }),
+): RolloutTarget {
+  let paused: { name: string; url: string }[] = [];
+  const resumeAll = async () => {
+    const failed: { name: string; url: string }[] = [];
+    let first: unknown;
+    for (const pod of paused) {
+      try {
+        await at({ poolerAdminUrl: pod.url }).pooler!.resume();
+      } catch (error) {
+        failed.push(pod);
+        first ??= new Error(`rollout: RESUME of PgBouncer pod ${pod.name} failed: ${(error as Error).message}`);
+      }
+    }
+    paused = failed;
+    if (first) throw first;
+  };
+  const pooler = {
+    pause: async () => {
+      const pods = await list(routers.pgbouncer);
+      if (pods.length === 0) throw new Error(`rollout: no ready PgBouncer pod (${JSON.stringify(routers.pgbouncer)}) to pause`);
+      for (const pod of pods) {
+        const url = urlAt(inputs.poolerAdminUrl, pod.ip);
+        try {
+          paused.push({ name: pod.name, url });
+          await at({ poolerAdminUrl: url }).pooler!.pause();
+        } catch (error) {
+          await resumeAll().catch(() => undefined);
+          throw new Error(`rollout: PAUSE of PgBouncer pod ${pod.name} failed (the others resumed): ${(error as Error).message}`);
+        }
+      }
+    },
+    resume: resumeAll,
+  };
+  const routedAlone = async (member: string) => {
+    const pods = await list(routers.haproxy);
+    if (pods.length === 0) return false;
+    for (const pod of pods) if (!(await at({ readWriteUrl: urlAt(inputs.readWriteUrl, pod.ip) }).routedAlone!(member))) return false;
+    return true;
+  };
+  return Object.create(target, { pooler: { value: pooler }, routedAlone: { value: routedAlone } });
+}
+
 export interface RolloutStepDeps {
   /** The StatefulSets' pods (components/platform/kubernetes/pod-api.ts in the Job's pod). */
   pods: PodApi;
   /** Patroni, PgBouncer and HAProxy; default: patroniHttpTarget of the inputs. */
   target?: RolloutTarget;
+  /** Finds the router's pods (inputs.routers); without it the URLs are used as they are. */
+  routerPods?: RouterPods;
   log?: (line: string) => void;
   /** Waits and clocks (the tests'); the step timeout is the inputs'. */
   options?: Omit<RolloutOptions, "stepTimeoutMs" | "log">;
@@ -141,7 +218,8 @@ export async function runRolloutStep(inputs: RolloutStepInputs, deps: RolloutSte
   const started = o.now();
   // The inputs carry every field of PatroniHttpSpec they have (the REST credentials, PgBouncer's and
   // HAProxy's URLs, and whatever a later transport adds); the groups keep the given order.
-  const base = deps.target ?? patroniHttpTarget({ ...inputs });
+  const given = deps.target ?? patroniHttpTarget({ ...inputs });
+  const base = inputs.routers && deps.routerPods ? withRouterPods(given, inputs, inputs.routers, deps.routerPods) : given;
   // The groups in the inputs' order, for the parameters too (patchParameters walks target.groups).
   const ordered: RolloutTarget = Object.create(base, { groups: { value: inputs.groups.map((g) => g.group) } });
   const guard = withPauseGuard(ordered);

@@ -148,7 +148,12 @@ test("the rollout step replaces the outdated pods of worker group 1 and the coor
     // What the cluster runs already: no parameter changes, only the pods.
     parameters: dynamicParameters(cluster.config),
     stepTimeoutSeconds: 300,
+    // PgBouncer and HAProxy addressed pod by pod, as on Kubernetes (here: one "pod" each).
+    routers: { pgbouncer: { app: "pgbouncer" }, haproxy: { app: "haproxy" } },
   };
+  const routerPods = async (labels: Record<string, string>) => [
+    labels.app === "pgbouncer" ? { name: "pgbouncer", ip: new URL(cluster.pgbouncerUrl("superuser", "pgbouncer")).hostname } : { name: "haproxy", ip: new URL(cluster.primaryUrl()).hostname },
+  ];
   const dir = mkdtempSync(join(tmpdir(), "dpc-rollout-"));
   writeFileSync(join(dir, "input.json"), JSON.stringify(input), { mode: 0o600 });
 
@@ -169,7 +174,7 @@ test("the rollout step replaces the outdated pods of worker group 1 and the coor
       argv: ["rollout"],
       inputDir: dir,
       // The image's rollout step, with the stand-in API instead of the pod's ServiceAccount.
-      steps: { rollout: (given: RolloutStepInputs, log) => runRolloutStep(given, { pods: kubernetesPodApi(access, given.namespace), log }) },
+      steps: { rollout: (given: RolloutStepInputs, log) => runRolloutStep(given, { pods: kubernetesPodApi(access, given.namespace), routerPods, log }) },
       report: (namespace, name, data) => patchConfigMapData(access, namespace, name, data),
       log: (line) => lines.push(line),
     });

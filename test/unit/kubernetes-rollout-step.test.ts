@@ -42,6 +42,12 @@ test.serial("the rollout is a Job of the deploy-steps image, `rollout` its only 
   t.regex(input.poolerAdminUrl, /^postgresql:\/\/postgres:[^@]+@dpc-pgbouncer\.dpc\.svc\.cluster\.local:6432\/pgbouncer$/);
   t.regex(input.readWriteUrl, /^postgresql:\/\/postgres:[^@]+@dpc-haproxy\.dpc\.svc\.cluster\.local:5000\/postgres$/);
   t.is(input.stepTimeoutSeconds, 300);
+  // Two PgBouncer and two HAProxy pods: paused and checked one by one, found by these labels.
+  t.deepEqual(input.routers, { pgbouncer: { "app.kubernetes.io/part-of": "dpc", "dpc/kind": "pgbouncer" }, haproxy: { "app.kubernetes.io/part-of": "dpc", "dpc/kind": "haproxy" } });
+  for (const [kind, deployment] of [["pgbouncer", "dpc-pgbouncer"], ["haproxy", "dpc-haproxy"]] as const) {
+    t.like(spec(named(TYPES.deployment, deployment)).template.metadata.labels, input.routers![kind]);
+    t.is(spec(named(TYPES.deployment, deployment)).replicas, 2);
+  }
   // The Secret is a Pulumi secret; no password anywhere in the Job.
   t.deepEqual(plainStrings(named(TYPES.secret, "dpc-rollout-input").inputs.stringData), []);
   const text = JSON.stringify(reveal(job("dpc-rollout").inputs));

@@ -10,7 +10,7 @@ import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { kubernetesPodApi, labelSelector, podState } from "../../components/platform/kubernetes/pod-api.ts";
+import { kubernetesPodApi, labelSelector, podState, readyPodAddresses } from "../../components/platform/kubernetes/pod-api.ts";
 import { KubernetesApiError, type ApiAccess } from "../../components/platform/kubernetes/api-request.ts";
 import { kubernetesRollout } from "../../components/rollout/kubernetes.ts";
 import { FakePatroni, member } from "./_fake-patroni.ts";
@@ -78,7 +78,7 @@ class FakeApiServer {
           if (!pod.ready && --pod.readyAfter <= 0) pod.ready = true;
           return {
             metadata: { name, labels: { ...SELECTOR, "controller-revision-hash": pod.revision } },
-            status: { conditions: [{ type: "Ready", status: pod.ready ? "True" : "False" }] },
+            status: { podIP: `10.244.0.${name.slice(-1)}`, conditions: [{ type: "Ready", status: pod.ready ? "True" : "False" }] },
           };
         });
         return answer(200, { kind: "PodList", items });
@@ -218,5 +218,16 @@ test("kubernetesRollout through the API client: replicas' pods deleted first, on
     ]);
     t.true(api.requests.every((r) => r.authorization === `Bearer ${TOKEN}`));
     t.true([...api.pods.values()].every((p) => p.revision === "dpc-coordinator-new" && p.ready));
+  });
+});
+
+test("the router's pods one by one: the addresses of the ready pods a selector finds, by one list call with the token", async (t) => {
+  await withServer({ "dpc-coordinator-0": "r", "dpc-coordinator-1": "r" }, async (api, access) => {
+    api.pods.set("dpc-coordinator-2", { revision: "r", ready: false, readyAfter: 99 });
+    t.deepEqual(await readyPodAddresses(access, NS, SELECTOR), [
+      { name: "dpc-coordinator-0", ip: "10.244.0.0" },
+      { name: "dpc-coordinator-1", ip: "10.244.0.1" },
+    ]);
+    t.deepEqual(api.requests.map((r) => [r.method, r.authorization]), [["GET", `Bearer ${TOKEN}`]]);
   });
 });

@@ -5,7 +5,7 @@
 // final; a PAUSE held when the pod is stopped is undone.
 import test from "ava";
 import type { PodApi, PodState } from "../../components/rollout/kubernetes.ts";
-import { RolloutInputError, rolloutInputProblems, runRolloutStep, withPauseGuard, type RolloutStepInputs } from "../../components/rollout/step.ts";
+import { RolloutInputError, rolloutInputProblems, runRolloutStep, urlAt, withPauseGuard, withRouterPods, type RolloutStepInputs } from "../../components/rollout/step.ts";
 import { FakePatroni, member } from "./_fake-patroni.ts";
 
 /** StatefulSets updating OnDelete: a deleted pod comes back from the new template, and its PostgreSQL starts with the DCS configuration. */
@@ -140,4 +140,46 @@ test("a PAUSE still held when the step is stopped is undone by the guard; none h
   let handed: (() => Promise<boolean>) | undefined;
   await runRolloutStep(inputs({ work_mem: "4MB", shared_buffers: "128MB" }), { pods: new FakePods(patroni, SETS, true), target: patroni, options: noWait, onTerminate: (release) => (handed = release) });
   t.is(typeof handed, "function");
+});
+
+test("several PgBouncer and HAProxy pods: PAUSE and RESUME on every ready PgBouncer pod at its address, routed alone only when every HAProxy pod says so", async (t) => {
+  const patroni = cluster();
+  const calls: string[] = [];
+  const failPause = new Set<string>();
+  const notRouted = new Set<string>();
+  const host = (url: string) => new URL(url).hostname;
+  const at = (one: { poolerAdminUrl?: string; readWriteUrl?: string }) => ({
+    pooler: {
+      pause: async () => {
+        calls.push(`PAUSE ${host(one.poolerAdminUrl!)}`);
+        if (failPause.has(host(one.poolerAdminUrl!))) throw new Error("connection refused");
+      },
+      resume: async () => void calls.push(`RESUME ${host(one.poolerAdminUrl!)}`),
+    },
+    routedAlone: async (member: string) => (calls.push(`routed? ${host(one.readWriteUrl!)} ${member}`), !notRouted.has(host(one.readWriteUrl!))),
+  });
+  const pods = async (labels: Record<string, string>) =>
+    labels["dpc/kind"] === "pgbouncer"
+      ? [{ name: "pgb-a", ip: "10.244.0.11" }, { name: "pgb-b", ip: "10.244.1.12" }]
+      : [{ name: "hap-a", ip: "10.244.0.21" }, { name: "hap-b", ip: "10.244.1.22" }];
+  const routers = { pgbouncer: { "dpc/kind": "pgbouncer" }, haproxy: { "dpc/kind": "haproxy" } };
+  const target = withRouterPods(patroni, inputs({}), routers, pods, at);
+  await target.pooler!.pause();
+  await target.pooler!.resume();
+  t.deepEqual(calls, ["PAUSE 10.244.0.11", "PAUSE 10.244.1.12", "RESUME 10.244.0.11", "RESUME 10.244.1.12"]);
+  calls.length = 0;
+  t.true(await target.routedAlone!("c-2"));
+  notRouted.add("10.244.1.22");
+  t.false(await target.routedAlone!("c-2"));
+  t.deepEqual(calls, ["routed? 10.244.0.21 c-2", "routed? 10.244.1.22 c-2", "routed? 10.244.0.21 c-2", "routed? 10.244.1.22 c-2"]);
+  // A pod that cannot be paused: the ones already paused are resumed before the error goes on.
+  calls.length = 0;
+  failPause.add("10.244.1.12");
+  await t.throwsAsync(target.pooler!.pause(), { message: /^rollout: PAUSE of PgBouncer pod pgb-b failed \(the others resumed\): connection refused$/ });
+  t.deepEqual(calls, ["PAUSE 10.244.0.11", "PAUSE 10.244.1.12", "RESUME 10.244.0.11", "RESUME 10.244.1.12"]);
+  // The rest of the target is the target's.
+  t.deepEqual(target.groups, [0, 1]);
+  // The URLs keep user, password, port and database.
+  t.is(urlAt("postgresql://postgres:p%40ss@dpc-pgbouncer.dpc.svc.cluster.local:6432/pgbouncer", "10.244.0.11"), "postgresql://postgres:p%40ss@10.244.0.11:6432/pgbouncer");
+  t.is(urlAt("postgresql://postgres:x@dpc-haproxy:5000/postgres", "fd00::5"), "postgresql://postgres:x@[fd00::5]:5000/postgres");
 });

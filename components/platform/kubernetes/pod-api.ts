@@ -19,7 +19,7 @@ interface StatefulSetJson {
 
 interface PodJson {
   metadata: { name: string; labels?: Record<string, string>; deletionTimestamp?: string };
-  status?: { conditions?: { type: string; status: string }[] };
+  status?: { podIP?: string; conditions?: { type: string; status: string }[] };
 }
 
 export interface PodApiOptions {
@@ -97,4 +97,21 @@ export function kubernetesPodApi(access: ApiAccess | (() => ApiAccess), namespac
       });
     },
   };
+}
+
+/**
+ * The addresses (status.podIP) of the ready pods, not being deleted, that `matchLabels` selects in
+ * `namespace`: the router's pods one by one, where a Service would pick one of them per connection.
+ * One list call (the rollout Role's `list pods`). Throws KubernetesApiError on a refusal.
+ */
+export async function readyPodAddresses(access: ApiAccess | (() => ApiAccess), namespace: string, matchLabels: Record<string, string>): Promise<{ name: string; ip: string }[]> {
+  const current = typeof access === "function" ? access() : access;
+  const list = (await apiRequest(current, {
+    method: "GET",
+    path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods?labelSelector=${encodeURIComponent(labelSelector(matchLabels))}`,
+    what: `GET pods ${labelSelector(matchLabels)} in ${namespace}`,
+  })) as { items?: PodJson[] };
+  return (list.items ?? [])
+    .filter((pod) => pod.status?.podIP && podState(pod, "").ready)
+    .map((pod) => ({ name: pod.metadata.name, ip: pod.status!.podIP! }));
 }
