@@ -38,6 +38,8 @@ export const etcdEndpoints = cluster.etcdEndpoints;
 export const membersPerGroup = cluster.membersPerGroup;
 /** Id of the last migration applied through the coordinator. */
 export const schemaVersion = cluster.schemaVersion;
+/** What the last rolling change did per group: parameters, restarts, pods deleted (kubernetes), switchovers and their pause. */
+export const rolloutReport = cluster.rolloutReport;
 /** The post-deploy benchmark's summary (absent when benchmarkEnabled is false). */
 export const benchmarkSummary = cluster.benchmarkSummary;
 export const prometheusEndpoint = cluster.prometheusEndpoint;

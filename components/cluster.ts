@@ -19,6 +19,7 @@ import { Monitoring } from "./monitoring.ts";
 import { PostgresConfig } from "./postgres-config.ts";
 import { dynamicParameters } from "./render/patroni.ts";
 import { WorkerMembership, WorkerRebalance } from "./scaling/worker-scaling.ts";
+import { Rollout } from "./rollout-run.ts";
 
 export { PASSWORD_NAMES, type PasswordName };
 
@@ -55,6 +56,12 @@ export class Cluster extends pulumi.ComponentResource {
   readonly membersPerGroup: Record<string, string[]>;
   /** Id of the last migration applied to the database. */
   readonly schemaVersion: pulumi.Output<string>;
+  /**
+   * What the last rolling change did, per group: parameters changed, members restarted, pods deleted
+   * (kubernetes), switchovers with their pause. Docker: the PostgresConfig resource's outcome;
+   * kubernetes: the rollout Job's report.
+   */
+  readonly rolloutReport: pulumi.Output<unknown>;
   /** Summary of the post-deploy benchmark; undefined when `benchmarkEnabled` is false. */
   readonly benchmarkSummary?: pulumi.Output<Summary>;
   /** host:port of Prometheus. */
@@ -112,6 +119,20 @@ export class Cluster extends pulumi.ComponentResource {
       return new PatroniGroup(name, { config, topology, group, platform, secrets }, { parent: this, dependsOn: [...first, etcd, ...membership] });
     });
     const groups = [coordinator, ...workers];
+    const restAuth = secrets.apply((s) => `${ROLES.restApi}:${s.restApi}`);
+    const poolerAdminUrl = secrets.apply((s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.pgbouncerEndpoint}/pgbouncer`);
+    const readWriteUrl = secrets.apply((s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.readWriteEndpoint}/postgres`);
+
+    // Kubernetes: the PostgreSQL parameters and the Patroni pods' ordered restart, as a Job in the
+    // cluster (components/rollout-run.ts), before the schema and the benchmark (which would otherwise
+    // run through a switchover). Docker: the PostgresConfig resource below; containers are replaced by Pulumi.
+    const rollout = platform.podTemplateDigest
+      ? new Rollout(
+          `${topology.scope}-rollout`,
+          { config, topology, platform, restAuth, poolerAdminUrl, readWriteUrl },
+          { parent: this, dependsOn: [router, ...groups] },
+        )
+      : undefined;
 
     // The migrations need a superuser and a session of their own: HAProxy's read-write listener,
     // which only routes to the coordinator leader. Applied once the router and every group exist.
@@ -127,22 +148,25 @@ export class Cluster extends pulumi.ComponentResource {
         appPassword: secrets.apply((s) => s.app),
         platform,
       },
-      { parent: this, dependsOn: [router, ...groups] },
+      // The rollout's Job (kubernetes) waits for nothing the schema makes: the schema waits for it.
+      { parent: this, dependsOn: [router, ...groups, ...(rollout ? [rollout] : [])] },
     );
     // The PostgreSQL parameters, through Patroni's dynamic configuration, rolled through the groups
-    // when a change needs a restart (components/rollout/). Kubernetes: see spec.ts (postgresParameters).
+    // when a change needs a restart (components/rollout/), from the Pulumi process (docker).
+    let rolloutReport: pulumi.Output<unknown> = rollout ? rollout.report : pulumi.output(undefined);
     if (platform.memberAddress) {
-      new PostgresConfig(
+      const postgresConfig = new PostgresConfig(
         `${topology.scope}-postgres-config`,
         {
           groups: topology.groups.map((nodes, group) => ({ group, members: nodes.map((n) => ({ name: n.name, address: platform.memberAddress!(n.name) })) })),
           parameters: dynamicParameters(config),
-          restAuth: secrets.apply((s) => `${ROLES.restApi}:${s.restApi}`),
-          poolerAdminUrl: secrets.apply((s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.pgbouncerEndpoint}/pgbouncer`),
-          readWriteUrl: secrets.apply((s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.readWriteEndpoint}/postgres`),
+          restAuth,
+          poolerAdminUrl,
+          readWriteUrl,
         },
         { parent: this, dependsOn: [router, ...groups] },
       );
+      rolloutReport = postgresConfig.outcome.apply((outcome) => ({ groups: outcome }));
     }
     // Shards follow the worker groups: onto new ones once registered; off going ones before they go.
     if (scaling) new WorkerRebalance(`${topology.scope}-worker-rebalance`, { connectionString: coordinatorUrl, workerGroups: config.workerGroups }, { parent: this, dependsOn: [schema, ...groups] });
@@ -163,6 +187,7 @@ export class Cluster extends pulumi.ComponentResource {
       ),
     );
     this.schemaVersion = schema.version;
+    this.rolloutReport = rolloutReport;
     if (config.benchmarkEnabled) {
       // Through PgBouncer as the application role: what applications see.
       this.benchmarkSummary = postDeployBenchmark(
@@ -182,6 +207,7 @@ export class Cluster extends pulumi.ComponentResource {
       etcdEndpoints: this.etcdEndpoints,
       membersPerGroup: this.membersPerGroup,
       schemaVersion: this.schemaVersion,
+      rolloutReport: this.rolloutReport,
       benchmarkSummary: this.benchmarkSummary,
       prometheusEndpoint: this.prometheusEndpoint,
       grafanaEndpoint: this.grafanaEndpoint,

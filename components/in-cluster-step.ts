@@ -1,12 +1,17 @@
 // What a deploy step's pod runs (scripts/deploy-step.ts, in the deploy-steps image): read the input
 // from the mounted Secret, run the same function the Pulumi process runs on docker (runSchemaStep,
-// runBenchmarkStep), and report the result, with the trigger it ran for, to `pulumi up`. No Pulumi
+// runBenchmarkStep; the rollout: components/rollout/step.ts, the PostgresConfig's code plus the pod
+// rollout), and report the result, with the trigger it ran for, to `pulumi up`. No Pulumi
 // import; every effect is injected, so the unit tests run it with fakes.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { isRetryableError, runSchemaStep, type SchemaStepInputs } from "./schema-apply.ts";
 import { runBenchmarkStep, type BenchmarkStepInputs } from "./benchmark-step.ts";
+import { runRolloutStep, type RolloutStepInputs } from "./rollout/step.ts";
 import { ENV, EXIT_FINAL, INPUT_DIR, INPUT_FILE, RESULT_KEY, TRIGGER_KEY } from "./platform/kubernetes/deploy-step.ts";
+import { inClusterAccess } from "./platform/kubernetes/result-writer.ts";
+import { kubernetesPodApi, readyPodAddresses } from "./platform/kubernetes/pod-api.ts";
+import { KubernetesApiError } from "./platform/kubernetes/api-request.ts";
 import type { DeployStepName } from "./platform/types.ts";
 
 export interface InClusterStepOptions {
@@ -15,17 +20,49 @@ export interface InClusterStepOptions {
   argv: string[];
   /** Directory of the mounted input Secret (default INPUT_DIR). */
   inputDir?: string;
-  /** The steps; injected by the tests. */
-  steps?: { [K in DeployStepName]: (input: any, log: (message: string) => void) => Promise<unknown> };
+  /** The steps; injected by the tests (those given; the others are unknown). */
+  steps?: { [K in DeployStepName]?: (input: any, log: (message: string) => void) => Promise<unknown> };
   /** Writes the result ConfigMap's data (patchConfigMapData with the pod's access). */
   report: (namespace: string, name: string, data: Record<string, string>) => Promise<void>;
   log?: (message: string) => void;
 }
 
-const STEPS: NonNullable<InClusterStepOptions["steps"]> = {
+const STEPS: Required<NonNullable<InClusterStepOptions["steps"]>> = {
   schema: (input: SchemaStepInputs, log) => runSchemaStep(input, log),
   benchmark: (input: BenchmarkStepInputs, log) => runBenchmarkStep(input, { log }),
+  // The pod's own ServiceAccount (the rollout Role) reaches the StatefulSets and their pods.
+  rollout: (input: RolloutStepInputs, log) =>
+    runRolloutStep(input, {
+      // The token file is read for each request: the kubelet rotates it, and a rollout may outlast one.
+      pods: kubernetesPodApi(() => inClusterAccess(), input.namespace),
+      // PgBouncer and HAProxy pod by pod (their Services pick one pod per connection).
+      routerPods: (matchLabels) => readyPodAddresses(() => inClusterAccess(), input.namespace, matchLabels),
+      log,
+      // Stopped mid-switchover (its deadline, a drain: SIGTERM, then the grace period): PgBouncer is
+      // resumed before the pod goes, never left paused.
+      onTerminate: (release) =>
+        process.once("SIGTERM", () => {
+          log("deploy step rollout: SIGTERM; resuming PgBouncer if it is paused");
+          void release()
+            .catch((error: Error) => log(`deploy step rollout: RESUME failed: ${error.message}`))
+            .finally(() => process.exit(1));
+        }),
+    }),
 };
+
+/**
+ * Whether a step's failure is worth a new pod. The benchmark's always (a dropped connection, a slow
+ * cluster); the rollout's unless its input is bad or the API server refused (RBAC, a missing
+ * StatefulSet): it re-plans from what it finds; the schema's only when no leader answered.
+ */
+function retryable(step: DeployStepName, error: unknown): boolean {
+  if (step === "benchmark") return true;
+  if (step === "rollout") {
+    if ((error as { final?: boolean }).final === true) return false;
+    return !(error instanceof KubernetesApiError && [400, 401, 403, 404, 422].includes(error.status));
+  }
+  return isRetryableError(error) || /no leader answered|did not answer/.test((error as Error).message);
+}
 
 /**
  * Runs the step and reports its result; returns the process's exit status: 0 done, 1 failed (the Job
@@ -51,11 +88,9 @@ export async function runInClusterStep(options: InClusterStepOptions): Promise<n
   }
   let result: unknown;
   try {
-    result = await steps[step](input, log);
+    result = await steps[step]!(input, log);
   } catch (error) {
-    // The benchmark's failures are worth a new pod (a dropped connection, a slow cluster); the schema's
-    // only when no leader answered.
-    const retry = step === "benchmark" || isRetryableError(error) || /no leader answered|did not answer/.test((error as Error).message);
+    const retry = retryable(step, error);
     log(`deploy step ${step} failed${retry ? "" : " for good"}: ${(error as Error).message}`);
     return retry ? 1 : EXIT_FINAL;
   }

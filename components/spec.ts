@@ -477,9 +477,6 @@ function crossFieldErrors(c: ClusterConfig): string[] {
     if (other) errors.push(`${key}: got ${value}, the same as ${other}; allowed: a port no other published listener uses`);
     seen.set(value, key);
   }
-  if (c.platform === "kubernetes" && Object.keys(c.postgresParameters ?? {}).length > 0) {
-    errors.push(`postgresParameters: got ${JSON.stringify(c.postgresParameters)} with platform "kubernetes"; allowed: only with platform "docker" (\`pulumi up\` cannot reach the pods' Patroni REST API from outside the cluster to apply them)`);
-  }
   for (const [name, value] of Object.entries(c.postgresParameters ?? {})) {
     if (!PARAMETER_NAME.test(name)) {
       errors.push(`postgresParameters.${name}: not a PostgreSQL parameter name; allowed: lower-case letters, digits and _, with at most one extension prefix (e.g. work_mem, hnsw.ef_search)`);

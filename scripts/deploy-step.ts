@@ -1,5 +1,6 @@
-// Entry point of the deploy-steps image (images/deploy-steps.Dockerfile): `deploy-step schema` or
-// `deploy-step benchmark`, run by the kubernetes platform's Jobs (components/in-cluster-step.ts).
+// Entry point of the deploy-steps image (images/deploy-steps.Dockerfile): `deploy-step schema`,
+// `deploy-step benchmark` or `deploy-step rollout`, run by the kubernetes platform's Jobs
+// (components/in-cluster-step.ts).
 import { runInClusterStep } from "../components/in-cluster-step.ts";
 import { inClusterAccess, patchConfigMapData } from "../components/platform/kubernetes/result-writer.ts";
 

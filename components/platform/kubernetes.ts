@@ -8,7 +8,8 @@
 // - kubernetes/pod.ts: users, resources, /dev/shm, grace periods;
 // - kubernetes/disruption.ts: update strategies, disruption budgets, the restart order of a group;
 // - kubernetes/network-policy.ts: who may reach what;
-// - kubernetes/deploy-step.ts: the schema migrations and the benchmark as Jobs in the cluster.
+// - kubernetes/deploy-step.ts: the schema migrations, the benchmark and the rollout (parameters and
+//   the Patroni pods' ordered restart, components/rollout-run.ts) as Jobs in the cluster.
 // The database image is never built here: `databaseImage` names a pre-built one.
 import { createHash } from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
@@ -22,7 +23,18 @@ import { probesFor } from "./kubernetes/probes.ts";
 import { containerSecurityContext, podSecurityContext, resourcesFor, runAsFor, shmSizeMb, terminationGraceSeconds } from "./kubernetes/pod.ts";
 import { disruptionBudget, statefulSetUpdateStrategy } from "./kubernetes/disruption.ts";
 import { denyAllIngress, networkPolicySpec, parseSourceRanges } from "./kubernetes/network-policy.ts";
-import { INPUT_FILE, readStepResult, resultWriterRules, stepEgressPolicySpec, stepJobSpec, stepObjectNames } from "./kubernetes/deploy-step.ts";
+import {
+  INPUT_FILE,
+  readStepResult,
+  resultWriterRules,
+  rolloutRules,
+  stepEgressPolicySpec,
+  stepJobSpec,
+  stepKind,
+  stepObjectNames,
+  stepSharedName,
+  type StepKind,
+} from "./kubernetes/deploy-step.ts";
 
 export * from "./kubernetes/wrapper.ts";
 export { isStatefulSet, kindOf, kubernetesNaming, memberService } from "./kubernetes/naming.ts";
@@ -51,8 +63,10 @@ export class KubernetesPlatform implements Platform {
   readonly hostNaming: HostNaming;
   private readonly namespace: pulumi.Output<string>;
   private readonly sourceRanges: string[];
-  /** The deploy steps' ServiceAccount and egress policy, declared with the first step. */
-  private stepShared?: { serviceAccount: k8s.core.v1.ServiceAccount; egress: k8s.networking.v1.NetworkPolicy };
+  /** Per kind of step, its ServiceAccount and egress policy, declared with the first step of that kind. */
+  private readonly stepShared = new Map<StepKind, { serviceAccount: k8s.core.v1.ServiceAccount; egress: k8s.networking.v1.NetworkPolicy }>();
+  /** Per StatefulSet updating OnDelete (the Patroni groups), the digest of its pod template's inputs. */
+  private readonly templateDigests = new Map<string, pulumi.Output<string>>();
 
   constructor(private readonly config: ClusterConfig, private readonly parent: pulumi.Resource) {
     if (!config.databaseImage) throw new Error("kubernetes platform: databaseImage is required (a pre-built image the cluster can pull)");
@@ -102,7 +116,8 @@ export class KubernetesPlatform implements Platform {
   runDeployStep(step: DeployStep, opts: DeployOptions): pulumi.Output<Record<string, unknown>> {
     const names = stepObjectNames(step.name);
     const labels = { "app.kubernetes.io/part-of": this.config.clusterName, "app.kubernetes.io/component": step.name };
-    const shared = this.deployStepShared();
+    const kind = stepKind(step.step);
+    const shared = this.deployStepShared(kind);
     const input = new k8s.core.v1.Secret(
       names.input,
       {
@@ -132,6 +147,29 @@ export class KubernetesPlatform implements Platform {
       },
       { parent: opts.parent, deleteBeforeReplace: true },
     );
+    // The rollout's own Role: the Patroni StatefulSets and their pods (rolloutRules), bound to its
+    // own ServiceAccount only.
+    const podsBinding = step.restarts
+      ? [
+          new k8s.rbac.v1.RoleBinding(
+            names.podsRole,
+            {
+              metadata: this.meta(names.podsRole, labels),
+              roleRef: {
+                apiGroup: "rbac.authorization.k8s.io",
+                kind: "Role",
+                name: new k8s.rbac.v1.Role(
+                  names.podsRole,
+                  { metadata: this.meta(names.podsRole, labels), rules: rolloutRules(step.restarts) },
+                  { parent: opts.parent, deleteBeforeReplace: true },
+                ).metadata.name,
+              },
+              subjects: [{ kind: "ServiceAccount", name: shared.serviceAccount.metadata.name, namespace: this.namespace }],
+            },
+            { parent: opts.parent, deleteBeforeReplace: true },
+          ),
+        ]
+      : [];
     // A digest; it stays secret when computed from passwords (as the group files' hash does).
     const trigger = pulumi.output(step.trigger);
     const job = new k8s.batch.v1.Job(
@@ -143,6 +181,7 @@ export class KubernetesPlatform implements Platform {
           ([t, inputName, resultName, account]) =>
             stepJobSpec({
               step: step.step,
+              kind,
               image: this.config.deployStepsImage,
               labels,
               serviceAccountName: account,
@@ -156,7 +195,7 @@ export class KubernetesPlatform implements Platform {
       },
       {
         parent: opts.parent,
-        dependsOn: [...dependencies(opts.dependsOn), input, result, binding, shared.egress],
+        dependsOn: [...dependencies(opts.dependsOn), input, result, binding, ...podsBinding, shared.egress],
         // A Job's template is immutable: any change is a new run.
         replaceOnChanges: ["spec"],
         // The provider waits 10 minutes by default; the Job's own deadline decides, plus scheduling slack.
@@ -170,13 +209,14 @@ export class KubernetesPlatform implements Platform {
     return pulumi.unsecret(pulumi.all([written.data, trigger]).apply(([data, t]) => readStepResult(step.name, data, t)));
   }
 
-  /** The ServiceAccount every step's pod runs as, and the policy that limits where they connect. */
-  private deployStepShared() {
+  /** The ServiceAccount the pods of a kind of step run as, and the policy that limits where they connect. */
+  private deployStepShared(kind: StepKind) {
     const parent = this.parent;
-    if (!this.stepShared) {
-      const name = `${this.config.clusterName}-deploy-steps`;
+    let shared = this.stepShared.get(kind);
+    if (!shared) {
+      const name = stepSharedName(this.config.clusterName, kind);
       const labels = { "app.kubernetes.io/part-of": this.config.clusterName };
-      this.stepShared = {
+      shared = {
         serviceAccount: new k8s.core.v1.ServiceAccount(
           name,
           { metadata: this.meta(name, labels), automountServiceAccountToken: false },
@@ -184,12 +224,22 @@ export class KubernetesPlatform implements Platform {
         ),
         egress: new k8s.networking.v1.NetworkPolicy(
           name,
-          { metadata: this.meta(name, labels), spec: stepEgressPolicySpec(this.config.clusterName) },
+          { metadata: this.meta(name, labels), spec: stepEgressPolicySpec(this.config.clusterName, kind) },
           { parent, deleteBeforeReplace: true },
         ),
       };
+      this.stepShared.set(kind, shared);
     }
-    return this.stepShared;
+    return shared;
+  }
+
+  /**
+   * The digest of a Patroni group's pod template as the program declares it (image, files' hash,
+   * command, resources, probes, ...): what makes its pods outdated. Known in a preview whenever the
+   * template is; secret when the template holds a secret's hash. undefined for any other group.
+   */
+  podTemplateDigest(group: string): pulumi.Output<string> | undefined {
+    return this.templateDigests.get(group);
   }
 
   deployGroup(group: WorkloadGroup, opts: DeployOptions): pulumi.Resource[] {
@@ -258,6 +308,14 @@ export class KubernetesPlatform implements Platform {
             ),
         )
       : [];
+    const template = this.podTemplate(group, kind, labels, direct, secret, {});
+    const updateStrategy = statefulSetUpdateStrategy(kind);
+    if (updateStrategy.type === "OnDelete") {
+      this.templateDigests.set(
+        group.name,
+        pulumi.output(template).apply((t) => createHash("sha256").update(JSON.stringify(t)).digest("hex")),
+      );
+    }
     const set = new k8s.apps.v1.StatefulSet(
       group.name,
       {
@@ -268,9 +326,9 @@ export class KubernetesPlatform implements Platform {
           // All members start together, as on docker: etcd forms its quorum only so, and Patroni's
           // members settle who bootstraps through etcd.
           podManagementPolicy: "Parallel",
-          updateStrategy: statefulSetUpdateStrategy(kind),
+          updateStrategy,
           selector: { matchLabels: labels },
-          template: this.podTemplate(group, kind, labels, direct, secret, {}),
+          template,
           volumeClaimTemplates: group.volumePath ? [{ metadata: { name: "data" }, spec: this.storageSpec() }] : [],
           // The claims are Pulumi's (above): the StatefulSet controller never deletes them, whether
           // the set is deleted or scaled down (Kubernetes' default, stated; a mutable field).

@@ -69,8 +69,11 @@ export interface DeployOptions {
   dependsOn?: pulumi.CustomResourceOptions["dependsOn"];
 }
 
-/** The deploy steps: the project's own code that needs the database once the cluster is up. */
-export type DeployStepName = "schema" | "benchmark";
+/**
+ * The deploy steps: the project's own code that needs the database once the cluster is up. "rollout"
+ * exists where a changed pod template restarts no Patroni member by itself (kubernetes).
+ */
+export type DeployStepName = "schema" | "benchmark" | "rollout";
 
 /**
  * A deploy step: the schema migrations (components/schema-apply.ts) or the post-deploy benchmark
@@ -89,6 +92,12 @@ export interface DeployStep {
   trigger: pulumi.Input<string>;
   /** Longest the step may take, seconds, start-up and its own retries included. */
   timeoutSeconds: number;
+  /**
+   * The Patroni groups whose members the step restarts (the rollout): the Kubernetes platform lets
+   * the step's pods read those StatefulSets, delete those pods and reach the members' Patroni REST
+   * API, and no other step's pods.
+   */
+  restarts?: { statefulSet: string; members: string[] }[];
 }
 
 export interface Platform {
@@ -107,6 +116,12 @@ export interface Platform {
    * (docker: published ports), and the caller runs the step there.
    */
   runDeployStep(step: DeployStep, opts: DeployOptions): pulumi.Output<Record<string, unknown>> | undefined;
+  /**
+   * A digest of the pod template of a group's members where a changed template restarts none of
+   * them by itself (kubernetes: Patroni StatefulSets updating OnDelete), so that the rollout step runs
+   * when it changes; undefined where the platform replaces members itself (docker).
+   */
+  podTemplateDigest?(group: string): pulumi.Output<string> | undefined;
   /**
    * The address at which the machine running `pulumi up` reaches a deployed member's own ports (its
    * Patroni REST API), for the rolling changes (components/postgres-config.ts); absent where it

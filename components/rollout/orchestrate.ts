@@ -175,11 +175,11 @@ export async function rollGroup(target: RolloutTarget, group: number, options: R
 }
 
 /**
- * Makes every group's dynamic configuration carry `wanted` (PATCH /config where it differs), waits
- * `settleMs` for Patroni to reload the members, then rolls each group whose members need a restart.
- * Groups are done one after the other; a group whose members need no restart is left alone.
+ * The first half of applyParameters: makes every group's dynamic configuration carry `wanted` (PATCH
+ * /config where it differs) and, when anything was patched, waits `settleMs` for Patroni to reload
+ * the members. Restarts nothing. Returns, per patched group, the parameters set or removed.
  */
-export async function applyParameters(target: RolloutTarget, wanted: Parameters, options: RolloutOptions = {}): Promise<RolloutReport> {
+export async function patchParameters(target: RolloutTarget, wanted: Parameters, options: RolloutOptions = {}): Promise<Map<number, string[]>> {
   const o = defaults(options);
   const changed = new Map<number, string[]>();
   for (const group of target.groups) {
@@ -190,6 +190,16 @@ export async function applyParameters(target: RolloutTarget, wanted: Parameters,
     o.log(`rollout: group ${group}: dynamic configuration patched (${Object.keys(patch.postgresql.parameters).join(", ")})`);
   }
   if (changed.size > 0) await o.sleep(o.settleMs);
+  return changed;
+}
+
+/**
+ * Makes every group's dynamic configuration carry `wanted` (PATCH /config where it differs), waits
+ * `settleMs` for Patroni to reload the members, then rolls each group whose members need a restart.
+ * Groups are done one after the other; a group whose members need no restart is left alone.
+ */
+export async function applyParameters(target: RolloutTarget, wanted: Parameters, options: RolloutOptions = {}): Promise<RolloutReport> {
+  const changed = await patchParameters(target, wanted, options);
   const groups: GroupReport[] = [];
   for (const group of target.groups) {
     const rolled = await rollGroup(target, group, options);

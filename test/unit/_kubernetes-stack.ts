@@ -26,8 +26,8 @@ export const TYPES = {
   roleBinding: "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
 } as const;
 
-/** Sets the dev stack's config with `platform: kubernetes` (plus `extra`), runs the program, waits until it has registered everything. */
-export async function loadKubernetesStack(extra: Record<string, string> = {}): Promise<any> {
+/** Sets the dev stack's config with `platform: kubernetes` (plus `extra`). */
+export function setKubernetesConfig(extra: Record<string, string> = {}): void {
   pulumi.runtime.setAllConfig(
     {
       ...devStackConfig(),
@@ -40,7 +40,15 @@ export async function loadKubernetesStack(extra: Record<string, string> = {}): P
     },
     [key("appPassword")],
   );
-  const stack = await import("../../index.ts");
+}
+
+/**
+ * Sets the config (setKubernetesConfig), runs the program, waits until it has registered everything.
+ * `tag`: a fresh instance of the program (another run in the same test file).
+ */
+export async function loadKubernetesStack(extra: Record<string, string> = {}, tag?: string): Promise<any> {
+  setKubernetesConfig(extra);
+  const stack = await import(tag ? `../../index.ts?${tag}` : "../../index.ts");
   await valueOf(stack.appConnectionString);
   await settled();
   return stack;

@@ -13,6 +13,11 @@ export const SCHEMA_TYPE = "pulumi-nodejs:dynamic/dpc:SchemaMigrations";
 export const BENCHMARK_TYPE = "pulumi-nodejs:dynamic/dpc:BenchmarkRun";
 /** What the dynamic providers would return after a real `pulumi up`. */
 export const MOCK_SCHEMA_OUTPUTS = { version: "008_mock", applied: ["001_mock", "008_mock"], citus: true, notes: [] as string[] };
+/** What the kubernetes rollout step's pod would write (components/rollout/step.ts RolloutStepResult). */
+export const MOCK_ROLLOUT_REPORT = {
+  groups: [{ group: 1, statefulSet: "dpc-worker1", changed: ["work_mem"], deleted: ["dpc-worker1-1", "dpc-worker1-0"], restarted: [], switchovers: ["dpc-worker1-0 -> dpc-worker1-1 (1.50 s)"] }],
+  seconds: 42.5,
+};
 export const MOCK_BENCHMARK_SUMMARY = { mode: "mock", verdict: "pass", failed: [] as string[], citus: true, scenarios: [], loadGeneratorRatio: null, reportStartedAt: "2026-01-01T00:00:00.000Z" };
 
 export type Registration = RecordedRegistration;
@@ -46,14 +51,15 @@ await pulumi.runtime.setMocks(
  */
 function readStepResult(id: string) {
   const name = id.split("/")[1];
-  const job = registrations.find((r) => {
+  // The last such Job: a test file may run the program more than once.
+  const job = [...registrations].reverse().find((r) => {
     const env = (reveal(r.inputs.spec) as any)?.template?.spec?.containers?.[0]?.env as { name: string; value?: string }[] | undefined;
     return r.type === "kubernetes:batch/v1:Job" && env?.some((e) => e.name === "DPC_STEP_RESULT_CONFIGMAP" && e.value === name);
   });
   if (!job) throw new Error(`read of ConfigMap ${id}: no Job writes it`);
   const template = (reveal(job.inputs.spec) as any).template;
   const step = template.spec.containers[0].args[0];
-  const result = step === "schema" ? MOCK_SCHEMA_OUTPUTS : MOCK_BENCHMARK_SUMMARY;
+  const result = step === "schema" ? MOCK_SCHEMA_OUTPUTS : step === "rollout" ? MOCK_ROLLOUT_REPORT : MOCK_BENCHMARK_SUMMARY;
   return { id, state: { metadata: { name }, data: { result: JSON.stringify(result), trigger: template.metadata.annotations["dpc/trigger"] } } };
 }
 

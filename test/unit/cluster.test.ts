@@ -228,7 +228,7 @@ test.serial("secrets: the connection string is a secret; passwords appear in no 
   t.true(await pulumi.isSecret(stack.grafanaAdminPassword));
   t.is(await valueOf(stack.grafanaAdminPassword), CONFIGURED_GRAFANA_PASSWORD);
   const plainOutputs = ["readWriteEndpoint", "readOnlyEndpoint", "pgbouncerEndpoint", "etcdEndpoints", "membersPerGroup",
-    "schemaVersion", "benchmarkSummary", "prometheusEndpoint", "grafanaEndpoint"];
+    "schemaVersion", "rolloutReport", "benchmarkSummary", "prometheusEndpoint", "grafanaEndpoint"];
   for (const name of plainOutputs) {
     t.false(pulumi.Output.isInstance(stack[name]) && (await pulumi.isSecret(stack[name])), name);
   }

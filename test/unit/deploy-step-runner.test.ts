@@ -9,6 +9,8 @@ import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { runInClusterStep, type InClusterStepOptions } from "../../components/in-cluster-step.ts";
 import { inClusterAccess, patchConfigMapData } from "../../components/platform/kubernetes/result-writer.ts";
+import { KubernetesApiError } from "../../components/platform/kubernetes/api-request.ts";
+import { RolloutInputError } from "../../components/rollout/step.ts";
 
 const ENV = { DPC_STEP_RESULT_CONFIGMAP: "dpc-schema-result", DPC_STEP_TRIGGER: "t".repeat(64), DPC_STEP_NAMESPACE: "dpc" };
 
@@ -63,11 +65,23 @@ test("failures: final ones exit 3 (the Job fails at once), a database that did n
   t.regex(lost.lines.join("\n"), /done, but its result did not reach ConfigMap dpc-schema-result: HTTP 403/);
 });
 
+test("the rollout: a step not done in time or an API that did not answer exit 1 (a new pod resumes it); bad input and API refusals exit 3", async (t) => {
+  using input = withInput({});
+  const failing = (error: Error) => ({ rollout: async () => Promise.reject(error) });
+  const status = (error: Error) => run({ dir: input.dir, argv: ["rollout"], steps: failing(error) }).status;
+  t.is(await status(new Error("rollout: pod dpc-worker1-1 recreated, ready and streaming: not within 300 s")), 1);
+  t.is(await status(Object.assign(new Error("connect ECONNREFUSED 10.96.0.1:443"), { code: "ECONNREFUSED" })), 1);
+  t.is(await status(new KubernetesApiError("GET pods of dpc/dpc-worker1: HTTP 500: etcdserver: leader changed", 500)), 1);
+  t.is(await status(new RolloutInputError("rollout: invalid input (1 problems): namespace: got \"\"; allowed: a DNS label")), 3);
+  t.is(await status(new KubernetesApiError('DELETE pod dpc/dpc-worker1-0: HTTP 403: pods "dpc-worker1-0" is forbidden', 403)), 3);
+  t.is(await status(new KubernetesApiError("GET statefulset dpc/dpc-worker9: HTTP 404: not found", 404)), 3);
+});
+
 test("bad invocations exit 3 and say what is allowed", async (t) => {
   using input = withInput({});
   const unknown = run({ dir: input.dir, argv: ["vacuum"] });
   t.is(await unknown.status, 3);
-  t.regex(unknown.lines[0], /got step "vacuum".*allowed: schema or benchmark/);
+  t.regex(unknown.lines[0], /got step "vacuum".*allowed: schema or benchmark or rollout/);
   const noEnv = run({ dir: input.dir, env: {} });
   t.is(await noEnv.status, 3);
   t.regex(noEnv.lines[0], /no DPC_STEP_RESULT_CONFIGMAP, DPC_STEP_TRIGGER, DPC_STEP_NAMESPACE/);

@@ -72,12 +72,13 @@ test("every registered manifest passes the Kubernetes API schema of its kind", (
   // The seed topology: 8 StatefulSets (etcd, coordinator, 6 workers), 20 Patroni + 3 etcd claims, ...
   t.is(counts["apps/v1/StatefulSet"], 8);
   t.is(counts["v1/PersistentVolumeClaim"], 3 + 3 + 6 * 2 + 1, "one claim per etcd and Patroni member, and Prometheus's");
-  t.is(counts["networking.k8s.io/v1/NetworkPolicy"], 1 + 8 + 6 + 1, "deny-all, one per StatefulSet, one per other group, the deploy steps' egress");
+  t.is(counts["networking.k8s.io/v1/NetworkPolicy"], 1 + 8 + 6 + 2, "deny-all, one per StatefulSet, one per other group, the deploy steps' and the rollout step's egress");
   // The deploy steps: a Job, its input Secret, its result ConfigMap and the Role (and binding) that
-  // lets it write that one ConfigMap, for the schema and the benchmark; one ServiceAccount.
-  t.is(counts["batch/v1/Job"], 2);
-  t.is(counts["v1/ConfigMap"], 2);
-  t.deepEqual([counts["v1/ServiceAccount"], counts["rbac.authorization.k8s.io/v1/Role"], counts["rbac.authorization.k8s.io/v1/RoleBinding"]], [1, 2, 2]);
+  // lets it write that one ConfigMap, for the schema, the benchmark and the rollout; the rollout's
+  // second Role (its StatefulSets and pods); two ServiceAccounts (the rollout's own).
+  t.is(counts["batch/v1/Job"], 3);
+  t.is(counts["v1/ConfigMap"], 3);
+  t.deepEqual([counts["v1/ServiceAccount"], counts["rbac.authorization.k8s.io/v1/Role"], counts["rbac.authorization.k8s.io/v1/RoleBinding"]], [2, 4, 4]);
   t.is(all.length, registrations.filter((r) => r.type.startsWith("kubernetes:")).length);
   // The schema check is real: a wrong type is refused.
   t.throws(() => new StatefulSet({ ...all.find((m) => m.kind === "StatefulSet"), spec: { ...all.find((m) => m.kind === "StatefulSet")!.spec, replicas: "3" } } as any).validate());

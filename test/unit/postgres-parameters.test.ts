@@ -24,7 +24,7 @@ test("accepted as a map (YAML stack file) or as JSON text (Pulumi's structured c
   t.deepEqual(parseClusterConfig({}).postgresParameters, {});
 });
 
-test("refused: parameters Patroni or Citus manage, bad names, values that are not scalars or hold line breaks, non-maps, kubernetes", (t) => {
+test("refused: parameters Patroni or Citus manage, bad names, values that are not scalars or hold line breaks, non-maps", (t) => {
   for (const name of ["wal_level", "shared_preload_libraries", "port", "primary_conninfo", "password_encryption"]) {
     const [problem] = problems({ postgresParameters: { [name]: "x" } });
     t.regex(problem, new RegExp(`^postgresParameters\\.${name}: got "x"; allowed: not this parameter \\(${MANAGED_PARAMETERS[name].replace(/[()]/g, ".")}\\)$`));
@@ -33,7 +33,15 @@ test("refused: parameters Patroni or Citus manage, bad names, values that are no
   t.regex(problems({ postgresParameters: { work_mem: { a: 1 } } })[0], /^postgresParameters\.work_mem: got \{"a":1\}; allowed: a string, number or boolean$/);
   t.regex(problems({ postgresParameters: { application_name: "a\nb" } })[0], /without line breaks/);
   t.regex(problems({ postgresParameters: "not json" })[0], /^postgresParameters: got "not json"; allowed: a map/);
-  t.true(problems({ platform: "kubernetes", databaseImage: "r/i:1", postgresParameters: { work_mem: "8MB" } }).some((p) => /^postgresParameters: .* with platform "kubernetes"/.test(p)));
+});
+
+test("accepted on kubernetes too (the rollout Job applies them in the cluster); the same rules refuse managed parameters there", (t) => {
+  const kubernetes = { platform: "kubernetes", databaseImage: "r/i:1", deployStepsImage: "r/steps:1" };
+  t.deepEqual(problems({ ...kubernetes, postgresParameters: { work_mem: "8MB", "hnsw.ef_search": 80 } }), []);
+  t.deepEqual(parseClusterConfig({ ...kubernetes, postgresParameters: { work_mem: "8MB" } }).postgresParameters, { work_mem: "8MB" });
+  t.deepEqual(problems({ ...kubernetes, postgresParameters: { wal_level: "minimal" } }), [
+    `postgresParameters.wal_level: got "minimal"; allowed: not this parameter (${MANAGED_PARAMETERS.wal_level})`,
+  ]);
 });
 
 test("patroni.yml: the same with or without postgresParameters; sized parameters in bootstrap.dcs, only the socket directory local", (t) => {

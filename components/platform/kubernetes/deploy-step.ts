@@ -12,6 +12,9 @@
 //   a pod lost with its node does not count; anything else is retried BACKOFF_LIMIT times.
 // - Network: the step's pods are kind DEPLOY_STEP_KIND: HAProxy's read-write port and PgBouncer admit
 //   them (network-policy.ts); their own egress goes to those two, DNS and the API server only.
+// - The rollout step (components/rollout/step.ts) is of its own kind, ROLLOUT_STEP_KIND, with its own
+//   ServiceAccount: its pods alone may also reach Patroni's REST API on the database pods, and its
+//   account alone may read the Patroni StatefulSets and delete their pods (rolloutRules).
 import { PORTS } from "../../render/types.ts";
 import type { DeployStepName } from "../types.ts";
 import { KIND_LABEL } from "./naming.ts";
@@ -19,6 +22,19 @@ import { containerSecurityContext, podSecurityContext, type RunAs } from "./pod.
 
 /** The pods' kind label value (KIND_LABEL): what the router's policies admit. */
 export const DEPLOY_STEP_KIND = "deploy-step";
+/** The rollout step's pods' kind: also admitted to Patroni's REST API (network-policy.ts). */
+export const ROLLOUT_STEP_KIND = "rollout-step";
+export type StepKind = typeof DEPLOY_STEP_KIND | typeof ROLLOUT_STEP_KIND;
+
+/** The kind of a step's pods: what they may reach, and which ServiceAccount they run as. */
+export function stepKind(step: DeployStepName): StepKind {
+  return step === "rollout" ? ROLLOUT_STEP_KIND : DEPLOY_STEP_KIND;
+}
+
+/** The ServiceAccount and egress policy of a kind of step (one each, shared by the steps of that kind). */
+export function stepSharedName(clusterName: string, kind: StepKind): string {
+  return kind === DEPLOY_STEP_KIND ? `${clusterName}-deploy-steps` : `${clusterName}-${kind}`;
+}
 /** Where the step's Secret (one file, INPUT_FILE) is mounted. */
 export const INPUT_DIR = "/etc/dpc-step";
 export const INPUT_FILE = "input.json";
@@ -43,11 +59,13 @@ export const TRIGGER_ANNOTATION = "dpc/trigger";
 
 /** Names of a step's objects, from its name stem. */
 export function stepObjectNames(name: string) {
-  return { input: `${name}-input`, result: `${name}-result`, role: `${name}-result-writer` };
+  return { input: `${name}-input`, result: `${name}-result`, role: `${name}-result-writer`, podsRole: `${name}-pods` };
 }
 
 export interface StepJobArgs {
   step: DeployStepName;
+  /** KIND_LABEL of the pods (stepKind). */
+  kind: StepKind;
   image: string;
   /** Labels of the pods (the cluster's, plus KIND_LABEL set here). */
   labels: Record<string, string>;
@@ -73,12 +91,12 @@ export function stepJobSpec(args: StepJobArgs) {
       ],
     },
     template: {
-      metadata: { labels: { ...args.labels, [KIND_LABEL]: DEPLOY_STEP_KIND }, annotations: { [TRIGGER_ANNOTATION]: args.trigger } },
+      metadata: { labels: { ...args.labels, [KIND_LABEL]: args.kind }, annotations: { [TRIGGER_ANNOTATION]: args.trigger } },
       spec: {
         // podFailurePolicy requires Never: each retry is a new pod, counted against backoffLimit.
         restartPolicy: "Never",
         serviceAccountName: args.serviceAccountName,
-        // The token patches the result ConfigMap, and nothing else (the Role).
+        // The token patches the result ConfigMap, and nothing else (the Role; the rollout's: rolloutRules too).
         automountServiceAccountToken: true,
         enableServiceLinks: false,
         securityContext: podSecurityContext(args.runAs),
@@ -119,21 +137,36 @@ export function resultWriterRules(resultConfigMapName: string) {
 }
 
 /**
- * Egress of the steps' pods: HAProxy's read-write port and PgBouncer (pods of this cluster), DNS, and
- * the Kubernetes API (ports 443 and 6443 at any address: the API server's address is the cluster's
- * own, outside the pod network on most clusters, and a policy cannot name it portably).
+ * The rollout Role's rules, besides resultWriterRules: read the Patroni groups' StatefulSets (their
+ * selector and updateRevision), list pods (a list cannot be limited by name: the namespace's pods'
+ * names and labels, which hold no secret), delete the groups' members' pods and no other.
  */
-export function stepEgressPolicySpec(clusterName: string) {
-  const router = (kind: string, port: number) => ({
-    to: [{ podSelector: { matchLabels: { "app.kubernetes.io/part-of": clusterName, [KIND_LABEL]: kind } } }],
+export function rolloutRules(restarts: { statefulSet: string; members: string[] }[]) {
+  return [
+    { apiGroups: ["apps"], resources: ["statefulsets"], resourceNames: restarts.map((r) => r.statefulSet), verbs: ["get"] },
+    { apiGroups: [""], resources: ["pods"], verbs: ["list"] },
+    { apiGroups: [""], resources: ["pods"], resourceNames: restarts.flatMap((r) => r.members), verbs: ["delete"] },
+  ];
+}
+
+/**
+ * Egress of the steps' pods of `kind`: HAProxy's read-write port and PgBouncer (pods of this
+ * cluster), DNS, and the Kubernetes API (ports 443 and 6443 at any address: the API server's address
+ * is the cluster's own, outside the pod network on most clusters, and a policy cannot name it
+ * portably); the rollout's also Patroni's REST API on the database pods.
+ */
+export function stepEgressPolicySpec(clusterName: string, kind: StepKind = DEPLOY_STEP_KIND) {
+  const router = (peer: string, port: number) => ({
+    to: [{ podSelector: { matchLabels: { "app.kubernetes.io/part-of": clusterName, [KIND_LABEL]: peer } } }],
     ports: [{ protocol: "TCP", port }],
   });
   return {
-    podSelector: { matchLabels: { "app.kubernetes.io/part-of": clusterName, [KIND_LABEL]: DEPLOY_STEP_KIND } },
+    podSelector: { matchLabels: { "app.kubernetes.io/part-of": clusterName, [KIND_LABEL]: kind } },
     policyTypes: ["Egress"],
     egress: [
       router("haproxy", PORTS.haproxyReadWrite),
       router("pgbouncer", PORTS.pgbouncer),
+      ...(kind === ROLLOUT_STEP_KIND ? [router("database", PORTS.patroniRest)] : []),
       { ports: [{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }] },
       { ports: [{ protocol: "TCP", port: 443 }, { protocol: "TCP", port: 6443 }] },
     ],

@@ -1,7 +1,8 @@
 // Rollouts and drains. Kubernetes knows nothing of Patroni roles: a StatefulSet's RollingUpdate restarts
 // the highest ordinal first, whatever its role, and an eviction takes any pod its budget allows. So:
 // - Patroni groups update `OnDelete`: a changed template restarts no pod by itself; the pods are
-//   restarted in rolloutPlan's order (replicas, switchover, the old primary): components/rollout/kubernetes.ts.
+//   restarted in rolloutPlan's order (replicas, switchover, the old primary): components/rollout/kubernetes.ts,
+//   run by `pulumi up` as the rollout Job (components/rollout-run.ts).
 // - their disruption budget allows no eviction of a ready member (maxUnavailable 0), so a node drain
 //   stops at a Patroni pod instead of taking a primary; not-ready members (a replica being cloned, a
 //   broken one) may still be evicted (unhealthyPodEvictionPolicy AlwaysAllow): a leader is always

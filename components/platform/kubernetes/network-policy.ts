@@ -2,10 +2,13 @@
 // policy that denies every other ingress. Who talks to whom (components and monitoring/prometheus.ts):
 // - PostgreSQL 5432: the other members (replication, Citus), HAProxy, each node's postgres_exporter;
 // - Patroni REST 8008: the other members (leader race, Citus workers -> coordinator), HAProxy's
-//   checks, Prometheus; etcd 2379: the Patroni members, Prometheus; etcd 2380: etcd's peers;
-// - HAProxy 5000 (read-write): PgBouncer and the deploy steps' Jobs (deploy-step.ts); 5001 (read-only):
+//   checks, Prometheus, the rollout step's Job (ROLLOUT_STEP_KIND: roles, /config, /switchover);
+//   etcd 2379: the Patroni members, Prometheus; etcd 2380: etcd's peers;
+// - HAProxy 5000 (read-write): PgBouncer and the deploy steps' Jobs (deploy-step.ts, the rollout's
+//   included: it checks the new leader is routed alone); 5001 (read-only):
 //   applications; 7000 (stats, /metrics): Prometheus;
-// - PgBouncer 6432: applications, the deploy steps' Jobs, the PgBouncer exporter;
+// - PgBouncer 6432: applications, the deploy steps' Jobs (the rollout's: PAUSE around the
+//   coordinator's switchover), the PgBouncer exporter;
 // - Prometheus: Grafana; the exporters: Prometheus; Grafana: nobody inside the cluster.
 // Applications (any namespace) carry the label CLIENT_LABEL=<cluster>; the deploy steps' pods are of
 // this namespace, kind DEPLOY_STEP_KIND. Published ports (kubernetesServiceType LoadBalancer or NodePort) also admit
@@ -14,32 +17,32 @@
 import { PORTS } from "../../render/types.ts";
 import type { WorkloadPort } from "../types.ts";
 import { CLIENT_LABEL, KIND_LABEL, type Kind } from "./naming.ts";
-import { DEPLOY_STEP_KIND } from "./deploy-step.ts";
+import { DEPLOY_STEP_KIND, ROLLOUT_STEP_KIND } from "./deploy-step.ts";
 
 /**
  * A peer that may connect: pods of a kind of this cluster (same namespace; the deploy steps' Jobs
  * included), or the applications' labelled pods of any namespace.
  */
-export type Peer = Kind | typeof DEPLOY_STEP_KIND | "client";
+export type Peer = Kind | typeof DEPLOY_STEP_KIND | typeof ROLLOUT_STEP_KIND | "client";
 
 /** The peers admitted to `port` of a group of `kind`. */
 export function clientsOf(kind: Kind, port: number): Peer[] {
   switch (kind) {
     case "database":
       if (port === PORTS.postgres) return ["database", "haproxy", "postgres-exporter"];
-      if (port === PORTS.patroniRest) return ["database", "haproxy", "prometheus"];
+      if (port === PORTS.patroniRest) return ["database", "haproxy", "prometheus", ROLLOUT_STEP_KIND];
       return [];
     case "etcd":
       if (port === PORTS.etcdClient) return ["database", "prometheus"];
       if (port === PORTS.etcdPeer) return ["etcd"];
       return [];
     case "haproxy":
-      if (port === PORTS.haproxyReadWrite) return ["pgbouncer", DEPLOY_STEP_KIND];
+      if (port === PORTS.haproxyReadWrite) return ["pgbouncer", DEPLOY_STEP_KIND, ROLLOUT_STEP_KIND];
       if (port === PORTS.haproxyReadOnly) return ["client"];
       if (port === PORTS.haproxyStats) return ["prometheus"];
       return [];
     case "pgbouncer":
-      return port === PORTS.pgbouncer ? ["client", DEPLOY_STEP_KIND, "pgbouncer-exporter"] : [];
+      return port === PORTS.pgbouncer ? ["client", DEPLOY_STEP_KIND, ROLLOUT_STEP_KIND, "pgbouncer-exporter"] : [];
     case "prometheus":
       return ["grafana"];
     case "postgres-exporter":
