@@ -8,6 +8,7 @@
 // replicas first and the former leaders last, one switchover per rolled group (the coordinator's with
 // PgBouncer paused), worker group 2 untouched, 0 failed and 0 lost writes, its report in the ConfigMap.
 import test from "ava";
+import { request } from "../../components/https.ts";
 import { createServer, type Server } from "node:http";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -66,7 +67,7 @@ function standInApi(outdated: number[]) {
   const configMap: Record<string, string> = {};
   const labels = (set: string) => ({ "app.kubernetes.io/part-of": cluster.topology.scope, "app.kubernetes.io/component": set });
   const ready = async (node: PostgresNode) =>
-    fetch(`${cluster.restUrl(node)}/readiness`, { signal: AbortSignal.timeout(2000) }).then(
+    request(`${cluster.restUrl(node)}/readiness`, { timeoutMs: 2000 }).then(
       (r) => r.status === 200,
       () => false,
     );
@@ -123,7 +124,7 @@ async function timelines(): Promise<number[]> {
   return Promise.all(
     cluster.topology.groups.map(async (_, group) => {
       const leader = await cluster.leader(group);
-      const body = (await (await fetch(`${cluster.restUrl(leader!)}/patroni`)).json()) as { timeline: number };
+      const body = JSON.parse((await request(`${cluster.restUrl(leader!)}/patroni`, { timeoutMs: 3000 })).text) as { timeline: number };
       return body.timeline;
     }),
   );
@@ -145,6 +146,8 @@ test("the rollout step replaces the outdated pods of worker group 1 and the coor
     restAuth: cluster.restApiAuth(),
     poolerAdminUrl: cluster.pgbouncerUrl("superuser", "pgbouncer"),
     readWriteUrl: cluster.primaryUrl("postgres"),
+    // The step runs in a process of its own: Patroni's, PgBouncer's and PostgreSQL's TLS verified with this CA.
+    ca: cluster.certificates().ca,
     // What the cluster runs already: no parameter changes, only the pods.
     parameters: dynamicParameters(cluster.config),
     stepTimeoutSeconds: 300,
