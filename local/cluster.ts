@@ -30,6 +30,7 @@ import {
   isAlive,
   pollUntil,
   portInUse,
+  PATRONI_REAPER,
   processesUnder,
   runAsPostgres,
   runAsPostgresAsync,
@@ -372,7 +373,7 @@ export class LocalCluster {
 
   startPatroni(node: PostgresNode): void {
     const configFile = this.layout.postgres(node).configFile;
-    this.start(node.name, [SYSTEM_PYTHON, "/usr/bin/patroni", configFile]);
+    this.start(node.name, [...PATRONI_REAPER, SYSTEM_PYTHON, "/usr/bin/patroni", configFile]);
     void this.reloadOnceUp(node);
   }
 
@@ -428,9 +429,17 @@ export class LocalCluster {
     return pid !== undefined && !isAlive(pid);
   }
 
-  private pidOf(name: string): number | undefined {
+  /** Every process of a node (its Patroni and the reaper running it; not PostgreSQL, whose command has -D) or etcd member. */
+  private pidsOf(name: string): number[] {
     const marker = name.startsWith(`${this.topology.scope}-etcd`) ? `--name=${name}` : `/${name}/`;
-    return processesUnder(this.paths.stateDir).find((p) => p.command.includes(marker) && !p.command.includes(" -D "))?.pid;
+    return processesUnder(this.paths.stateDir)
+      .filter((p) => p.command.includes(marker) && !p.command.includes(" -D "))
+      .map((p) => p.pid);
+  }
+
+  /** The PIDs of a node's Patroni and of the reaper that runs it (PATRONI_REAPER). */
+  patroniPids(node: PostgresNode): number[] {
+    return this.pidsOf(node.name);
   }
 
   async waitEtcdHealthy(timeoutMs = 30000): Promise<void> {
@@ -666,8 +675,8 @@ export class LocalCluster {
 
   /** SIGKILL of a node's Patroni and its postmaster: a crash of the whole node. */
   killNode(node: PostgresNode): void {
-    const patroni = this.pidOf(node.name);
-    if (patroni !== undefined) signal(patroni, "SIGKILL");
+    // The reaper and Patroni both: SIGKILL cannot be passed on, and Patroni would outlive its reaper.
+    for (const pid of this.pidsOf(node.name)) signal(pid, "SIGKILL");
     const postmaster = this.postmasterPid(node);
     if (postmaster !== undefined) signal(postmaster, "SIGKILL");
   }
@@ -679,8 +688,7 @@ export class LocalCluster {
   }
 
   killEtcd(member: EtcdMember): void {
-    const pid = this.pidOf(member.name);
-    if (pid !== undefined) signal(pid, "SIGKILL");
+    for (const pid of this.pidsOf(member.name)) signal(pid, "SIGKILL");
   }
 }
 

@@ -57,7 +57,7 @@ export async function runDrill(options: LocalOptions, rounds = 3): Promise<Drill
     const switchover = await plannedSwitchover(cluster, 0);
     const t = switchover.timeline;
     log(
-      `planned switchover ${switchover.from} -> ${switchover.to}: clients paused ${switchover.seconds.toFixed(2)} s (old leader released ${t.oldLeaderReleased} s, ` +
+      `planned switchover ${switchover.from} -> ${switchover.to}: clients paused ${switchover.seconds.toFixed(2)} s (PAUSE done ${t.paused} s, old primary stopped ${t.oldPrimaryStopped} s, old leader released ${t.oldLeaderReleased} s, ` +
         `new leader ${t.newLeaderElected} s, promoted ${t.promoted} s, HAProxy: old DOWN ${t.oldPrimaryDown} s, new UP ${t.newPrimaryUp} s)`,
     );
     const times = runs.map((r) => r.secondsToFirstWrite);

@@ -10,6 +10,17 @@ export const RUN_AS = "postgres";
 /** Debian's Patroni must run with Debian's python (the PATH python3 may not see its modules). */
 export const SYSTEM_PYTHON = "/usr/bin/python3";
 
+/**
+ * Runs Patroni as a child subreaper that reaps at once: Patroni starts PostgreSQL detached (its
+ * postmaster is orphaned), and psutil counts an unreaped zombie as running. In a container Patroni
+ * is PID 1 and reaps it itself (patroni/__main__.py); here PID 1 took 1.0-1.8 s, and a graceful
+ * demote that still saw the postmaster after its 1 s poll (postgresql/__init__.py _do_stop,
+ * STOP_POLLING_INTERVAL) ran on_shutdown, which sleeps 1 s more before releasing the leader key
+ * (ha.py demote): every switchover here paused clients about 1.1 s longer than in a container.
+ * tini forwards SIGTERM and friends to Patroni and exits with its status.
+ */
+export const PATRONI_REAPER = ["/usr/bin/tini", "-s", "--"];
+
 /** setpriv's arguments that run the rest of the command line as `postgres`. */
 const SETPRIV_AS_POSTGRES = ["--reuid", RUN_AS, "--regid", RUN_AS, "--init-groups"];
 

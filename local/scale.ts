@@ -119,9 +119,9 @@ function range(first: number, last: number): string {
   return Array.from({ length: last - first + 1 }, (_, i) => first + i).join(", ");
 }
 
-/** The PID of a node's Patroni (its command line names the node's directory; postgres' has -D). */
+/** The PID of a node's Patroni, or of the reaper running it (either passes SIGTERM on to Patroni). */
 function patroniPid(cluster: LocalCluster, node: PostgresNode): number | undefined {
-  return processesUnder(cluster.paths.stateDir).find((p) => p.command.includes(`/${node.name}/`) && p.command.includes("patroni") && !p.command.includes(" -D "))?.pid;
+  return cluster.patroniPids(node)[0];
 }
 
 function postmasterPid(cluster: LocalCluster, node: PostgresNode): number | undefined {
@@ -172,7 +172,7 @@ async function stopNodes(cluster: LocalCluster, topology: Topology, nodes: Postg
       const pid = patroniPid(cluster, node);
       if (pid !== undefined) signal(pid, "SIGTERM");
       const stopped = await pollUntil(60000, 200, () => (patroniPid(cluster, node) === undefined ? true : undefined));
-      if (!stopped) for (const p of [patroniPid(cluster, node)]) if (p !== undefined) signal(p, "SIGKILL");
+      if (!stopped) for (const p of cluster.patroniPids(node)) signal(p, "SIGKILL");
       // Paused, Patroni leaves PostgreSQL running: SIGINT is PostgreSQL's fast shutdown.
       const postmaster = postmasterPid(cluster, node);
       if (postmaster !== undefined) signal(postmaster, "SIGINT");

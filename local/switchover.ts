@@ -11,9 +11,15 @@ import { clusterMembers, leaderOf, postPatroni } from "./patroni-api.ts";
 import { pollUntil } from "./processes.ts";
 import { outOfRecovery } from "./failover-timeline.ts";
 
-/** Seconds from the switchover request to each event; null when not seen before PgBouncer resumed. */
+/** Seconds from PAUSE (the start of the pause) to each event; null when not seen before PgBouncer resumed. */
 export interface SwitchoverTimeline {
-  /** The old primary no longer holds the leader key (it shut down and released it). */
+  /** Coordinator: PgBouncer PAUSEd and its server connections closed (RECONNECT). */
+  paused: number | null;
+  /** Patroni's /switchover sent (its answer is not waited for). */
+  requested: number | null;
+  /** The old primary's PostgreSQL no longer answers as a primary (Patroni's demote stopped it). */
+  oldPrimaryStopped: number | null;
+  /** The old primary no longer holds the leader key (Patroni released it). */
   oldLeaderReleased: number | null;
   /** The candidate holds the leader key. */
   newLeaderElected: number | null;
@@ -31,8 +37,10 @@ export interface SwitchoverResult {
   group: number;
   from: string;
   to: string;
-  /** From the switchover request until the new primary answered writes (PgBouncer resumed). */
+  /** From PAUSE (worker: the switchover request) until the new primary answered writes (PgBouncer resumed). */
   seconds: number;
+  /** When the pause started, ms since the epoch (to line the timeline up with the nodes' logs). */
+  startedAt: number;
   /** HAProxy read-write routing sampled while PgBouncer let clients through: more than one UP is a fault. */
   maxRoutableWhileOpen: number;
   /** Where the seconds went. */
@@ -79,7 +87,17 @@ export async function plannedSwitchover(cluster: LocalCluster, group: number, ca
   const checkpoint = new pg.Client({ connectionString: cluster.nodeUrl(cluster.node(leader.name)), connectionTimeoutMillis: 3000 });
   await checkpoint.connect();
   await checkpoint.query("CHECKPOINT").finally(() => checkpoint.end());
-  const timeline: SwitchoverTimeline = { oldLeaderReleased: null, newLeaderElected: null, promoted: null, oldPrimaryDown: null, newPrimaryUp: null, resumed: null };
+  const timeline: SwitchoverTimeline = {
+    paused: null,
+    requested: null,
+    oldPrimaryStopped: null,
+    oldLeaderReleased: null,
+    newLeaderElected: null,
+    promoted: null,
+    oldPrimaryDown: null,
+    newPrimaryUp: null,
+    resumed: null,
+  };
   // The pause starts with PAUSE: clients wait from then on.
   const started = Date.now();
   const mark = (event: keyof SwitchoverTimeline) => {
@@ -89,6 +107,7 @@ export async function plannedSwitchover(cluster: LocalCluster, group: number, ca
   if (gate) {
     await pgbouncerAdmin(cluster, "PAUSE");
     await pgbouncerAdmin(cluster, "RECONNECT");
+    mark("paused");
   }
   let refused: Error | undefined;
   let request: Promise<unknown> = Promise.resolve();
@@ -96,23 +115,28 @@ export async function plannedSwitchover(cluster: LocalCluster, group: number, ca
     request = requestSwitchover(cluster, cluster.node(leader.name), target).catch((error: Error) => {
       refused = error;
     });
+    mark("requested");
     const done = await pollUntil(timeoutMs, 50, async () => {
       if (refused) throw refused;
-      const now = leaderOf(await clusterMembers(restUrls));
-      if (now?.name !== leader.name) mark("oldLeaderReleased");
-      if (now?.name !== target) return undefined;
-      mark("newLeaderElected");
-      // Both at once: every sequential round trip here would add to the pause.
-      const [promoted, states] = await Promise.all([
+      // Every probe at once: each sequential round trip would add to the pause.
+      const [members, oldPrimary, promoted, states] = await Promise.all([
+        clusterMembers(restUrls),
+        timeline.oldPrimaryStopped === null ? outOfRecovery(cluster.nodeUrl(cluster.node(leader.name)), 1000) : false,
         timeline.promoted === null ? outOfRecovery(cluster.nodeUrl(cluster.node(target)), 1000) : true,
         gate ? cluster.haproxyServerStates("coordinator_primary") : new Map<string, string>(),
       ]);
+      // The leader key, as /cluster reports it (role "leader"), whatever the member's state.
+      const keyHolder = members?.find((m) => m.role === "leader")?.name;
+      if (!oldPrimary) mark("oldPrimaryStopped");
+      if (members && keyHolder !== leader.name) mark("oldLeaderReleased");
+      if (keyHolder === target) mark("newLeaderElected");
       if (promoted) mark("promoted");
-      if (!gate) return true;
       if (states.get(leader.name)?.startsWith("DOWN")) mark("oldPrimaryDown");
       if (states.get(target)?.startsWith("UP")) mark("newPrimaryUp");
+      if (leaderOf(members)?.name !== target || timeline.promoted === null) return undefined;
+      if (!gate) return true;
       const routable = [...states].filter(([, status]) => !status.startsWith("DOWN")).map(([server]) => server);
-      return routable.length === 1 && routable[0] === target && timeline.promoted !== null && (await outOfRecovery(cluster.primaryUrl(), 1000)) ? true : undefined;
+      return routable.length === 1 && routable[0] === target && (await outOfRecovery(cluster.primaryUrl(), 1000)) ? true : undefined;
     });
     if (!done) throw new Error(`switchover ${leader.name} -> ${target}: the new primary was not routed alone within ${timeoutMs / 1000} s`);
   } finally {
@@ -125,5 +149,5 @@ export async function plannedSwitchover(cluster: LocalCluster, group: number, ca
   const seconds = (Date.now() - started) / 1000;
   await request; // Patroni's own answer, for a clean end (its outcome was seen above)
   if (refused) throw refused;
-  return { group, from: leader.name, to: target, seconds, maxRoutableWhileOpen, timeline };
+  return { group, from: leader.name, to: target, seconds, startedAt: started, maxRoutableWhileOpen, timeline };
 }

@@ -36,6 +36,7 @@ export DEBIAN_FRONTEND=noninteractive
 PACKAGES=(
   "postgresql-$PG_MAJOR" "postgresql-client-$PG_MAJOR" patroni etcd-server etcd-client pgbouncer haproxy
   prometheus prometheus-postgres-exporter prometheus-pgbouncer-exporter util-linux iproute2 procps
+  tini  # runs each Patroni as a subreaper that reaps its postmaster at once (local/processes.ts)
 )
 if [ "$PG_MAJOR" = 17 ]; then PACKAGES+=("postgresql-17-pgvector"); fi
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }

@@ -115,7 +115,10 @@ export async function groupReady(target: RolloutTarget, group: number, synchrono
 /**
  * A switchover of `group` from `from` to `to`. For the coordinator group (0) with a pooler, PgBouncer
  * is paused first and resumed only once the read-write path routes to the new leader alone, in
- * every case (a failed switchover never leaves clients paused).
+ * every case (a failed switchover never leaves clients paused). Patroni's answer to /switchover is
+ * not waited for: it comes on whole seconds (api.py poll_failover_result sleeps 1 s between looks
+ * at the DCS), up to a second after the new leader is there; the group is watched instead, and a
+ * refusal ends the wait.
  */
 export async function gatedSwitchover(target: RolloutTarget, group: number, from: string, to: string, options: RolloutOptions = {}): Promise<SwitchoverReport> {
   const o = defaults(options);
@@ -124,18 +127,32 @@ export async function gatedSwitchover(target: RolloutTarget, group: number, from
   await target.checkpoint?.(group, from).catch(() => undefined);
   const started = o.now();
   if (gate) await target.pooler!.pause();
+  let refused: { error: unknown } | undefined;
+  // Set by the request's callback: read through a call, which TypeScript does not narrow.
+  const refusal = () => refused;
+  let answer: Promise<void> = Promise.resolve();
   try {
-    await target.switchover(group, from, to);
-    await waitFor(`switchover ${from} -> ${to}: ${to} leading${gate ? " and routed alone" : ""}`, o, async () => {
+    answer = target.switchover(group, from, to).catch((error: unknown) => {
+      refused = { error };
+    });
+    // Polled more often than other steps: clients wait through every poll interval here.
+    await waitFor(`switchover ${from} -> ${to}: ${to} leading${gate ? " and routed alone" : ""}`, { ...o, pollMs: Math.min(o.pollMs, 50) }, async () => {
+      if (refusal()) return true;
       const leader = (await target.members(group))?.find((m) => m.role === "leader" && m.state === "running");
       if (leader?.name !== to) return undefined;
       if (gate && target.routedAlone && !(await target.routedAlone(to))) return undefined;
       return true;
     });
+    const early = refusal();
+    if (early) throw early.error;
   } finally {
     if (gate) await target.pooler!.resume();
   }
   const seconds = (o.now() - started) / 1000;
+  // Patroni's own answer, for a clean end (the outcome was seen above).
+  await answer;
+  const late = refusal();
+  if (late) throw late.error;
   o.log(`rollout: group ${group}: switchover ${from} -> ${to} in ${seconds.toFixed(2)} s${gate ? " (PgBouncer paused)" : ""}`);
   return { group, from, to, seconds, paused: gate };
 }

@@ -169,9 +169,13 @@ export function patroniHttpTarget(spec: PatroniHttpSpec): RolloutTarget {
   }
   if (spec.haproxyStats) {
     const { url, backend } = spec.haproxyStats;
+    const sqlUrls = spec.memberSqlUrls ?? {};
     target.routedAlone = async (member) => {
       const routable = await routableServers(url, backend);
-      return routable.length === 1 && routable[0] === member;
+      if (routable.length !== 1 || routable[0] !== member) return false;
+      // HAProxy takes a new leader in once its Patroni holds the leader key (/primary answers 200),
+      // which can be before its PostgreSQL has left recovery: a write then would fail.
+      return sqlUrls[member] === undefined || (await reachesPrimary(sqlUrls[member]));
     };
   }
   else if (spec.readWriteUrl) {

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { parseClusterConfig, planTopology } from "../../components/spec.ts";
 import { renderPromoteCallback } from "../../components/render/index.ts";
 import { containerAddressing, containerLayout, dockerHostNaming } from "../../components/render/container.ts";
+import { localAddressing, localLayout, localPaths } from "../../local/layout.ts";
 
 const config = parseClusterConfig({});
 const topology = planTopology(config);
@@ -40,4 +41,17 @@ test("the callback is valid Python and exits 0 without acting on a change to rep
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("the local cluster runs the same callback as the containers: only the addresses and paths differ", (t) => {
+  const local = localAddressing(topology);
+  const localPostgres = localLayout(config, localPaths("/state")).postgres(worker);
+  const localScript = renderPromoteCallback(config, topology, worker, local, localPostgres);
+  // The container's script with the local addresses and paths put in its place.
+  let asLocal = render();
+  asLocal = asLocal.replace(JSON.stringify("/etc/dpc/patroni.yml"), JSON.stringify(localPostgres.configFile));
+  asLocal = asLocal.replace(JSON.stringify(containerLayout(config).postgres(worker).socketDir), JSON.stringify(localPostgres.socketDir));
+  asLocal = asLocal.replace(JSON.stringify(`${containerLayout(config).postgres(worker).binDir}/psql`), JSON.stringify(`${localPostgres.binDir}/psql`));
+  for (const node of topology.groups[0]) asLocal = asLocal.replace(`http://${node.name}:8008/citus`, `http://${local.postgres(node).connect}:8008/citus`);
+  t.is(asLocal, localScript);
 });

@@ -162,6 +162,11 @@ test("haproxy: read-write to the coordinator primary by /primary, read-only by /
       t.true(server.includes(`check port ${PORTS.patroniRest}`), server);
     }
   }
+  // Read-write checked every 250 ms (a switchover's pause waits for the old primary to be out
+  // there), read-only every second; both out after 2 failed checks, in after 1 good one.
+  const defaults = (lines: string[]) => lines.find((l) => l.startsWith("default-server "));
+  t.regex(defaults(primary!)!, /^default-server inter 250ms fastinter 250ms downinter 250ms fall 2 rise 1 on-marked-down shutdown-sessions/);
+  t.regex(defaults(replicas!)!, /^default-server inter 1s fastinter 250ms downinter 500ms fall 2 rise 1 on-marked-down shutdown-sessions/);
   // Only the coordinator group is routed: no worker appears.
   t.false(rendered.haproxy[0].content.includes("worker"));
   t.is(config.coordinatorMembers, coordinator.length);

@@ -2,7 +2,7 @@
 // the DCS patch, the restart order, one switchover per group, PgBouncer paused around the
 // coordinator's switchover only.
 import test from "ava";
-import { applyParameters, rollGroup } from "../../components/rollout/orchestrate.ts";
+import { applyParameters, gatedSwitchover, rollGroup } from "../../components/rollout/orchestrate.ts";
 import { parameterPatch, parameterText } from "../../components/rollout/parameters.ts";
 import { FakePatroni, member } from "./_fake-patroni.ts";
 
@@ -74,6 +74,43 @@ test("PgBouncer is resumed when the switchover fails, and the failure is reporte
   await t.throwsAsync(applyParameters(fake, { work_mem: "4MB", shared_buffers: "256MB" }, noWait), { message: /switchover is not possible/ });
   t.false(fake.paused);
   t.deepEqual(fake.events.slice(-3), ["pause", "switchover refused", "resume"]);
+});
+
+test("the gate resumes PgBouncer once the new leader is routed alone, before Patroni answers /switchover (it answers on whole seconds)", async (t) => {
+  const fake = cluster();
+  const switchover = fake.switchover.bind(fake);
+  let answer!: () => void;
+  fake.switchover = async (group, leader, candidate) => {
+    await switchover(group, leader, candidate); // the leader moves at once ...
+    await new Promise<void>((resolve) => (answer = resolve)); // ... Patroni answers later
+    fake.events.push("answered");
+  };
+  const resumed = new Promise<void>((resolve) => {
+    const resume = fake.pooler.resume;
+    fake.pooler.resume = async () => {
+      await resume();
+      resolve();
+    };
+  });
+  const report = gatedSwitchover(fake, 0, "c-0", "c-1", noWait);
+  await resumed;
+  answer();
+  t.deepEqual(await report, { group: 0, from: "c-0", to: "c-1", seconds: (await report).seconds, paused: true });
+  t.deepEqual(fake.events, ["pause", "switchover 0 c-0->c-1", "resume", "answered"]);
+});
+
+test("a refusal Patroni sends after a while still ends the gate's wait, with PgBouncer resumed", async (t) => {
+  const fake = cluster();
+  fake.switchover = async () => {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    fake.events.push("switchover refused");
+    throw new Error("Patroni: Switchover failed");
+  };
+  // A real sleep between polls: the refusal arrives on a timer.
+  const polling = { sleep: (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)), pollMs: 1 };
+  await t.throwsAsync(gatedSwitchover(fake, 0, "c-0", "c-1", polling), { message: /Switchover failed/ });
+  t.false(fake.paused);
+  t.deepEqual(fake.events, ["pause", "switchover refused", "resume"]);
 });
 
 test("rollGroup with all: every member restarted in order even without pending_restart (a new image or pod template)", async (t) => {
