@@ -140,26 +140,45 @@ export async function gatedSwitchover(target: RolloutTarget, group: number, from
   return { group, from, to, seconds, paused: gate };
 }
 
+/** Which members rollGroup restarts. */
+export interface RollSelection {
+  /** Every member, each once, whether or not Patroni marks it pending_restart (a new image). */
+  all?: boolean;
+  /**
+   * These members, each once, whatever Patroni says (a container to replace); members not listed are
+   * left alone. Takes precedence over `all`.
+   */
+  only?: string[];
+  /**
+   * Whether the former leader's demotion in a switchover counts as its restart (default true: Patroni
+   * restarts PostgreSQL as a replica, which applies a parameter). false when the restart must be of
+   * the member itself, e.g. its container replaced: the former leader is then restarted last.
+   */
+  demotionRestarts?: boolean;
+}
+
 /**
- * Restarts the members of `group` Patroni marks pending_restart (or, with `all`, every member), one
- * at a time in rolloutPlan's order, re-planning after each step: a switchover restarts the former
- * leader as a replica, which then usually needs no restart of its own.
+ * Restarts the members of `group` Patroni marks pending_restart (or the selected ones: `all`,
+ * `only`), one at a time in rolloutPlan's order, re-planning after each step: a switchover restarts
+ * the former leader as a replica, which then usually needs no restart of its own.
  */
-export async function rollGroup(target: RolloutTarget, group: number, options: RolloutOptions & { all?: boolean } = {}): Promise<Omit<GroupReport, "changed">> {
+export async function rollGroup(target: RolloutTarget, group: number, options: RolloutOptions & RollSelection = {}): Promise<Omit<GroupReport, "changed">> {
   const o = defaults(options);
   const first = await groupReady(target, group, false, o);
   const synchronous = first.some((m) => SYNCHRONOUS_ROLES.includes(m.role));
   const done = new Set<string>();
+  const selected = options.only !== undefined || options.all === true;
+  const updated = (m: Member) => (options.only ? !options.only.includes(m.name) || done.has(m.name) : options.all ? done.has(m.name) : !m.pendingRestart);
   const report: Omit<GroupReport, "changed"> = { group, restarted: [], switchovers: [] };
   for (let guard = 0; guard < first.length * 3 + 2; guard++) {
     const members = await groupReady(target, group, synchronous, o, first.length);
-    const plan = rolloutPlan(members.map((m) => ({ name: m.name, role: m.role, updated: options.all ? done.has(m.name) : !m.pendingRestart })));
+    const plan = rolloutPlan(members.map((m) => ({ name: m.name, role: m.role, updated: updated(m) })));
     const step: RolloutStep | undefined = plan[0];
     if (!step) return report;
     if (step.action === "switchover") {
       report.switchovers.push(await gatedSwitchover(target, group, step.from, step.to, options));
       // Patroni restarted the former leader as a replica (demotion): that counts as its restart.
-      done.add(step.from);
+      if (options.demotionRestarts !== false) done.add(step.from);
       continue;
     }
     o.log(`rollout: group ${group}: restarting ${step.member}`);
@@ -168,7 +187,7 @@ export async function rollGroup(target: RolloutTarget, group: number, options: R
     report.restarted.push(step.member);
     await waitFor(`${step.member} back after its restart`, o, async () => {
       const member = (await target.members(group))?.find((m) => m.name === step.member);
-      return member && healthy(member) && (options.all || !member.pendingRestart) ? true : undefined;
+      return member && healthy(member) && (selected || !member.pendingRestart) ? true : undefined;
     });
   }
   throw new Error(`rollout: group ${group}: members still pending a restart after ${first.length * 3 + 2} steps`);

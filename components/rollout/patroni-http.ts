@@ -9,10 +9,17 @@ import type { Member, RolloutTarget } from "./orchestrate.ts";
 export interface PatroniHttpSpec {
   /** Every Citus group with its members' Patroni REST base URLs (http://host:8008). */
   groups: { group: number; members: { name: string; restUrl: string }[] }[];
-  /** "user:password" of Patroni's REST API (PATCH /config, /restart, /switchover need it). */
-  restAuth: string;
-  /** postgresql:// URL of PgBouncer's admin console as an admin user; omitted: no client gate. */
-  poolerAdminUrl?: string;
+  /**
+   * "user:password" of Patroni's REST API (PATCH /config, /restart, /switchover need it). A list:
+   * tried in order while the member answers 401 (during a rotation, members not yet re-created
+   * still check the previous password).
+   */
+  restAuth: string | string[];
+  /**
+   * postgresql:// URL of PgBouncer's admin console as an admin user; omitted: no client gate. A
+   * list: tried in order until one logs in (as restAuth, for a rotation of the superuser password).
+   */
+  poolerAdminUrl?: string | string[];
   /** HAProxy's stats CSV (http://host:port/;csv) and the read-write backend's name in it. */
   haproxyStats?: { url: string; backend: string };
   /**
@@ -35,11 +42,18 @@ interface ClusterMemberJson {
   pending_restart?: boolean;
 }
 
-async function request(url: string, init: RequestInit & { auth?: string; timeoutMs: number }): Promise<unknown> {
-  const headers: Record<string, string> = { "content-type": "application/json" };
-  if (init.auth) headers.authorization = `Basic ${Buffer.from(init.auth).toString("base64")}`;
-  const response = await fetch(url, { method: init.method, body: init.body, headers, signal: AbortSignal.timeout(init.timeoutMs) });
-  const text = await response.text();
+async function request(url: string, init: RequestInit & { auth?: string | string[]; timeoutMs: number }): Promise<unknown> {
+  const auths = init.auth === undefined ? [undefined] : typeof init.auth === "string" ? [init.auth] : init.auth;
+  let response: Response | undefined;
+  let text = "";
+  for (const auth of auths) {
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (auth) headers.authorization = `Basic ${Buffer.from(auth).toString("base64")}`;
+    response = await fetch(url, { method: init.method, body: init.body, headers, signal: AbortSignal.timeout(init.timeoutMs) });
+    text = await response.text();
+    if (response.status !== 401) break;
+  }
+  if (!response) throw new Error(`Patroni ${init.method ?? "GET"} ${url}: no credentials to try`);
   // Patroni answers 503 on GET /cluster-style reads of an unhealthy member, with a body: keep it.
   if (!response.ok) throw new Error(`Patroni ${init.method ?? "GET"} ${url}: HTTP ${response.status} ${text.slice(0, 300)}`);
   try {
@@ -149,15 +163,28 @@ export function patroniHttpTarget(spec: PatroniHttpSpec): RolloutTarget {
     };
   }
   if (spec.poolerAdminUrl) {
-    const url = spec.poolerAdminUrl;
+    const urls = typeof spec.poolerAdminUrl === "string" ? [spec.poolerAdminUrl] : spec.poolerAdminUrl;
+    /** `command` as the first URL that logs in; returns that URL. Throws the last failure. */
+    const firstAccepted = async (command: string): Promise<string> => {
+      let last: unknown;
+      for (const url of urls) {
+        try {
+          await pgbouncerCommand(url, command);
+          return url;
+        } catch (error) {
+          last = error;
+        }
+      }
+      throw last;
+    };
     target.pooler = {
       // PAUSE waits until every server connection is released (transactions finish); RECONNECT then
       // drops them, so none survives onto the former leader.
       pause: async () => {
-        await pgbouncerCommand(url, "PAUSE");
+        const url = await firstAccepted("PAUSE");
         await pgbouncerCommand(url, "RECONNECT");
       },
-      resume: () => pgbouncerCommand(url, "RESUME"),
+      resume: async () => void (await firstAccepted("RESUME")),
     };
   }
   if (spec.haproxyStats) {
