@@ -123,20 +123,33 @@ export async function gatedSwitchover(target: RolloutTarget, group: number, from
   // Best effort: a failed CHECKPOINT only lengthens the pause.
   await target.checkpoint?.(group, from).catch(() => undefined);
   const started = o.now();
-  if (gate) await target.pooler!.pause();
+  // Seconds from the start at which each phase ended, for the log.
+  const phases: string[] = [];
+  const mark = (phase: string) => phases.push(`${phase} ${((o.now() - started) / 1000).toFixed(2)}`);
+  if (gate) {
+    await target.pooler!.pause();
+    mark("paused");
+  }
   try {
     await target.switchover(group, from, to);
+    mark("switched");
+    let leading = false;
     await waitFor(`switchover ${from} -> ${to}: ${to} leading${gate ? " and routed alone" : ""}`, o, async () => {
       const leader = (await target.members(group))?.find((m) => m.role === "leader" && m.state === "running");
       if (leader?.name !== to) return undefined;
+      if (!leading) {
+        leading = true;
+        mark("leading");
+      }
       if (gate && target.routedAlone && !(await target.routedAlone(to))) return undefined;
       return true;
     });
+    if (gate) mark("routed");
   } finally {
     if (gate) await target.pooler!.resume();
   }
   const seconds = (o.now() - started) / 1000;
-  o.log(`rollout: group ${group}: switchover ${from} -> ${to} in ${seconds.toFixed(2)} s${gate ? " (PgBouncer paused)" : ""}`);
+  o.log(`rollout: group ${group}: switchover ${from} -> ${to} in ${seconds.toFixed(2)} s${gate ? " (PgBouncer paused)" : ""} [${phases.join(", ")}]`);
   return { group, from, to, seconds, paused: gate };
 }
 
