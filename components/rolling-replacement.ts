@@ -15,6 +15,7 @@ import { FINGERPRINT_LABEL } from "./platform/docker-fingerprint.ts";
 import { patroniHttpTarget } from "./rollout/patroni-http.ts";
 import { RollingReplacement, type ReplacementEnvironment, type ReplacementOptions } from "./rollout/replacement.ts";
 import { ROLLOUT_STEP_TIMEOUT_SECONDS } from "./postgres-config.ts";
+import { dynamicParameters } from "./render/patroni.ts";
 
 let override: { environment?: ReplacementEnvironment; options?: ReplacementOptions; onCreate?: (roll: RollingReplacement) => void } | undefined;
 
@@ -58,6 +59,9 @@ function dockerEnvironment(socketPath: string, credentials: Promise<{ current: C
         poolerAdminUrl: sets.map((s) => superuser(s, args.pgbouncerEndpoint, "pgbouncer")),
         // The roles already have the current passwords (the rotation ran first).
         readWriteUrl: superuser(current, args.readWriteEndpoint, "postgres"),
+        // CHECKPOINT on the leader before its switchover (the Docker host is on the cluster network,
+        // which pg_hba admits): its shutdown checkpoint, and PgBouncer's pause, get short.
+        memberSqlUrls: Object.fromEntries(members.map((m) => [m.name, superuser(current, `${addresses[m.name]}:${PORTS.postgres}`, "postgres")])),
       });
     },
   };
@@ -84,16 +88,16 @@ export function rollingReplacement(args: RollingReplacementArgs): MemberTurns {
       const credentials = valueOf(pulumi.all([args.secrets, args.previous ?? pulumi.output(undefined)])).then(([current, previous]) => ({ current, ...(previous ? { previous } : {}) }));
       environment = dockerEnvironment(socketPath, credentials, args);
     }
-    const created = new RollingReplacement(
-      groupsOf(args.topology),
-      environment,
-      override?.options ?? {
+    const created = new RollingReplacement(groupsOf(args.topology), environment, {
+      ...(override?.options ?? {
         log: (line) => pulumi.log.info(line),
         stepTimeoutMs: ROLLOUT_STEP_TIMEOUT_SECONDS * 1000,
         // The engine stops the old container first, with the grace period it was given.
         replaceTimeoutMs: (args.config.dockerStopGraceSeconds + ROLLOUT_STEP_TIMEOUT_SECONDS) * 1000,
-      },
-    );
+      }),
+      // The parameters PostgresConfig applies afterwards (the same set): a replaced member starts with them.
+      parameters: dynamicParameters(args.config),
+    });
     override?.onCreate?.(created);
     return created;
   };

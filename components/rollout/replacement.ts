@@ -9,6 +9,7 @@
 // for nothing and asks Patroni nothing. No Pulumi import and no I/O of its own: the environment
 // (the container engine and Patroni) is handed in, so the unit tests drive it with fakes.
 import { defaults, rollGroup, waitFor, type GroupReport, type RolloutOptions, type RolloutTarget } from "./orchestrate.ts";
+import { parameterPatch, type Parameters } from "./parameters.ts";
 
 /** A member's container as the engine runs it now. */
 export interface DeployedContainer {
@@ -39,12 +40,21 @@ export interface ReplacementOptions extends RolloutOptions {
    * one first (its stop grace period) and may wait for other resources before that.
    */
   replaceTimeoutMs?: number;
+  /**
+   * The PostgreSQL parameters the group must run with (Patroni's dynamic configuration): written
+   * before the group's first container is replaced, so each replaced member starts with them (a
+   * memory change resizes shared_buffers in the same roll) and the PostgresConfig step afterwards
+   * finds nothing to restart. Omitted: the dynamic configuration is left alone.
+   */
+  parameters?: Parameters;
 }
 
 /** What one group's roll did. */
 export interface ReplacementReport extends Omit<GroupReport, "changed"> {
   /** Members whose container ran other inputs than wanted (replaced in `restarted`'s order). */
   outdated: string[];
+  /** Parameters written to the dynamic configuration before the replacements (set or removed). */
+  changed: string[];
 }
 
 interface Deferred<T> {
@@ -132,11 +142,13 @@ export class RollingReplacement {
         const index = this.groups.indexOf(group);
         if (index > 0) await this.finished.get(this.groups[index - 1].group)!.promise;
         const o = defaults(this.options);
+        const target = this.target(group);
+        const changed = await this.patchParameters(target, group.group, o);
         o.log(`rolling replacement: group ${group.group}: replacing ${outdated.join(", ")} one at a time`);
-        const rolled = await rollGroup(this.target(group), group.group, { ...this.options, only: outdated, demotionRestarts: false });
-        this.reports.push({ ...rolled, outdated });
+        const rolled = await rollGroup(target, group.group, { ...this.options, only: outdated, demotionRestarts: false });
+        this.reports.push({ ...rolled, outdated, changed });
       } else {
-        this.reports.push({ group: group.group, restarted: [], switchovers: [], outdated });
+        this.reports.push({ group: group.group, restarted: [], switchovers: [], outdated, changed: [] });
       }
       finished.resolve();
     } catch (error) {
@@ -147,6 +159,18 @@ export class RollingReplacement {
       }
       finished.reject(failure);
     }
+  }
+
+  /** Makes the group's dynamic configuration carry options.parameters; returns the names set or removed. */
+  private async patchParameters(target: RolloutTarget, group: number, o: ReturnType<typeof defaults>): Promise<string[]> {
+    if (!this.options.parameters) return [];
+    const patch = parameterPatch(await target.parameters(group), this.options.parameters);
+    if (!patch) return [];
+    await target.patchConfig(group, patch);
+    const names = Object.keys(patch.postgresql.parameters);
+    o.log(`rolling replacement: group ${group}: dynamic configuration patched (${names.join(", ")}) before the replacements`);
+    await o.sleep(o.settleMs);
+    return names;
   }
 
   /**

@@ -42,7 +42,7 @@ test("RollingReplacement: new members and unchanged members get their turn at on
   const deployed = new Map<string, DeployedContainer>([["c-0", { fingerprint: "a", running: true }]]);
   const r = roll(fake, deployed, { 0: ["c-0", "c-1"] });
   await Promise.all([r.turn("c-0", "a"), r.turn("c-1", "b")]);
-  t.deepEqual(await r.done(), [{ group: 0, restarted: [], switchovers: [], outdated: [] }]);
+  t.deepEqual(await r.done(), [{ group: 0, restarted: [], switchovers: [], outdated: [], changed: [] }]);
 });
 
 test("RollingReplacement: a refused switchover fails the former leader's turn and the later groups', and PgBouncer is resumed", async (t) => {
@@ -74,4 +74,35 @@ test("RollingReplacement: a container that does not come back in time fails the 
   void r.turn("c-0", "new").catch(() => undefined);
   await c1; // its turn came; the engine never replaces it
   await t.throwsAsync(r.done(), { message: /c-1: its new container running: not within/ });
+});
+
+test("RollingReplacement: the wanted parameters reach the dynamic configuration before the group's first replacement, and only for a group that is rolled", async (t) => {
+  const fake = new FakePatroni({ 0: [member("c-0", "leader"), member("c-1", "sync_standby")], 1: [member("w-0", "leader"), member("w-1", "sync_standby")] });
+  const timeline: string[] = [];
+  const patch = fake.patchConfig.bind(fake);
+  fake.patchConfig = async (group, p) => {
+    timeline.push(`patch ${group}`);
+    await patch(group, p);
+  };
+  const deployed = new Map<string, DeployedContainer>([
+    ["c-0", { fingerprint: "old", running: true }],
+    ["c-1", { fingerprint: "old", running: true }],
+    ["w-0", { fingerprint: "same", running: true }],
+    ["w-1", { fingerprint: "same", running: true }],
+  ]);
+  const r = new RollingReplacement(
+    [{ group: 0, members: ["c-0", "c-1"] }, { group: 1, members: ["w-0", "w-1"] }],
+    { deployed: async (n) => deployed.get(n), target: async () => fake },
+    { ...fast, stepTimeoutMs: 2000, replaceTimeoutMs: 2000, parameters: { work_mem: "4MB", shared_buffers: "256MB" } },
+  );
+  const turns = ["c-0", "c-1"].map((n) => r.turn(n, "new").then(() => {
+    timeline.push(`turn ${n}`);
+    deployed.set(n, { fingerprint: "new", running: true });
+  }));
+  await Promise.all([...turns, r.turn("w-0", "same"), r.turn("w-1", "same")]);
+  const reports = await r.done();
+  t.deepEqual(timeline, ["patch 0", "turn c-1", "turn c-0"]);
+  t.is(fake.config.get(0)!.shared_buffers, "256MB");
+  t.is(fake.config.get(1)!.shared_buffers, "128MB", "a group with nothing to replace is left to PostgresConfig");
+  t.deepEqual(reports.map((x) => [x.group, x.changed, x.outdated]), [[1, [], []], [0, ["shared_buffers"], ["c-0", "c-1"]]]);
 });

@@ -87,6 +87,7 @@ let password: Registration[] = [];
 let passwordEvents: string[] = [];
 let sameEvents: string[] = [];
 let sameTargetCalls = -1;
+const memoryParameters = new Map<number, Record<string, unknown>>();
 let groups: Record<string, string[]> = {};
 
 test.before(async (t) => {
@@ -108,6 +109,7 @@ test.before(async (t) => {
   events.length = 0;
   memory = await run("memory", { [key("databaseMemoryMb")]: "3072" });
   memoryEvents = [...events];
+  for (const [group, parameters] of patroni.config) memoryParameters.set(group, { ...parameters });
   events.length = 0;
   password = await run("password", { [key("databaseMemoryMb")]: "3072", [key("superuserPassword")]: "a-new-superuser-password" }, [key("superuserPassword")]);
   passwordEvents = [...events];
@@ -157,6 +159,9 @@ test("databaseMemoryMb changed: every database container replaced one at a time,
   const firstByUrn = new Map(first.map((r) => [r.urn, r]));
   for (const r of memory.filter((r) => r.type === CONTAINER && !DATABASE.test(r.name))) t.deepEqual(r.inputs, firstByUrn.get(r.urn)!.inputs, r.name);
   t.deepEqual(rolls.map((roll) => roll.reports.length), [7]);
+  // The sized parameters of 3072 MB reached every group's dynamic configuration before its replacements.
+  t.is(memoryParameters.get(0)?.shared_buffers, "768MB");
+  t.true([...memoryParameters.values()].every((p) => p.shared_buffers === "768MB"));
 });
 
 test("a changed superuser password (files of every database container): rolled again, the new leaders' order, each group's former synchronous standby leading", (t) => {
