@@ -59,6 +59,8 @@ export interface SwitchoverReport {
   seconds: number;
   /** Whether PgBouncer was paused around it (the coordinator group). */
   paused: boolean;
+  /** When it started (the options' clock, ms). */
+  startedAt: number;
 }
 
 export interface GroupReport {
@@ -150,7 +152,7 @@ export async function gatedSwitchover(target: RolloutTarget, group: number, from
   }
   const seconds = (o.now() - started) / 1000;
   o.log(`rollout: group ${group}: switchover ${from} -> ${to} in ${seconds.toFixed(2)} s${gate ? " (PgBouncer paused)" : ""} [${phases.join(", ")}]`);
-  return { group, from, to, seconds, paused: gate };
+  return { group, from, to, seconds, paused: gate, startedAt: started };
 }
 
 /** Which members rollGroup restarts. */
