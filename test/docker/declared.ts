@@ -37,6 +37,8 @@ export async function declareCluster(
   project: string,
   stackConfig: Record<string, string>,
   passwords: Record<PasswordName, string>,
+  /** Called with each registration as the program makes it (secrets revealed): the engine's side of a live `pulumi up`. */
+  onRegistration?: (registration: Registration) => void,
 ): Promise<Declared> {
   const registrations: Registration[] = [];
   const outputs = new Map<string, Record<string, unknown>>();
@@ -58,9 +60,11 @@ export async function declareCluster(
     "docker-test",
     false,
   );
-  recordRegistrations((registration) =>
-    registrations.push({ ...registration, inputs: reveal(registration.inputs) as Record<string, unknown>, outputs: {} }),
-  );
+  recordRegistrations((registration) => {
+    const revealed: Registration = { ...registration, inputs: reveal(registration.inputs) as Record<string, unknown>, outputs: {} };
+    registrations.push(revealed);
+    onRegistration?.(revealed);
+  });
 
   const config = parseClusterConfig(stackConfig);
   // Imported after setMocks: modules that build resources must see the mocks.
