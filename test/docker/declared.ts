@@ -39,13 +39,15 @@ export async function declareCluster(
   passwords: Record<PasswordName, string>,
   /** Called with each registration as the program makes it (secrets revealed): the engine's side of a live `pulumi up`. */
   onRegistration?: (registration: Registration) => void,
+  /** Outputs a resource of `type` returns besides its inputs (what its provider would return). */
+  outputsOf?: (type: string) => Record<string, unknown> | undefined,
 ): Promise<Declared> {
   const registrations: Registration[] = [];
   const outputs = new Map<string, Record<string, unknown>>();
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
-        const state: Record<string, unknown> = { ...args.inputs };
+        const state: Record<string, unknown> = { ...args.inputs, ...outputsOf?.(args.type) };
         if (args.type === "docker:index/image:Image") {
           // A recognisable digest: the adapter maps it back to the image it builds.
           const digest = createHash("sha256").update(String(args.inputs.imageName)).digest("hex");

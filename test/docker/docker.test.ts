@@ -520,6 +520,10 @@ if ("unavailable" in engine) {
     t.deepEqual(r.lost, [], "acknowledged writes lost");
   });
 
+  /** The containers as they run now (by name), and the stack they were declared from: the rolling tests change them. */
+  const deployedContainers = new Map(registrations.filter((r) => r.type === "docker:index/container:Container").map((r) => [String(r.inputs.name), r]));
+  let currentStack: Record<string, string> = DOCKER_TEST_STACK;
+
   // After the checks that read the first declaration's sizes (/dev/shm), before the destroy.
   test.serial("rolling replacement: the stack declared again with databaseMemoryMb changed, under writes through PgBouncer: one database container at a time, replicas first, one switchover per group, no failed write", async (t) => {
     t.true(booted, "the cluster did not boot");
@@ -527,9 +531,10 @@ if ("unavailable" in engine) {
     await ContinuousWriter.createTable(adminUrl, table, ROLES.app);
     const before = new Map<number, ClusterMember[]>();
     for (let group = 0; group < topology.groups.length; group++) before.set(group, await settledGroup(group, 120_000));
-    const deployed = new Map(registrations.filter((r) => r.type === "docker:index/container:Container").map((r) => [String(r.inputs.name), r]));
+    const deployed = deployedContainers;
     const memoryMb = config.databaseMemoryMb + 128;
     const changedStack = { ...DOCKER_TEST_STACK, databaseMemoryMb: String(memoryMb) };
+    currentStack = changedStack;
     const started = Date.now();
     const at = () => `+${((Date.now() - started) / 1000).toFixed(1)} s`;
     const timeline: string[] = [];
@@ -659,6 +664,9 @@ if ("unavailable" in engine) {
 
     const again = Date.now();
     const containers = await adapter.apply(registrations, true);
+    // The containers run the first declaration again.
+    for (const r of registrations.filter((x) => x.type === "docker:index/container:Container")) deployedContainers.set(String(r.inputs.name), r);
+    currentStack = DOCKER_TEST_STACK;
     await adapter.waitHealthy(300, containers);
     for (let group = 0; group < topology.groups.length; group++) await settledGroup(group, 180_000);
     const after = await waitFor("the re-created cluster answers through HAProxy", 120_000, async () =>
@@ -685,4 +693,72 @@ if ("unavailable" in engine) {
     log(summary);
     t.log(summary);
   });
+  // Last: the superuser password every check above connects with changes here.
+  test.serial("a rotation of the superuser and REST API passwords: the database containers re-created one at a time, members not yet re-created reached with the previous passwords", async (t) => {
+    t.true(booted, "the cluster did not boot");
+    const before = new Map<number, ClusterMember[]>();
+    for (let group = 0; group < topology.groups.length; group++) before.set(group, await settledGroup(group, 120_000));
+    // Step 1 of `pulumi up`: the PasswordRotation resource's update (the roles; the REST API password is Patroni's alone).
+    const rotation = deferred(ROTATION)[0].inputs as unknown as PasswordRotationInputs;
+    const news = { ...passwords, superuser: `${passwords.superuser}-r`, restApi: `${passwords.restApi}-r` };
+    const rotated = ((await passwordRotationProvider.update!("id", rotation, { ...rotation, passwords: news })).outs as { rotated: string[]; previous: unknown }).rotated;
+    t.deepEqual([...rotated].sort(), ["restApi", "superuser"]);
+    const started = Date.now();
+    const at = () => `+${((Date.now() - started) / 1000).toFixed(1)} s`;
+    const timeline: string[] = [];
+    const replaced: string[] = [];
+    const replacements: Promise<unknown>[] = [];
+    const rolls: RollingReplacement[] = [];
+    useReplacementEnvironment({ onCreate: (roll) => rolls.push(roll) });
+    try {
+      const declared = await declareCluster(
+        PROJECT,
+        currentStack,
+        news,
+        (r) => {
+          if (r.type !== "docker:index/container:Container") return;
+          const old = deployedContainers.get(String(r.inputs.name));
+          if (!old || isDeepStrictEqual(old.inputs, r.inputs)) return;
+          replaced.push(r.name);
+          timeline.push(`${at()} ${r.name} registered: replacing`);
+          replacements.push(
+            adapter.replaceContainer(old, r).then(() => {
+              timeline.push(`${at()} ${r.name} running again`);
+              deployedContainers.set(String(r.inputs.name), r);
+            }),
+          );
+        },
+        // What the rotation's provider returned in step 1: the passwords before it.
+        (type) => (type === ROTATION ? { previous: passwords } : undefined),
+      );
+      await waitFor("the program's rolling replacement", 30_000, async () => (rolls.length > 0 ? true : undefined));
+      const reports = await rolls[0].done();
+      await Promise.all(replacements);
+      for (let group = 0; group < topology.groups.length; group++) await settledGroup(group, 180_000);
+      for (const report of reports) timeline.push(`group ${report.group}: replaced ${report.restarted.join(", ")}; switchovers ${report.switchovers.map((s) => `${s.from} -> ${s.to} ${s.seconds.toFixed(1)} s${s.paused ? " (PgBouncer paused)" : ""}`).join(", ")}`);
+      for (const line of timeline) t.log(line);
+      t.deepEqual(reports.map((r) => r.switchovers.length), topology.groups.map(() => 1), "one switchover per group");
+      t.true(declared.registrations.length > 0);
+    } finally {
+      useReplacementEnvironment(undefined);
+    }
+    const databaseNames = topology.groups.flat().map((n) => n.name);
+    const databaseReplaced = replaced.filter((n) => databaseNames.includes(n));
+    t.deepEqual([...databaseReplaced].sort(), [...databaseNames].sort(), "every database container re-created");
+    for (let group = 0; group < topology.groups.length; group++) {
+      const oldLeader = before.get(group)!.find((m) => m.role === "leader")!.name;
+      t.is(databaseReplaced.filter((n) => names(group).includes(n)).at(-1), oldLeader, `group ${group}: its former leader re-created last`);
+    }
+    // Every member now checks the new REST API password only.
+    for (const name of databaseNames) {
+      const reload = async (password: string) =>
+        (await fetch(`http://${await adapter.ipOf(name)}:${PORTS.patroniRest}/reload`, { method: "POST", headers: { authorization: `Basic ${Buffer.from(`${ROLES.restApi}:${password}`).toString("base64")}` } })).status;
+      t.deepEqual([await reload(news.restApi), await reload(passwords.restApi)], [202, 401], name);
+    }
+    const summary = `password rotation (superuser, restApi): ${databaseReplaced.length} database containers re-created one at a time in ${((Date.now() - started) / 1000).toFixed(1)} s, ` +
+      `${replaced.length - databaseReplaced.length} others (${replaced.filter((n) => !databaseNames.includes(n)).join(", ")}); POST /reload: new password 202, old 401 on every member`;
+    log(summary);
+    t.log(summary);
+  });
+
 }
