@@ -8,7 +8,7 @@ import { ROLES, type ClusterSecrets } from "./render/index.ts";
 import { createPlatform } from "./platform/index.ts";
 import { Etcd } from "./etcd.ts";
 import { PatroniGroup } from "./patroni-group.ts";
-import { Router, readWriteEndpointOf } from "./router.ts";
+import { Router, pgbouncerEndpointOf, readWriteEndpointOf } from "./router.ts";
 import { passwordRotation } from "./password-rotation.ts";
 import { PASSWORD_NAMES, validatePasswords, type PasswordName } from "./rotation/plan.ts";
 import { PASSWORD_CONFIG_KEYS } from "./stack-config.ts";
@@ -20,6 +20,7 @@ import { PostgresConfig } from "./postgres-config.ts";
 import { dynamicParameters } from "./render/patroni.ts";
 import { WorkerMembership, WorkerRebalance } from "./scaling/worker-scaling.ts";
 import { Rollout } from "./rollout-run.ts";
+import { rollingReplacement } from "./rolling-replacement.ts";
 
 export { PASSWORD_NAMES, type PasswordName };
 
@@ -97,9 +98,22 @@ export class Cluster extends pulumi.ComponentResource {
           ]
         : [];
     const first = [...dependencyList(opts?.dependsOn), ...rotation];
+    // Docker: a changed database container is replaced in its member's turn, one at a time per group
+    // (components/rolling-replacement.ts). Kubernetes: its StatefulSets update OnDelete (kubernetesRollout).
+    const turns =
+      config.platform === "docker"
+        ? rollingReplacement({
+            config,
+            topology,
+            secrets,
+            previous: rotation[0]?.previous,
+            pgbouncerEndpoint: pgbouncerEndpointOf(config, topology, platform),
+            readWriteEndpoint: readWriteEndpointOf(config, topology, platform),
+          })
+        : undefined;
     const etcd = new Etcd(`${topology.scope}-etcd`, { config, topology, platform }, { parent: this, dependsOn: first });
     // Patroni needs its DCS first. HAProxy routes to the coordinator group: created once that exists.
-    const coordinator = new PatroniGroup(groupName(topology.scope, 0), { config, topology, group: 0, platform, secrets }, { parent: this, dependsOn: [...first, etcd] });
+    const coordinator = new PatroniGroup(groupName(topology.scope, 0), { config, topology, group: 0, platform, secrets, turns }, { parent: this, dependsOn: [...first, etcd] });
     const router = new Router(topology.routerName, { config, topology, platform, secrets }, { parent: this, dependsOn: [coordinator] });
     // Superuser through HAProxy's read-write listener: the coordinator leader, in the Citus database.
     const coordinatorUrl = secrets.apply(
@@ -116,7 +130,7 @@ export class Cluster extends pulumi.ComponentResource {
       const membership = scaling
         ? [new WorkerMembership(`${name}-membership`, { connectionString: coordinatorUrl, group }, { parent: this, dependsOn: [coordinator, router] })]
         : [];
-      return new PatroniGroup(name, { config, topology, group, platform, secrets }, { parent: this, dependsOn: [...first, etcd, ...membership] });
+      return new PatroniGroup(name, { config, topology, group, platform, secrets, turns }, { parent: this, dependsOn: [...first, etcd, ...membership] });
     });
     const groups = [coordinator, ...workers];
     const restAuth = secrets.apply((s) => `${ROLES.restApi}:${s.restApi}`);

@@ -46,18 +46,22 @@ export const passwordRotationProvider: pulumi.dynamic.ResourceProvider = {
     const result = await rotatePasswords(olds.passwords, news.passwords, {
       coordinatorUrl: (password: string) => `postgresql://postgres:${encodeURIComponent(password)}@${news.readWriteEndpoint}/${news.database}`,
     }, { timeoutMs: news.timeoutSeconds * 1000, log: (line: string) => console.log(line) });
-    return { outs: { ...news, rotated: result.changed } };
+    // The previous passwords, for this update's rolling replacement: members whose containers are not
+    // re-created yet still check them (Patroni's REST API, PgBouncer's admin console).
+    return { outs: { ...news, rotated: result.changed, previous: olds.passwords } };
   },
   // The passwords stay in the database: deleting this resource changes nothing there.
   async delete() {},
 };
 
-class PasswordRotationResource extends pulumi.dynamic.Resource {
+export class PasswordRotationResource extends pulumi.dynamic.Resource {
   /** Names of the passwords the last update rotated (superuser, replication, rewind, restApi, app). */
   declare readonly rotated: pulumi.Output<string[]>;
+  /** The passwords before the last rotation (secret); undefined before any rotation. */
+  declare readonly previous: pulumi.Output<ClusterSecrets | undefined>;
 
   constructor(name: string, inputs: { [K in keyof PasswordRotationInputs]: pulumi.Input<PasswordRotationInputs[K]> }, opts: pulumi.CustomResourceOptions) {
-    super(passwordRotationProvider, name, { ...inputs, rotated: undefined }, opts, "dpc", "PasswordRotation");
+    super(passwordRotationProvider, name, { ...inputs, rotated: undefined, previous: undefined }, opts, "dpc", "PasswordRotation");
   }
 }
 
@@ -73,11 +77,11 @@ export interface PasswordRotationArgs {
  * Registers the rotation resource (type `pulumi-nodejs:dynamic/dpc:PasswordRotation`). Everything
  * that delivers a password to a process must depend on it.
  */
-export function passwordRotation(name: string, args: PasswordRotationArgs, opts: pulumi.CustomResourceOptions): pulumi.Resource {
+export function passwordRotation(name: string, args: PasswordRotationArgs, opts: pulumi.CustomResourceOptions): PasswordRotationResource {
   return new PasswordRotationResource(
     name,
     { passwords: pulumi.secret(args.passwords), readWriteEndpoint: args.readWriteEndpoint, database: args.database, timeoutSeconds: ROTATION_TIMEOUT_SECONDS },
     // The state echoes the inputs: the passwords stay secret among the outputs too.
-    { ...opts, additionalSecretOutputs: ["passwords"] },
+    { ...opts, additionalSecretOutputs: ["passwords", "previous"] },
   );
 }

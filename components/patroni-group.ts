@@ -5,7 +5,7 @@ import type { ClusterConfig, Topology } from "./spec.ts";
 import { PORTS, renderPostgresNode, type ClusterSecrets } from "./render/index.ts";
 import { sharedMemoryMb } from "./render/patroni.ts";
 import { containerAddressing, containerLayout, CONTAINER_PATHS } from "./render/container.ts";
-import type { Platform } from "./platform/index.ts";
+import type { MemberTurns, Platform } from "./platform/index.ts";
 
 export interface PatroniGroupArgs {
   /** Validated cluster configuration. */
@@ -18,6 +18,8 @@ export interface PatroniGroupArgs {
   readonly platform: Platform;
   /** The cluster's passwords, a secret Output: rendered files that hold them stay secret. */
   readonly secrets: pulumi.Output<ClusterSecrets>;
+  /** The members' turns for a rolling replacement (components/rolling-replacement.ts); omitted: none. */
+  readonly turns?: MemberTurns;
 }
 
 export class PatroniGroup extends pulumi.ComponentResource {
@@ -27,7 +29,7 @@ export class PatroniGroup extends pulumi.ComponentResource {
   readonly members: string[];
 
   constructor(name: string, args: PatroniGroupArgs, opts?: pulumi.ComponentResourceOptions) {
-    const { config, topology, group, platform, secrets } = args;
+    const { config, topology, group, platform, secrets, turns } = args;
     const nodes = topology.groups[group];
     // Only plain, non-secret facts go to super(): component inputs are saved in the state.
     super("dpc:index:PatroniGroup", name, { group, members: nodes.map((n) => n.name) }, opts);
@@ -52,6 +54,7 @@ export class PatroniGroup extends pulumi.ComponentResource {
         startSeconds: 120,
         resources: { cpus: config.databaseCpus, memoryMb: config.databaseMemoryMb },
         sharedMemoryMb: sharedMemoryMb(config),
+        ...(turns ? { turns } : {}),
       },
       // Children do not inherit a component's dependsOn: hand it to the resources themselves.
       { parent: this, dependsOn: opts?.dependsOn },

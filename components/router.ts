@@ -23,6 +23,11 @@ export function readWriteEndpointOf(config: ClusterConfig, topology: Topology, p
   return platform.clientEndpoint(`${topology.scope}-haproxy`, { port: PORTS.haproxyReadWrite, publishedPort: config.haproxyReadWritePort });
 }
 
+/** host:port of PgBouncer as clients (and the machine running Pulumi) reach it. */
+export function pgbouncerEndpointOf(config: ClusterConfig, topology: Topology, platform: Platform): string {
+  return platform.clientEndpoint(`${topology.scope}-pgbouncer`, { port: PORTS.pgbouncer, publishedPort: config.pgbouncerPort });
+}
+
 export interface RouterArgs {
   /** Validated cluster configuration (images, published ports, pool sizes). */
   readonly config: ClusterConfig;
@@ -97,7 +102,7 @@ export class Router extends pulumi.ComponentResource {
 
     this.readWriteEndpoint = readWriteEndpointOf(config, topology, platform);
     this.readOnlyEndpoint = platform.clientEndpoint(haproxyName, readOnly);
-    this.pgbouncerEndpoint = platform.clientEndpoint(pgbouncerName, pooler);
+    this.pgbouncerEndpoint = pgbouncerEndpointOf(config, topology, platform);
     this.registerOutputs({
       readWriteEndpoint: this.readWriteEndpoint,
       readOnlyEndpoint: this.readOnlyEndpoint,

@@ -5,7 +5,8 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ClusterConfig } from "../spec.ts";
 import { dockerHostNaming } from "../render/container.ts";
 import { canonicalCpus, goDuration } from "./docker-canonical.ts";
-import type { DeployOptions, Platform, WorkloadFile, WorkloadGroup, WorkloadMember, WorkloadPort } from "./types.ts";
+import { containerFingerprint, FINGERPRINT_LABEL } from "./docker-fingerprint.ts";
+import type { DeployOptions, MemberTurns, Platform, WorkloadFile, WorkloadGroup, WorkloadMember, WorkloadPort } from "./types.ts";
 
 /** Build context of the database image, relative to the project directory (where Pulumi runs the program). */
 export const DATABASE_IMAGE_CONTEXT = "images";
@@ -44,6 +45,24 @@ export function stopSettings(group: Pick<WorkloadGroup, "volumePath">, config: P
 function uploadMode(file: WorkloadFile): string {
   if (file.secret) return file.executable ? "0700" : "0600";
   return file.executable ? "0755" : "0644";
+}
+
+/**
+ * The container's inputs with its fingerprint label, and its image held back until the member's turn
+ * (components/rollout/replacement.ts): the Node SDK registers a resource once all its inputs are
+ * known, so the engine replaces the container only in its turn. The fingerprint is not secret (an
+ * HMAC under a cluster secret), nor is the turn: neither makes another input secret.
+ */
+function gatedArgs(name: string, args: docker.ContainerArgs, turns: MemberTurns): docker.ContainerArgs {
+  const fingerprint = pulumi.unsecret(
+    pulumi.all([pulumi.output(args as unknown as Record<string, unknown>), turns.key]).apply(([inputs, key]) => containerFingerprint(inputs as Record<string, unknown>, key)),
+  );
+  const turn = pulumi.unsecret(fingerprint.apply((value) => turns.turn(name, value).then(() => value)));
+  return {
+    ...args,
+    labels: pulumi.all([pulumi.output(args.labels ?? []), fingerprint]).apply(([labels, value]) => [...(labels ?? []), { label: FINGERPRINT_LABEL, value }]),
+    image: pulumi.all([args.image, turn]).apply(([image]) => image),
+  };
 }
 
 function toUploads(files: WorkloadFile[], group: WorkloadGroup): docker.types.input.ContainerUpload[] {
@@ -127,46 +146,47 @@ export class DockerPlatform implements Platform {
         )
       : undefined;
     const health = group.healthcheck;
+    const args: docker.ContainerArgs = {
+      name: member.name,
+      hostname: member.name,
+      image: group.image,
+      entrypoints: member.command,
+      envs: Object.entries(member.env ?? {}).map(([key, value]) => `${key}=${value}`),
+      // Uploaded before the container starts; secret contents stay secret Outputs.
+      uploads: pulumi.output(member.files).apply((files) => toUploads(files, group)),
+      networksAdvanced: [{ name: this.network.name, aliases: [member.name] }],
+      // Peers are found by name through Docker's embedded DNS, which forwards names it does not know
+      // (a stopped peer's) to the host's resolvers: an unanswering one held Patroni's leader race
+      // about 10 s per lookup here. One try of 1 s bounds that wait.
+      dnsOpts: ["timeout:1", "attempts:1"],
+      // ip and protocol as the provider defaults and reads them back: IPv4 only, tcp.
+      ports: group.ports
+        .filter((p) => p.publishedPort !== undefined)
+        .map((p) => ({ internal: p.port, external: p.publishedPort, ip: "0.0.0.0", protocol: "tcp" })),
+      volumes: volume ? [{ volumeName: volume.name, containerPath: group.volumePath }] : [],
+      healthcheck: {
+        tests: ["CMD", ...health],
+        interval: goDuration(HEALTH.intervalSeconds),
+        timeout: goDuration(HEALTH.timeoutSeconds),
+        retries: HEALTH.retries,
+        startPeriod: goDuration(group.startSeconds ?? HEALTH.defaultStartSeconds),
+      },
+      restart: "unless-stopped",
+      ...(group.runAs ? { user: `${group.runAs.uid}:${group.runAs.gid}` } : {}),
+      ...(group.resources
+        ? { cpus: containerCpus(group.resources.cpus), memory: group.resources.memoryMb }
+        : {}),
+      // MiB, as the provider takes it.
+      ...(group.sharedMemoryMb ? { shmSize: group.sharedMemoryMb } : {}),
+      labels: [
+        { label: "dpc.cluster", value: this.config.clusterName },
+        { label: "dpc.group", value: group.name },
+      ],
+      ...stopSettings(group, this.config),
+    };
     const container = new docker.Container(
       member.name,
-      {
-        name: member.name,
-        hostname: member.name,
-        image: group.image,
-        entrypoints: member.command,
-        envs: Object.entries(member.env ?? {}).map(([key, value]) => `${key}=${value}`),
-        // Uploaded before the container starts; secret contents stay secret Outputs.
-        uploads: pulumi.output(member.files).apply((files) => toUploads(files, group)),
-        networksAdvanced: [{ name: this.network.name, aliases: [member.name] }],
-        // Peers are found by name through Docker's embedded DNS, which forwards names it does not know
-        // (a stopped peer's) to the host's resolvers: an unanswering one held Patroni's leader race
-        // about 10 s per lookup here. One try of 1 s bounds that wait.
-        dnsOpts: ["timeout:1", "attempts:1"],
-        // ip and protocol as the provider defaults and reads them back: IPv4 only, tcp.
-        ports: group.ports
-          .filter((p) => p.publishedPort !== undefined)
-          .map((p) => ({ internal: p.port, external: p.publishedPort, ip: "0.0.0.0", protocol: "tcp" })),
-        volumes: volume ? [{ volumeName: volume.name, containerPath: group.volumePath }] : [],
-        healthcheck: {
-          tests: ["CMD", ...health],
-          interval: goDuration(HEALTH.intervalSeconds),
-          timeout: goDuration(HEALTH.timeoutSeconds),
-          retries: HEALTH.retries,
-          startPeriod: goDuration(group.startSeconds ?? HEALTH.defaultStartSeconds),
-        },
-        restart: "unless-stopped",
-        ...(group.runAs ? { user: `${group.runAs.uid}:${group.runAs.gid}` } : {}),
-        ...(group.resources
-          ? { cpus: containerCpus(group.resources.cpus), memory: group.resources.memoryMb }
-          : {}),
-        // MiB, as the provider takes it.
-        ...(group.sharedMemoryMb ? { shmSize: group.sharedMemoryMb } : {}),
-        labels: [
-          { label: "dpc.cluster", value: this.config.clusterName },
-          { label: "dpc.group", value: group.name },
-        ],
-        ...stopSettings(group, this.config),
-      },
+      group.turns ? gatedArgs(member.name, args, group.turns) : args,
       {
         parent: opts.parent,
         dependsOn: opts.dependsOn,

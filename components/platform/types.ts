@@ -61,6 +61,23 @@ export interface WorkloadGroup {
   sharedMemoryMb?: number;
   /** Run as this numeric user and group (and own the delivered files); omitted: the image's user. */
   runAs?: { uid: number; gid: number };
+  /**
+   * Replace the members one at a time (a Patroni group): each member's resource is declared only
+   * when its turn comes. Docker: a container whose inputs changed is replaced in its turn (replicas
+   * first, a switchover, the former leader last); Kubernetes ignores it (kubernetesRollout).
+   */
+  turns?: MemberTurns;
+}
+
+/** The turns of a group's members (components/rolling-replacement.ts). */
+export interface MemberTurns {
+  /** Key of the fingerprints of the members' inputs (a cluster secret; the fingerprints are HMACs under it). */
+  key: pulumi.Input<string>;
+  /**
+   * Resolves when `member`'s resource may be declared with the inputs whose fingerprint is
+   * `fingerprint`; rejects when the group's roll fails.
+   */
+  turn(member: string, fingerprint: string): Promise<void>;
 }
 
 /** Resource options a group's resources get: the component as parent, and what must exist first. */

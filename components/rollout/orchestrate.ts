@@ -59,6 +59,8 @@ export interface SwitchoverReport {
   seconds: number;
   /** Whether PgBouncer was paused around it (the coordinator group). */
   paused: boolean;
+  /** When it started (the options' clock, ms). */
+  startedAt: number;
 }
 
 export interface GroupReport {
@@ -126,25 +128,40 @@ export async function gatedSwitchover(target: RolloutTarget, group: number, from
   // Best effort: a failed CHECKPOINT only lengthens the pause.
   await target.checkpoint?.(group, from).catch(() => undefined);
   const started = o.now();
-  if (gate) await target.pooler!.pause();
+  // Seconds from the start at which each phase ended, for the log.
+  const phases: string[] = [];
+  const mark = (phase: string) => phases.push(`${phase} ${((o.now() - started) / 1000).toFixed(2)}`);
+  if (gate) {
+    await target.pooler!.pause();
+    mark("paused");
+  }
   let refused: { error: unknown } | undefined;
   // Set by the request's callback: read through a call, which TypeScript does not narrow.
   const refusal = () => refused;
   let answer: Promise<void> = Promise.resolve();
   try {
-    answer = target.switchover(group, from, to).catch((error: unknown) => {
-      refused = { error };
-    });
+    answer = target.switchover(group, from, to).then(
+      () => void mark("answered"),
+      (error: unknown) => {
+        refused = { error };
+      },
+    );
+    let leading = false;
     // Polled more often than other steps: clients wait through every poll interval here.
     await waitFor(`switchover ${from} -> ${to}: ${to} leading${gate ? " and routed alone" : ""}`, { ...o, pollMs: Math.min(o.pollMs, 50) }, async () => {
       if (refusal()) return true;
       const leader = (await target.members(group))?.find((m) => m.role === "leader" && m.state === "running");
       if (leader?.name !== to) return undefined;
+      if (!leading) {
+        leading = true;
+        mark("leading");
+      }
       if (gate && target.routedAlone && !(await target.routedAlone(to))) return undefined;
       return true;
     });
     const early = refusal();
     if (early) throw early.error;
+    if (gate) mark("routed");
   } finally {
     if (gate) await target.pooler!.resume();
   }
@@ -153,30 +170,49 @@ export async function gatedSwitchover(target: RolloutTarget, group: number, from
   await answer;
   const late = refusal();
   if (late) throw late.error;
-  o.log(`rollout: group ${group}: switchover ${from} -> ${to} in ${seconds.toFixed(2)} s${gate ? " (PgBouncer paused)" : ""}`);
-  return { group, from, to, seconds, paused: gate };
+  o.log(`rollout: group ${group}: switchover ${from} -> ${to} in ${seconds.toFixed(2)} s${gate ? " (PgBouncer paused)" : ""} [${phases.join(", ")}]`);
+  return { group, from, to, seconds, paused: gate, startedAt: started };
+}
+
+/** Which members rollGroup restarts. */
+export interface RollSelection {
+  /** Every member, each once, whether or not Patroni marks it pending_restart (a new image). */
+  all?: boolean;
+  /**
+   * These members, each once, whatever Patroni says (a container to replace); members not listed are
+   * left alone. Takes precedence over `all`.
+   */
+  only?: string[];
+  /**
+   * Whether the former leader's demotion in a switchover counts as its restart (default true: Patroni
+   * restarts PostgreSQL as a replica, which applies a parameter). false when the restart must be of
+   * the member itself, e.g. its container replaced: the former leader is then restarted last.
+   */
+  demotionRestarts?: boolean;
 }
 
 /**
- * Restarts the members of `group` Patroni marks pending_restart (or, with `all`, every member), one
- * at a time in rolloutPlan's order, re-planning after each step: a switchover restarts the former
- * leader as a replica, which then usually needs no restart of its own.
+ * Restarts the members of `group` Patroni marks pending_restart (or the selected ones: `all`,
+ * `only`), one at a time in rolloutPlan's order, re-planning after each step: a switchover restarts
+ * the former leader as a replica, which then usually needs no restart of its own.
  */
-export async function rollGroup(target: RolloutTarget, group: number, options: RolloutOptions & { all?: boolean } = {}): Promise<Omit<GroupReport, "changed">> {
+export async function rollGroup(target: RolloutTarget, group: number, options: RolloutOptions & RollSelection = {}): Promise<Omit<GroupReport, "changed">> {
   const o = defaults(options);
   const first = await groupReady(target, group, false, o);
   const synchronous = first.some((m) => SYNCHRONOUS_ROLES.includes(m.role));
   const done = new Set<string>();
+  const selected = options.only !== undefined || options.all === true;
+  const updated = (m: Member) => (options.only ? !options.only.includes(m.name) || done.has(m.name) : options.all ? done.has(m.name) : !m.pendingRestart);
   const report: Omit<GroupReport, "changed"> = { group, restarted: [], switchovers: [] };
   for (let guard = 0; guard < first.length * 3 + 2; guard++) {
     const members = await groupReady(target, group, synchronous, o, first.length);
-    const plan = rolloutPlan(members.map((m) => ({ name: m.name, role: m.role, updated: options.all ? done.has(m.name) : !m.pendingRestart })));
+    const plan = rolloutPlan(members.map((m) => ({ name: m.name, role: m.role, updated: updated(m) })));
     const step: RolloutStep | undefined = plan[0];
     if (!step) return report;
     if (step.action === "switchover") {
       report.switchovers.push(await gatedSwitchover(target, group, step.from, step.to, options));
       // Patroni restarted the former leader as a replica (demotion): that counts as its restart.
-      done.add(step.from);
+      if (options.demotionRestarts !== false) done.add(step.from);
       continue;
     }
     o.log(`rollout: group ${group}: restarting ${step.member}`);
@@ -185,7 +221,7 @@ export async function rollGroup(target: RolloutTarget, group: number, options: R
     report.restarted.push(step.member);
     await waitFor(`${step.member} back after its restart`, o, async () => {
       const member = (await target.members(group))?.find((m) => m.name === step.member);
-      return member && healthy(member) && (options.all || !member.pendingRestart) ? true : undefined;
+      return member && healthy(member) && (selected || !member.pendingRestart) ? true : undefined;
     });
   }
   throw new Error(`rollout: group ${group}: members still pending a restart after ${first.length * 3 + 2} steps`);

@@ -11,16 +11,23 @@ import type { Member, RolloutTarget } from "./orchestrate.ts";
 export interface PatroniHttpSpec {
   /** Every Citus group with its members' Patroni REST base URLs (https://host:8008 with TLS). */
   groups: { group: number; members: { name: string; restUrl: string }[] }[];
-  /** "user:password" of Patroni's REST API (PATCH /config, /restart, /switchover need it). */
+  /**
+   * "user:password" of Patroni's REST API (PATCH /config, /restart, /switchover need it). A list:
+   * tried in order while the member answers 401 (during a rotation, members not yet re-created
+   * still check the previous password).
+   */
+  restAuth: string | string[];
+  /**
+   * postgresql:// URL of PgBouncer's admin console as an admin user; omitted: no client gate. A
+   * list: tried in order until one logs in (as restAuth, for a rotation of the superuser password).
+   */
+  poolerAdminUrl?: string | string[];
   /**
    * The cluster CA (PEM) that Patroni's https certificates and PostgreSQL's/PgBouncer's TLS are
    * verified against (name included); omitted: for https, the CA registered for the origin
    * (components/https.ts trustOrigin), else Node's own; for SQL, the URLs' own sslmode/sslrootcert.
    */
   ca?: string;
-  restAuth: string;
-  /** postgresql:// URL of PgBouncer's admin console as an admin user; omitted: no client gate. */
-  poolerAdminUrl?: string;
   /** HAProxy's stats CSV (http://host:port/;csv) and the read-write backend's name in it. */
   haproxyStats?: { url: string; backend: string };
   /**
@@ -43,10 +50,16 @@ interface ClusterMemberJson {
   pending_restart?: boolean;
 }
 
-async function request(url: string, init: { method?: string; body?: string; auth?: string; timeoutMs: number; ca?: string }): Promise<unknown> {
-  const headers: Record<string, string> = { "content-type": "application/json" };
-  if (init.auth) headers.authorization = `Basic ${Buffer.from(init.auth).toString("base64")}`;
-  const answer = await httpRequest(url, { method: init.method, body: init.body, headers, timeoutMs: init.timeoutMs, ...(init.ca ? { identity: { ca: init.ca } } : {}) });
+async function request(url: string, init: { method?: string; body?: string; auth?: string | string[]; timeoutMs: number; ca?: string }): Promise<unknown> {
+  const auths = init.auth === undefined ? [undefined] : typeof init.auth === "string" ? [init.auth] : init.auth;
+  let answer: { status: number; text: string } | undefined;
+  for (const auth of auths) {
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (auth) headers.authorization = `Basic ${Buffer.from(auth).toString("base64")}`;
+    answer = await httpRequest(url, { method: init.method, body: init.body, headers, timeoutMs: init.timeoutMs, ...(init.ca ? { identity: { ca: init.ca } } : {}) });
+    if (answer.status !== 401) break;
+  }
+  if (!answer) throw new Error(`Patroni ${init.method ?? "GET"} ${url}: no credentials to try`);
   // Patroni answers 503 on GET /cluster-style reads of an unhealthy member, with a body: keep it.
   if (answer.status < 200 || answer.status > 299) throw new Error(`Patroni ${init.method ?? "GET"} ${url}: HTTP ${answer.status} ${answer.text.slice(0, 300)}`);
   try {
@@ -156,15 +169,28 @@ export function patroniHttpTarget(spec: PatroniHttpSpec): RolloutTarget {
     };
   }
   if (spec.poolerAdminUrl) {
-    const url = spec.poolerAdminUrl;
+    const urls = typeof spec.poolerAdminUrl === "string" ? [spec.poolerAdminUrl] : spec.poolerAdminUrl;
+    /** `command` as the first URL that logs in; returns that URL. Throws the last failure. */
+    const firstAccepted = async (command: string): Promise<string> => {
+      let last: unknown;
+      for (const url of urls) {
+        try {
+          await pgbouncerCommand(url, command, 5000, spec.ca);
+          return url;
+        } catch (error) {
+          last = error;
+        }
+      }
+      throw last;
+    };
     target.pooler = {
       // PAUSE waits until every server connection is released (transactions finish); RECONNECT then
       // drops them, so none survives onto the former leader.
       pause: async () => {
-        await pgbouncerCommand(url, "PAUSE", 5000, spec.ca);
+        const url = await firstAccepted("PAUSE");
         await pgbouncerCommand(url, "RECONNECT", 5000, spec.ca);
       },
-      resume: () => pgbouncerCommand(url, "RESUME", 5000, spec.ca),
+      resume: async () => void (await firstAccepted("RESUME")),
     };
   }
   if (spec.haproxyStats) {

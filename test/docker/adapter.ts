@@ -180,6 +180,14 @@ export class DockerAdapter {
     return names;
   }
 
+  /** Containers labelled as the cluster's (`dpc.cluster`), left by an interrupted run: removed. */
+  async removeClusterLeftovers(cluster: string): Promise<void> {
+    for (const info of await this.docker.listContainers({ all: true, filters: { label: [`dpc.cluster=${cluster}`] } })) {
+      await this.docker.getContainer(info.Id).remove({ force: true, v: true });
+      this.log(`removed leftover container ${info.Names.join(", ")}`);
+    }
+  }
+
   /** Leftovers of an interrupted run with the same names (only on our own dockerd): removed first. */
   private async removeLeftovers(custom: Registration[]): Promise<void> {
     const names = (type: string) => custom.filter((r) => r.type === type).map((r) => String(r.inputs.name));
@@ -351,6 +359,28 @@ export class DockerAdapter {
     if (uploads.length > 0) await container.putArchive(await uploadArchive(uploads, where), { path: "/" });
     await container.start();
     return true;
+  }
+
+  /**
+   * What the engine and the provider do when `pulumi up` replaces a container registered with
+   * deleteBeforeReplace: the old one is deleted first, then the new one created. The provider's
+   * Delete (terraform-provider-docker v4.5.0, internal/provider/resource_docker_container_funcs.go,
+   * resourceDockerContainerDelete, lines 1079-1110) stops the container with the old state's
+   * destroy_grace_seconds as the timeout, then removes it with Force and remove_volumes (default
+   * true: anonymous volumes only; named volumes stay); Create is createContainer's. Returns when the
+   * new container has started, with the seconds its stop took and the time it started (ms).
+   */
+  async replaceContainer(old: Registration, next: Registration): Promise<{ stopSeconds: number; startedAt: number }> {
+    const name = str(old.inputs.name, `container ${old.name}.name`);
+    if (str(next.inputs.name, `container ${next.name}.name`) !== name) throw new Error(`container ${old.name}: a replacement under another name is not translated`);
+    const container = this.docker.getContainer(name);
+    const started = Date.now();
+    await container.stop({ t: Number(old.inputs.destroyGraceSeconds ?? 0) }).catch(() => undefined); // already stopped: fine
+    const stopSeconds = (Date.now() - started) / 1000;
+    await container.remove({ force: true, v: true });
+    this.created.containers = this.created.containers.filter((n) => n !== name);
+    if (!(await this.createContainer(next))) throw new Error(`container ${name}: its replacement was not run`);
+    return { stopSeconds, startedAt: Date.now() };
   }
 
   /**

@@ -37,13 +37,17 @@ export async function declareCluster(
   project: string,
   stackConfig: Record<string, string>,
   passwords: Record<PasswordName, string>,
+  /** Called with each registration as the program makes it (secrets revealed): the engine's side of a live `pulumi up`. */
+  onRegistration?: (registration: Registration) => void,
+  /** Outputs a resource of `type` returns besides its inputs (what its provider would return). */
+  outputsOf?: (type: string) => Record<string, unknown> | undefined,
 ): Promise<Declared> {
   const registrations: Registration[] = [];
   const outputs = new Map<string, Record<string, unknown>>();
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
-        const state: Record<string, unknown> = { ...args.inputs };
+        const state: Record<string, unknown> = { ...args.inputs, ...outputsOf?.(args.type) };
         if (args.type === "docker:index/image:Image") {
           // A recognisable digest: the adapter maps it back to the image it builds.
           const digest = createHash("sha256").update(String(args.inputs.imageName)).digest("hex");
@@ -58,9 +62,11 @@ export async function declareCluster(
     "docker-test",
     false,
   );
-  recordRegistrations((registration) =>
-    registrations.push({ ...registration, inputs: reveal(registration.inputs) as Record<string, unknown>, outputs: {} }),
-  );
+  recordRegistrations((registration) => {
+    const revealed: Registration = { ...registration, inputs: reveal(registration.inputs) as Record<string, unknown>, outputs: {} };
+    registrations.push(revealed);
+    onRegistration?.(revealed);
+  });
 
   const config = parseClusterConfig(stackConfig);
   // Imported after setMocks: modules that build resources must see the mocks.

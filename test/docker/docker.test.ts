@@ -5,8 +5,11 @@
 // and shard placement, the client path, the Schema step (with PgBouncer RECONNECT), the pooler as
 // drivers meet it, a quick benchmark, a parallel HNSW build in /dev/shm, the owner and mode of every
 // secret file, HAProxy following a container to a new address, failover of a worker group and of
-// the coordinator under writes, and `pulumi destroy` keeping the data for the next `up`.
+// the coordinator under writes, the stack declared again with a changed databaseMemoryMb (the
+// program's rolling replacement: one container at a time, the adapter replacing each as its
+// registration arrives), and `pulumi destroy` keeping the data for the next `up`.
 import test from "ava";
+import { isDeepStrictEqual } from "node:util";
 import pg from "pg";
 import { parseClusterConfig, planTopology } from "../../components/spec.ts";
 import { ROLES, PORTS } from "../../components/render/index.ts";
@@ -24,8 +27,10 @@ import { postgresConfigProvider } from "../../components/postgres-config.ts";
 import type { PostgresConfigInputs } from "../../components/rollout/apply.ts";
 import { passwordRotationProvider, type PasswordRotationInputs } from "../../components/password-rotation.ts";
 import { workerMembershipProvider, workerRebalanceProvider } from "../../components/scaling/worker-scaling.ts";
+import { useReplacementEnvironment } from "../../components/rolling-replacement.ts";
+import type { RollingReplacement } from "../../components/rollout/replacement.ts";
 import { DockerAdapter } from "./adapter.ts";
-import { declareCluster } from "./declared.ts";
+import { declareCluster, type Registration } from "./declared.ts";
 import { startEngine, stopEngine } from "./engine.ts";
 import { citusSource, NO_STAND_IN, STAND_INS } from "./images.ts";
 import { distPrimaries, placementsPerGroup, query, sleep, takenPorts, waitFor } from "./probes.ts";
@@ -41,9 +46,14 @@ if ("unavailable" in engine) {
   });
 } else {
   const passwords = testPasswords();
+  // The program reads the containers' fingerprint labels from the engine the provider would use
+  // (components/rolling-replacement.ts): ours. Leftovers of an interrupted run would be "deployed"
+  // containers to roll: removed first.
+  process.env.DOCKER_HOST = `unix://${engine.socketPath}`;
+  const adapter = new DockerAdapter(engine.socketPath, log);
+  await adapter.removeClusterLeftovers(DOCKER_TEST_STACK.clusterName);
   const { config, registrations } = await declareCluster(PROJECT, DOCKER_TEST_STACK, passwords);
   const topology = planTopology(config);
-  const adapter = new DockerAdapter(engine.socketPath, log);
   const url = (role: "app" | "superuser", port: number) =>
     `postgresql://${ROLES[role]}:${encodeURIComponent(passwords[role])}@127.0.0.1:${port}/${config.database}`;
   // The client path (published PgBouncer port) and, for work that needs a session, HAProxy's.
@@ -510,6 +520,130 @@ if ("unavailable" in engine) {
     t.deepEqual(r.lost, [], "acknowledged writes lost");
   });
 
+  /** The containers as they run now (by name), and the stack they were declared from: the rolling tests change them. */
+  const deployedContainers = new Map(registrations.filter((r) => r.type === "docker:index/container:Container").map((r) => [String(r.inputs.name), r]));
+  let currentStack: Record<string, string> = DOCKER_TEST_STACK;
+
+  // After the checks that read the first declaration's sizes (/dev/shm), before the destroy.
+  test.serial("rolling replacement: the stack declared again with databaseMemoryMb changed, under writes through PgBouncer: one database container at a time, replicas first, one switchover per group, no failed write", async (t) => {
+    t.true(booted, "the cluster did not boot");
+    const table = "docker_rolling_writes";
+    await ContinuousWriter.createTable(adminUrl, table, ROLES.app);
+    const before = new Map<number, ClusterMember[]>();
+    for (let group = 0; group < topology.groups.length; group++) before.set(group, await settledGroup(group, 120_000));
+    const deployed = deployedContainers;
+    const memoryMb = config.databaseMemoryMb + 128;
+    const changedStack = { ...DOCKER_TEST_STACK, databaseMemoryMb: String(memoryMb) };
+    currentStack = changedStack;
+    const started = Date.now();
+    const at = () => `+${((Date.now() - started) / 1000).toFixed(1)} s`;
+    const timeline: string[] = [];
+    const replaced: string[] = [];
+    const replacements: Promise<unknown>[] = [];
+    const rolls: RollingReplacement[] = [];
+    let redeclared: Registration[] = [];
+    useReplacementEnvironment({ onCreate: (roll) => rolls.push(roll) });
+    const writer = new ContinuousWriter({ table, bucket: DEFAULT_BUCKET, connectionString: async () => appUrl });
+    writer.start();
+    let result: Awaited<ReturnType<ContinuousWriter["stop"]>>;
+    try {
+      await waitFor("writes before the change", 15_000, async () => (writer.acknowledgedCount >= 20 ? true : undefined));
+      // The engine's side of `pulumi up`: a container registered with other inputs than it runs is
+      // replaced (deleteBeforeReplace), at once; one registered unchanged is left alone.
+      const onRegistration = (r: Registration) => {
+        if (r.type !== "docker:index/container:Container") return;
+        const old = deployed.get(String(r.inputs.name));
+        if (!old || isDeepStrictEqual(old.inputs, r.inputs)) return;
+        replaced.push(r.name);
+        timeline.push(`${at()} ${r.name} registered: replacing`);
+        replacements.push(
+          adapter.replaceContainer(old, r).then(({ stopSeconds }) => {
+            timeline.push(`${at()} ${r.name} running again (old container stopped in ${stopSeconds.toFixed(1)} s)`);
+            deployed.set(String(r.inputs.name), r);
+          }),
+        );
+      };
+      redeclared = (await declareCluster(PROJECT, changedStack, passwords, onRegistration)).registrations;
+      await waitFor("the program's rolling replacement", 30_000, async () => (rolls.length > 0 ? true : undefined));
+      const reports = await rolls[0].done();
+      await Promise.all(replacements);
+      for (let group = 0; group < topology.groups.length; group++) await settledGroup(group, 180_000);
+      await sleep(2000); // keep writing for a moment
+      for (const report of reports) {
+        timeline.push(`group ${report.group}: replaced ${report.restarted.join(", ")}; switchovers ${report.switchovers.map((s) => `${s.from} -> ${s.to} at +${((s.startedAt - started) / 1000).toFixed(1)} s, ${s.seconds.toFixed(1)} s${s.paused ? " (PgBouncer paused)" : ""}`).join(", ")}`);
+        // Where a slow switchover's time went, from the new leader's Patroni log.
+        for (const s of report.switchovers.filter((x) => x.seconds > 5)) {
+          for (const line of await patroniEvents(s.to, s.startedAt)) timeline.push(`  ${s.to}: ${line}`);
+        }
+      }
+      t.deepEqual(reports.map((r) => r.switchovers.length), topology.groups.map(() => 1), "one switchover per group");
+    } finally {
+      result = await writer.stop();
+      useReplacementEnvironment(undefined);
+    }
+    for (const line of timeline) t.log(line);
+    const databaseNames = topology.groups.flat().map((n) => n.name);
+    t.deepEqual([...replaced].sort(), [...databaseNames].sort(), "every database container replaced, nothing else");
+    // One at a time: each replaced container registered only after the previous one ran again.
+    const order = timeline.filter((l) => / registered: replacing$/.test(l) || / running again /.test(l)).map((l) => l.split(" ")[2] + (l.includes("registered") ? " registered" : " running"));
+    t.deepEqual(order, replaced.flatMap((name) => [`${name} registered`, `${name} running`]), "one container at a time");
+    for (let group = 0; group < topology.groups.length; group++) {
+      const members = names(group);
+      const positions = members.map((n) => replaced.indexOf(n));
+      const oldLeader = before.get(group)!.find((m) => m.role === "leader")!.name;
+      t.is(replaced.indexOf(oldLeader), Math.max(...positions), `group ${group}: its former leader replaced last`);
+      if (group > 0) t.true(Math.min(...positions) > Math.max(...names(group - 1).map((n) => replaced.indexOf(n))), `group ${group} after group ${group - 1}`);
+      const after = await settledGroup(group, 60_000);
+      const timelineBefore = Math.max(...before.get(group)!.map((m) => Number(m.timeline ?? 0)));
+      const timelineAfter = Math.max(...after.map((m) => Number(m.timeline ?? 0)));
+      t.is(timelineAfter - timelineBefore, 1, `group ${group}: exactly one new timeline (one switchover, no failover)`);
+    }
+    for (const name of databaseNames) t.is((await adapter.inspect(name)).HostConfig.Memory, memoryMb * 1024 * 1024, `${name}: ${memoryMb} MB`);
+    const lost = await missingWrites(adminUrl, table, result.acknowledged, DEFAULT_BUCKET);
+    const summary = `rolling replacement (databaseMemoryMb ${config.databaseMemoryMb} -> ${memoryMb}): ${replaced.length} containers in ${((Date.now() - started) / 1000).toFixed(1)} s, ` +
+      `${result.acknowledged.length} writes through PgBouncer acknowledged, ${result.errors} failed, ${lost.length} lost` +
+      (result.errors > 0 ? ` (${result.errorMessages.slice(0, 3).join(" | ")}; failed at ${result.failedAt.slice(0, 5).map((ms) => `+${((ms - started) / 1000).toFixed(1)} s`).join(", ")})` : "");
+    log(summary);
+    t.log(summary);
+
+    // The sized parameters went into the DCS before the replacements: every node runs them, none
+    // waits for a restart, and the PostgresConfig step of the same `up` changes nothing.
+    const sharedBuffers = `${Math.floor(memoryMb / 4)}MB`;
+    for (const name of databaseNames) {
+      const shown = await adapter.exec(name, ["psql", "-XAtc", "SELECT current_setting('shared_buffers') || ' ' || (SELECT count(*) FROM pg_settings WHERE pending_restart)", "-d", "postgres"], "postgres");
+      t.is(shown.output.trim(), `${sharedBuffers} 0`, `${name}: shared_buffers, settings pending a restart`);
+    }
+    const declaredConfig = redeclared.find((r) => r.type === POSTGRES_CONFIG)!.inputs as unknown as PostgresConfigInputs;
+    const configInputs: PostgresConfigInputs = {
+      ...declaredConfig,
+      groups: await Promise.all(declaredConfig.groups.map(async (g) => ({ ...g, members: await Promise.all(g.members.map(async (m) => ({ ...m, restUrl: `http://${await adapter.ipOf(m.name)}:${PORTS.patroniRest}` }))) }))),
+    };
+    const outcome = ((await postgresConfigProvider.update!("id", configInputs, configInputs)).outs as { outcome: { changed: string[]; restarted: string[]; switchovers: string[] }[] }).outcome;
+    t.deepEqual(outcome.map((g) => [g.changed, g.restarted, g.switchovers]), topology.groups.map(() => [[], [], []]), "PostgresConfig after the roll: nothing to patch or restart");
+
+    // The same stack declared once more: nothing is replaced, and the program asks no Patroni.
+    const again: string[] = [];
+    const rollsBefore = rolls.length;
+    useReplacementEnvironment({ onCreate: (roll) => rolls.push(roll) });
+    try {
+      const same = await declareCluster(PROJECT, changedStack, passwords, (r) => {
+        const old = deployed.get(String(r.inputs.name));
+        if (r.type === "docker:index/container:Container" && old && !isDeepStrictEqual(old.inputs, r.inputs)) again.push(r.name);
+      });
+      await waitFor("the program's rolling replacement", 30_000, async () => (rolls.length > rollsBefore ? true : undefined));
+      const reports = await rolls[rollsBefore].done();
+      t.deepEqual(again, [], "containers registered with other inputs");
+      t.deepEqual(reports.map((r) => r.outdated.length + r.restarted.length + r.switchovers.length).reduce((a, b) => a + b, 0), 0);
+      t.is(same.registrations.filter((r) => r.type === "docker:index/container:Container").length, deployed.size);
+    } finally {
+      useReplacementEnvironment(undefined);
+    }
+    t.log(`after the roll: shared_buffers ${sharedBuffers} on every node, none pending a restart; PostgresConfig: nothing to do; declared again unchanged: 0 containers replaced`);
+    // Last: an assertion that fails ends the test.
+    t.is(result.errors, 0, "failed writes");
+    t.deepEqual(lost, [], "acknowledged writes lost");
+  });
+
   test.serial("pulumi destroy keeps every data volume (retainDataOnDestroy); the stack declared again finds its data and its Citus metadata", async (t) => {
     t.true(booted, "the cluster did not boot");
     t.true(config.retainDataOnDestroy, "the test stack keeps the default");
@@ -530,6 +664,9 @@ if ("unavailable" in engine) {
 
     const again = Date.now();
     const containers = await adapter.apply(registrations, true);
+    // The containers run the first declaration again.
+    for (const r of registrations.filter((x) => x.type === "docker:index/container:Container")) deployedContainers.set(String(r.inputs.name), r);
+    currentStack = DOCKER_TEST_STACK;
     await adapter.waitHealthy(300, containers);
     for (let group = 0; group < topology.groups.length; group++) await settledGroup(group, 180_000);
     const after = await waitFor("the re-created cluster answers through HAProxy", 120_000, async () =>
@@ -556,4 +693,72 @@ if ("unavailable" in engine) {
     log(summary);
     t.log(summary);
   });
+  // Last: the superuser password every check above connects with changes here.
+  test.serial("a rotation of the superuser and REST API passwords: the database containers re-created one at a time, members not yet re-created reached with the previous passwords", async (t) => {
+    t.true(booted, "the cluster did not boot");
+    const before = new Map<number, ClusterMember[]>();
+    for (let group = 0; group < topology.groups.length; group++) before.set(group, await settledGroup(group, 120_000));
+    // Step 1 of `pulumi up`: the PasswordRotation resource's update (the roles; the REST API password is Patroni's alone).
+    const rotation = deferred(ROTATION)[0].inputs as unknown as PasswordRotationInputs;
+    const news = { ...passwords, superuser: `${passwords.superuser}-r`, restApi: `${passwords.restApi}-r` };
+    const rotated = ((await passwordRotationProvider.update!("id", rotation, { ...rotation, passwords: news })).outs as { rotated: string[]; previous: unknown }).rotated;
+    t.deepEqual([...rotated].sort(), ["restApi", "superuser"]);
+    const started = Date.now();
+    const at = () => `+${((Date.now() - started) / 1000).toFixed(1)} s`;
+    const timeline: string[] = [];
+    const replaced: string[] = [];
+    const replacements: Promise<unknown>[] = [];
+    const rolls: RollingReplacement[] = [];
+    useReplacementEnvironment({ onCreate: (roll) => rolls.push(roll) });
+    try {
+      const declared = await declareCluster(
+        PROJECT,
+        currentStack,
+        news,
+        (r) => {
+          if (r.type !== "docker:index/container:Container") return;
+          const old = deployedContainers.get(String(r.inputs.name));
+          if (!old || isDeepStrictEqual(old.inputs, r.inputs)) return;
+          replaced.push(r.name);
+          timeline.push(`${at()} ${r.name} registered: replacing`);
+          replacements.push(
+            adapter.replaceContainer(old, r).then(() => {
+              timeline.push(`${at()} ${r.name} running again`);
+              deployedContainers.set(String(r.inputs.name), r);
+            }),
+          );
+        },
+        // What the rotation's provider returned in step 1: the passwords before it.
+        (type) => (type === ROTATION ? { previous: passwords } : undefined),
+      );
+      await waitFor("the program's rolling replacement", 30_000, async () => (rolls.length > 0 ? true : undefined));
+      const reports = await rolls[0].done();
+      await Promise.all(replacements);
+      for (let group = 0; group < topology.groups.length; group++) await settledGroup(group, 180_000);
+      for (const report of reports) timeline.push(`group ${report.group}: replaced ${report.restarted.join(", ")}; switchovers ${report.switchovers.map((s) => `${s.from} -> ${s.to} ${s.seconds.toFixed(1)} s${s.paused ? " (PgBouncer paused)" : ""}`).join(", ")}`);
+      for (const line of timeline) t.log(line);
+      t.deepEqual(reports.map((r) => r.switchovers.length), topology.groups.map(() => 1), "one switchover per group");
+      t.true(declared.registrations.length > 0);
+    } finally {
+      useReplacementEnvironment(undefined);
+    }
+    const databaseNames = topology.groups.flat().map((n) => n.name);
+    const databaseReplaced = replaced.filter((n) => databaseNames.includes(n));
+    t.deepEqual([...databaseReplaced].sort(), [...databaseNames].sort(), "every database container re-created");
+    for (let group = 0; group < topology.groups.length; group++) {
+      const oldLeader = before.get(group)!.find((m) => m.role === "leader")!.name;
+      t.is(databaseReplaced.filter((n) => names(group).includes(n)).at(-1), oldLeader, `group ${group}: its former leader re-created last`);
+    }
+    // Every member now checks the new REST API password only.
+    for (const name of databaseNames) {
+      const reload = async (password: string) =>
+        (await fetch(`http://${await adapter.ipOf(name)}:${PORTS.patroniRest}/reload`, { method: "POST", headers: { authorization: `Basic ${Buffer.from(`${ROLES.restApi}:${password}`).toString("base64")}` } })).status;
+      t.deepEqual([await reload(news.restApi), await reload(passwords.restApi)], [202, 401], name);
+    }
+    const summary = `password rotation (superuser, restApi): ${databaseReplaced.length} database containers re-created one at a time in ${((Date.now() - started) / 1000).toFixed(1)} s, ` +
+      `${replaced.length - databaseReplaced.length} others (${replaced.filter((n) => !databaseNames.includes(n)).join(", ")}); POST /reload: new password 202, old 401 on every member`;
+    log(summary);
+    t.log(summary);
+  });
+
 }

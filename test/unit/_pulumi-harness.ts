@@ -66,6 +66,18 @@ function readStepResult(id: string) {
 // Record every registration request as the engine would receive it.
 recordRegistrations((registration) => registrations.push(registration));
 
+// No Docker engine under the mocks: every database container is new (none deployed), so each member
+// gets its turn at once. test/unit/rolling-replacement.test.ts installs its own fake engine.
+const { useReplacementEnvironment } = await import("../../components/rolling-replacement.ts");
+useReplacementEnvironment({
+  environment: {
+    deployed: async () => undefined,
+    target: async () => {
+      throw new Error("no Patroni under the mocks");
+    },
+  },
+});
+
 /** Pulumi.dev.yaml's config, as `pulumi.runtime.setAllConfig` takes it. */
 export function devStackConfig(): Record<string, string> {
   const file = parseYaml(readFileSync(new URL("../../Pulumi.dev.yaml", import.meta.url), "utf8")) as { config: Record<string, unknown> };

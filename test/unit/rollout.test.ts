@@ -120,6 +120,17 @@ test("rollGroup with all: every member restarted in order even without pending_r
   t.deepEqual(report.restarted, ["c-1", "c-2"]);
 });
 
+test("rollGroup with only and demotionRestarts false: the listed members only, the former leader restarted itself after its switchover (a replaced container)", async (t) => {
+  const fake = cluster();
+  const report = await rollGroup(fake, 0, { ...noWait, only: ["c-0", "c-2"], demotionRestarts: false });
+  t.deepEqual(fake.events, ["restart 0 c-2 (replica)", "pause", "switchover 0 c-0->c-1", "resume", "restart 0 c-0 (sync_standby)"]);
+  t.deepEqual(report.restarted, ["c-2", "c-0"]);
+  // Only replicas listed: no switchover.
+  const second = cluster();
+  await rollGroup(second, 1, { ...noWait, only: ["w1-0"], demotionRestarts: false });
+  t.deepEqual(second.events, ["restart 1 w1-0 (sync_standby)"]);
+});
+
 test("a group that never becomes healthy fails the rollout with the group named, after the step timeout", async (t) => {
   const fake = new FakePatroni({ 0: [member("c-0", "leader"), { ...member("c-1", "replica"), state: "starting" }] });
   let clock = 0;

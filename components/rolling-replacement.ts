@@ -1,0 +1,123 @@
+// The Docker platform's rolling replacement, wired into the Pulumi program: the Patroni groups'
+// containers are declared one member at a time when their inputs changed (a new database image,
+// databaseMemoryMb or databaseCpus, files that carry a changed password), in rollGroup's order, by
+// components/rollout/replacement.ts. It runs in the program itself during `pulumi up`, on the Docker
+// host: it reads each container's fingerprint label and address from the engine (the provider's
+// `docker:host`, DOCKER_HOST or the default socket) and talks to Patroni's REST API at those
+// addresses, to PgBouncer's admin console and HAProxy's read-write listener at their published
+// ports. In a preview nothing waits and nothing is asked.
+import * as pulumi from "@pulumi/pulumi";
+import type { Topology, ClusterConfig } from "./spec.ts";
+import { PORTS, ROLES, type ClusterSecrets } from "./render/index.ts";
+import type { MemberTurns } from "./platform/index.ts";
+import { dockerSocketPath, inspectContainer } from "./platform/docker-engine-api.ts";
+import { FINGERPRINT_LABEL } from "./platform/docker-fingerprint.ts";
+import { patroniHttpTarget } from "./rollout/patroni-http.ts";
+import { RollingReplacement, type ReplacementEnvironment, type ReplacementOptions } from "./rollout/replacement.ts";
+import { ROLLOUT_STEP_TIMEOUT_SECONDS } from "./postgres-config.ts";
+import { dynamicParameters } from "./render/patroni.ts";
+
+let override: { environment?: ReplacementEnvironment; options?: ReplacementOptions; onCreate?: (roll: RollingReplacement) => void } | undefined;
+
+/**
+ * Tests only: the environment (engine and Patroni) every rolling replacement created afterwards uses
+ * instead of the real ones (omitted: the real ones), its options, and a callback that receives each
+ * RollingReplacement created. undefined: the real ones again, with the program's options.
+ */
+export function useReplacementEnvironment(value: typeof override): void {
+  override = value;
+}
+
+export interface RollingReplacementArgs {
+  readonly config: ClusterConfig;
+  readonly topology: Topology;
+  /** The passwords the cluster is given (secret). */
+  readonly secrets: pulumi.Output<ClusterSecrets>;
+  /** The passwords before this update's rotation (secret; undefined: none), which members not yet re-created still check. */
+  readonly previous?: pulumi.Output<ClusterSecrets | undefined>;
+  /** host:port of PgBouncer and of HAProxy's read-write listener, as this machine reaches them. */
+  readonly pgbouncerEndpoint: string;
+  readonly readWriteEndpoint: string;
+}
+
+/** The real environment: the Docker engine at `socketPath`, Patroni at the containers' addresses. */
+function dockerEnvironment(socketPath: string, credentials: Promise<{ current: ClusterSecrets; previous?: ClusterSecrets }>, args: RollingReplacementArgs): ReplacementEnvironment {
+  return {
+    async deployed(member) {
+      const container = await inspectContainer(socketPath, member);
+      if (!container) return undefined;
+      return { fingerprint: container.labels[FINGERPRINT_LABEL], running: container.running, ...(container.ipAddress ? { address: container.ipAddress } : {}) };
+    },
+    async target(group, addresses) {
+      const { current, previous } = await credentials;
+      const sets = previous ? [current, previous] : [current];
+      const members = args.topology.groups[group].filter((n) => addresses[n.name]).map((n) => ({ name: n.name, restUrl: `http://${addresses[n.name]}:${PORTS.patroniRest}` }));
+      const superuser = (s: ClusterSecrets, endpoint: string, database: string) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${endpoint}/${database}`;
+      return patroniHttpTarget({
+        groups: [{ group, members }],
+        restAuth: sets.map((s) => `${ROLES.restApi}:${s.restApi}`),
+        poolerAdminUrl: sets.map((s) => superuser(s, args.pgbouncerEndpoint, "pgbouncer")),
+        // The roles already have the current passwords (the rotation ran first).
+        readWriteUrl: superuser(current, args.readWriteEndpoint, "postgres"),
+        // CHECKPOINT on the leader before its switchover (the Docker host is on the cluster network,
+        // which pg_hba admits): its shutdown checkpoint, and PgBouncer's pause, get short.
+        memberSqlUrls: Object.fromEntries(members.map((m) => [m.name, superuser(current, `${addresses[m.name]}:${PORTS.postgres}`, "postgres")])),
+      });
+    },
+  };
+}
+
+/** Resolves with an Output's value (only ever awaited outside a preview, where it is known). */
+function valueOf<T>(output: pulumi.Output<T>): Promise<T> {
+  return new Promise((resolve) => output.apply((value) => resolve(value)));
+}
+
+/**
+ * The turns of every Patroni group's members (the Docker platform gates each container on its
+ * member's turn). Groups are rolled in topology order, one at a time.
+ */
+export function rollingReplacement(args: RollingReplacementArgs): MemberTurns {
+  const key = args.secrets.apply((s) => s.restApi);
+  const socketPath = dockerSocketPath(new pulumi.Config("docker").get("host"));
+  let roll: RollingReplacement | undefined;
+  let warned = false;
+  const create = (): RollingReplacement | undefined => {
+    let environment = override?.environment;
+    if (!environment) {
+      if (!socketPath) return undefined;
+      const credentials = valueOf(pulumi.all([args.secrets, args.previous ?? pulumi.output(undefined)])).then(([current, previous]) => ({ current, ...(previous ? { previous } : {}) }));
+      environment = dockerEnvironment(socketPath, credentials, args);
+    }
+    const created = new RollingReplacement(groupsOf(args.topology), environment, {
+      ...(override?.options ?? {
+        log: (line) => pulumi.log.info(line),
+        stepTimeoutMs: ROLLOUT_STEP_TIMEOUT_SECONDS * 1000,
+        // The engine stops the old container first, with the grace period it was given.
+        replaceTimeoutMs: (args.config.dockerStopGraceSeconds + ROLLOUT_STEP_TIMEOUT_SECONDS) * 1000,
+      }),
+      // The parameters PostgresConfig applies afterwards (the same set): a replaced member starts with them.
+      parameters: dynamicParameters(args.config),
+    });
+    override?.onCreate?.(created);
+    return created;
+  };
+  return {
+    key,
+    turn(member, fingerprint) {
+      if (pulumi.runtime.isDryRun()) return Promise.resolve();
+      roll ??= create();
+      if (!roll) {
+        if (!warned) {
+          warned = true;
+          pulumi.log.warn("rolling replacement: the Docker engine is not reached through a unix socket here; changed database containers are replaced without ordering (README, \"Rolling changes\")");
+        }
+        return Promise.resolve();
+      }
+      return roll.turn(member, fingerprint);
+    },
+  };
+}
+
+function groupsOf(topology: Topology): { group: number; members: string[] }[] {
+  return topology.groups.map((nodes, group) => ({ group, members: nodes.map((n) => n.name) }));
+}
