@@ -95,7 +95,7 @@ test("the gate resumes PgBouncer once the new leader is routed alone, before Pat
   const report = gatedSwitchover(fake, 0, "c-0", "c-1", noWait);
   await resumed;
   answer();
-  t.deepEqual(await report, { group: 0, from: "c-0", to: "c-1", seconds: (await report).seconds, paused: true });
+  t.deepEqual(await report, { group: 0, from: "c-0", to: "c-1", seconds: (await report).seconds, paused: true, startedAt: (await report).startedAt });
   t.deepEqual(fake.events, ["pause", "switchover 0 c-0->c-1", "resume", "answered"]);
 });
 
