@@ -35,6 +35,16 @@ function names(commonName: string, addresses: string[]): Pick<CertificateSpec, "
   };
 }
 
+export interface CertificatePlanOptions {
+  /**
+   * More names (DNS names or IP addresses) by which clients reach the router (PgBouncer and, through
+   * it or directly, HAProxy), beyond the addressing's: the Docker host as `endpointHost` names it
+   * (published ports), or a Kubernetes Service's shorter DNS names. They go into the router's
+   * certificate and every coordinator node's (HAProxy passes TLS through to the coordinator primary).
+   */
+  routerNames?: string[];
+}
+
 /**
  * Every certificate of a cluster:
  * - each PostgreSQL node: one certificate for PostgreSQL, Patroni's REST API (both servers) and
@@ -47,8 +57,8 @@ function names(commonName: string, addresses: string[]): Pick<CertificateSpec, "
  * - the router: PgBouncer's certificate for clients (PgBouncer's and HAProxy's names);
  * - the operator: a client certificate for etcd, for people and tests on a machine that runs it.
  */
-export function certificatePlan(topology: Topology, addressing: Addressing): CertificateSpec[] {
-  const router = [addressing.haproxy.connect, addressing.haproxy.listen, addressing.pgbouncer.connect, addressing.pgbouncer.listen];
+export function certificatePlan(topology: Topology, addressing: Addressing, options: CertificatePlanOptions = {}): CertificateSpec[] {
+  const router = [addressing.haproxy.connect, addressing.haproxy.listen, addressing.pgbouncer.connect, addressing.pgbouncer.listen, ...(options.routerNames ?? [])];
   const specs: CertificateSpec[] = [];
   for (const node of topology.groups.flat()) {
     const self = addressing.postgres(node);
