@@ -23,15 +23,18 @@ export interface PromoteCallbackPaths extends PostgresLayout {
  * for ROLE "primary" it waits, at most `ttl` seconds, until PostgreSQL answers out of recovery on
  * its unix socket, then POSTs `after_promote` to every coordinator member's `/citus` (only the
  * leader acts on it; Patroni checks there that the sender holds its group's leader key). It reads
- * the REST password from patroni.yml, so it holds no secret itself.
+ * the REST password from patroni.yml, so it holds no secret itself. With the layout's TLS the REST API
+ * speaks HTTPS: the script verifies each coordinator member against the node's CA file and by name
+ * (ssl.create_default_context(cafile=...): CERT_REQUIRED and check_hostname).
  */
 export function renderPromoteCallback(config: ClusterConfig, topology: Topology, node: PostgresNode, addressing: Addressing, paths: PromoteCallbackPaths): string {
-  const coordinators = topology.groups[0].map((n) => `http://${addressing.postgres(n).connect}:${PORTS.patroniRest}/citus`);
+  const scheme = paths.tls ? "https" : "http";
+  const coordinators = topology.groups[0].map((n) => `${scheme}://${addressing.postgres(n).connect}:${PORTS.patroniRest}/citus`);
   return `#!/usr/bin/env python3
 # Rendered by distributed-postgres-cluster; do not edit (components/render/citus-promote.ts).
 # Patroni's on_role_change callback on Citus worker ${node.name}: tells the coordinator "after_promote"
 # as soon as PostgreSQL is out of recovery, instead of Patroni's next HA loop but one.
-import base64, json, subprocess, sys, threading, time, urllib.request
+import base64, json, ssl, subprocess, sys, threading, time, urllib.request
 import yaml
 
 CONFIG_FILE = ${JSON.stringify(paths.configFile)}
@@ -40,6 +43,8 @@ SOCKET_DIR = ${JSON.stringify(paths.socketDir)}
 PORT = "${PORTS.postgres}"
 GROUP = ${node.group}
 COORDINATORS = ${JSON.stringify(coordinators)}
+# The cluster CA the coordinators' REST certificates are verified against (None: plain HTTP).
+CA_FILE = ${paths.tls ? JSON.stringify(paths.tls.caFile) : "None"}
 
 
 def out_of_recovery():
@@ -55,7 +60,8 @@ def post(url, body, authorization, sent):
     request = urllib.request.Request(url, data=body, method="POST",
                                      headers={"Content-Type": "application/json", "Authorization": authorization})
     try:
-        with urllib.request.urlopen(request, timeout=2) as response:
+        context = ssl.create_default_context(cafile=CA_FILE) if CA_FILE else None
+        with urllib.request.urlopen(request, timeout=2, context=context) as response:
             sent.append("%s %d" % (url, response.status))
     except Exception as error:  # a dead coordinator member: the others are tried all the same
         sent.append("%s %s" % (url, error))

@@ -8,9 +8,21 @@ import { pgClientConfig } from "../pg-client.ts";
 import type { Parameters } from "./parameters.ts";
 import type { Member, RolloutTarget } from "./orchestrate.ts";
 
+/** A member's Patroni REST API. */
+export interface PatroniMemberUrl {
+  name: string;
+  /** Base URL, https://host:8008 with TLS. */
+  restUrl: string;
+  /**
+   * The name its certificate carries, when `restUrl`'s host is not one of them (the Docker platform
+   * dials a container's IP address; its certificate names the container's hostname). Absent: the host.
+   */
+  serverName?: string;
+}
+
 export interface PatroniHttpSpec {
   /** Every Citus group with its members' Patroni REST base URLs (https://host:8008 with TLS). */
-  groups: { group: number; members: { name: string; restUrl: string }[] }[];
+  groups: { group: number; members: PatroniMemberUrl[] }[];
   /** "user:password" of Patroni's REST API (PATCH /config, /restart, /switchover need it). */
   /**
    * The cluster CA (PEM) that Patroni's https certificates and PostgreSQL's/PgBouncer's TLS are
@@ -43,10 +55,10 @@ interface ClusterMemberJson {
   pending_restart?: boolean;
 }
 
-async function request(url: string, init: { method?: string; body?: string; auth?: string; timeoutMs: number; ca?: string }): Promise<unknown> {
+async function request(url: string, init: { method?: string; body?: string; auth?: string; timeoutMs: number; ca?: string; serverName?: string }): Promise<unknown> {
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (init.auth) headers.authorization = `Basic ${Buffer.from(init.auth).toString("base64")}`;
-  const answer = await httpRequest(url, { method: init.method, body: init.body, headers, timeoutMs: init.timeoutMs, ...(init.ca ? { identity: { ca: init.ca } } : {}) });
+  const answer = await httpRequest(url, { method: init.method, body: init.body, headers, timeoutMs: init.timeoutMs, ...(init.ca ? { identity: { ca: init.ca, ...(init.serverName ? { serverName: init.serverName } : {}) } } : {}) });
   // Patroni answers 503 on GET /cluster-style reads of an unhealthy member, with a body: keep it.
   if (answer.status < 200 || answer.status > 299) throw new Error(`Patroni ${init.method ?? "GET"} ${url}: HTTP ${answer.status} ${answer.text.slice(0, 300)}`);
   try {
@@ -99,12 +111,13 @@ export function patroniHttpTarget(spec: PatroniHttpSpec): RolloutTarget {
     if (!found) throw new Error(`rollout: no member ${member} in group ${group}`);
     return found.restUrl;
   };
+  const serverNameOf = (group: number, member: string) => groupOf(group).members.find((m) => m.name === member)?.serverName;
   /** The first member of the group that answers `path`. */
   const anyMember = async (group: number, path: string): Promise<unknown> => {
     let last: unknown;
     for (const m of groupOf(group).members) {
       try {
-        return await request(`${m.restUrl}${path}`, { timeoutMs: 3000, ca: spec.ca });
+        return await request(`${m.restUrl}${path}`, { timeoutMs: 3000, ca: spec.ca, serverName: m.serverName });
       } catch (error) {
         last = error;
       }
@@ -130,7 +143,7 @@ export function patroniHttpTarget(spec: PatroniHttpSpec): RolloutTarget {
       let last: unknown;
       for (const m of groupOf(group).members) {
         try {
-          await request(`${m.restUrl}/config`, { method: "PATCH", body: JSON.stringify(patch), auth: spec.restAuth, timeoutMs: 10000, ca: spec.ca });
+          await request(`${m.restUrl}/config`, { method: "PATCH", body: JSON.stringify(patch), auth: spec.restAuth, timeoutMs: 10000, ca: spec.ca, serverName: m.serverName });
           return;
         } catch (error) {
           last = error;
@@ -139,10 +152,10 @@ export function patroniHttpTarget(spec: PatroniHttpSpec): RolloutTarget {
       throw last;
     },
     async restart(group, member) {
-      await request(`${restUrl(group, member)}/restart`, { method: "POST", body: "{}", auth: spec.restAuth, timeoutMs, ca: spec.ca });
+      await request(`${restUrl(group, member)}/restart`, { method: "POST", body: "{}", auth: spec.restAuth, timeoutMs, ca: spec.ca, serverName: serverNameOf(group, member) });
     },
     async switchover(group, leader, candidate) {
-      await request(`${restUrl(group, leader)}/switchover`, { method: "POST", body: JSON.stringify({ leader, candidate }), auth: spec.restAuth, timeoutMs, ca: spec.ca });
+      await request(`${restUrl(group, leader)}/switchover`, { method: "POST", body: JSON.stringify({ leader, candidate }), auth: spec.restAuth, timeoutMs, ca: spec.ca, serverName: serverNameOf(group, leader) });
     },
   };
   if (spec.memberSqlUrls) {

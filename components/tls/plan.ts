@@ -43,6 +43,12 @@ export interface CertificatePlanOptions {
    * certificate and every coordinator node's (HAProxy passes TLS through to the coordinator primary).
    */
   routerNames?: string[];
+  /**
+   * Give every etcd member's certificate the loopback names too (127.0.0.1, localhost): a check run
+   * inside the member's own container (etcdctl against https://127.0.0.1:2379) then verifies it like
+   * any client. Only that process answers on its loopback.
+   */
+  etcdLoopback?: boolean;
 }
 
 /**
@@ -69,7 +75,8 @@ export function certificatePlan(topology: Topology, addressing: Addressing, opti
     const self = addressing.etcd(member);
     // etcd checks a peer's client certificate against the address the connection comes from. Peers
     // on loopback addresses (the local runner) connect from 127.0.0.1, the kernel's source address there.
-    const source = self.connect.startsWith("127.") && isIP(self.connect) === 4 ? ["127.0.0.1"] : [];
+    const source = (self.connect.startsWith("127.") && isIP(self.connect) === 4) || options.etcdLoopback ? ["127.0.0.1"] : [];
+    if (options.etcdLoopback) source.push("localhost");
     specs.push({ id: member.name, ...names(self.connect, [self.connect, self.listen, ...source]), server: true, client: true });
   }
   specs.push({ id: ROUTER_CERTIFICATE, ...names(addressing.pgbouncer.connect, router), server: true, client: false });

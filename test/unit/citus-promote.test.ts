@@ -19,9 +19,11 @@ function render(configFile = "/etc/dpc/patroni.yml"): string {
   return renderPromoteCallback(config, topology, worker, addressing, { ...containerLayout(config).postgres(worker), configFile });
 }
 
-test("the callback names every coordinator member's /citus endpoint, its group, and no password", (t) => {
+test("the callback names every coordinator member's /citus endpoint (https, the node's CA), its group, and no password", (t) => {
   const script = render();
-  for (const node of topology.groups[0]) t.true(script.includes(`http://${node.name}:8008/citus`), node.name);
+  for (const node of topology.groups[0]) t.true(script.includes(`https://${node.name}:8008/citus`), node.name);
+  t.regex(script, /^CA_FILE = "\/etc\/dpc\/tls\/ca\.crt"$/m);
+  t.regex(script, /ssl\.create_default_context\(cafile=CA_FILE\)/);
   t.regex(script, /^GROUP = 1$/m);
   t.regex(script, /"type": "after_promote"/);
   t.false(script.includes("PLACEHOLDER"), "the REST password is read from patroni.yml, not rendered");
@@ -40,4 +42,11 @@ test("the callback is valid Python and exits 0 without acting on a change to rep
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("without TLS in the layout the callback speaks plain HTTP", (t) => {
+  const { tls: _tls, ...plainLayout } = containerLayout(config).postgres(worker);
+  const script = renderPromoteCallback(config, topology, worker, addressing, { ...plainLayout, configFile: "/etc/dpc/patroni.yml" });
+  t.true(script.includes(`http://${topology.groups[0][0].name}:8008/citus`));
+  t.regex(script, /^CA_FILE = None$/m);
 });
