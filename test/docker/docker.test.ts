@@ -30,6 +30,8 @@ import { startEngine, stopEngine } from "./engine.ts";
 import { citusSource, NO_STAND_IN, STAND_INS } from "./images.ts";
 import { distPrimaries, placementsPerGroup, query, sleep, takenPorts, waitFor } from "./probes.ts";
 import { DOCKER_TEST_STACK, PROJECT, testPasswords } from "./stack.ts";
+import { verifyFullUrl } from "../../components/pg-client.ts";
+import { trustOrigin } from "../../components/https.ts";
 
 const log = (line: string) => console.log(`[docker] ${line}`);
 
@@ -41,17 +43,26 @@ if ("unavailable" in engine) {
   });
 } else {
   const passwords = testPasswords();
-  const { config, registrations } = await declareCluster(PROJECT, DOCKER_TEST_STACK, passwords);
+  const { config, registrations, ca } = await declareCluster(PROJECT, DOCKER_TEST_STACK, passwords);
   const topology = planTopology(config);
   const adapter = new DockerAdapter(engine.socketPath, log);
-  const url = (role: "app" | "superuser", port: number) =>
-    `postgresql://${ROLES[role]}:${encodeURIComponent(passwords[role])}@127.0.0.1:${port}/${config.database}`;
+  // Every client verifies the cluster's certificates against the stack's CA (sslmode=verify-full):
+  // PgBouncer and PostgreSQL admit TLS only.
+  const plainUrl = (role: "app" | "superuser", port: number, database = config.database) =>
+    `postgresql://${ROLES[role]}:${encodeURIComponent(passwords[role])}@127.0.0.1:${port}/${database}`;
+  const url = (role: "app" | "superuser", port: number) => verifyFullUrl(plainUrl(role, port), ca);
   // The client path (published PgBouncer port) and, for work that needs a session, HAProxy's.
   const appUrl = url("app", config.pgbouncerPort);
   const adminUrl = url("superuser", config.haproxyReadWritePort);
   const readOnlyUrl = url("superuser", config.haproxyReadOnlyPort);
   const names = (group: number) => topology.groups[group].map((n) => n.name);
-  const restUrls = (group: number) => Promise.all(names(group).map(async (n) => `http://${await adapter.ipOf(n)}:${PORTS.patroniRest}`));
+  /** Patroni's REST API over HTTPS at the container's address, verified against the CA and the container's name. */
+  const restUrl = async (name: string) => {
+    const origin = `https://${await adapter.ipOf(name)}:${PORTS.patroniRest}`;
+    trustOrigin(origin, { ca, serverName: name });
+    return origin;
+  };
+  const restUrls = (group: number) => Promise.all(names(group).map(restUrl));
 
   /** The group's members as Patroni reports them (only this group's, whatever /cluster lists). */
   const groupMembers = async (group: number) =>
@@ -232,7 +243,7 @@ if ("unavailable" in engine) {
     const declared = deferred(POSTGRES_CONFIG)[0].inputs as unknown as PostgresConfigInputs;
     const inputs: PostgresConfigInputs = {
       ...declared,
-      groups: await Promise.all(declared.groups.map(async (g) => ({ ...g, members: await Promise.all(g.members.map(async (m) => ({ ...m, restUrl: `http://${await adapter.ipOf(m.name)}:${PORTS.patroniRest}` }))) }))),
+      groups: await Promise.all(declared.groups.map(async (g) => ({ ...g, members: await Promise.all(g.members.map(async (m) => ({ ...m, restUrl: `https://${await adapter.ipOf(m.name)}:${PORTS.patroniRest}` }))) }))),
     };
     await postgresConfigProvider.create(inputs);
     const changed = { ...inputs, parameters: { ...inputs.parameters, work_mem: "12MB" } };
@@ -254,7 +265,7 @@ if ("unavailable" in engine) {
     const rotation = deferred(ROTATION)[0].inputs as unknown as PasswordRotationInputs;
     t.deepEqual(((await passwordRotationProvider.create(rotation)).outs as { rotated: string[] }).rotated, []);
     const rotated = { ...rotation, passwords: { ...rotation.passwords, app: `${passwords.app}-rotated` } };
-    const direct = (password: string) => `postgresql://${ROLES.app}:${encodeURIComponent(password)}@127.0.0.1:${config.haproxyReadWritePort}/${config.database}`;
+    const direct = (password: string) => verifyFullUrl(`postgresql://${ROLES.app}:${encodeURIComponent(password)}@127.0.0.1:${config.haproxyReadWritePort}/${config.database}`, ca);
     for (const [olds, news] of [[rotation, rotated], [rotated, rotation]] as const) {
       t.deepEqual(((await passwordRotationProvider.update!("id", olds, news)).outs as { rotated: string[] }).rotated, ["app"]);
       t.is((await query(direct(news.passwords.app), "SELECT 1 AS one")).rows[0].one, 1);
@@ -265,12 +276,13 @@ if ("unavailable" in engine) {
   });
 
   // The pooler as drivers meet it, through the published PgBouncer port (as on the local cluster).
-  registerPoolerChecks(test, { appUrl, sessionUrl: appUrl.replace(/\/[^/]*$/, `/${sessionPoolDatabase(config)}`) }, () => booted);
+  // Both URLs carry sslmode=verify-full and the CA file: node-postgres, pgbench and psql verify PgBouncer.
+  registerPoolerChecks(test, { appUrl, sessionUrl: verifyFullUrl(plainUrl("app", config.pgbouncerPort, sessionPoolDatabase(config)), ca) }, () => booted);
 
   test.serial("the benchmark runs in quick mode at the BenchmarkRun resource's endpoint (PgBouncer), on distributed tables", async (t) => {
     t.true(booted, "the cluster did not boot");
     const run = deferred(BENCHMARK)[0]?.inputs;
-    const target = run ? String(run.url) : appUrl;
+    const target = run ? verifyFullUrl(String(run.url), ca) : appUrl;
     // Smaller than quick's 5,000 rows on purpose: this proves the path; the local cluster gives the figures.
     const summary = await runPostDeployBenchmark(target, "quick", { rows: 2000, skipPgbench: true });
     t.true(summary.scenarios.length > 0);
