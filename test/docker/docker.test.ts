@@ -32,6 +32,7 @@ import { distPrimaries, placementsPerGroup, query, sleep, takenPorts, waitFor } 
 import { DOCKER_TEST_STACK, PROJECT, testPasswords } from "./stack.ts";
 import { verifyFullUrl } from "../../components/pg-client.ts";
 import { trustOrigin } from "../../components/https.ts";
+import { CERTIFICATES_TYPE, certificatesProvider } from "../../components/certificates.ts";
 
 const log = (line: string) => console.log(`[docker] ${line}`);
 
@@ -155,15 +156,33 @@ if ("unavailable" in engine) {
   const ROTATION = "pulumi-nodejs:dynamic/dpc:PasswordRotation";
   const REBALANCE = "pulumi-nodejs:dynamic/dpc:WorkerRebalance";
   const MEMBERSHIP = "pulumi-nodejs:dynamic/dpc:WorkerMembership";
+  const CERTIFICATES = CERTIFICATES_TYPE;
   const deferred = (type: string) => adapter.deferred.filter((r) => r.type === type);
   type SchemaInputs = Parameters<NonNullable<typeof schemaProvider.update>>[2];
   let schemaState: SchemaInputs | undefined;
 
   test.serial("every dynamic resource the program declares has its check here", (t) => {
     t.true(booted, "the cluster did not boot");
-    const unhandled = adapter.deferred.filter((r) => ![SCHEMA, BENCHMARK, POSTGRES_CONFIG, ROTATION, REBALANCE, MEMBERSHIP].includes(r.type));
+    const unhandled = adapter.deferred.filter((r) => ![SCHEMA, BENCHMARK, POSTGRES_CONFIG, ROTATION, REBALANCE, MEMBERSHIP, CERTIFICATES].includes(r.type));
     t.deepEqual(unhandled.map((r) => `${r.type} ${r.name}`), []);
     t.is(deferred(SCHEMA).length, 1);
+  });
+
+  test.serial("the ClusterCertificates provider issues the plan whose certificates the containers run with; a second run issues nothing", async (t) => {
+    t.true(booted, "the cluster did not boot");
+    // The containers got the certificates the mocks issued with the provider's own functions
+    // (declared.ts); here the provider itself, as `pulumi up` runs it, on the same inputs.
+    const [resource] = deferred(CERTIFICATES);
+    const inputs = resource.inputs as { name: string; plan: { id: string }[] };
+    const created = (await certificatesProvider.create(inputs)).outs as { ca: string; certificates: Record<string, { cert: string }> };
+    t.deepEqual(Object.keys(created.certificates).sort(), inputs.plan.map((s) => s.id).sort());
+    t.deepEqual(Object.keys(created.certificates).sort(), Object.keys(resource.outputs.certificates as object).sort());
+    t.false((await certificatesProvider.diff!("id", created, inputs)).changes);
+    const again = (await certificatesProvider.update!("id", created, inputs)).outs as typeof created;
+    t.deepEqual(again.certificates, created.certificates);
+    // What the running containers present: PgBouncer's certificate, verified by the client path tests
+    // (verify-full); here its issuer is the stack's CA.
+    t.is(resource.outputs.ca, ca);
   });
 
   test.serial("the Schema resource's provider applies the migrations on Citus (twice: the second run applies nothing)", async (t) => {
