@@ -149,6 +149,12 @@ export interface ClusterConfig {
    * the NetworkPolicies); required unless kubernetesServiceType is ClusterIP.
    */
   kubernetesSourceRanges: string;
+  /**
+   * More names (DNS names or IPv4 addresses, comma-separated) clients reach the router by, for its
+   * certificate and the coordinator nodes' (verify-full checks the name dialled): a Kubernetes
+   * LoadBalancer's DNS name or address, a DNS alias of the Docker host. Empty: the platform's own names.
+   */
+  tlsRouterNames: string;
   /** kubernetes: pods of HAProxy and of PgBouncer each (spread over nodes, with a disruption budget). */
   kubernetesRouterReplicas: number;
   /** kubernetes: numeric user and group of `postgres` in databaseImage (the Citus image's: 999); pods run as them. */
@@ -232,6 +238,7 @@ export const DEFAULT_CONFIG: ClusterConfig = {
   kubernetesPodCidr: "10.0.0.0/8",
   kubernetesServiceType: "ClusterIP",
   kubernetesSourceRanges: "",
+  tlsRouterNames: "",
   kubernetesRouterReplicas: 2,
   kubernetesPostgresUid: 999,
   kubernetesPostgresGid: 999,
@@ -355,6 +362,7 @@ const CONFIG_SCHEMA = {
     kubernetesPodCidr: cidr,
     kubernetesServiceType: { type: "string", enum: ["ClusterIP", "LoadBalancer", "NodePort"] },
     // Empty, or CIDRs separated by commas (each checked in crossFieldErrors).
+    tlsRouterNames: { type: "string" },
     kubernetesSourceRanges: { type: "string", pattern: "^( *\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}/\\d{1,2} *(, *\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}/\\d{1,2} *)*)?$" },
     kubernetesRouterReplicas: int(1, 10),
     kubernetesPostgresUid: int(1, 2147483647),
@@ -434,6 +442,10 @@ function crossFieldErrors(c: ClusterConfig): string[] {
   }
   if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(c.monitoringPublishAddress) || c.monitoringPublishAddress.split(".").some((octet) => Number(octet) > 255)) {
     errors.push(`monitoringPublishAddress: got ${JSON.stringify(c.monitoringPublishAddress)}; allowed: an IPv4 address of the Docker host, e.g. 127.0.0.1 (the host only, the default) or 0.0.0.0 (every interface)`);
+  }
+  const badRouterName = tlsRouterNameList(c.tlsRouterNames).find((name) => !isHostName(name));
+  if (badRouterName !== undefined) {
+    errors.push(`tlsRouterNames: got ${JSON.stringify(badRouterName)}; allowed: DNS names or IPv4 addresses separated by commas (e.g. "db.example.com,203.0.113.10")`);
   }
   if (c.etcdMembers % 2 === 0) {
     errors.push(`etcdMembers: got ${c.etcdMembers}; allowed: an odd number (an even member count tolerates no more failures than one fewer)`);
@@ -616,4 +628,9 @@ export function certificateAuthorityProblems(cert: string | undefined, key: stri
   if (privateKey.asymmetricKeyType !== "rsa") problems.push(`${keyKey}: got a ${privateKey.asymmetricKeyType} key; allowed: an RSA key (the cluster's certificates are signed with RSA and SHA-256)`);
   else if (!parsed.checkPrivateKey(privateKey)) problems.push(`${keyKey}: got a key that does not belong to ${certKey}; allowed: the private key of that certificate`);
   return problems;
+}
+
+/** tlsRouterNames as a list (spaces and empty items dropped). */
+export function tlsRouterNameList(names: string): string[] {
+  return names.split(",").map((name) => name.trim()).filter((name) => name.length > 0);
 }

@@ -1,5 +1,5 @@
 // Addresses and paths inside containers (docker) and pods (kubernetes): the shipped rendering.
-import type { ClusterConfig, Topology } from "../spec.ts";
+import { tlsRouterNameList, type ClusterConfig, type Topology } from "../spec.ts";
 import type { ClusterLayout } from "./index.ts";
 import type { Addressing } from "./types.ts";
 import type { TlsFilePaths } from "../tls/types.ts";
@@ -29,11 +29,13 @@ export const CONTAINER_TLS: TlsFilePaths = {
  * the coordinator nodes', components/tls/plan.ts): docker, `endpointHost` (the published ports, as
  * the machine running Pulumi and applications dial them); kubernetes, the shorter DNS names of the
  * PgBouncer and HAProxy Services that pods in the cluster may use (`<svc>`, `<svc>.<ns>`, `<svc>.<ns>.svc`).
+ * Both: the stack's tlsRouterNames (a LoadBalancer's name or address, a DNS alias).
  */
 export function containerRouterNames(config: ClusterConfig, topology: Topology): string[] {
-  if (config.platform !== "kubernetes") return [config.endpointHost];
+  const extra = tlsRouterNameList(config.tlsRouterNames);
+  if (config.platform !== "kubernetes") return [config.endpointHost, ...extra];
   const ns = config.kubernetesNamespace;
-  return [`${topology.scope}-pgbouncer`, `${topology.scope}-haproxy`].flatMap((svc) => [svc, `${svc}.${ns}`, `${svc}.${ns}.svc`]);
+  return [...[`${topology.scope}-pgbouncer`, `${topology.scope}-haproxy`].flatMap((svc) => [svc, `${svc}.${ns}`, `${svc}.${ns}.svc`]), ...extra];
 }
 
 /** Hostnames: a container name on the docker network, a pod DNS name behind a headless Service. */

@@ -162,3 +162,12 @@ test("a supplied CA is validated: both keys or neither, a CA, valid, its own RSA
   for (const problem of certificateAuthorityProblems(good.cert, other.key)) t.false(problem.includes("PRIVATE KEY"));
   t.is(key("tlsCaKey"), "distributed-postgres-cluster:tlsCaKey");
 });
+
+test("tlsRouterNames: more names for the router's certificate (a LoadBalancer's address, an alias), validated", (t) => {
+  const withNames = parseClusterConfig({ tlsRouterNames: "db.example.com, 203.0.113.10" });
+  const router = planFor(withNames).find((s) => s.id === "router")!;
+  t.true(router.dnsNames.includes("db.example.com"));
+  t.true(router.ipAddresses.includes("203.0.113.10"));
+  t.true(planFor(withNames).find((s) => s.id === "dpc-coordinator-0")!.dnsNames.includes("db.example.com"));
+  t.throws(() => parseClusterConfig({ tlsRouterNames: "db.example.com,bad name" }), { message: /tlsRouterNames: got "bad name"; allowed: DNS names or IPv4 addresses/ });
+});
