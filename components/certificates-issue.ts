@@ -1,6 +1,7 @@
 // What the ClusterCertificates dynamic resource computes (components/certificates.ts): the cluster CA
 // and every certificate of the plan, issued by components/tls, the code the local runner uses. Pure
 // apart from key generation; no Pulumi import: the dynamic provider loads this file in its own process.
+import { X509Certificate } from "node:crypto";
 import { createCertificateAuthority, issueClusterCertificates } from "./tls/issue.ts";
 import type { CertificateSpec } from "./tls/plan.ts";
 import type { CertificateAuthority, IssuedCertificate } from "./tls/types.ts";
@@ -13,6 +14,20 @@ export interface CertificatesInputs {
   plan: CertificateSpec[];
   /** A CA the user supplies (secret config; validated by spec.ts); absent: the resource creates one. */
   authority?: CertificateAuthority;
+}
+
+/**
+ * A certificate with fewer days left than this is issued again by the next `pulumi up` (service
+ * certificates last 825 days: components/tls/issue.ts). The CA itself (10 years) is not renewed here.
+ */
+export const RENEW_DAYS_BEFORE_EXPIRY = 30;
+
+/** Ids of the certificates in `certificates` that expire within RENEW_DAYS_BEFORE_EXPIRY of `now`. */
+export function expiringCertificates(certificates: Record<string, IssuedCertificate>, now: Date = new Date()): string[] {
+  const limit = now.getTime() + RENEW_DAYS_BEFORE_EXPIRY * 86_400_000;
+  return Object.entries(certificates)
+    .filter(([, c]) => Date.parse(new X509Certificate(c.cert).validTo) <= limit)
+    .map(([id]) => id);
 }
 
 /** The resource's state: its inputs, the CA and the certificates. Every key in it is a Pulumi secret. */
@@ -31,11 +46,14 @@ export interface CertificatesState extends CertificatesInputs {
  * CA for the same spec (issueClusterCertificates). A second call with its own result and the same
  * inputs issues nothing.
  */
-export function issueCertificatesState(news: CertificatesInputs, olds?: CertificatesState): CertificatesState {
+export function issueCertificatesState(news: CertificatesInputs, olds?: CertificatesState, now: Date = new Date()): CertificatesState {
   const authority: CertificateAuthority =
     news.authority ?? (olds && !olds.authority && olds.ca && olds.caKey ? { cert: olds.ca, key: olds.caKey } : createCertificateAuthority(news.name));
-  const existing = olds ? { ca: olds.ca, certificates: olds.certificates ?? {} } : undefined;
-  const issued = issueClusterCertificates(authority, news.plan, existing);
+  // Certificates close to expiry are left out of what is kept: issued again.
+  const expiring = new Set(olds?.certificates ? expiringCertificates(olds.certificates, now) : []);
+  const kept = Object.fromEntries(Object.entries(olds?.certificates ?? {}).filter(([id]) => !expiring.has(id)));
+  const existing = olds ? { ca: olds.ca, certificates: kept } : undefined;
+  const issued = issueClusterCertificates(authority, news.plan, existing, { now });
   return {
     name: news.name,
     plan: news.plan,
@@ -47,10 +65,16 @@ export function issueCertificatesState(news: CertificatesInputs, olds?: Certific
 }
 
 /**
- * Whether an update is due: another plan (a node added or gone, changed names) or another supplied CA.
- * The cluster's name alone changes nothing (a new name is refused by the data identity check anyway).
+ * Whether an update is due: another plan (a node added or gone, changed names), another supplied CA,
+ * or a certificate within RENEW_DAYS_BEFORE_EXPIRY of its end. The cluster's name alone changes
+ * nothing (a new name is refused by the data identity check anyway).
  */
-export function certificatesDiff(olds: Partial<CertificatesInputs>, news: CertificatesInputs): { changes: boolean; replaces: string[]; deleteBeforeReplace: false } {
+export function certificatesDiff(
+  olds: Partial<CertificatesState>,
+  news: CertificatesInputs,
+  now: Date = new Date(),
+): { changes: boolean; replaces: string[]; deleteBeforeReplace: false } {
   const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
-  return { changes: !same(olds.plan, news.plan) || !same(olds.authority, news.authority), replaces: [], deleteBeforeReplace: false };
+  const renew = olds.certificates ? expiringCertificates(olds.certificates, now).length > 0 : false;
+  return { changes: !same(olds.plan, news.plan) || !same(olds.authority, news.authority) || renew, replaces: [], deleteBeforeReplace: false };
 }

@@ -171,3 +171,18 @@ test("tlsRouterNames: more names for the router's certificate (a LoadBalancer's 
   t.true(planFor(withNames).find((s) => s.id === "dpc-coordinator-0")!.dnsNames.includes("db.example.com"));
   t.throws(() => parseClusterConfig({ tlsRouterNames: "db.example.com,bad name" }), { message: /tlsRouterNames: got "bad name"; allowed: DNS names or IPv4 addresses/ });
 });
+
+test("the certificates provider renews a certificate within 30 days of its end, and only that one", (t) => {
+  const state = issueCertificatesState({ name: "dpc", plan: planFor() });
+  const [id] = Object.keys(state.certificates);
+  const validTo = Date.parse(new X509Certificate(state.certificates[id].cert).validTo);
+  const early = new Date(validTo - 31 * 86_400_000);
+  const late = new Date(validTo - 29 * 86_400_000);
+  t.false(certificatesDiff(state, { name: "dpc", plan: planFor() }, early).changes);
+  t.true(certificatesDiff(state, { name: "dpc", plan: planFor() }, late).changes);
+  // All were issued together, so all are renewed together; the CA stays.
+  const renewed = issueCertificatesState({ name: "dpc", plan: planFor() }, state, late);
+  t.is(renewed.ca, state.ca);
+  for (const [name, c] of Object.entries(renewed.certificates)) t.not(c.cert, state.certificates[name].cert, name);
+  t.true(Date.parse(new X509Certificate(renewed.certificates[id].cert).validTo) > validTo);
+});
