@@ -2,7 +2,7 @@
 // Invalid config throws here, listing every problem, before any resource is registered.
 import * as pulumi from "@pulumi/pulumi";
 import { parseClusterConfig } from "./components/spec.ts";
-import { GRAFANA_ADMIN_PASSWORD_KEY, PASSWORD_CONFIG_KEYS, projectConfig } from "./components/stack-config.ts";
+import { GRAFANA_ADMIN_PASSWORD_KEY, MONITOR_PASSWORD_KEY, PASSWORD_CONFIG_KEYS, TLS_CA_KEYS, projectConfig } from "./components/stack-config.ts";
 import { checkPlatformImplemented } from "./components/platform/index.ts";
 import { Cluster, PASSWORD_NAMES, type ClusterArgs } from "./components/cluster.ts";
 import { DataIdentity } from "./components/data-identity.ts";
@@ -25,6 +25,9 @@ const cluster = new Cluster(
     config,
     passwords,
     grafanaAdminPassword: stackConfig.getSecret(GRAFANA_ADMIN_PASSWORD_KEY),
+    monitorPassword: stackConfig.getSecret(MONITOR_PASSWORD_KEY),
+    // A CA of the user's (both keys, or neither: the program creates one); validated before use.
+    certificateAuthority: { cert: stackConfig.getSecret(TLS_CA_KEYS.cert), key: stackConfig.getSecret(TLS_CA_KEYS.key) },
   },
   { dependsOn: [dataIdentity] },
 );
@@ -46,3 +49,10 @@ export const prometheusEndpoint = cluster.prometheusEndpoint;
 export const grafanaEndpoint = cluster.grafanaEndpoint;
 /** Grafana's admin password (secret). */
 export const grafanaAdminPassword = cluster.grafanaAdminPassword;
+/** The cluster CA's certificate (PEM, not secret): clients verify every server with it (sslrootcert). */
+export const caCertificate = cluster.caCertificate;
+/**
+ * The application's URL through PgBouncer with sslmode=verify-full (secret). The client needs the CA
+ * as its root certificate: `pulumi stack output caCertificate > ca.crt`, then PGSSLROOTCERT=ca.crt.
+ */
+export const appConnectionStringVerifyFull = cluster.appConnectionStringVerifyFull;

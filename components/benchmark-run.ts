@@ -49,6 +49,8 @@ export interface BenchmarkRunArgs {
   readonly url: pulumi.Input<string>;
   /** The schema version the run follows. */
   readonly schemaVersion: pulumi.Input<string>;
+  /** The cluster CA certificate (PEM, not secret): the suite verifies PgBouncer with it. */
+  readonly ca: pulumi.Input<string>;
 }
 
 /**
@@ -58,7 +60,7 @@ export interface BenchmarkRunArgs {
 export const BENCHMARK_STEP_DEADLINE_SECONDS: Record<BenchmarkMode, number> = { quick: 1800, full: 3600, stress: 7200 };
 
 /** What makes the run happen again, as the provider's diff decides it (no secret in it). */
-export function benchmarkTrigger(inputs: Omit<BenchmarkStepInputs, "url">): string {
+export function benchmarkTrigger(inputs: Omit<BenchmarkStepInputs, "url" | "ca">): string {
   return createHash("sha256").update(JSON.stringify([inputs.schemaVersion, inputs.mode, inputs.runId, inputs.dataset])).digest("hex");
 }
 
@@ -78,11 +80,12 @@ export function postDeployBenchmark(
     runId: config.benchmarkRunId,
     dataset: benchmarkDataset(config),
   });
+  const ca = pulumi.output(args.ca);
   const inCluster = args.platform.runDeployStep(
     {
       name,
       step: "benchmark",
-      input: pulumi.secret(pulumi.all([plain, args.url]).apply(([p, url]) => ({ ...p, url }) satisfies BenchmarkStepInputs)),
+      input: pulumi.secret(pulumi.all([plain, args.url, ca]).apply(([p, url, caPem]) => ({ ...p, url, ca: caPem }) satisfies BenchmarkStepInputs)),
       trigger: plain.apply(benchmarkTrigger),
       timeoutSeconds: BENCHMARK_STEP_DEADLINE_SECONDS[config.benchmarkMode],
     },
@@ -102,6 +105,7 @@ export class BenchmarkRun extends pulumi.dynamic.Resource {
     const { config } = args;
     const inputs: { [K in keyof BenchmarkStepInputs]: pulumi.Input<BenchmarkStepInputs[K]> } = {
       url: pulumi.secret(args.url),
+      ca: args.ca,
       mode: config.benchmarkMode,
       schemaVersion: args.schemaVersion,
       runId: config.benchmarkRunId,

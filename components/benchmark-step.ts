@@ -6,6 +6,7 @@ import { runPostDeployBenchmark } from "../benchmarks/post-deploy.ts";
 import { formatSummary, type Summary } from "../benchmarks/summary.ts";
 import type { BenchmarkOptions } from "../benchmarks/options.ts";
 import { briefError, endpointOf } from "./schema-apply.ts";
+import { verifyFullUrl } from "./pg-client.ts";
 import type { BenchmarkMode, ClusterConfig } from "./spec.ts";
 
 export type { Summary } from "../benchmarks/summary.ts";
@@ -16,6 +17,8 @@ export type BenchmarkDataset = Pick<BenchmarkOptions, "dimensions" | "k" | "hnsw
 export interface BenchmarkStepInputs {
   /** postgresql:// URL of the application role through PgBouncer. */
   url: string;
+  /** The cluster CA (PEM): PgBouncer is verified with it and by name (sslmode=verify-full). */
+  ca?: string;
   mode: BenchmarkMode;
   /** The schema version the run follows (only a trigger here: a new version runs the suite again). */
   schemaVersion: string;
@@ -53,7 +56,7 @@ export async function runBenchmarkStep(inputs: BenchmarkStepInputs, options: Ben
   log(`benchmark: ${inputs.mode} run against ${endpoint} after schema ${inputs.schemaVersion}${inputs.runId ? ` (run ${inputs.runId})` : ""}`);
   let summary: Summary;
   try {
-    summary = await runner(inputs.url, inputs.mode, inputs.dataset);
+    summary = await runner(verifyFullUrl(inputs.url, inputs.ca), inputs.mode, inputs.dataset);
   } catch (error) {
     throw new Error(`benchmark: the ${inputs.mode} run against ${endpoint} failed: ${briefError(error)}`, { cause: error });
   }

@@ -3,15 +3,15 @@
 // and monitoring.
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { planTopology, groupName, type ClusterConfig } from "./spec.ts";
+import { certificateAuthorityProblems, planTopology, groupName, type ClusterConfig } from "./spec.ts";
 import { ROLES, type ClusterSecrets } from "./render/index.ts";
 import { createPlatform } from "./platform/index.ts";
 import { Etcd } from "./etcd.ts";
 import { PatroniGroup } from "./patroni-group.ts";
 import { Router, pgbouncerEndpointOf, readWriteEndpointOf } from "./router.ts";
 import { passwordRotation } from "./password-rotation.ts";
-import { PASSWORD_NAMES, validatePasswords, type PasswordName } from "./rotation/plan.ts";
-import { PASSWORD_CONFIG_KEYS } from "./stack-config.ts";
+import { PASSWORD_NAMES, passwordProblems, validatePasswords, type PasswordName } from "./rotation/plan.ts";
+import { MONITOR_PASSWORD_KEY, PASSWORD_CONFIG_KEYS } from "./stack-config.ts";
 import { Schema } from "./schema.ts";
 import { postDeployBenchmark } from "./benchmark-run.ts";
 import type { Summary } from "./benchmark-step.ts";
@@ -21,6 +21,10 @@ import { dynamicParameters } from "./render/patroni.ts";
 import { WorkerMembership, WorkerRebalance } from "./scaling/worker-scaling.ts";
 import { Rollout } from "./rollout-run.ts";
 import { rollingReplacement } from "./rolling-replacement.ts";
+import { Certificates } from "./certificates.ts";
+import { certificatePlan } from "./tls/plan.ts";
+import type { CertificateAuthority } from "./tls/types.ts";
+import { containerAddressing, containerRouterNames } from "./render/container.ts";
 
 export { PASSWORD_NAMES, type PasswordName };
 
@@ -40,6 +44,14 @@ export interface ClusterArgs {
   readonly passwords?: Partial<Record<PasswordName, pulumi.Input<string> | undefined>>;
   /** Grafana's admin password from secret config; generated when missing. Never passed to super(). */
   readonly grafanaAdminPassword?: pulumi.Input<string>;
+  /** The exporters' role's password from secret config; generated when missing. Never passed to super(). */
+  readonly monitorPassword?: pulumi.Input<string>;
+  /**
+   * A cluster CA from secret config (tlsCaCertificate, tlsCaKey: PEM); either may be missing, which
+   * certificateAuthorityProblems refuses unless both are. Absent: the program creates a CA. Never
+   * passed to super().
+   */
+  readonly certificateAuthority?: { cert?: pulumi.Input<string>; key?: pulumi.Input<string> };
 }
 
 export class Cluster extends pulumi.ComponentResource {
@@ -71,6 +83,14 @@ export class Cluster extends pulumi.ComponentResource {
   readonly grafanaEndpoint: string;
   /** Grafana's `admin` password. Secret. */
   readonly grafanaAdminPassword: pulumi.Output<string>;
+  /** The cluster CA's certificate (PEM): what clients verify every server with. Not secret. */
+  readonly caCertificate: pulumi.Output<string>;
+  /**
+   * The application's URL through PgBouncer with `sslmode=verify-full` (secret): the client needs the
+   * CA certificate as its root (`sslrootcert=ca.crt` or PGSSLROOTCERT), and dials a name the router's
+   * certificate carries (endpointHost on docker).
+   */
+  readonly appConnectionStringVerifyFull: pulumi.Output<string>;
 
   constructor(name: string, args: ClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     const { config } = args;
@@ -80,6 +100,25 @@ export class Cluster extends pulumi.ComponentResource {
     const topology = planTopology(config);
     const secrets = this.clusterSecrets(name, args.passwords ?? {});
     const platform = createPlatform(config, this);
+    // TLS on every connection (issue 14): the CA and one certificate per node, etcd member and the
+    // router, named by the addresses each is dialled at on this platform.
+    const addressing = containerAddressing(config, topology, platform.hostNaming);
+    const plan = certificatePlan(topology, addressing, { routerNames: containerRouterNames(config, topology), etcdLoopback: true });
+    const certificates = new Certificates(
+      `${topology.scope}-certificates`,
+      { name: topology.scope, plan, authority: this.suppliedAuthority(args.certificateAuthority) },
+      { parent: this },
+    );
+    const tls = certificates.bundle;
+    const ca = certificates.caCertificate;
+    // The exporters' role (ROLES.monitor: pg_monitor only): its password set by the Schema step.
+    const monitorPassword = pulumi.secret(
+      pulumi.output(args.monitorPassword ?? new random.RandomPassword(`${name}-monitor-password`, { length: 32, special: false }, { parent: this }).result).apply((password) => {
+        const problems = passwordProblems(MONITOR_PASSWORD_KEY, password);
+        if (problems.length > 0) throw new Error(`invalid password(s):\n  - ${problems.join("\n  - ")}`);
+        return password;
+      }),
+    );
 
     // Children do not inherit a component's dependsOn (index.ts: the DataIdentity): hand it on to
     // the processes, so that none starts or is replaced before it passed.
@@ -92,7 +131,7 @@ export class Cluster extends pulumi.ComponentResource {
         ? [
             passwordRotation(
               `${topology.scope}-password-rotation`,
-              { passwords: secrets, readWriteEndpoint: readWriteEndpointOf(config, topology, platform), database: config.database },
+              { passwords: secrets, readWriteEndpoint: readWriteEndpointOf(config, topology, platform), database: config.database, ca },
               { parent: this, dependsOn: dependencyList(opts?.dependsOn) },
             ),
           ]
@@ -109,12 +148,13 @@ export class Cluster extends pulumi.ComponentResource {
             previous: rotation[0]?.previous,
             pgbouncerEndpoint: pgbouncerEndpointOf(config, topology, platform),
             readWriteEndpoint: readWriteEndpointOf(config, topology, platform),
+            ca,
           })
         : undefined;
-    const etcd = new Etcd(`${topology.scope}-etcd`, { config, topology, platform }, { parent: this, dependsOn: first });
+    const etcd = new Etcd(`${topology.scope}-etcd`, { config, topology, platform, certificates: tls }, { parent: this, dependsOn: first });
     // Patroni needs its DCS first. HAProxy routes to the coordinator group: created once that exists.
-    const coordinator = new PatroniGroup(groupName(topology.scope, 0), { config, topology, group: 0, platform, secrets, turns }, { parent: this, dependsOn: [...first, etcd] });
-    const router = new Router(topology.routerName, { config, topology, platform, secrets }, { parent: this, dependsOn: [coordinator] });
+    const coordinator = new PatroniGroup(groupName(topology.scope, 0), { config, topology, group: 0, platform, secrets, certificates: tls, turns }, { parent: this, dependsOn: [...first, etcd] });
+    const router = new Router(topology.routerName, { config, topology, platform, secrets, certificates: tls }, { parent: this, dependsOn: [coordinator] });
     // Superuser through HAProxy's read-write listener: the coordinator leader, in the Citus database.
     const coordinatorUrl = secrets.apply(
       (s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.readWriteEndpoint}/${config.database}`,
@@ -128,9 +168,9 @@ export class Cluster extends pulumi.ComponentResource {
       const group = index + 1;
       const name = groupName(topology.scope, group);
       const membership = scaling
-        ? [new WorkerMembership(`${name}-membership`, { connectionString: coordinatorUrl, group }, { parent: this, dependsOn: [coordinator, router] })]
+        ? [new WorkerMembership(`${name}-membership`, { connectionString: coordinatorUrl, group, ca }, { parent: this, dependsOn: [coordinator, router] })]
         : [];
-      return new PatroniGroup(name, { config, topology, group, platform, secrets, turns }, { parent: this, dependsOn: [...first, etcd, ...membership] });
+      return new PatroniGroup(name, { config, topology, group, platform, secrets, certificates: tls, turns }, { parent: this, dependsOn: [...first, etcd, ...membership] });
     });
     const groups = [coordinator, ...workers];
     const restAuth = secrets.apply((s) => `${ROLES.restApi}:${s.restApi}`);
@@ -143,7 +183,7 @@ export class Cluster extends pulumi.ComponentResource {
     const rollout = platform.podTemplateDigest
       ? new Rollout(
           `${topology.scope}-rollout`,
-          { config, topology, platform, restAuth, poolerAdminUrl, readWriteUrl },
+          { config, topology, platform, restAuth, poolerAdminUrl, readWriteUrl, ca },
           { parent: this, dependsOn: [router, ...groups] },
         )
       : undefined;
@@ -160,6 +200,8 @@ export class Cluster extends pulumi.ComponentResource {
           (s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.pgbouncerEndpoint}/pgbouncer`,
         ),
         appPassword: secrets.apply((s) => s.app),
+        monitorPassword,
+        ca,
         platform,
       },
       // The rollout's Job (kubernetes) waits for nothing the schema makes: the schema waits for it.
@@ -172,7 +214,12 @@ export class Cluster extends pulumi.ComponentResource {
       const postgresConfig = new PostgresConfig(
         `${topology.scope}-postgres-config`,
         {
-          groups: topology.groups.map((nodes, group) => ({ group, members: nodes.map((n) => ({ name: n.name, address: platform.memberAddress!(n.name) })) })),
+          // Dialled at the container's address; verified against the name its certificate carries.
+          groups: topology.groups.map((nodes, group) => ({
+            group,
+            members: nodes.map((n) => ({ name: n.name, address: platform.memberAddress!(n.name), serverName: addressing.postgres(n).connect })),
+          })),
+          ca,
           parameters: dynamicParameters(config),
           restAuth,
           poolerAdminUrl,
@@ -183,10 +230,10 @@ export class Cluster extends pulumi.ComponentResource {
       rolloutReport = postgresConfig.outcome.apply((outcome) => ({ groups: outcome }));
     }
     // Shards follow the worker groups: onto new ones once registered; off going ones before they go.
-    if (scaling) new WorkerRebalance(`${topology.scope}-worker-rebalance`, { connectionString: coordinatorUrl, workerGroups: config.workerGroups }, { parent: this, dependsOn: [schema, ...groups] });
+    if (scaling) new WorkerRebalance(`${topology.scope}-worker-rebalance`, { connectionString: coordinatorUrl, workerGroups: config.workerGroups, ca }, { parent: this, dependsOn: [schema, ...groups] });
     const monitoring = new Monitoring(
       `${topology.scope}-monitoring`,
-      { config, topology, platform, secrets, grafanaAdminPassword: args.grafanaAdminPassword },
+      { config, topology, platform, secrets, grafanaAdminPassword: args.grafanaAdminPassword, certificates: tls, monitorPassword },
       { parent: this, dependsOn: first },
     );
 
@@ -200,13 +247,21 @@ export class Cluster extends pulumi.ComponentResource {
         (s) => `postgresql://${ROLES.app}:${encodeURIComponent(s.app)}@${router.pgbouncerEndpoint}/${config.database}`,
       ),
     );
+    this.caCertificate = ca;
+    this.appConnectionStringVerifyFull = pulumi.secret(
+      this.appConnectionString.apply((url) => {
+        const verified = new URL(url);
+        verified.searchParams.set("sslmode", "verify-full");
+        return verified.toString();
+      }),
+    );
     this.schemaVersion = schema.version;
     this.rolloutReport = rolloutReport;
     if (config.benchmarkEnabled) {
       // Through PgBouncer as the application role: what applications see.
       this.benchmarkSummary = postDeployBenchmark(
         `${topology.scope}-benchmark`,
-        { config, url: this.appConnectionString, schemaVersion: schema.version, platform },
+        { config, url: this.appConnectionString, schemaVersion: schema.version, platform, ca },
         { parent: this, dependsOn: [schema] },
       );
     }
@@ -226,7 +281,25 @@ export class Cluster extends pulumi.ComponentResource {
       prometheusEndpoint: this.prometheusEndpoint,
       grafanaEndpoint: this.grafanaEndpoint,
       grafanaAdminPassword: this.grafanaAdminPassword,
+      caCertificate: this.caCertificate,
+      appConnectionStringVerifyFull: this.appConnectionStringVerifyFull,
     });
+  }
+
+  /**
+   * The supplied CA as one secret Output, validated (certificateAuthorityProblems: both keys or
+   * neither, a CA certificate valid now, its own RSA key); undefined when neither key is set.
+   * Known in preview for config values: a bad CA stops the preview, before any change.
+   */
+  private suppliedAuthority(given: ClusterArgs["certificateAuthority"]): pulumi.Output<CertificateAuthority> | undefined {
+    if (given?.cert === undefined && given?.key === undefined) return undefined;
+    return pulumi.secret(
+      pulumi.all([given.cert, given.key]).apply(([cert, key]) => {
+        const problems = certificateAuthorityProblems(cert, key);
+        if (problems.length > 0) throw new Error(`invalid cluster CA (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n  - ${problems.join("\n  - ")}`);
+        return { cert: cert!, key: key! };
+      }),
+    );
   }
 
   /** Every password as one secret Output: the given one, or a generated one (letters and digits). */

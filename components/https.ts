@@ -3,12 +3,19 @@
 // registered with the cluster CA (and, for etcd, the operator's client certificate) by LocalCluster.
 import http from "node:http";
 import https from "node:https";
+import { checkServerIdentity } from "node:tls";
 
 /** What a client trusts and presents: PEM texts. */
 export interface TlsClientIdentity {
   ca: string;
   cert?: string;
   key?: string;
+  /**
+   * The name the server's certificate must carry when the URL's host is not one of its names (the
+   * Docker platform dials a container's IP address; its certificate names the container's hostname).
+   * Sent as SNI and checked instead of the URL's host; absent: the URL's host is checked.
+   */
+  serverName?: string;
 }
 
 const identities = new Map<string, TlsClientIdentity>();
@@ -59,6 +66,7 @@ export function request(url: string, options: RequestOptions = {}): Promise<Http
         headers: options.body === undefined ? options.headers : { ...options.headers, "content-length": String(Buffer.byteLength(options.body)) },
         timeout: options.timeoutMs ?? 1500,
         ...(secure && identity ? { ca: identity.ca, cert: identity.cert, key: identity.key } : {}),
+        ...(secure && identity?.serverName ? serverNameCheck(identity.serverName) : {}),
       },
       (response) => {
         const chunks: Buffer[] = [];
@@ -72,4 +80,9 @@ export function request(url: string, options: RequestOptions = {}): Promise<Http
     if (options.body !== undefined) req.write(options.body);
     req.end();
   });
+}
+
+/** TLS options that verify the server's certificate against `name` instead of the dialled host. */
+function serverNameCheck(name: string): Pick<https.RequestOptions, "servername" | "checkServerIdentity"> {
+  return { servername: name, checkServerIdentity: (_host, cert) => checkServerIdentity(name, cert) };
 }

@@ -5,7 +5,9 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { ClusterConfig, Topology } from "./spec.ts";
 import { PORTS, ROLES, type ClusterSecrets } from "./render/index.ts";
-import { containerAddressing, CONTAINER_PATHS, type HostNaming } from "./render/container.ts";
+import { containerAddressing, CONTAINER_PATHS, CONTAINER_TLS, type HostNaming } from "./render/container.ts";
+import { OPERATOR_CERTIFICATE } from "./tls/plan.ts";
+import type { ClusterCertificates, TlsFilePaths } from "./tls/types.ts";
 import { EXPORTER_PORTS, exporterDataSourceUri, renderMonitoringFiles, type MONITORING_FILES } from "../monitoring/index.ts";
 import type { Platform, WorkloadFile, WorkloadPort } from "./platform/index.ts";
 import type { Addressing } from "./render/types.ts";
@@ -34,6 +36,16 @@ export const MONITORING_PATHS = {
   grafanaDashboards: `${dir}/grafana/dashboards`,
   grafanaAdminPassword: `${dir}/grafana/admin-password`,
 } as const;
+
+/**
+ * Prometheus's TLS files: the cluster CA and the operator's client certificate (etcd demands one; Patroni
+ * accepts it). The exporters get the CA alone, at `caFile`.
+ */
+export const MONITORING_TLS: TlsFilePaths = {
+  caFile: CONTAINER_TLS.caFile,
+  certFile: `${CONTAINER_PATHS.tlsDir}/client.crt`,
+  keyFile: `${CONTAINER_PATHS.tlsDir}/client.key`,
+};
 
 /** Prometheus's scrape and rule evaluation period on the platforms. */
 export const SCRAPE_INTERVAL = "15s";
@@ -72,6 +84,8 @@ export function renderPlatformMonitoringFiles(
     pgbouncerExporterTarget: `${host(names.pgbouncerExporter)}:${EXPORTER_PORTS.pgbouncerExporter}`,
     prometheusUrl: `http://${host(names.prometheus)}:${MONITORING_PORTS.prometheus}`,
     dashboardsDir: MONITORING_PATHS.grafanaDashboards,
+    // Patroni and etcd are scraped over HTTPS, verified against the CA, with the operator's certificate.
+    tls: MONITORING_TLS,
   });
 }
 
@@ -80,25 +94,38 @@ const plain = (path: string, content: string): WorkloadFile => ({ path, content,
 
 /** What each monitoring container receives; shared by the component and `npm run render`. */
 export const monitoringMemberFiles = {
-  /** A postgres_exporter: its queries, and the superuser's password (0600). */
-  postgresExporter: (files: MonitoringFiles, superuserPassword: string): WorkloadFile[] => [
+  /**
+   * A postgres_exporter: its queries, the CA it verifies its node with (sslmode=verify-full), and the
+   * password of the exporters' role (ROLES.monitor: pg_monitor only; 0600).
+   */
+  postgresExporter: (files: MonitoringFiles, monitorPassword: string, ca: string): WorkloadFile[] => [
     plain(MONITORING_PATHS.exporterQueries, files.exporterQueries),
-    { path: MONITORING_PATHS.exporterPassword, content: superuserPassword, secret: true },
+    plain(MONITORING_TLS.caFile, ca),
+    { path: MONITORING_PATHS.exporterPassword, content: monitorPassword, secret: true },
   ],
-  /** The PgBouncer exporter: a connection string to PgBouncer's admin console (0600). */
-  pgbouncerExporter: (addressing: Addressing, superuserPassword: string): WorkloadFile[] => [
+  /** The PgBouncer exporter: a connection string to PgBouncer's admin console (0600), verify-full with the CA. */
+  pgbouncerExporter: (addressing: Addressing, superuserPassword: string, ca: string): WorkloadFile[] => [
+    plain(MONITORING_TLS.caFile, ca),
     {
       path: MONITORING_PATHS.pgbouncerExporterConnection,
-      // PgBouncer's admin console (database `pgbouncer`); the superuser is its admin_users.
-      content: `postgres://${ROLES.superuser}:${encodeURIComponent(superuserPassword)}@${addressing.pgbouncer.connect}:${PORTS.pgbouncer}/pgbouncer?sslmode=disable`,
+      // PgBouncer's admin console (database `pgbouncer`); the superuser is its admin_users. PgBouncer
+      // requires TLS of its clients; its certificate (the router's) names its address.
+      content: `postgres://${ROLES.superuser}:${encodeURIComponent(superuserPassword)}@${addressing.pgbouncer.connect}:${PORTS.pgbouncer}/pgbouncer?sslmode=verify-full&sslrootcert=${encodeURIComponent(MONITORING_TLS.caFile)}`,
       secret: true,
     },
   ],
-  /** Prometheus: its config and the alert rules (no password). */
-  prometheus: (files: MonitoringFiles): WorkloadFile[] => [
-    plain(MONITORING_PATHS.prometheusConfig, files.prometheusConfig),
-    plain(MONITORING_PATHS.alertRules, files.alertRules),
-  ],
+  /** Prometheus: its config, the alert rules, the CA and the operator's client certificate (key 0600). */
+  prometheus: (files: MonitoringFiles, certificates: ClusterCertificates): WorkloadFile[] => {
+    const operator = certificates.certificates[OPERATOR_CERTIFICATE];
+    if (!operator) throw new Error(`certificates: none issued for ${JSON.stringify(OPERATOR_CERTIFICATE)}; Prometheus presents it to etcd`);
+    return [
+      plain(MONITORING_PATHS.prometheusConfig, files.prometheusConfig),
+      plain(MONITORING_PATHS.alertRules, files.alertRules),
+      plain(MONITORING_TLS.caFile, certificates.ca),
+      plain(MONITORING_TLS.certFile, operator.cert),
+      { path: MONITORING_TLS.keyFile, content: operator.key, secret: true },
+    ];
+  },
   /** Grafana: datasource, dashboard provider, dashboard, and its admin password (0600). */
   grafana: (files: MonitoringFiles, adminPassword: string): WorkloadFile[] => [
     plain(`${MONITORING_PATHS.grafanaProvisioning}/datasources/prometheus.yml`, files.grafanaDatasource),
@@ -115,8 +142,12 @@ export interface MonitoringArgs {
   readonly topology: Topology;
   /** Where the processes run. */
   readonly platform: Platform;
-  /** The cluster's passwords, a secret Output (the exporters log in as the superuser). */
+  /** The cluster's passwords, a secret Output (the PgBouncer exporter logs in as the superuser). */
   readonly secrets: pulumi.Output<ClusterSecrets>;
+  /** The exporters' role's password (secret): postgres_exporter logs in as ROLES.monitor. */
+  readonly monitorPassword: pulumi.Output<string>;
+  /** The cluster's CA and certificates (secret): the CA for every scraper, the operator's for Prometheus. */
+  readonly certificates: pulumi.Output<ClusterCertificates>;
   /** Grafana's admin password from secret config; generated when missing. Never passed to super(). */
   readonly grafanaAdminPassword?: pulumi.Input<string>;
 }
@@ -130,7 +161,7 @@ export class Monitoring extends pulumi.ComponentResource {
   readonly grafanaAdminPassword: pulumi.Output<string>;
 
   constructor(name: string, args: MonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
-    const { config, topology, platform, secrets } = args;
+    const { config, topology, platform, secrets, monitorPassword, certificates } = args;
     // Only plain facts go to super(): component inputs are saved in the state.
     super("dpc:index:Monitoring", name, { scope: topology.scope }, opts);
 
@@ -155,11 +186,11 @@ export class Monitoring extends pulumi.ComponentResource {
           ],
           // The password travels in a file (DATA_SOURCE_PASS_FILE), never in the environment.
           env: {
-            DATA_SOURCE_URI: exporterDataSourceUri(addressing.postgres(node).connect, PORTS.postgres, config.database),
-            DATA_SOURCE_USER: ROLES.superuser,
+            DATA_SOURCE_URI: exporterDataSourceUri(addressing.postgres(node).connect, PORTS.postgres, config.database, MONITORING_TLS.caFile),
+            DATA_SOURCE_USER: ROLES.monitor,
             DATA_SOURCE_PASS_FILE: MONITORING_PATHS.exporterPassword,
           },
-          files: secrets.apply((s) => monitoringMemberFiles.postgresExporter(files, s.superuser)),
+          files: pulumi.all([monitorPassword, certificates]).apply(([password, c]) => monitoringMemberFiles.postgresExporter(files, password, c.ca)),
         })),
         ports: [{ port: EXPORTER_PORTS.postgresExporter }],
         healthcheck: httpCheck(EXPORTER_PORTS.postgresExporter, "/"),
@@ -183,7 +214,7 @@ export class Monitoring extends pulumi.ComponentResource {
               `export PGBOUNCER_EXPORTER_CONNECTION_STRING="$(cat ${MONITORING_PATHS.pgbouncerExporterConnection})"; ` +
                 `exec /bin/pgbouncer_exporter --web.listen-address=:${EXPORTER_PORTS.pgbouncerExporter}`,
             ],
-            files: secrets.apply((s) => monitoringMemberFiles.pgbouncerExporter(addressing, s.superuser)),
+            files: pulumi.all([secrets, certificates]).apply(([s, c]) => monitoringMemberFiles.pgbouncerExporter(addressing, s.superuser, c.ca)),
           },
         ],
         ports: [{ port: EXPORTER_PORTS.pgbouncerExporter }],
@@ -193,7 +224,9 @@ export class Monitoring extends pulumi.ComponentResource {
       childOpts,
     );
 
-    const prometheusPort: WorkloadPort = { port: MONITORING_PORTS.prometheus, publishedPort: config.prometheusPort };
+    // Neither Prometheus nor Grafana's anonymous pages should face the network: bound to
+    // monitoringPublishAddress (127.0.0.1 unless the stack asks otherwise) on docker; ClusterIP on kubernetes.
+    const prometheusPort: WorkloadPort = { port: MONITORING_PORTS.prometheus, publishedPort: config.prometheusPort, publishAddress: config.monitoringPublishAddress };
     platform.deployGroup(
       {
         name: prometheusName,
@@ -207,7 +240,7 @@ export class Monitoring extends pulumi.ComponentResource {
               `--storage.tsdb.path=${MONITORING_PATHS.prometheusData}`,
               `--web.listen-address=0.0.0.0:${MONITORING_PORTS.prometheus}`,
             ],
-            files: monitoringMemberFiles.prometheus(files),
+            files: certificates.apply((c) => monitoringMemberFiles.prometheus(files, c)),
           },
         ],
         ports: [prometheusPort],
@@ -224,7 +257,7 @@ export class Monitoring extends pulumi.ComponentResource {
       args.grafanaAdminPassword ?? new random.RandomPassword(`${name}-grafana-admin-password`, { length: 24, special: false }, { parent: this }).result,
     );
     const adminPassword = this.grafanaAdminPassword;
-    const grafanaPort: WorkloadPort = { port: MONITORING_PORTS.grafana, publishedPort: config.grafanaPort };
+    const grafanaPort: WorkloadPort = { port: MONITORING_PORTS.grafana, publishedPort: config.grafanaPort, publishAddress: config.monitoringPublishAddress };
     platform.deployGroup(
       {
         name: grafanaName,

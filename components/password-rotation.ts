@@ -11,6 +11,7 @@ import type { ClusterSecrets } from "./render/types.ts";
 
 const TSX_API_URL = import.meta.resolve("tsx/esm/api");
 const ROTATE_URL = new URL("./rotation/rotate.ts", import.meta.url).href;
+const PG_CLIENT_URL = new URL("./pg-client.ts", import.meta.url).href;
 
 /** How long an update waits for a coordinator leader before the rotation fails. */
 export const ROTATION_TIMEOUT_SECONDS = 300;
@@ -23,6 +24,8 @@ export interface PasswordRotationInputs {
   readWriteEndpoint: string;
   /** The Citus database (pg_dist_authinfo lives there). */
   database: string;
+  /** The cluster CA (PEM): the database step verifies the coordinator with it (sslmode=verify-full). */
+  ca?: string;
   timeoutSeconds: number;
 }
 
@@ -43,8 +46,9 @@ export const passwordRotationProvider: pulumi.dynamic.ResourceProvider = {
   async update(_id: string, olds: PasswordRotationInputs, news: PasswordRotationInputs) {
     const { tsImport } = await import(TSX_API_URL);
     const { rotatePasswords } = await tsImport(ROTATE_URL, ROTATE_URL);
+    const { verifyFullUrl } = await tsImport(PG_CLIENT_URL, PG_CLIENT_URL);
     const result = await rotatePasswords(olds.passwords, news.passwords, {
-      coordinatorUrl: (password: string) => `postgresql://postgres:${encodeURIComponent(password)}@${news.readWriteEndpoint}/${news.database}`,
+      coordinatorUrl: (password: string) => verifyFullUrl(`postgresql://postgres:${encodeURIComponent(password)}@${news.readWriteEndpoint}/${news.database}`, news.ca),
     }, { timeoutMs: news.timeoutSeconds * 1000, log: (line: string) => console.log(line) });
     // The previous passwords, for this update's rolling replacement: members whose containers are not
     // re-created yet still check them (Patroni's REST API, PgBouncer's admin console).
@@ -71,6 +75,8 @@ export interface PasswordRotationArgs {
   /** host:port of HAProxy's read-write listener as the machine running Pulumi reaches it. */
   readonly readWriteEndpoint: string;
   readonly database: string;
+  /** The cluster CA certificate (PEM, not secret). */
+  readonly ca: pulumi.Input<string>;
 }
 
 /**
@@ -80,7 +86,7 @@ export interface PasswordRotationArgs {
 export function passwordRotation(name: string, args: PasswordRotationArgs, opts: pulumi.CustomResourceOptions): PasswordRotationResource {
   return new PasswordRotationResource(
     name,
-    { passwords: pulumi.secret(args.passwords), readWriteEndpoint: args.readWriteEndpoint, database: args.database, timeoutSeconds: ROTATION_TIMEOUT_SECONDS },
+    { passwords: pulumi.secret(args.passwords), readWriteEndpoint: args.readWriteEndpoint, database: args.database, ca: args.ca, timeoutSeconds: ROTATION_TIMEOUT_SECONDS },
     // The state echoes the inputs: the passwords stay secret among the outputs too.
     { ...opts, additionalSecretOutputs: ["passwords", "previous"] },
   );

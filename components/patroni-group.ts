@@ -4,8 +4,24 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ClusterConfig, Topology } from "./spec.ts";
 import { PORTS, renderPostgresNode, type ClusterSecrets } from "./render/index.ts";
 import { sharedMemoryMb } from "./render/patroni.ts";
-import { containerAddressing, containerLayout, CONTAINER_PATHS } from "./render/container.ts";
+import { containerAddressing, containerLayout, CONTAINER_PATHS, CONTAINER_TLS } from "./render/container.ts";
+import type { ClusterCertificates } from "./tls/types.ts";
 import type { MemberTurns, Platform } from "./platform/index.ts";
+
+/**
+ * The container's health check (docker): Patroni's /health (200 while PostgreSQL runs, on the primary
+ * and on replicas alike) over HTTPS, verified against the cluster CA and the node's own name: its
+ * certificate names its hostname, and --resolve sends that name to the loopback address. One command
+ * serves the group, so the shell supplies each container's hostname (the database image has sh).
+ */
+export function patroniHealthcheck(): string[] {
+  const port = PORTS.patroniRest;
+  return [
+    "sh",
+    "-c",
+    `exec curl -fsS -o /dev/null --cacert ${CONTAINER_TLS.caFile} --resolve "$(hostname):${port}:127.0.0.1" "https://$(hostname):${port}/health"`,
+  ];
+}
 
 export interface PatroniGroupArgs {
   /** Validated cluster configuration. */
@@ -20,6 +36,8 @@ export interface PatroniGroupArgs {
   readonly secrets: pulumi.Output<ClusterSecrets>;
   /** The members' turns for a rolling replacement (components/rolling-replacement.ts); omitted: none. */
   readonly turns?: MemberTurns;
+  /** The cluster's CA and certificates (secret): each node gets its own certificate and key. */
+  readonly certificates: pulumi.Output<ClusterCertificates>;
 }
 
 export class PatroniGroup extends pulumi.ComponentResource {
@@ -29,7 +47,7 @@ export class PatroniGroup extends pulumi.ComponentResource {
   readonly members: string[];
 
   constructor(name: string, args: PatroniGroupArgs, opts?: pulumi.ComponentResourceOptions) {
-    const { config, topology, group, platform, secrets, turns } = args;
+    const { config, topology, group, platform, secrets, certificates, turns } = args;
     const nodes = topology.groups[group];
     // Only plain, non-secret facts go to super(): component inputs are saved in the state.
     super("dpc:index:PatroniGroup", name, { group, members: nodes.map((n) => n.name) }, opts);
@@ -44,12 +62,11 @@ export class PatroniGroup extends pulumi.ComponentResource {
           name: node.name,
           // images/entrypoint.sh: fixes the files' owner and mode, then runs Patroni as postgres.
           command: ["/usr/local/bin/dpc-entrypoint"],
-          files: secrets.apply((s) => renderPostgresNode(config, topology, node, addressing, layout, s)),
+          files: pulumi.all([secrets, certificates]).apply(([s, c]) => renderPostgresNode(config, topology, node, addressing, layout, s, c)),
         })),
         ports: [{ port: PORTS.postgres }, { port: PORTS.patroniRest }],
         volumePath: CONTAINER_PATHS.postgresVolume,
-        // /health: 200 while PostgreSQL runs, on the primary and on replicas alike.
-        healthcheck: ["curl", "-fsS", "-o", "/dev/null", `http://127.0.0.1:${PORTS.patroniRest}/health`],
+        healthcheck: patroniHealthcheck(),
         // A replica's first start copies the primary with pg_basebackup.
         startSeconds: 120,
         resources: { cpus: config.databaseCpus, memoryMb: config.databaseMemoryMb },
@@ -65,3 +82,4 @@ export class PatroniGroup extends pulumi.ComponentResource {
     this.registerOutputs({ group: this.group, members: this.members });
   }
 }
+

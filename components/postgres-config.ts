@@ -50,8 +50,13 @@ class PostgresConfigResource extends pulumi.dynamic.Resource {
 }
 
 export interface PostgresConfigArgs {
-  /** Members per Citus group, with the address the machine running `pulumi up` reaches each at. */
-  readonly groups: { group: number; members: { name: string; address: pulumi.Input<string> }[] }[];
+  /**
+   * Members per Citus group, with the address the machine running `pulumi up` reaches each at and the
+   * name its certificate carries (verified instead of the address).
+   */
+  readonly groups: { group: number; members: { name: string; address: pulumi.Input<string>; serverName: string }[] }[];
+  /** The cluster CA certificate (PEM, not secret): Patroni's REST API, PostgreSQL and PgBouncer are verified with it. */
+  readonly ca: pulumi.Input<string>;
   /** dynamicParameters(config). */
   readonly parameters: Record<string, string | number | boolean>;
   /** Patroni REST API "user:password" (secret). */
@@ -72,7 +77,7 @@ export class PostgresConfig extends pulumi.ComponentResource {
     const groups = pulumi.output(
       args.groups.map((g) => ({
         group: g.group,
-        members: g.members.map((m) => ({ name: m.name, restUrl: pulumi.interpolate`http://${m.address}:${PORTS.patroniRest}` })),
+        members: g.members.map((m) => ({ name: m.name, restUrl: pulumi.interpolate`https://${m.address}:${PORTS.patroniRest}`, serverName: m.serverName })),
       })),
     );
     const resource = new PostgresConfigResource(
@@ -83,6 +88,7 @@ export class PostgresConfig extends pulumi.ComponentResource {
         restAuth: pulumi.secret(args.restAuth),
         poolerAdminUrl: pulumi.secret(args.poolerAdminUrl),
         readWriteUrl: pulumi.secret(args.readWriteUrl),
+        ca: args.ca,
         stepTimeoutSeconds: ROLLOUT_STEP_TIMEOUT_SECONDS,
       },
       { parent: this, dependsOn: opts?.dependsOn, additionalSecretOutputs: ["restAuth", "poolerAdminUrl", "readWriteUrl"] },

@@ -38,10 +38,12 @@ export interface RollingReplacementArgs {
   /** host:port of PgBouncer and of HAProxy's read-write listener, as this machine reaches them. */
   readonly pgbouncerEndpoint: string;
   readonly readWriteEndpoint: string;
+  /** The cluster CA certificate (PEM): Patroni, PgBouncer and PostgreSQL are verified against it. */
+  readonly ca: pulumi.Output<string>;
 }
 
 /** The real environment: the Docker engine at `socketPath`, Patroni at the containers' addresses. */
-function dockerEnvironment(socketPath: string, credentials: Promise<{ current: ClusterSecrets; previous?: ClusterSecrets }>, args: RollingReplacementArgs): ReplacementEnvironment {
+function dockerEnvironment(socketPath: string, credentials: Promise<{ current: ClusterSecrets; previous?: ClusterSecrets; ca: string }>, args: RollingReplacementArgs): ReplacementEnvironment {
   return {
     async deployed(member) {
       const container = await inspectContainer(socketPath, member);
@@ -49,12 +51,18 @@ function dockerEnvironment(socketPath: string, credentials: Promise<{ current: C
       return { fingerprint: container.labels[FINGERPRINT_LABEL], running: container.running, ...(container.ipAddress ? { address: container.ipAddress } : {}) };
     },
     async target(group, addresses) {
-      const { current, previous } = await credentials;
+      const { current, previous, ca } = await credentials;
       const sets = previous ? [current, previous] : [current];
-      const members = args.topology.groups[group].filter((n) => addresses[n.name]).map((n) => ({ name: n.name, restUrl: `http://${addresses[n.name]}:${PORTS.patroniRest}` }));
+      const members = args.topology.groups[group].filter((n) => addresses[n.name]).map((n) => ({
+        name: n.name,
+        // Dialled at the container's address; its certificate names its hostname (the member's name).
+        restUrl: `https://${addresses[n.name]}:${PORTS.patroniRest}`,
+        serverName: n.name,
+      }));
       const superuser = (s: ClusterSecrets, endpoint: string, database: string) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${endpoint}/${database}`;
       return patroniHttpTarget({
         groups: [{ group, members }],
+        ca,
         restAuth: sets.map((s) => `${ROLES.restApi}:${s.restApi}`),
         poolerAdminUrl: sets.map((s) => superuser(s, args.pgbouncerEndpoint, "pgbouncer")),
         // The roles already have the current passwords (the rotation ran first).
@@ -85,7 +93,7 @@ export function rollingReplacement(args: RollingReplacementArgs): MemberTurns {
     let environment = override?.environment;
     if (!environment) {
       if (!socketPath) return undefined;
-      const credentials = valueOf(pulumi.all([args.secrets, args.previous ?? pulumi.output(undefined)])).then(([current, previous]) => ({ current, ...(previous ? { previous } : {}) }));
+      const credentials = valueOf(pulumi.all([args.secrets, args.previous ?? pulumi.output(undefined), args.ca])).then(([current, previous, ca]) => ({ current, ca, ...(previous ? { previous } : {}) }));
       environment = dockerEnvironment(socketPath, credentials, args);
     }
     const created = new RollingReplacement(groupsOf(args.topology), environment, {

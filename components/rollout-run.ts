@@ -58,6 +58,8 @@ export interface RolloutStepArgs {
   readonly poolerAdminUrl: pulumi.Input<string>;
   /** A superuser URL through HAProxy's read-write listener (secret). */
   readonly readWriteUrl: pulumi.Input<string>;
+  /** The cluster CA certificate (PEM). */
+  readonly ca: pulumi.Input<string>;
 }
 
 /**
@@ -76,18 +78,20 @@ export class Rollout extends pulumi.ComponentResource {
     const groups = rolloutOrder(topology.groups.map((_, group) => group)).map((group) => ({
       group,
       statefulSet: groupName(topology.scope, group),
-      members: topology.groups[group].map((node) => ({ name: node.name, restUrl: `http://${platform.hostNaming.host(node.name)}:${PORTS.patroniRest}` })),
+      members: topology.groups[group].map((node) => ({ name: node.name, restUrl: `https://${platform.hostNaming.host(node.name)}:${PORTS.patroniRest}` })),
     }));
     const digests = groups.map((g) => platform.podTemplateDigest?.(g.statefulSet));
     const missing = groups.filter((_, i) => digests[i] === undefined).map((g) => g.statefulSet);
     if (missing.length > 0) throw new Error(`rollout: no pod template digest for ${missing.join(", ")}: the platform replaces those members itself`);
     const parameters = dynamicParameters(config);
     const input = pulumi.secret(
-      pulumi.all([args.restAuth, args.poolerAdminUrl, args.readWriteUrl]).apply(
-        ([restAuth, poolerAdminUrl, readWriteUrl]): Record<string, unknown> =>
+      pulumi.all([args.restAuth, args.poolerAdminUrl, args.readWriteUrl, args.ca]).apply(
+        ([restAuth, poolerAdminUrl, readWriteUrl, ca]): Record<string, unknown> =>
           ({
             namespace: config.kubernetesNamespace,
             groups,
+            // Patroni's REST API, PgBouncer and PostgreSQL speak TLS, verified against the cluster CA.
+            ca,
             restAuth,
             poolerAdminUrl,
             readWriteUrl,

@@ -3,13 +3,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ClusterConfig, Topology } from "./spec.ts";
 import { containerAddressing, containerLayout } from "./render/container.ts";
-import {
-  PORTS,
-  renderHaproxyFiles,
-  renderPgbouncerIni,
-  renderPgbouncerUserlist,
-  type ClusterSecrets,
-} from "./render/index.ts";
+import { PORTS, renderHaproxyFiles, renderPgbouncerFiles, type ClusterSecrets } from "./render/index.ts";
+import type { ClusterCertificates } from "./tls/types.ts";
 import type { Platform, WorkloadPort } from "./platform/index.ts";
 
 /**
@@ -37,6 +32,11 @@ export interface RouterArgs {
   readonly platform: Platform;
   /** The cluster's passwords, a secret Output (PgBouncer's auth file holds them). */
   readonly secrets: pulumi.Output<ClusterSecrets>;
+  /**
+   * The cluster's CA and certificates (secret): HAProxy gets the CA (it verifies Patroni's REST API),
+   * PgBouncer the router's certificate and key (clients verify it; it verifies the coordinator's).
+   */
+  readonly certificates: pulumi.Output<ClusterCertificates>;
 }
 
 export class Router extends pulumi.ComponentResource {
@@ -48,7 +48,7 @@ export class Router extends pulumi.ComponentResource {
   readonly pgbouncerEndpoint: string;
 
   constructor(name: string, args: RouterArgs, opts?: pulumi.ComponentResourceOptions) {
-    const { config, topology, platform, secrets } = args;
+    const { config, topology, platform, secrets, certificates } = args;
     super("dpc:index:Router", name, { scope: topology.scope }, opts);
 
     const addressing = containerAddressing(config, topology, platform.hostNaming);
@@ -68,7 +68,11 @@ export class Router extends pulumi.ComponentResource {
             name: haproxyName,
             // -W -db: master-worker mode in the foreground, as the official image runs it.
             command: ["haproxy", "-W", "-db", "-f", layout.haproxyConfigFile],
-            files: renderHaproxyFiles(config, topology, addressing, layout),
+            // haproxy.cfg and the CA its checks verify Patroni's certificates against (public: 0644).
+            files: certificates.apply((c) => [
+              ...renderHaproxyFiles(config, topology, addressing, layout),
+              { path: layout.haproxy.caFile!, content: c.ca, secret: false },
+            ]),
           },
         ],
         ports: [readWrite, readOnly, { port: PORTS.haproxyStats }],
@@ -87,10 +91,8 @@ export class Router extends pulumi.ComponentResource {
           {
             name: pgbouncerName,
             command: ["pgbouncer", layout.pgbouncerConfigFile],
-            files: secrets.apply((s) => [
-              { path: layout.pgbouncerConfigFile, content: renderPgbouncerIni(config, addressing, layout.pgbouncer), secret: false },
-              { path: layout.pgbouncer.authFile, content: renderPgbouncerUserlist(s), secret: true },
-            ]),
+            // pgbouncer.ini, the auth file and the router's certificate; the key 0600, owned by PgBouncer's user.
+            files: pulumi.all([secrets, certificates]).apply(([s, c]) => renderPgbouncerFiles(config, addressing, layout, s, c)),
           },
         ],
         ports: [pooler],

@@ -5,6 +5,7 @@
 import { applyMigrations, type ApplyOptions, type ApplyResult } from "../sql/apply.ts";
 import type { ClusterConfig } from "./spec.ts";
 import { pgbouncerCommand } from "./pgbouncer-admin.ts";
+import { verifyFullUrl } from "./pg-client.ts";
 
 export type { ApplyResult } from "../sql/apply.ts";
 
@@ -15,6 +16,8 @@ export interface ApplySchemaOptions {
   intervalMs?: number;
   /** The application role's password, recorded for Citus (see ApplyOptions.appPassword). */
   appPassword?: string;
+  /** The exporters' role's password (ApplyOptions.monitorPassword). */
+  monitorPassword?: string;
   /** Progress lines (never the connection string). */
   log?: (message: string) => void;
   /** The migration runner; injected by the tests. */
@@ -84,7 +87,7 @@ export async function applySchemaWithRetry(url: string, config: ClusterConfig, o
   const endpoint = endpointOf(url);
   for (let attempt = 1; ; attempt++) {
     try {
-      const result = await apply(url, config, { appPassword: options.appPassword });
+      const result = await apply(url, config, { appPassword: options.appPassword, monitorPassword: options.monitorPassword });
       log(`schema: version ${result.version} at ${endpoint} (attempt ${attempt}; applied: ${result.applied.join(", ") || "none"})`);
       return result;
     } catch (error) {
@@ -150,6 +153,13 @@ export interface SchemaStepInputs {
   poolerAdminConnectionString: string;
   /** The application role's password, for Citus' own connections to the workers (secret). */
   appPassword: string;
+  /** The exporters' role's password (ROLES.monitor), set as a SCRAM verifier (secret). */
+  monitorPassword?: string;
+  /**
+   * The cluster CA (PEM): both connections verify the server with it and by name (sslmode=verify-full),
+   * as pg_hba and PgBouncer admit TLS only.
+   */
+  ca?: string;
   config: ClusterConfig;
   /** sha256 over every migration's id and checksum, with and without Citus. */
   migrationsFingerprint: string;
@@ -159,8 +169,9 @@ export interface SchemaStepInputs {
 
 /** The schema step: applySchema with the step's input; progress lines to `log`. */
 export function runSchemaStep(inputs: SchemaStepInputs, log: (message: string) => void = () => {}): Promise<ApplyResult> {
-  return applySchema(inputs.connectionString, inputs.poolerAdminConnectionString, inputs.config, {
+  return applySchema(verifyFullUrl(inputs.connectionString, inputs.ca), verifyFullUrl(inputs.poolerAdminConnectionString, inputs.ca), inputs.config, {
     appPassword: inputs.appPassword,
+    monitorPassword: inputs.monitorPassword,
     timeoutMs: inputs.timeoutSeconds * 1000,
     log,
   });

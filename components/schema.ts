@@ -55,6 +55,8 @@ export const schemaProvider: pulumi.dynamic.ResourceProvider = {
       olds.migrationsFingerprint !== news.migrationsFingerprint ||
       olds.connectionString !== news.connectionString ||
       olds.appPassword !== news.appPassword ||
+      olds.monitorPassword !== news.monitorPassword ||
+      olds.ca !== news.ca ||
       olds.config?.database !== news.config.database;
     return { changes };
   },
@@ -67,9 +69,9 @@ export const schemaProvider: pulumi.dynamic.ResourceProvider = {
  * database, the endpoints and the passwords (a digest over them all, never one of them).
  */
 export function schemaTrigger(inputs: SchemaStepInputs): string {
-  const { migrationsFingerprint: fingerprint, connectionString, poolerAdminConnectionString, appPassword } = inputs;
+  const { migrationsFingerprint: fingerprint, connectionString, poolerAdminConnectionString, appPassword, monitorPassword, ca } = inputs;
   const hash = createHash("sha256");
-  hash.update(JSON.stringify([fingerprint, inputs.config.database, connectionString, poolerAdminConnectionString, appPassword]));
+  hash.update(JSON.stringify([fingerprint, inputs.config.database, connectionString, poolerAdminConnectionString, appPassword, monitorPassword ?? null, ca ?? null]));
   return hash.digest("hex");
 }
 
@@ -112,6 +114,10 @@ export interface SchemaArgs {
   readonly poolerAdminConnectionString: pulumi.Input<string>;
   /** The application role's password (secret): recorded for Citus' connections to the workers. */
   readonly appPassword: pulumi.Input<string>;
+  /** The exporters' role's password (secret): set on ROLES.monitor, which migration 010 creates. */
+  readonly monitorPassword: pulumi.Input<string>;
+  /** The cluster CA certificate (PEM, not secret): both connections use sslmode=verify-full with it. */
+  readonly ca: pulumi.Input<string>;
   /** Runs the step in the cluster when the Pulumi process cannot reach the endpoints (kubernetes). */
   readonly platform: Platform;
 }
@@ -134,6 +140,8 @@ export class Schema extends pulumi.ComponentResource {
       connectionString: pulumi.secret(args.connectionString),
       poolerAdminConnectionString: pulumi.secret(args.poolerAdminConnectionString),
       appPassword: pulumi.secret(args.appPassword),
+      monitorPassword: pulumi.secret(args.monitorPassword),
+      ca: args.ca,
       config,
       migrationsFingerprint: migrationsFingerprint(config),
       timeoutSeconds: SCHEMA_TIMEOUT_SECONDS,
@@ -155,7 +163,7 @@ export class Schema extends pulumi.ComponentResource {
         `${name}-migrations`,
         inputs,
         // The state echoes the inputs, so the connection string is marked secret among the outputs too.
-        { parent: this, dependsOn: opts?.dependsOn, additionalSecretOutputs: ["connectionString", "poolerAdminConnectionString", "appPassword"] },
+        { parent: this, dependsOn: opts?.dependsOn, additionalSecretOutputs: ["connectionString", "poolerAdminConnectionString", "appPassword", "monitorPassword"] },
       );
       this.version = migrations.version;
       this.applied = migrations.applied;

@@ -5,8 +5,10 @@
 // ship without being rendered here.
 import type { ClusterConfig } from "./spec.ts";
 import { planTopology } from "./spec.ts";
-import { renderCluster, type ClusterSecrets } from "./render/index.ts";
-import { containerAddressing, containerLayout, CONTAINER_PATHS, dockerHostNaming, kubernetesHostNaming } from "./render/container.ts";
+import { PORTS, renderCluster, type ClusterSecrets } from "./render/index.ts";
+import { containerAddressing, containerLayout, containerRouterNames, CONTAINER_PATHS, dockerHostNaming, kubernetesHostNaming } from "./render/container.ts";
+import { certificatePlan } from "./tls/plan.ts";
+import type { ClusterCertificates } from "./tls/types.ts";
 import type { WorkloadFile } from "./platform/types.ts";
 import { memberService } from "./platform/kubernetes.ts";
 import { MONITORING_PATHS, monitoringMemberFiles, monitoringNames, renderPlatformMonitoringFiles } from "./monitoring.ts";
@@ -25,9 +27,38 @@ export interface ShippedFile {
   mode: number;
 }
 
-/** Passwords as the components receive them: the cluster's five and Grafana's admin password. */
+/** Passwords as the components receive them: the cluster's five, Grafana's admin and the exporters' role's. */
 export interface ShippedSecrets extends ClusterSecrets {
   grafanaAdmin: string;
+  monitor: string;
+}
+
+/**
+ * Stand-ins for the certificates (issued at deploy time by the ClusterCertificates resource), one text
+ * per file: `PLACEHOLDER-caCertificate`, `PLACEHOLDER-certificate-<id>` and `PLACEHOLDER-key-<id>`
+ * (`<id>`: a node's or etcd member's name, `router`, `operator`), followed by the names the
+ * certificate will carry, so that a reader sees which file gets which certificate.
+ */
+export function placeholderCertificates(config: ClusterConfig): ClusterCertificates {
+  const topology = planTopology(config);
+  const plan = certificatePlan(topology, containerAddressing(config, topology, namingOf(config)), { routerNames: containerRouterNames(config, topology), etcdLoopback: true });
+  return {
+    ca: "PLACEHOLDER-caCertificate\n",
+    certificates: Object.fromEntries(
+      plan.map((spec) => [
+        spec.id,
+        {
+          cert: `PLACEHOLDER-certificate-${spec.id}\n# names: ${[...spec.dnsNames, ...spec.ipAddresses].join(", ") || "(client only)"}\n`,
+          key: `PLACEHOLDER-key-${spec.id}\n`,
+          issuedFor: JSON.stringify(spec),
+        },
+      ]),
+    ),
+  };
+}
+
+function namingOf(config: ClusterConfig) {
+  return config.platform === "kubernetes" ? kubernetesHostNaming(config.kubernetesNamespace, memberService) : dockerHostNaming;
 }
 
 /** The folder of the migrations: the Schema component's name, the step that applies them. */
@@ -47,11 +78,11 @@ const inFolder = (path: string) =>
   path.startsWith(`${CONTAINER_PATHS.configDir}/`) ? path.slice(CONTAINER_PATHS.configDir.length + 1) : path.replace(/^\/+/, "");
 
 /** Every file of the stack, in a stable order (containers as they start, then the steps). */
-export function shippedFiles(config: ClusterConfig, secrets: ShippedSecrets): ShippedFile[] {
+export function shippedFiles(config: ClusterConfig, secrets: ShippedSecrets, certificates: ClusterCertificates = placeholderCertificates(config)): ShippedFile[] {
   const topology = planTopology(config);
-  const naming = config.platform === "kubernetes" ? kubernetesHostNaming(config.kubernetesNamespace, memberService) : dockerHostNaming;
+  const naming = namingOf(config);
   const addressing = containerAddressing(config, topology, naming);
-  const rendered = renderCluster(config, topology, addressing, containerLayout(config), secrets);
+  const rendered = renderCluster(config, topology, addressing, containerLayout(config), secrets, certificates);
   const names = monitoringNames(topology.scope);
   const monitoring = renderPlatformMonitoringFiles(config, topology, naming);
   const containers: [string, WorkloadFile[]][] = [
@@ -60,17 +91,21 @@ export function shippedFiles(config: ClusterConfig, secrets: ShippedSecrets): Sh
     [`${topology.scope}-pgbouncer`, rendered.pgbouncer],
     ...topology.groups
       .flat()
-      .map((node): [string, WorkloadFile[]] => [names.postgresExporter(node.name), monitoringMemberFiles.postgresExporter(monitoring, secrets.superuser)]),
-    [names.pgbouncerExporter, monitoringMemberFiles.pgbouncerExporter(addressing, secrets.superuser)],
-    [names.prometheus, monitoringMemberFiles.prometheus(monitoring)],
+      .map((node): [string, WorkloadFile[]] => [names.postgresExporter(node.name), monitoringMemberFiles.postgresExporter(monitoring, secrets.monitor, certificates.ca)]),
+    [names.pgbouncerExporter, monitoringMemberFiles.pgbouncerExporter(addressing, secrets.superuser, certificates.ca)],
+    [names.prometheus, monitoringMemberFiles.prometheus(monitoring, certificates)],
     [names.grafana, monitoringMemberFiles.grafana(monitoring, secrets.grafanaAdmin)],
   ];
   const files: ShippedFile[] = containers.flatMap(([dir, list]) =>
     list.map((file) => ({ dir, path: inFolder(file.path), content: file.content, mode: modeOf(file) })),
   );
 
-  // etcd receives no file: its flags are its command line, one per line here.
-  for (const { member, args } of rendered.etcd) files.push({ dir: member.name, path: "etcd.args", content: args.join("\n") + "\n", mode: 0o644 });
+  // etcd's flags are its command line, one per line here; its files are its certificate, key and CA.
+  for (const { member, args, files: tlsFiles } of rendered.etcd) {
+    const metrics = config.platform === "kubernetes" ? [`--listen-metrics-urls=http://0.0.0.0:${PORTS.etcdMetrics}`] : [];
+    files.push({ dir: member.name, path: "etcd.args", content: [...args, ...metrics].join("\n") + "\n", mode: 0o644 });
+    for (const file of tlsFiles) files.push({ dir: member.name, path: inFolder(file.path), content: file.content, mode: modeOf(file) });
+  }
 
   // The alert rules' unit tests run beside the shipped rules: `promtool test rules promtool/alert-tests.yml`.
   const rulesFromTests = `../${names.prometheus}/${inFolder(MONITORING_PATHS.alertRules)}`;

@@ -1,5 +1,6 @@
 // ClusterSpec: the validated, defaulted description of one cluster. Pure: no Pulumi imports, so the
 // local runner, the render command and the tests use exactly what `pulumi up` uses.
+import { createPrivateKey, X509Certificate, type KeyObject } from "node:crypto";
 import { Ajv, type ErrorObject } from "ajv";
 import { citusImageProblem } from "./citus-image.ts";
 import { canonicalCpus } from "./platform/docker-canonical.ts";
@@ -98,6 +99,12 @@ export interface ClusterConfig {
   /** Host port Grafana is published on (docker). */
   grafanaPort: number;
   /**
+   * docker: the host address Prometheus's and Grafana's ports are bound to. 127.0.0.1 (default): only
+   * the Docker host itself reaches them (neither asks who is looking: Prometheus has no login, and
+   * Grafana's would be the only guard); 0.0.0.0 publishes them on every interface.
+   */
+  monitoringPublishAddress: string;
+  /**
    * docker: the host name (or IPv4 address) clients use to reach the published ports, in every
    * endpoint of the stack outputs: the Docker host's name when DOCKER_HOST points at another machine.
    */
@@ -142,6 +149,12 @@ export interface ClusterConfig {
    * the NetworkPolicies); required unless kubernetesServiceType is ClusterIP.
    */
   kubernetesSourceRanges: string;
+  /**
+   * More names (DNS names or IPv4 addresses, comma-separated) clients reach the router by, for its
+   * certificate and the coordinator nodes' (verify-full checks the name dialled): a Kubernetes
+   * LoadBalancer's DNS name or address, a DNS alias of the Docker host. Empty: the platform's own names.
+   */
+  tlsRouterNames: string;
   /** kubernetes: pods of HAProxy and of PgBouncer each (spread over nodes, with a disruption budget). */
   kubernetesRouterReplicas: number;
   /** kubernetes: numeric user and group of `postgres` in databaseImage (the Citus image's: 999); pods run as them. */
@@ -213,6 +226,7 @@ export const DEFAULT_CONFIG: ClusterConfig = {
   haproxyReadOnlyPort: 5001,
   prometheusPort: 9090,
   grafanaPort: 3000,
+  monitoringPublishAddress: "127.0.0.1",
   endpointHost: "localhost",
   dockerStopGraceSeconds: 300,
   retainDataOnDestroy: true,
@@ -224,6 +238,7 @@ export const DEFAULT_CONFIG: ClusterConfig = {
   kubernetesPodCidr: "10.0.0.0/8",
   kubernetesServiceType: "ClusterIP",
   kubernetesSourceRanges: "",
+  tlsRouterNames: "",
   kubernetesRouterReplicas: 2,
   kubernetesPostgresUid: 999,
   kubernetesPostgresGid: 999,
@@ -331,6 +346,7 @@ const CONFIG_SCHEMA = {
     haproxyReadOnlyPort: port,
     prometheusPort: port,
     grafanaPort: port,
+    monitoringPublishAddress: { type: "string", minLength: 1 },
     // A DNS name or an IPv4 address; checked in crossFieldErrors.
     endpointHost: { type: "string", minLength: 1 },
     dockerStopGraceSeconds: int(30, 3600),
@@ -346,6 +362,7 @@ const CONFIG_SCHEMA = {
     kubernetesPodCidr: cidr,
     kubernetesServiceType: { type: "string", enum: ["ClusterIP", "LoadBalancer", "NodePort"] },
     // Empty, or CIDRs separated by commas (each checked in crossFieldErrors).
+    tlsRouterNames: { type: "string" },
     kubernetesSourceRanges: { type: "string", pattern: "^( *\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}/\\d{1,2} *(, *\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}/\\d{1,2} *)*)?$" },
     kubernetesRouterReplicas: int(1, 10),
     kubernetesPostgresUid: int(1, 2147483647),
@@ -422,6 +439,13 @@ function crossFieldErrors(c: ClusterConfig): string[] {
     errors.push(`endpointHost: got ${JSON.stringify(c.endpointHost)}; allowed: a DNS name or an IPv4 address (the Docker host as clients reach it, e.g. db.example.com)`);
   } else if (c.platform === "kubernetes" && c.endpointHost !== DEFAULT_CONFIG.endpointHost) {
     errors.push(`endpointHost: got ${JSON.stringify(c.endpointHost)} with platform "kubernetes"; allowed: only with platform "docker" (kubernetes publishes through kubernetesServiceType)`);
+  }
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(c.monitoringPublishAddress) || c.monitoringPublishAddress.split(".").some((octet) => Number(octet) > 255)) {
+    errors.push(`monitoringPublishAddress: got ${JSON.stringify(c.monitoringPublishAddress)}; allowed: an IPv4 address of the Docker host, e.g. 127.0.0.1 (the host only, the default) or 0.0.0.0 (every interface)`);
+  }
+  const badRouterName = tlsRouterNameList(c.tlsRouterNames).find((name) => !isHostName(name));
+  if (badRouterName !== undefined) {
+    errors.push(`tlsRouterNames: got ${JSON.stringify(badRouterName)}; allowed: DNS names or IPv4 addresses separated by commas (e.g. "db.example.com,203.0.113.10")`);
   }
   if (c.etcdMembers % 2 === 0) {
     errors.push(`etcdMembers: got ${c.etcdMembers}; allowed: an odd number (an even member count tolerates no more failures than one fewer)`);
@@ -564,4 +588,46 @@ export function planTopology(config: ClusterConfig): Topology {
   }
   const etcd = Array.from({ length: config.etcdMembers }, (_, index) => ({ name: `${scope}-etcd-${index}`, index }));
   return { scope, groups, etcd, routerName: `${scope}-router` };
+}
+
+/** Secret config keys of a CA the user supplies (`pulumi config set --secret`); both or neither. */
+export const TLS_CA_CONFIG_KEYS = { cert: "tlsCaCertificate", key: "tlsCaKey" } as const;
+
+/**
+ * Problems with a user-supplied cluster CA (PEM texts from secret config), each naming the key and
+ * what is allowed; never the key's value. Both absent: none (the program creates a CA). Checks:
+ * both given, the certificate parses and is a CA (basicConstraints CA:TRUE), still valid at `now`,
+ * and the key parses and belongs to it.
+ */
+export function certificateAuthorityProblems(cert: string | undefined, key: string | undefined, now: Date = new Date()): string[] {
+  const { cert: certKey, key: keyKey } = TLS_CA_CONFIG_KEYS;
+  if (cert === undefined && key === undefined) return [];
+  if (cert === undefined || key === undefined) {
+    const missing = cert === undefined ? certKey : keyKey;
+    const given = cert === undefined ? keyKey : certKey;
+    return [`${missing}: missing while ${given} is set; allowed: both (a CA certificate and its private key, PEM) or neither (the program creates a CA)`];
+  }
+  let parsed: X509Certificate;
+  try {
+    parsed = new X509Certificate(cert);
+  } catch {
+    return [`${certKey}: got a value that is not a PEM X.509 certificate; allowed: a CA certificate in PEM ("-----BEGIN CERTIFICATE-----")`];
+  }
+  const problems: string[] = [];
+  if (!parsed.ca) problems.push(`${certKey}: got a certificate for ${JSON.stringify(parsed.subject)} that is not a CA (basicConstraints CA:FALSE or absent); allowed: a CA certificate, which can sign the cluster's certificates`);
+  if (Date.parse(parsed.validTo) <= now.getTime()) problems.push(`${certKey}: got a certificate that expired on ${parsed.validTo}; allowed: a CA certificate valid now`);
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch {
+    return [...problems, `${keyKey}: got a value that is not a PEM private key; allowed: the CA certificate's private key in PEM (PKCS#8 or PKCS#1, unencrypted)`];
+  }
+  if (privateKey.asymmetricKeyType !== "rsa") problems.push(`${keyKey}: got a ${privateKey.asymmetricKeyType} key; allowed: an RSA key (the cluster's certificates are signed with RSA and SHA-256)`);
+  else if (!parsed.checkPrivateKey(privateKey)) problems.push(`${keyKey}: got a key that does not belong to ${certKey}; allowed: the private key of that certificate`);
+  return problems;
+}
+
+/** tlsRouterNames as a list (spaces and empty items dropped). */
+export function tlsRouterNameList(names: string): string[] {
+  return names.split(",").map((name) => name.trim()).filter((name) => name.length > 0);
 }

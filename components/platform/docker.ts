@@ -162,7 +162,7 @@ export class DockerPlatform implements Platform {
       // ip and protocol as the provider defaults and reads them back: IPv4 only, tcp.
       ports: group.ports
         .filter((p) => p.publishedPort !== undefined)
-        .map((p) => ({ internal: p.port, external: p.publishedPort, ip: "0.0.0.0", protocol: "tcp" })),
+        .map((p) => ({ internal: p.port, external: p.publishedPort, ip: p.publishAddress ?? "0.0.0.0", protocol: "tcp" })),
       volumes: volume ? [{ volumeName: volume.name, containerPath: group.volumePath }] : [],
       healthcheck: {
         tests: ["CMD", ...health],

@@ -17,7 +17,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ClusterConfig } from "../spec.ts";
 import type { HostNaming } from "../render/container.ts";
 import type { DeployOptions, DeployStep, Platform, WorkloadFile, WorkloadGroup, WorkloadMember, WorkloadPort } from "./types.ts";
-import { FILES_DIR, MEMBER_VAR, MEMBER_WRAPPER, STAGING_DIR, memberSecretData, sharedCommand } from "./kubernetes/wrapper.ts";
+import { FILES_DIR, FILES_INSTALLER, MEMBER_VAR, MEMBER_WRAPPER, STAGING_DIR, memberSecretData, sharedCommand } from "./kubernetes/wrapper.ts";
 import { KIND_LABEL, isStatefulSet, kindOf, kubernetesNaming, type Kind } from "./kubernetes/naming.ts";
 import { probesFor } from "./kubernetes/probes.ts";
 import { containerSecurityContext, podSecurityContext, resourcesFor, runAsFor, shmSizeMb, terminationGraceSeconds } from "./kubernetes/pod.ts";
@@ -247,8 +247,10 @@ export class KubernetesPlatform implements Platform {
     const ordinal = isStatefulSet(group);
     // Members that share one pod template: all of a StatefulSet's, or one per Deployment.
     const templates = ordinal ? [group.members] : group.members.map((m) => [m]);
-    const direct = templates.map((members) => (members.every(hasNoFiles) ? sharedCommand(members) : undefined));
-    const secret = direct.some((command) => command === undefined) ? this.groupSecret(group, opts) : undefined;
+    const direct = templates.map((members) => (group.shell === false ? this.shellLessCommand(group, members) : members.every(hasNoFiles) ? sharedCommand(members) : undefined));
+    // Without a shell the files come through an init container (podTemplate), still from the Secret.
+    const needsFiles = group.shell === false ? !group.members.every(hasNoFiles) : direct.some((command) => command === undefined);
+    const secret = needsFiles ? this.groupSecret(group, opts) : undefined;
     const resources: pulumi.Resource[] = secret ? [secret.resource] : [];
 
     if (ordinal) {
@@ -258,6 +260,13 @@ export class KubernetesPlatform implements Platform {
     }
     resources.push(this.networkPolicy(group, kind, opts));
     return resources;
+  }
+
+  /** The shared command of a group whose image has no shell; throws when the members' commands cannot share one. */
+  private shellLessCommand(group: WorkloadGroup, members: WorkloadMember[]): string[] {
+    const command = sharedCommand(members);
+    if (!command) throw new Error(`kubernetes platform: group ${group.name}: its image has no shell, so its members' commands must differ only by their names`);
+    return command;
   }
 
   private meta(name: string, labels: Record<string, string>, annotations?: Record<string, string>) {
@@ -487,6 +496,21 @@ export class KubernetesPlatform implements Platform {
     );
   }
 
+  /** The init container that installs a shell-less group's files (FILES_INSTALLER, in the database image). */
+  private filesInstaller(): k8s.types.input.core.v1.Container {
+    return {
+      name: "files",
+      image: this.config.databaseImage,
+      command: ["/bin/sh", "-c", FILES_INSTALLER, "dpc-files", STAGING_DIR],
+      volumeMounts: [
+        { name: "files", mountPath: STAGING_DIR, readOnly: true },
+        { name: "config", mountPath: FILES_DIR },
+      ],
+      resources: { requests: { cpu: "50m", memory: "32Mi" }, limits: { cpu: "50m", memory: "32Mi" } },
+      securityContext: containerSecurityContext(),
+    };
+  }
+
   private storageSpec(): k8s.types.input.core.v1.PersistentVolumeClaimSpec {
     return {
       accessModes: ["ReadWriteOnce"],
@@ -506,6 +530,16 @@ export class KubernetesPlatform implements Platform {
     const { volumes: extraVolumes = [], ...extraSpec } = extra;
     const mounts: k8s.types.input.core.v1.VolumeMount[] = group.volumePath ? [{ name: "data", mountPath: group.volumePath }] : [];
     const volumes: k8s.types.input.core.v1.Volume[] = [...extraVolumes];
+    // An image without a shell whose members have files: an init container of the database image
+    // installs them into FILES_DIR (an emptyDir), where the main container reads them.
+    const installer = direct && secret ? this.filesInstaller() : undefined;
+    if (installer) {
+      mounts.push({ name: "config", mountPath: FILES_DIR, readOnly: true });
+      volumes.push(
+        { name: "files", secret: { secretName: secret!.resource.metadata.name, defaultMode: 0o440 } },
+        { name: "config", emptyDir: {} },
+      );
+    }
     if (!direct) {
       mounts.push({ name: "files", mountPath: STAGING_DIR, readOnly: true }, { name: "config", mountPath: FILES_DIR });
       volumes.push(
@@ -541,6 +575,7 @@ export class KubernetesPlatform implements Platform {
         enableServiceLinks: false,
         securityContext: podSecurityContext(runAs),
         terminationGracePeriodSeconds: terminationGraceSeconds(kind, this.config),
+        ...(installer ? { initContainers: [installer] } : {}),
         containers: [
           {
             name: "main",

@@ -37,6 +37,8 @@ export interface WorkloadPort {
   port: number;
   /** Port to publish on the host (docker); omitted for ports only the cluster network uses. */
   publishedPort?: number;
+  /** docker: the host address the published port is bound to; omitted: every interface (0.0.0.0). */
+  publishAddress?: string;
 }
 
 /** A set of identical processes that differ only by name and files: one HA group, etcd, or a router process. */
@@ -67,6 +69,12 @@ export interface WorkloadGroup {
    * first, a switchover, the former leader last); Kubernetes ignores it (kubernetesRollout).
    */
   turns?: MemberTurns;
+  /**
+   * false: the image has no shell (etcd's distroless image). Kubernetes then installs the member's
+   * files with an init container of the database image and runs `command` itself (the members'
+   * commands must differ only by their names); omitted: the image has /bin/sh.
+   */
+  shell?: false;
 }
 
 /** The turns of a group's members (components/rolling-replacement.ts). */

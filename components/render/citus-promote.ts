@@ -23,8 +23,9 @@ export interface PromoteCallbackPaths extends PostgresLayout {
  * for ROLE "primary" it waits, at most `ttl` seconds, until PostgreSQL answers out of recovery on
  * its unix socket, then POSTs `after_promote` to every coordinator member's `/citus` (only the
  * leader acts on it; Patroni checks there that the sender holds its group's leader key). It reads
- * the REST password from patroni.yml, so it holds no secret itself. With TLS (`paths.tls`) it speaks
- * https and verifies the coordinators against the cluster CA.
+ * the REST password from patroni.yml, so it holds no secret itself. With the layout's TLS the REST API
+ * speaks HTTPS: the script verifies each coordinator member against the node's CA file and by name
+ * (ssl.create_default_context(cafile=...): CERT_REQUIRED and check_hostname).
  */
 export function renderPromoteCallback(config: ClusterConfig, topology: Topology, node: PostgresNode, addressing: Addressing, paths: PromoteCallbackPaths): string {
   const scheme = paths.tls ? "https" : "http";
@@ -42,8 +43,8 @@ SOCKET_DIR = ${JSON.stringify(paths.socketDir)}
 PORT = "${PORTS.postgres}"
 GROUP = ${node.group}
 COORDINATORS = ${JSON.stringify(coordinators)}
-# The coordinators' REST API speaks TLS: verified against the cluster CA, name included.
-CONTEXT = ${paths.tls ? `ssl.create_default_context(cafile=${JSON.stringify(paths.tls.caFile)})` : "None"}
+# The cluster CA the coordinators' REST certificates are verified against (None: plain HTTP).
+CA_FILE = ${paths.tls ? JSON.stringify(paths.tls.caFile) : "None"}
 
 
 def out_of_recovery():
@@ -59,7 +60,8 @@ def post(url, body, authorization, sent):
     request = urllib.request.Request(url, data=body, method="POST",
                                      headers={"Content-Type": "application/json", "Authorization": authorization})
     try:
-        with urllib.request.urlopen(request, timeout=2, context=CONTEXT) as response:
+        context = ssl.create_default_context(cafile=CA_FILE) if CA_FILE else None
+        with urllib.request.urlopen(request, timeout=2, context=context) as response:
             sent.append("%s %d" % (url, response.status))
     except Exception as error:  # a dead coordinator member: the others are tried all the same
         sent.append("%s %s" % (url, error))

@@ -1,7 +1,8 @@
 // Addresses and paths inside containers (docker) and pods (kubernetes): the shipped rendering.
-import type { ClusterConfig, Topology } from "../spec.ts";
+import { tlsRouterNameList, type ClusterConfig, type Topology } from "../spec.ts";
 import type { ClusterLayout } from "./index.ts";
 import type { Addressing } from "./types.ts";
+import type { TlsFilePaths } from "../tls/types.ts";
 
 export const CONTAINER_PATHS = {
   configDir: "/etc/dpc",
@@ -9,7 +10,33 @@ export const CONTAINER_PATHS = {
   /** The named volume / persistent volume of each PostgreSQL node. */
   postgresVolume: "/var/lib/postgresql/patroni",
   etcdVolume: "/var/lib/etcd",
+  /** Every service's CA, certificate and key (its own; the key mode 0600, owned by the service). */
+  tlsDir: "/etc/dpc/tls",
 } as const;
+
+/**
+ * The TLS files of any container or pod: the cluster CA, the service's own certificate and key. The
+ * same paths in every service: each receives only its own certificate.
+ */
+export const CONTAINER_TLS: TlsFilePaths = {
+  caFile: `${CONTAINER_PATHS.tlsDir}/ca.crt`,
+  certFile: `${CONTAINER_PATHS.tlsDir}/server.crt`,
+  keyFile: `${CONTAINER_PATHS.tlsDir}/server.key`,
+};
+
+/**
+ * Names by which clients reach the router besides the rendered addresses, for its certificate (and
+ * the coordinator nodes', components/tls/plan.ts): docker, `endpointHost` (the published ports, as
+ * the machine running Pulumi and applications dial them); kubernetes, the shorter DNS names of the
+ * PgBouncer and HAProxy Services that pods in the cluster may use (`<svc>`, `<svc>.<ns>`, `<svc>.<ns>.svc`).
+ * Both: the stack's tlsRouterNames (a LoadBalancer's name or address, a DNS alias).
+ */
+export function containerRouterNames(config: ClusterConfig, topology: Topology): string[] {
+  const extra = tlsRouterNameList(config.tlsRouterNames);
+  if (config.platform !== "kubernetes") return [config.endpointHost, ...extra];
+  const ns = config.kubernetesNamespace;
+  return [...[`${topology.scope}-pgbouncer`, `${topology.scope}-haproxy`].flatMap((svc) => [svc, `${svc}.${ns}`, `${svc}.${ns}.svc`]), ...extra];
+}
 
 /** Hostnames: a container name on the docker network, a pod DNS name behind a headless Service. */
 export interface HostNaming {
@@ -46,11 +73,14 @@ export function containerLayout(config: ClusterConfig): ClusterLayout {
       postBootstrapScript: `${configDir}/post-bootstrap.sh`,
       appPasswordFile: `${configDir}/app-password`,
       promoteCallbackScript: `${configDir}/citus-after-promote.py`,
+      tls: CONTAINER_TLS,
     }),
     etcdDataDir: () => `${etcdVolume}/data`,
+    // TLS everywhere on the platforms: no plain mode (issue 14).
+    etcdTls: () => CONTAINER_TLS,
     haproxyConfigFile: `${configDir}/haproxy.cfg`,
-    haproxy: {},
+    haproxy: { caFile: CONTAINER_TLS.caFile },
     pgbouncerConfigFile: `${configDir}/pgbouncer.ini`,
-    pgbouncer: { authFile: `${configDir}/userlist.txt`, socketDir: "/tmp" },
+    pgbouncer: { authFile: `${configDir}/userlist.txt`, socketDir: "/tmp", tls: CONTAINER_TLS },
   };
 }

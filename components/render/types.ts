@@ -27,6 +27,12 @@ export const PORTS = {
   patroniRest: 8008,
   etcdClient: 2379,
   etcdPeer: 2380,
+  /**
+   * etcd's plain-HTTP /health and /metrics listener (`--listen-metrics-urls`), without client
+   * certificates: what the Kubernetes probes use (the kubelet presents none, and the TLS client port
+   * demands one), as kubeadm's etcd pod does. Serves no key-value API.
+   */
+  etcdMetrics: 2381,
   haproxyReadWrite: 5000,
   haproxyReadOnly: 5001,
   haproxyStats: 7000,

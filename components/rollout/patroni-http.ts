@@ -8,9 +8,21 @@ import { pgClientConfig } from "../pg-client.ts";
 import type { Parameters } from "./parameters.ts";
 import type { Member, RolloutTarget } from "./orchestrate.ts";
 
+/** A member's Patroni REST API. */
+export interface PatroniMemberUrl {
+  name: string;
+  /** Base URL, https://host:8008 with TLS. */
+  restUrl: string;
+  /**
+   * The name its certificate carries, when `restUrl`'s host is not one of them (the Docker platform
+   * dials a container's IP address; its certificate names the container's hostname). Absent: the host.
+   */
+  serverName?: string;
+}
+
 export interface PatroniHttpSpec {
   /** Every Citus group with its members' Patroni REST base URLs (https://host:8008 with TLS). */
-  groups: { group: number; members: { name: string; restUrl: string }[] }[];
+  groups: { group: number; members: PatroniMemberUrl[] }[];
   /**
    * "user:password" of Patroni's REST API (PATCH /config, /restart, /switchover need it). A list:
    * tried in order while the member answers 401 (during a rotation, members not yet re-created
@@ -28,6 +40,11 @@ export interface PatroniHttpSpec {
    * (components/https.ts trustOrigin), else Node's own; for SQL, the URLs' own sslmode/sslrootcert.
    */
   ca?: string;
+  /**
+   * The name PgBouncer's and HAProxy's (the coordinators') certificates carry when poolerAdminUrl and
+   * readWriteUrl dial an address they do not name (a router pod's IP on Kubernetes); omitted: the URL's host.
+   */
+  routerServerName?: string;
   /** HAProxy's stats CSV (http://host:port/;csv) and the read-write backend's name in it. */
   haproxyStats?: { url: string; backend: string };
   /**
@@ -50,13 +67,13 @@ interface ClusterMemberJson {
   pending_restart?: boolean;
 }
 
-async function request(url: string, init: { method?: string; body?: string; auth?: string | string[]; timeoutMs: number; ca?: string }): Promise<unknown> {
+async function request(url: string, init: { method?: string; body?: string; auth?: string | string[]; timeoutMs: number; ca?: string; serverName?: string }): Promise<unknown> {
   const auths = init.auth === undefined ? [undefined] : typeof init.auth === "string" ? [init.auth] : init.auth;
   let answer: { status: number; text: string } | undefined;
   for (const auth of auths) {
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (auth) headers.authorization = `Basic ${Buffer.from(auth).toString("base64")}`;
-    answer = await httpRequest(url, { method: init.method, body: init.body, headers, timeoutMs: init.timeoutMs, ...(init.ca ? { identity: { ca: init.ca } } : {}) });
+    answer = await httpRequest(url, { method: init.method, body: init.body, headers, timeoutMs: init.timeoutMs, ...(init.ca ? { identity: { ca: init.ca, ...(init.serverName ? { serverName: init.serverName } : {}) } } : {}) });
     if (answer.status !== 401) break;
   }
   if (!answer) throw new Error(`Patroni ${init.method ?? "GET"} ${url}: no credentials to try`);
@@ -74,8 +91,8 @@ async function request(url: string, init: { method?: string; body?: string; auth
 export const ROUTED_PROBES = 6;
 
 /** Whether a fresh connection to `url` reaches a server out of recovery. */
-async function reachesPrimary(url: string, ca?: string): Promise<boolean> {
-  const client = new pg.Client(pgClientConfig(url, ca, { connectionTimeoutMillis: 2000, query_timeout: 2000 }));
+async function reachesPrimary(url: string, ca?: string, serverName?: string): Promise<boolean> {
+  const client = new pg.Client(pgClientConfig(url, ca, { connectionTimeoutMillis: 2000, query_timeout: 2000 }, serverName));
   client.on("error", () => undefined);
   try {
     await client.connect();
@@ -112,12 +129,13 @@ export function patroniHttpTarget(spec: PatroniHttpSpec): RolloutTarget {
     if (!found) throw new Error(`rollout: no member ${member} in group ${group}`);
     return found.restUrl;
   };
+  const serverNameOf = (group: number, member: string) => groupOf(group).members.find((m) => m.name === member)?.serverName;
   /** The first member of the group that answers `path`. */
   const anyMember = async (group: number, path: string): Promise<unknown> => {
     let last: unknown;
     for (const m of groupOf(group).members) {
       try {
-        return await request(`${m.restUrl}${path}`, { timeoutMs: 3000, ca: spec.ca });
+        return await request(`${m.restUrl}${path}`, { timeoutMs: 3000, ca: spec.ca, serverName: m.serverName });
       } catch (error) {
         last = error;
       }
@@ -143,7 +161,7 @@ export function patroniHttpTarget(spec: PatroniHttpSpec): RolloutTarget {
       let last: unknown;
       for (const m of groupOf(group).members) {
         try {
-          await request(`${m.restUrl}/config`, { method: "PATCH", body: JSON.stringify(patch), auth: spec.restAuth, timeoutMs: 10000, ca: spec.ca });
+          await request(`${m.restUrl}/config`, { method: "PATCH", body: JSON.stringify(patch), auth: spec.restAuth, timeoutMs: 10000, ca: spec.ca, serverName: m.serverName });
           return;
         } catch (error) {
           last = error;
@@ -152,17 +170,19 @@ export function patroniHttpTarget(spec: PatroniHttpSpec): RolloutTarget {
       throw last;
     },
     async restart(group, member) {
-      await request(`${restUrl(group, member)}/restart`, { method: "POST", body: "{}", auth: spec.restAuth, timeoutMs, ca: spec.ca });
+      await request(`${restUrl(group, member)}/restart`, { method: "POST", body: "{}", auth: spec.restAuth, timeoutMs, ca: spec.ca, serverName: serverNameOf(group, member) });
     },
     async switchover(group, leader, candidate) {
-      await request(`${restUrl(group, leader)}/switchover`, { method: "POST", body: JSON.stringify({ leader, candidate }), auth: spec.restAuth, timeoutMs, ca: spec.ca });
+      await request(`${restUrl(group, leader)}/switchover`, { method: "POST", body: JSON.stringify({ leader, candidate }), auth: spec.restAuth, timeoutMs, ca: spec.ca, serverName: serverNameOf(group, leader) });
     },
   };
   if (spec.memberSqlUrls) {
     const urls = spec.memberSqlUrls;
-    target.checkpoint = async (_group, member) => {
+    target.checkpoint = async (group, member) => {
       if (!urls[member]) return;
-      const client = new pg.Client(pgClientConfig(urls[member], spec.ca, { connectionTimeoutMillis: 3000 }));
+      // Dialled where the REST API is: verified against the same name (PatroniMemberUrl.serverName).
+      const serverName = spec.groups.find((g) => g.group === group)?.members.find((m) => m.name === member)?.serverName;
+      const client = new pg.Client(pgClientConfig(urls[member], spec.ca, { connectionTimeoutMillis: 3000 }, serverName));
       client.on("error", () => undefined);
       await client.connect();
       await client.query("CHECKPOINT").finally(() => client.end().catch(() => undefined));
@@ -175,7 +195,7 @@ export function patroniHttpTarget(spec: PatroniHttpSpec): RolloutTarget {
       let last: unknown;
       for (const url of urls) {
         try {
-          await pgbouncerCommand(url, command, 5000, spec.ca);
+          await pgbouncerCommand(url, command, 5000, spec.ca, spec.routerServerName);
           return url;
         } catch (error) {
           last = error;
@@ -188,7 +208,7 @@ export function patroniHttpTarget(spec: PatroniHttpSpec): RolloutTarget {
       // drops them, so none survives onto the former leader.
       pause: async () => {
         const url = await firstAccepted("PAUSE");
-        await pgbouncerCommand(url, "RECONNECT", 5000, spec.ca);
+        await pgbouncerCommand(url, "RECONNECT", 5000, spec.ca, spec.routerServerName);
       },
       resume: async () => void (await firstAccepted("RESUME")),
     };
@@ -201,13 +221,13 @@ export function patroniHttpTarget(spec: PatroniHttpSpec): RolloutTarget {
       if (routable.length !== 1 || routable[0] !== member) return false;
       // HAProxy takes a new leader in once its Patroni holds the leader key (/primary answers 200),
       // which can be before its PostgreSQL has left recovery: a write then would fail.
-      return sqlUrls[member] === undefined || (await reachesPrimary(sqlUrls[member]));
+      return sqlUrls[member] === undefined || (await reachesPrimary(sqlUrls[member], spec.ca));
     };
   }
   else if (spec.readWriteUrl) {
     const url = spec.readWriteUrl;
     target.routedAlone = async () => {
-      for (let i = 0; i < ROUTED_PROBES; i++) if (!(await reachesPrimary(url, spec.ca))) return false;
+      for (let i = 0; i < ROUTED_PROBES; i++) if (!(await reachesPrimary(url, spec.ca, spec.routerServerName))) return false;
       return true;
     };
   }

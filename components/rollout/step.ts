@@ -145,8 +145,17 @@ export function withRouterPods(
   routers: NonNullable<RolloutStepInputs["routers"]>,
   list: RouterPods,
   // One pod's pooler or routing check (the tests': a recorder).
+  // A pod's address is on no certificate: the Service's name (the inputs' URL host) is verified instead.
   at: (one: { poolerAdminUrl?: string; readWriteUrl?: string }) => Pick<RolloutTarget, "pooler" | "routedAlone"> = (one) =>
-    patroniHttpTarget({ ...inputs, groups: [], poolerAdminUrl: undefined, readWriteUrl: undefined, haproxyStats: undefined, ...one }),
+    patroniHttpTarget({
+      ...inputs,
+      groups: [],
+      poolerAdminUrl: undefined,
+      readWriteUrl: undefined,
+      haproxyStats: undefined,
+      ...one,
+      routerServerName: new URL(one.poolerAdminUrl ? inputs.poolerAdminUrl : inputs.readWriteUrl).hostname,
+    }),
 ): RolloutTarget {
   let paused: { name: string; url: string }[] = [];
   const resumeAll = async () => {

@@ -13,6 +13,7 @@ import * as pulumi from "@pulumi/pulumi";
 
 const TSX_API_URL = import.meta.resolve("tsx/esm/api");
 const CITUS_WORKERS_URL = new URL("./citus-workers.ts", import.meta.url).href;
+const PG_CLIENT_URL = new URL("../pg-client.ts", import.meta.url).href;
 
 /** How long a rebalance or drain may run before it is cancelled and `up` fails. */
 export const REBALANCE_TIMEOUT_SECONDS = 3600;
@@ -22,6 +23,8 @@ interface RebalanceInputs {
   connectionString: string;
   workerGroups: number;
   timeoutSeconds: number;
+  /** The cluster CA (PEM): the coordinator is verified with it (sslmode=verify-full). */
+  ca?: string;
 }
 
 // Exported for the test that checks what the serialized provider captures.
@@ -29,18 +32,21 @@ export const workerRebalanceProvider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: RebalanceInputs) {
     const { tsImport } = await import(TSX_API_URL);
     const { scaleOut } = await tsImport(CITUS_WORKERS_URL, CITUS_WORKERS_URL);
-    const result = await scaleOut(inputs.connectionString, inputs.workerGroups, { timeoutMs: inputs.timeoutSeconds * 1000, log: (m: string) => console.log(m) });
+    const { verifyFullUrl } = await tsImport(PG_CLIENT_URL, PG_CLIENT_URL);
+    const result = await scaleOut(verifyFullUrl(inputs.connectionString, inputs.ca), inputs.workerGroups, { timeoutMs: inputs.timeoutSeconds * 1000, log: (m: string) => console.log(m) });
     return { id: `worker-rebalance`, outs: { ...inputs, moves: result.job.moves, shards: result.after } };
   },
   async update(_id: string, olds: RebalanceInputs, news: RebalanceInputs) {
     const { tsImport } = await import(TSX_API_URL);
     const { scaleOut, drainWorkerGroups } = await tsImport(CITUS_WORKERS_URL, CITUS_WORKERS_URL);
+    const { verifyFullUrl } = await tsImport(PG_CLIENT_URL, PG_CLIENT_URL);
+    const url = verifyFullUrl(news.connectionString, news.ca);
     const options = { timeoutMs: news.timeoutSeconds * 1000, log: (m: string) => console.log(m) };
     if (news.workerGroups < olds.workerGroups) {
-      const result = await drainWorkerGroups(news.connectionString, news.workerGroups, options);
+      const result = await drainWorkerGroups(url, news.workerGroups, options);
       return { outs: { ...news, moves: (result.job?.moves ?? 0) + (result.rebalance?.moves ?? 0), shards: result.after } };
     }
-    const result = await scaleOut(news.connectionString, news.workerGroups, options);
+    const result = await scaleOut(url, news.workerGroups, options);
     return { outs: { ...news, moves: result.job.moves, shards: result.after } };
   },
   async diff(_id: string, olds: RebalanceInputs, news: RebalanceInputs) {
@@ -54,6 +60,8 @@ interface MembershipInputs {
   connectionString: string;
   /** The Citus group number (1..N). */
   group: number;
+  /** The cluster CA (PEM): the coordinator is verified with it (sslmode=verify-full). */
+  ca?: string;
 }
 
 export const workerMembershipProvider: pulumi.dynamic.ResourceProvider = {
@@ -62,7 +70,8 @@ export const workerMembershipProvider: pulumi.dynamic.ResourceProvider = {
     return { id: `worker-group-${inputs.group}`, outs: inputs };
   },
   async diff(_id: string, olds: MembershipInputs, news: MembershipInputs) {
-    return { changes: olds.connectionString !== news.connectionString, replaces: olds.group !== news.group ? ["group"] : [] };
+    // A new CA is stored too: the delete, which runs on the stored state, must verify the coordinator.
+    return { changes: olds.connectionString !== news.connectionString || olds.ca !== news.ca, replaces: olds.group !== news.group ? ["group"] : [] };
   },
   async update(_id: string, _olds: MembershipInputs, news: MembershipInputs) {
     return { outs: news };
@@ -71,18 +80,19 @@ export const workerMembershipProvider: pulumi.dynamic.ResourceProvider = {
   async delete(_id: string, props: MembershipInputs) {
     const { tsImport } = await import(TSX_API_URL);
     const { removeWorkerGroups } = await tsImport(CITUS_WORKERS_URL, CITUS_WORKERS_URL);
-    await removeWorkerGroups(props.connectionString, props.group - 1, { log: (m: string) => console.log(m) });
+    const { verifyFullUrl } = await tsImport(PG_CLIENT_URL, PG_CLIENT_URL);
+    await removeWorkerGroups(verifyFullUrl(props.connectionString, props.ca), props.group - 1, { log: (m: string) => console.log(m) });
   },
 };
 
 /** Type `pulumi-nodejs:dynamic/dpc:WorkerRebalance`. */
 export class WorkerRebalance extends pulumi.dynamic.Resource {
   declare readonly moves: pulumi.Output<number>;
-  constructor(name: string, inputs: { connectionString: pulumi.Input<string>; workerGroups: number }, opts: pulumi.CustomResourceOptions) {
+  constructor(name: string, inputs: { connectionString: pulumi.Input<string>; workerGroups: number; ca: pulumi.Input<string> }, opts: pulumi.CustomResourceOptions) {
     super(
       workerRebalanceProvider,
       name,
-      { connectionString: pulumi.secret(inputs.connectionString), workerGroups: inputs.workerGroups, timeoutSeconds: REBALANCE_TIMEOUT_SECONDS, moves: undefined, shards: undefined },
+      { connectionString: pulumi.secret(inputs.connectionString), workerGroups: inputs.workerGroups, ca: inputs.ca, timeoutSeconds: REBALANCE_TIMEOUT_SECONDS, moves: undefined, shards: undefined },
       { ...opts, additionalSecretOutputs: ["connectionString"] },
       "dpc",
       "WorkerRebalance",
@@ -92,11 +102,11 @@ export class WorkerRebalance extends pulumi.dynamic.Resource {
 
 /** Type `pulumi-nodejs:dynamic/dpc:WorkerMembership`. */
 export class WorkerMembership extends pulumi.dynamic.Resource {
-  constructor(name: string, inputs: { connectionString: pulumi.Input<string>; group: number }, opts: pulumi.CustomResourceOptions) {
+  constructor(name: string, inputs: { connectionString: pulumi.Input<string>; group: number; ca: pulumi.Input<string> }, opts: pulumi.CustomResourceOptions) {
     super(
       workerMembershipProvider,
       name,
-      { connectionString: pulumi.secret(inputs.connectionString), group: inputs.group },
+      { connectionString: pulumi.secret(inputs.connectionString), group: inputs.group, ca: inputs.ca },
       { ...opts, additionalSecretOutputs: ["connectionString"] },
       "dpc",
       "WorkerMembership",

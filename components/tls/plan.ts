@@ -35,6 +35,22 @@ function names(commonName: string, addresses: string[]): Pick<CertificateSpec, "
   };
 }
 
+export interface CertificatePlanOptions {
+  /**
+   * More names (DNS names or IP addresses) by which clients reach the router (PgBouncer and, through
+   * it or directly, HAProxy), beyond the addressing's: the Docker host as `endpointHost` names it
+   * (published ports), or a Kubernetes Service's shorter DNS names. They go into the router's
+   * certificate and every coordinator node's (HAProxy passes TLS through to the coordinator primary).
+   */
+  routerNames?: string[];
+  /**
+   * Give every etcd member's certificate the loopback names too (127.0.0.1, localhost): a check run
+   * inside the member's own container (etcdctl against https://127.0.0.1:2379) then verifies it like
+   * any client. Only that process answers on its loopback.
+   */
+  etcdLoopback?: boolean;
+}
+
 /**
  * Every certificate of a cluster:
  * - each PostgreSQL node: one certificate for PostgreSQL, Patroni's REST API (both servers) and
@@ -47,8 +63,8 @@ function names(commonName: string, addresses: string[]): Pick<CertificateSpec, "
  * - the router: PgBouncer's certificate for clients (PgBouncer's and HAProxy's names);
  * - the operator: a client certificate for etcd, for people and tests on a machine that runs it.
  */
-export function certificatePlan(topology: Topology, addressing: Addressing): CertificateSpec[] {
-  const router = [addressing.haproxy.connect, addressing.haproxy.listen, addressing.pgbouncer.connect, addressing.pgbouncer.listen];
+export function certificatePlan(topology: Topology, addressing: Addressing, options: CertificatePlanOptions = {}): CertificateSpec[] {
+  const router = [addressing.haproxy.connect, addressing.haproxy.listen, addressing.pgbouncer.connect, addressing.pgbouncer.listen, ...(options.routerNames ?? [])];
   const specs: CertificateSpec[] = [];
   for (const node of topology.groups.flat()) {
     const self = addressing.postgres(node);
@@ -59,7 +75,8 @@ export function certificatePlan(topology: Topology, addressing: Addressing): Cer
     const self = addressing.etcd(member);
     // etcd checks a peer's client certificate against the address the connection comes from. Peers
     // on loopback addresses (the local runner) connect from 127.0.0.1, the kernel's source address there.
-    const source = self.connect.startsWith("127.") && isIP(self.connect) === 4 ? ["127.0.0.1"] : [];
+    const source = (self.connect.startsWith("127.") && isIP(self.connect) === 4) || options.etcdLoopback ? ["127.0.0.1"] : [];
+    if (options.etcdLoopback) source.push("localhost");
     specs.push({ id: member.name, ...names(self.connect, [self.connect, self.listen, ...source]), server: true, client: true });
   }
   specs.push({ id: ROUTER_CERTIFICATE, ...names(addressing.pgbouncer.connect, router), server: true, client: false });

@@ -6,6 +6,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { parseClusterConfig, type ClusterConfig } from "../../components/spec.ts";
 import { SECRET_SIG, SECRET_SIG_KEY, recordRegistrations, type RecordedRegistration } from "../support/pulumi-recording.ts";
 import type { PasswordName } from "../../components/cluster.ts";
+import { CERTIFICATES_TYPE } from "../../components/certificates.ts";
+import { mockCertificatesState } from "../support/mock-certificates.ts";
 
 export interface Registration extends RecordedRegistration {
   /** The state the mock returned (inputs plus mocked outputs such as an Image's repoDigest). */
@@ -15,6 +17,8 @@ export interface Registration extends RecordedRegistration {
 export interface Declared {
   config: ClusterConfig;
   registrations: Registration[];
+  /** The cluster CA certificate (PEM) the declared certificates chain to: what the test's clients verify with. */
+  ca: string;
 }
 
 
@@ -53,6 +57,8 @@ export async function declareCluster(
           const digest = createHash("sha256").update(String(args.inputs.imageName)).digest("hex");
           state.repoDigest = `${args.inputs.imageName}@sha256:${digest}`;
         }
+        // The certificates, issued as the resource's provider issues them (components/tls).
+        if (args.type === CERTIFICATES_TYPE) Object.assign(state, mockCertificatesState(args.name, args.inputs));
         outputs.set(`${args.type}::${args.name}`, state);
         return { id: `${args.name}-id`, state };
       },
@@ -80,5 +86,7 @@ export async function declareCluster(
     await new Promise((r) => setTimeout(r, 150));
   }
   for (const r of registrations) r.outputs = outputs.get(`${r.type}::${r.name}`) ?? {};
-  return { config, registrations };
+  const certificates = registrations.find((r) => r.type === CERTIFICATES_TYPE);
+  if (!certificates || typeof certificates.outputs.ca !== "string") throw new Error("the program declared no certificates");
+  return { config, registrations, ca: certificates.outputs.ca };
 }

@@ -35,6 +35,9 @@ import { startEngine, stopEngine } from "./engine.ts";
 import { citusSource, NO_STAND_IN, STAND_INS } from "./images.ts";
 import { distPrimaries, placementsPerGroup, query, sleep, takenPorts, waitFor } from "./probes.ts";
 import { DOCKER_TEST_STACK, PROJECT, testPasswords } from "./stack.ts";
+import { verifyFullUrl } from "../../components/pg-client.ts";
+import { request, trustOrigin } from "../../components/https.ts";
+import { CERTIFICATES_TYPE, certificatesProvider } from "../../components/certificates.ts";
 
 const log = (line: string) => console.log(`[docker] ${line}`);
 
@@ -52,16 +55,25 @@ if ("unavailable" in engine) {
   process.env.DOCKER_HOST = `unix://${engine.socketPath}`;
   const adapter = new DockerAdapter(engine.socketPath, log);
   await adapter.removeClusterLeftovers(DOCKER_TEST_STACK.clusterName);
-  const { config, registrations } = await declareCluster(PROJECT, DOCKER_TEST_STACK, passwords);
+  const { config, registrations, ca } = await declareCluster(PROJECT, DOCKER_TEST_STACK, passwords);
   const topology = planTopology(config);
-  const url = (role: "app" | "superuser", port: number) =>
-    `postgresql://${ROLES[role]}:${encodeURIComponent(passwords[role])}@127.0.0.1:${port}/${config.database}`;
+  // Every client verifies the cluster's certificates against the stack's CA (sslmode=verify-full):
+  // PgBouncer and PostgreSQL admit TLS only.
+  const plainUrl = (role: "app" | "superuser", port: number, database = config.database) =>
+    `postgresql://${ROLES[role]}:${encodeURIComponent(passwords[role])}@127.0.0.1:${port}/${database}`;
+  const url = (role: "app" | "superuser", port: number) => verifyFullUrl(plainUrl(role, port), ca);
   // The client path (published PgBouncer port) and, for work that needs a session, HAProxy's.
   const appUrl = url("app", config.pgbouncerPort);
   const adminUrl = url("superuser", config.haproxyReadWritePort);
   const readOnlyUrl = url("superuser", config.haproxyReadOnlyPort);
   const names = (group: number) => topology.groups[group].map((n) => n.name);
-  const restUrls = (group: number) => Promise.all(names(group).map(async (n) => `http://${await adapter.ipOf(n)}:${PORTS.patroniRest}`));
+  /** Patroni's REST API over HTTPS at the container's address, verified against the CA and the container's name. */
+  const restUrl = async (name: string) => {
+    const origin = `https://${await adapter.ipOf(name)}:${PORTS.patroniRest}`;
+    trustOrigin(origin, { ca, serverName: name });
+    return origin;
+  };
+  const restUrls = (group: number) => Promise.all(names(group).map(restUrl));
 
   /** The group's members as Patroni reports them (only this group's, whatever /cluster lists). */
   const groupMembers = async (group: number) =>
@@ -154,15 +166,33 @@ if ("unavailable" in engine) {
   const ROTATION = "pulumi-nodejs:dynamic/dpc:PasswordRotation";
   const REBALANCE = "pulumi-nodejs:dynamic/dpc:WorkerRebalance";
   const MEMBERSHIP = "pulumi-nodejs:dynamic/dpc:WorkerMembership";
+  const CERTIFICATES = CERTIFICATES_TYPE;
   const deferred = (type: string) => adapter.deferred.filter((r) => r.type === type);
   type SchemaInputs = Parameters<NonNullable<typeof schemaProvider.update>>[2];
   let schemaState: SchemaInputs | undefined;
 
   test.serial("every dynamic resource the program declares has its check here", (t) => {
     t.true(booted, "the cluster did not boot");
-    const unhandled = adapter.deferred.filter((r) => ![SCHEMA, BENCHMARK, POSTGRES_CONFIG, ROTATION, REBALANCE, MEMBERSHIP].includes(r.type));
+    const unhandled = adapter.deferred.filter((r) => ![SCHEMA, BENCHMARK, POSTGRES_CONFIG, ROTATION, REBALANCE, MEMBERSHIP, CERTIFICATES].includes(r.type));
     t.deepEqual(unhandled.map((r) => `${r.type} ${r.name}`), []);
     t.is(deferred(SCHEMA).length, 1);
+  });
+
+  test.serial("the ClusterCertificates provider issues the plan whose certificates the containers run with; a second run issues nothing", async (t) => {
+    t.true(booted, "the cluster did not boot");
+    // The containers got the certificates the mocks issued with the provider's own functions
+    // (declared.ts); here the provider itself, as `pulumi up` runs it, on the same inputs.
+    const [resource] = deferred(CERTIFICATES);
+    const inputs = resource.inputs as { name: string; plan: { id: string }[] };
+    const created = (await certificatesProvider.create(inputs)).outs as { ca: string; certificates: Record<string, { cert: string }> };
+    t.deepEqual(Object.keys(created.certificates).sort(), inputs.plan.map((s) => s.id).sort());
+    t.deepEqual(Object.keys(created.certificates).sort(), Object.keys(resource.outputs.certificates as object).sort());
+    t.false((await certificatesProvider.diff!("id", created, inputs)).changes);
+    const again = (await certificatesProvider.update!("id", created, inputs)).outs as typeof created;
+    t.deepEqual(again.certificates, created.certificates);
+    // What the running containers present: PgBouncer's certificate, verified by the client path tests
+    // (verify-full); here its issuer is the stack's CA.
+    t.is(resource.outputs.ca, ca);
   });
 
   test.serial("the Schema resource's provider applies the migrations on Citus (twice: the second run applies nothing)", async (t) => {
@@ -242,7 +272,7 @@ if ("unavailable" in engine) {
     const declared = deferred(POSTGRES_CONFIG)[0].inputs as unknown as PostgresConfigInputs;
     const inputs: PostgresConfigInputs = {
       ...declared,
-      groups: await Promise.all(declared.groups.map(async (g) => ({ ...g, members: await Promise.all(g.members.map(async (m) => ({ ...m, restUrl: `http://${await adapter.ipOf(m.name)}:${PORTS.patroniRest}` }))) }))),
+      groups: await Promise.all(declared.groups.map(async (g) => ({ ...g, members: await Promise.all(g.members.map(async (m) => ({ ...m, restUrl: `https://${await adapter.ipOf(m.name)}:${PORTS.patroniRest}` }))) }))),
     };
     await postgresConfigProvider.create(inputs);
     const changed = { ...inputs, parameters: { ...inputs.parameters, work_mem: "12MB" } };
@@ -264,7 +294,7 @@ if ("unavailable" in engine) {
     const rotation = deferred(ROTATION)[0].inputs as unknown as PasswordRotationInputs;
     t.deepEqual(((await passwordRotationProvider.create(rotation)).outs as { rotated: string[] }).rotated, []);
     const rotated = { ...rotation, passwords: { ...rotation.passwords, app: `${passwords.app}-rotated` } };
-    const direct = (password: string) => `postgresql://${ROLES.app}:${encodeURIComponent(password)}@127.0.0.1:${config.haproxyReadWritePort}/${config.database}`;
+    const direct = (password: string) => verifyFullUrl(`postgresql://${ROLES.app}:${encodeURIComponent(password)}@127.0.0.1:${config.haproxyReadWritePort}/${config.database}`, ca);
     for (const [olds, news] of [[rotation, rotated], [rotated, rotation]] as const) {
       t.deepEqual(((await passwordRotationProvider.update!("id", olds, news)).outs as { rotated: string[] }).rotated, ["app"]);
       t.is((await query(direct(news.passwords.app), "SELECT 1 AS one")).rows[0].one, 1);
@@ -275,12 +305,13 @@ if ("unavailable" in engine) {
   });
 
   // The pooler as drivers meet it, through the published PgBouncer port (as on the local cluster).
-  registerPoolerChecks(test, { appUrl, sessionUrl: appUrl.replace(/\/[^/]*$/, `/${sessionPoolDatabase(config)}`) }, () => booted);
+  // Both URLs carry sslmode=verify-full and the CA file: node-postgres, pgbench and psql verify PgBouncer.
+  registerPoolerChecks(test, { appUrl, sessionUrl: verifyFullUrl(plainUrl("app", config.pgbouncerPort, sessionPoolDatabase(config)), ca) }, () => booted);
 
   test.serial("the benchmark runs in quick mode at the BenchmarkRun resource's endpoint (PgBouncer), on distributed tables", async (t) => {
     t.true(booted, "the cluster did not boot");
     const run = deferred(BENCHMARK)[0]?.inputs;
-    const target = run ? String(run.url) : appUrl;
+    const target = run ? verifyFullUrl(String(run.url), ca) : appUrl;
     // Smaller than quick's 5,000 rows on purpose: this proves the path; the local cluster gives the figures.
     const summary = await runPostDeployBenchmark(target, "quick", { rows: 2000, skipPgbench: true });
     t.true(summary.scenarios.length > 0);
@@ -616,7 +647,7 @@ if ("unavailable" in engine) {
     const declaredConfig = redeclared.find((r) => r.type === POSTGRES_CONFIG)!.inputs as unknown as PostgresConfigInputs;
     const configInputs: PostgresConfigInputs = {
       ...declaredConfig,
-      groups: await Promise.all(declaredConfig.groups.map(async (g) => ({ ...g, members: await Promise.all(g.members.map(async (m) => ({ ...m, restUrl: `http://${await adapter.ipOf(m.name)}:${PORTS.patroniRest}` }))) }))),
+      groups: await Promise.all(declaredConfig.groups.map(async (g) => ({ ...g, members: await Promise.all(g.members.map(async (m) => ({ ...m, restUrl: await restUrl(m.name), serverName: m.name }))) }))),
     };
     const outcome = ((await postgresConfigProvider.update!("id", configInputs, configInputs)).outs as { outcome: { changed: string[]; restarted: string[]; switchovers: string[] }[] }).outcome;
     t.deepEqual(outcome.map((g) => [g.changed, g.restarted, g.switchovers]), topology.groups.map(() => [[], [], []]), "PostgresConfig after the roll: nothing to patch or restart");
@@ -752,7 +783,7 @@ if ("unavailable" in engine) {
     // Every member now checks the new REST API password only.
     for (const name of databaseNames) {
       const reload = async (password: string) =>
-        (await fetch(`http://${await adapter.ipOf(name)}:${PORTS.patroniRest}/reload`, { method: "POST", headers: { authorization: `Basic ${Buffer.from(`${ROLES.restApi}:${password}`).toString("base64")}` } })).status;
+        (await request(`${await restUrl(name)}/reload`, { method: "POST", headers: { authorization: `Basic ${Buffer.from(`${ROLES.restApi}:${password}`).toString("base64")}` } })).status;
       t.deepEqual([await reload(news.restApi), await reload(passwords.restApi)], [202, 401], name);
     }
     const summary = `password rotation (superuser, restApi): ${databaseReplaced.length} database containers re-created one at a time in ${((Date.now() - started) / 1000).toFixed(1)} s, ` +

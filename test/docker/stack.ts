@@ -25,6 +25,9 @@ export const DOCKER_TEST_STACK: Record<string, string> = {
   haproxyReadOnlyPort: "15001",
   prometheusPort: "19090",
   grafanaPort: "13000",
+  // The test dials the published ports at 127.0.0.1: the router's (and the coordinator nodes')
+  // certificates must name that address for verify-full.
+  endpointHost: "127.0.0.1",
 };
 
 /** Passwords as secret stack config would give them (the test needs them to connect). */

@@ -6,11 +6,13 @@ import { readFileSync } from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import { parse as parseYaml } from "yaml";
 import { SECRET_SIG, SECRET_SIG_KEY, recordRegistrations, type RecordedRegistration } from "../support/pulumi-recording.ts";
+import { mockCertificatesState } from "../support/mock-certificates.ts";
 
 export const PROJECT = "distributed-postgres-cluster";
 
 export const SCHEMA_TYPE = "pulumi-nodejs:dynamic/dpc:SchemaMigrations";
 export const BENCHMARK_TYPE = "pulumi-nodejs:dynamic/dpc:BenchmarkRun";
+export const CERTIFICATES_TYPE = "pulumi-nodejs:dynamic/dpc:ClusterCertificates";
 /** What the dynamic providers would return after a real `pulumi up`. */
 export const MOCK_SCHEMA_OUTPUTS = { version: "008_mock", applied: ["001_mock", "008_mock"], citus: true, notes: [] as string[] };
 /** What the kubernetes rollout step's pod would write (components/rollout/step.ts RolloutStepResult). */
@@ -35,6 +37,8 @@ await pulumi.runtime.setMocks(
       if (args.type === "docker:index/image:Image") state.repoDigest = `${args.inputs.imageName}@sha256:${"0".repeat(64)}`;
       if (args.type === SCHEMA_TYPE) Object.assign(state, MOCK_SCHEMA_OUTPUTS);
       if (args.type === BENCHMARK_TYPE) state.summary = MOCK_BENCHMARK_SUMMARY;
+      // What the engine would hold after create, or after diff/update on a later run of the same stack.
+      if (args.type === CERTIFICATES_TYPE) Object.assign(state, mockCertificatesState(args.name, args.inputs));
       if (args.id && args.type === "kubernetes:core/v1:ConfigMap") return readStepResult(args.id);
       return { id: `${args.name}-id`, state };
     },

@@ -20,9 +20,11 @@ function render(configFile = "/etc/dpc/patroni.yml"): string {
   return renderPromoteCallback(config, topology, worker, addressing, { ...containerLayout(config).postgres(worker), configFile });
 }
 
-test("the callback names every coordinator member's /citus endpoint, its group, and no password", (t) => {
+test("the callback names every coordinator member's /citus endpoint (https, the node's CA), its group, and no password", (t) => {
   const script = render();
-  for (const node of topology.groups[0]) t.true(script.includes(`http://${node.name}:8008/citus`), node.name);
+  for (const node of topology.groups[0]) t.true(script.includes(`https://${node.name}:8008/citus`), node.name);
+  t.regex(script, /^CA_FILE = "\/etc\/dpc\/tls\/ca\.crt"$/m);
+  t.regex(script, /ssl\.create_default_context\(cafile=CA_FILE\)/);
   t.regex(script, /^GROUP = 1$/m);
   t.regex(script, /"type": "after_promote"/);
   t.false(script.includes("PLACEHOLDER"), "the REST password is read from patroni.yml, not rendered");
@@ -52,6 +54,14 @@ test("the local cluster runs the same callback as the containers: only the addre
   asLocal = asLocal.replace(JSON.stringify("/etc/dpc/patroni.yml"), JSON.stringify(localPostgres.configFile));
   asLocal = asLocal.replace(JSON.stringify(containerLayout(config).postgres(worker).socketDir), JSON.stringify(localPostgres.socketDir));
   asLocal = asLocal.replace(JSON.stringify(`${containerLayout(config).postgres(worker).binDir}/psql`), JSON.stringify(`${localPostgres.binDir}/psql`));
-  for (const node of topology.groups[0]) asLocal = asLocal.replace(`http://${node.name}:8008/citus`, `http://${local.postgres(node).connect}:8008/citus`);
+  asLocal = asLocal.replace(JSON.stringify(containerLayout(config).postgres(worker).tls!.caFile), JSON.stringify(localPostgres.tls!.caFile));
+  for (const node of topology.groups[0]) asLocal = asLocal.replace(`https://${node.name}:8008/citus`, `https://${local.postgres(node).connect}:8008/citus`);
   t.is(asLocal, localScript);
+});
+
+test("without TLS in the layout the callback speaks plain HTTP", (t) => {
+  const { tls: _tls, ...plainLayout } = containerLayout(config).postgres(worker);
+  const script = renderPromoteCallback(config, topology, worker, addressing, { ...plainLayout, configFile: "/etc/dpc/patroni.yml" });
+  t.true(script.includes(`http://${topology.groups[0][0].name}:8008/citus`));
+  t.regex(script, /^CA_FILE = None$/m);
 });

@@ -40,14 +40,14 @@ test("benchmarkEnabled false: no BenchmarkRun, no benchmarkSummary; the Schema i
   t.is(await valueOf(stack.schemaVersion), MOCK_SCHEMA_OUTPUTS.version);
 });
 
-test("Prometheus and Grafana published on the configured host ports", async (t) => {
+test("Prometheus and Grafana published on the configured host ports, bound to the Docker host's loopback (monitoringPublishAddress)", async (t) => {
   const published = containers()
     .filter((c) => ((c.inputs.ports as unknown[]) ?? []).length > 0)
     .map((c) => [c.name, c.inputs.ports])
     .filter(([name]) => /prometheus|grafana/.test(name as string));
   t.deepEqual(published.sort(), [
-    ["dpc-grafana", [{ internal: 3000, external: 13000, ip: "0.0.0.0", protocol: "tcp" }]],
-    ["dpc-prometheus", [{ internal: 9090, external: 19090, ip: "0.0.0.0", protocol: "tcp" }]],
+    ["dpc-grafana", [{ internal: 3000, external: 13000, ip: "127.0.0.1", protocol: "tcp" }]],
+    ["dpc-prometheus", [{ internal: 9090, external: 19090, ip: "127.0.0.1", protocol: "tcp" }]],
   ]);
   t.is(await valueOf(stack.prometheusEndpoint), "localhost:19090");
   t.is(await valueOf(stack.grafanaEndpoint), "localhost:13000");
@@ -65,7 +65,8 @@ test("a generated Grafana admin password: a secret output, in a 0600 file, never
   const file = uploads.find((u) => u.file === "/etc/dpc/grafana/admin-password")!;
   t.deepEqual([file.content, file.permissions], [generated, "0600"]);
   // Every password (all generated here) stays inside secrets in every registration.
-  t.is(generatedPasswords.length, 6);
+  // The cluster's five, Grafana's and the exporters' role's.
+  t.is(generatedPasswords.length, 7);
   t.deepEqual(passwordLeaks(generatedPasswords), []);
   t.true(registrations.length > 0);
 });

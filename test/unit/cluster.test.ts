@@ -141,7 +141,10 @@ test.serial("each database container carries its own patroni.yml: its name, its 
     containersByGroup.set(expectedGroup, [...(containersByGroup.get(expectedGroup) ?? []), container.name]);
     // Worker nodes also get the callback that tells the coordinator of their promotion.
     const callback = expectedGroup > 0 ? ["/etc/dpc/citus-after-promote.py"] : [];
-    t.deepEqual(uploads.map((u) => u.file).sort(), ["/etc/dpc/app-password", ...callback, "/etc/dpc/patroni.yml", "/etc/dpc/post-bootstrap.sh"]);
+    const tls = ["/etc/dpc/tls/ca.crt", "/etc/dpc/tls/server.crt", "/etc/dpc/tls/server.key"];
+    t.deepEqual(uploads.map((u) => u.file).sort(), ["/etc/dpc/app-password", ...callback, "/etc/dpc/patroni.yml", "/etc/dpc/post-bootstrap.sh", ...tls]);
+    t.is(uploads.find((u) => u.file === "/etc/dpc/tls/server.key")!.permissions, "0600");
+    t.is(yml.restapi.certfile, "/etc/dpc/tls/server.crt");
     t.is(yml.postgresql.callbacks?.on_role_change, expectedGroup > 0 ? "/etc/dpc/citus-after-promote.py" : undefined, container.name);
     t.is(uploads.find((u) => u.file === "/etc/dpc/app-password")!.content, CONFIGURED_APP_PASSWORD);
   }
@@ -165,10 +168,11 @@ test.serial("docker containers: hostname = name, network alias, healthcheck, res
   // Only the router, Prometheus and Grafana publish host ports; the database nodes, etcd and the
   // exporters stay on the cluster network.
   t.deepEqual(published.sort(), [
-    ["dpc-grafana", [{ internal: 3000, external: 3000, ip: "0.0.0.0", protocol: "tcp" }]],
+    // Prometheus and Grafana on the Docker host's loopback only (monitoringPublishAddress).
+    ["dpc-grafana", [{ internal: 3000, external: 3000, ip: "127.0.0.1", protocol: "tcp" }]],
     ["dpc-haproxy", [{ internal: 5000, external: 5000, ip: "0.0.0.0", protocol: "tcp" }, { internal: 5001, external: 5001, ip: "0.0.0.0", protocol: "tcp" }]],
     ["dpc-pgbouncer", [{ internal: 6432, external: 6432, ip: "0.0.0.0", protocol: "tcp" }]],
-    ["dpc-prometheus", [{ internal: 9090, external: 9090, ip: "0.0.0.0", protocol: "tcp" }]],
+    ["dpc-prometheus", [{ internal: 9090, external: 9090, ip: "127.0.0.1", protocol: "tcp" }]],
   ]);
   for (const container of databaseContainers()) {
     // The provider's read-back form of 1 CPU (docker-canonical.ts).
@@ -211,7 +215,7 @@ test.serial("stack outputs: endpoints, etcd endpoints, members per group", async
   t.is(await valueOf(stack.readWriteEndpoint), "localhost:5000");
   t.is(await valueOf(stack.readOnlyEndpoint), "localhost:5001");
   t.is(await valueOf(stack.pgbouncerEndpoint), "localhost:6432");
-  t.deepEqual(await valueOf(stack.etcdEndpoints), ["http://dpc-etcd-0:2379", "http://dpc-etcd-1:2379", "http://dpc-etcd-2:2379"]);
+  t.deepEqual(await valueOf(stack.etcdEndpoints), ["https://dpc-etcd-0:2379", "https://dpc-etcd-1:2379", "https://dpc-etcd-2:2379"]);
   const members = (await valueOf(stack.membersPerGroup)) as Record<string, string[]>;
   t.deepEqual(Object.keys(members), ["0", "1", "2", "3", "4", "5", "6"]);
   t.deepEqual(members["0"], ["dpc-coordinator-0", "dpc-coordinator-1", "dpc-coordinator-2"]);
@@ -228,14 +232,19 @@ test.serial("secrets: the connection string is a secret; passwords appear in no 
   t.true(await pulumi.isSecret(stack.grafanaAdminPassword));
   t.is(await valueOf(stack.grafanaAdminPassword), CONFIGURED_GRAFANA_PASSWORD);
   const plainOutputs = ["readWriteEndpoint", "readOnlyEndpoint", "pgbouncerEndpoint", "etcdEndpoints", "membersPerGroup",
-    "schemaVersion", "rolloutReport", "benchmarkSummary", "prometheusEndpoint", "grafanaEndpoint"];
+    "schemaVersion", "rolloutReport", "benchmarkSummary", "prometheusEndpoint", "grafanaEndpoint", "caCertificate"];
   for (const name of plainOutputs) {
     t.false(pulumi.Output.isInstance(stack[name]) && (await pulumi.isSecret(stack[name])), name);
   }
   // Every output is listed above or known secret: a new output must be classified here.
-  t.deepEqual(Object.keys(stack).sort(), [...plainOutputs, "appConnectionString", "grafanaAdminPassword"].sort());
-  // Four passwords generated (the app and Grafana passwords came from secret config), special characters off.
-  t.is(generatedPasswords.length, 4);
+  t.deepEqual(Object.keys(stack).sort(), [...plainOutputs, "appConnectionString", "appConnectionStringVerifyFull", "grafanaAdminPassword"].sort());
+  // The CA certificate is public; the verify-full URL is the app URL with sslmode=verify-full, secret.
+  t.regex(await valueOf(stack.caCertificate), /^-----BEGIN CERTIFICATE-----/);
+  t.true(await pulumi.isSecret(stack.appConnectionStringVerifyFull));
+  t.is(await valueOf(stack.appConnectionStringVerifyFull), `postgresql://app:${CONFIGURED_APP_PASSWORD}@localhost:6432/vectors?sslmode=verify-full`);
+  // Five passwords generated (the app and Grafana passwords came from secret config; the exporters'
+  // role's is generated), special characters off.
+  t.is(generatedPasswords.length, 5);
   for (const r of registrations.filter((r) => r.type === "random:index/randomPassword:RandomPassword")) {
     t.is(r.inputs.special, false);
   }
@@ -273,7 +282,10 @@ test.serial("Schema: the superuser URL through HAProxy's read-write listener and
   const { inputs, additionalSecretOutputs } = schemaMigrations();
   t.true(isSecretValue(inputs.connectionString));
   t.is(reveal(inputs.connectionString), "postgresql://postgres:generated-dpc-superuser-password@localhost:5000/vectors");
-  t.deepEqual(additionalSecretOutputs, ["connectionString", "poolerAdminConnectionString", "appPassword"]);
+  t.deepEqual(additionalSecretOutputs, ["connectionString", "poolerAdminConnectionString", "appPassword", "monitorPassword"]);
+  // The exporters' role's password (secret) and the CA both connections verify the servers with.
+  t.true(isSecretValue(inputs.monitorPassword));
+  t.regex(inputs.ca as string, /^-----BEGIN CERTIFICATE-----/);
   // PgBouncer's admin console, for RECONNECT after the migrations changed database settings.
   t.true(isSecretValue(inputs.poolerAdminConnectionString));
   t.is(reveal(inputs.poolerAdminConnectionString), "postgresql://postgres:generated-dpc-superuser-password@localhost:6432/pgbouncer");
@@ -341,14 +353,16 @@ test.serial("Monitoring: one postgres_exporter per PostgreSQL node, pointed at i
     t.deepEqual(exporter.entrypoints, ["/bin/postgres_exporter", "--web.listen-address=:9187", "--extend.query-path=/etc/dpc/postgres-exporter/queries.yaml"]);
     t.deepEqual(envOf(name), {
       // The application_name Citus is told to show shard tables to (citus.show_shards_for_app_name_prefixes).
-      DATA_SOURCE_URI: `${node}:5432/vectors?sslmode=disable&application_name=postgres_exporter`,
-      DATA_SOURCE_USER: "postgres",
+      // TLS, the node verified by the CA and its name; as the exporters' role (pg_monitor only).
+      DATA_SOURCE_URI: `${node}:5432/vectors?sslmode=verify-full&sslrootcert=%2Fetc%2Fdpc%2Ftls%2Fca.crt&application_name=postgres_exporter`,
+      DATA_SOURCE_USER: "exporter",
       DATA_SOURCE_PASS_FILE: "/etc/dpc/postgres-exporter/password",
     });
     t.is(exporter.user, "65534:65534");
     t.true(isSecretValue(exporter.uploads), name);
     const password = uploadAt(name, "/etc/dpc/postgres-exporter/password");
-    t.deepEqual([password.content, password.permissions, password.owner], ["generated-dpc-superuser-password", "0600", "65534"]);
+    t.deepEqual([password.content, password.permissions, password.owner], ["generated-dpc-monitor-password", "0600", "65534"]);
+    t.regex(uploadAt(name, "/etc/dpc/tls/ca.crt").content, /^-----BEGIN CERTIFICATE-----/);
     const queries = parseYaml(uploadAt(name, "/etc/dpc/postgres-exporter/queries.yaml").content);
     t.truthy(queries.pg_cache, "the exporter queries file");
   }
@@ -360,7 +374,7 @@ test.serial("Monitoring: the PgBouncer exporter reads its connection string from
   t.regex(command, /PGBOUNCER_EXPORTER_CONNECTION_STRING="\$\(cat \/etc\/dpc\/pgbouncer-exporter\/connection-string\)"/);
   t.regex(command, /exec \/bin\/pgbouncer_exporter --web.listen-address=:9127/);
   const file = uploadAt(name, "/etc/dpc/pgbouncer-exporter/connection-string");
-  t.is(file.content, "postgres://postgres:generated-dpc-superuser-password@dpc-pgbouncer:6432/pgbouncer?sslmode=disable");
+  t.is(file.content, "postgres://postgres:generated-dpc-superuser-password@dpc-pgbouncer:6432/pgbouncer?sslmode=verify-full&sslrootcert=%2Fetc%2Fdpc%2Ftls%2Fca.crt");
   t.deepEqual([file.permissions, file.owner], ["0600", "65534"]);
   t.deepEqual(byName(name).inputs.envs, []);
 });
@@ -375,8 +389,15 @@ test.serial("Monitoring: Prometheus scrapes each node's exporter container, labe
   const patroniTargets = job("patroni").static_configs.map((c: any) => c.targets[0]);
   t.deepEqual(patroniTargets, DATABASE_NODES.map((n) => `${n}:8008`));
   t.deepEqual(job("pgbouncer_exporter").static_configs[0].targets, ["dpc-pgbouncer-exporter:9127"]);
-  // Prometheus's files hold no password: plain uploads.
-  t.false(isSecretValue(byName("dpc-prometheus").inputs.uploads));
+  // Patroni and etcd over HTTPS, verified with the CA, presenting the operator's client certificate.
+  for (const name of ["patroni", "etcd"]) {
+    t.is(job(name).scheme, "https", name);
+    t.deepEqual(job(name).tls_config, { ca_file: "/etc/dpc/tls/ca.crt", cert_file: "/etc/dpc/tls/client.crt", key_file: "/etc/dpc/tls/client.key" }, name);
+  }
+  // Prometheus's files hold the operator's key: secret uploads, the key 0600 owned by Prometheus's user.
+  t.true(isSecretValue(byName("dpc-prometheus").inputs.uploads));
+  const key = uploadAt("dpc-prometheus", "/etc/dpc/tls/client.key");
+  t.deepEqual([key.permissions, key.owner], ["0600", "65534"]);
 });
 
 test.serial("Monitoring: Grafana provisioned (datasource, dashboard provider, dashboard), admin password a 0600 file", (t) => {

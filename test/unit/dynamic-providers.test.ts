@@ -13,6 +13,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { schemaProvider } from "../../components/schema.ts";
 import { benchmarkProvider } from "../../components/benchmark-run.ts";
 import { postgresConfigProvider } from "../../components/postgres-config.ts";
+import { certificatesProvider } from "../../components/certificates.ts";
 import { parseClusterConfig } from "../../components/spec.ts";
 import { benchmarkDataset } from "../../components/benchmark-step.ts";
 
@@ -108,4 +109,19 @@ test("PostgresConfig diff: other parameters or members apply again; credentials 
   t.true(await diff({ parameters: {} }));
   t.true(await diff({ groups: [{ group: 0, members: [{ name: "m", restUrl: "http://b:8008" }] }] }));
   t.false(await diff({ restAuth: "u:q", poolerAdminUrl: "z", stepTimeoutSeconds: 10 }));
+});
+
+test("the serialized ClusterCertificates provider loads components/tls in a plain Node process and issues the plan", async (t) => {
+  const plan = [
+    { id: "dpc-coordinator-0", commonName: "dpc-coordinator-0", dnsNames: ["dpc-coordinator-0"], ipAddresses: [], server: true, client: true },
+    { id: "operator", commonName: "operator", dnsNames: [], ipAddresses: [], server: false, client: true },
+  ];
+  const result = await createInPlainNode(certificatesProvider, { name: "dpc", plan });
+  t.true(result.ok, result.message);
+  const { id, outs } = JSON.parse(result.message) as { id: string; outs: { ca: string; caKey: string; certificates: Record<string, { cert: string }> } };
+  t.is(id, "dpc-certificates");
+  t.regex(outs.ca, /^-----BEGIN CERTIFICATE-----/);
+  t.deepEqual(Object.keys(outs.certificates), ["dpc-coordinator-0", "operator"]);
+  // Nothing printed: no key in the provider's log.
+  t.false(result.stdout.split("\n").slice(0, -2).join("\n").includes("PRIVATE KEY"));
 });

@@ -11,6 +11,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { CONTAINER, devStackConfig, registrations, settled, valueOf, type Registration } from "./_pulumi-harness.ts";
 import { canonicalCpus, goDuration, nanoCpus, readBackCpus } from "../../components/platform/docker-canonical.ts";
 import { DEFAULT_CONFIG } from "../../components/spec.ts";
+import { issuedByRegistration } from "../support/mock-certificates.ts";
 
 /** Runs the program once more (a fresh module instance) and returns what it registered. */
 async function run(tag: string): Promise<Registration[]> {
@@ -24,9 +25,18 @@ async function run(tag: string): Promise<Registration[]> {
 
 let first: Registration[] = [];
 let second: Registration[] = [];
+let issued: string[][] = [];
 test.before(async () => {
   first = await run("first");
   second = await run("second");
+  issued = [...issuedByRegistration];
+});
+
+test("the certificates: the first run issues every one, the second (the engine holding the first's state) none", (t) => {
+  t.is(issued.length, 2);
+  // Every PostgreSQL node, etcd member, the router and the operator.
+  t.is(issued[0].length, DEFAULT_CONFIG.coordinatorMembers + DEFAULT_CONFIG.workerGroups * DEFAULT_CONFIG.workerMembers + DEFAULT_CONFIG.etcdMembers + 2);
+  t.deepEqual(issued[1], []);
 });
 
 const databaseContainers = (runs: Registration[]) => runs.filter((r) => r.type === CONTAINER && /-(coordinator|worker\d+)-\d+$/.test(r.name));
@@ -60,7 +70,7 @@ const CANONICAL: Record<string, { replaces: boolean; form: RegExp; readBack: str
   cpus: { replaces: true, form: /^(\d+\.0|\d+\.\d*[1-9]|\d*0\.)$/, readBack: "nanoInt64ToDecimalString(HostConfig.NanoCPUs)" },
   shmSize: { replaces: true, form: /^[1-9]\d*$/, readBack: "HostConfig.ShmSize / 1024 / 1024 (whole MiB)" },
   stopTimeout: { replaces: true, form: /^[1-9]\d*$/, readBack: "Config.StopTimeout" },
-  "ports[].ip": { replaces: true, form: /^0\.0\.0\.0$/, readBack: "PortBinding.HostIP (the provider's default, IPv4 only)" },
+  "ports[].ip": { replaces: true, form: /^\d{1,3}(\.\d{1,3}){3}$/, readBack: "PortBinding.HostIP as given (0.0.0.0, the provider's default, or 127.0.0.1 for the monitoring; IPv4 only)" },
   "ports[].protocol": { replaces: true, form: /^tcp$/, readBack: "the port key's protocol" },
   memory: { replaces: false, form: /^[1-9]\d*$/, readBack: "HostConfig.Memory / 1024 / 1024 (whole MiB)" },
   restart: { replaces: false, form: /^(no|on-failure|always|unless-stopped)$/, readBack: "HostConfig.RestartPolicy.Name" },

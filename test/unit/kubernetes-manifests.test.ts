@@ -163,15 +163,23 @@ test("volumes grow without replacing a StatefulSet: a claim per member, declared
   }
 });
 
-test("the group Secrets hold what the pods need, and only the pods that run the wrapper mount them", (t) => {
+test("the group Secrets hold what the pods need; etcd's main container (no shell) never mounts its Secret, only its init container", (t) => {
   t.truthy(secretData("dpc-coordinator")["dpc-coordinator-0__patroni.yml"]);
-  t.false(podSpec(named(TYPES.statefulSet, "dpc-etcd")).volumes.some((v: any) => v.secret));
+  const etcd = podSpec(named(TYPES.statefulSet, "dpc-etcd"));
+  const secretVolumes = etcd.volumes.filter((v: any) => v.secret).map((v: any) => v.name);
+  t.deepEqual(secretVolumes, ["files"]);
+  t.false(etcd.containers[0].volumeMounts.some((m: any) => secretVolumes.includes(m.name)));
+  t.true(etcd.initContainers[0].volumeMounts.some((m: any) => m.name === "files"));
 });
 
 /** haproxy -c on a config; its exit status and output. */
 function haproxyCheck(config: string) {
   const dir = mkdtempSync(join(tmpdir(), "dpc-haproxy-"));
   try {
+    // The CA file the checks verify Patroni with, where the pod has it (from the group's Secret).
+    const ca = join(dir, "ca.crt");
+    writeFileSync(ca, secretData("dpc-haproxy")["dpc-haproxy__ca.crt"]);
+    config = config.replaceAll("/etc/dpc/tls/ca.crt", ca);
     writeFileSync(join(dir, "haproxy.cfg"), config);
     return spawnSync("haproxy", ["-c", "-f", join(dir, "haproxy.cfg")], { encoding: "utf8" });
   } finally {

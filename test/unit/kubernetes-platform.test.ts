@@ -33,7 +33,9 @@ import {
   spec,
 } from "./_kubernetes-stack.ts";
 import { ConfigError, parseClusterConfig } from "../../components/spec.ts";
+import { X509Certificate } from "node:crypto";
 import {
+  FILES_INSTALLER,
   MEMBER_VAR,
   MEMBER_WRAPPER,
   STAGING_DIR,
@@ -118,7 +120,9 @@ test("one Secret per Patroni group: each member's own patroni.yml (its name, cit
       t.is(yml.restapi.connect_address, `${member}.${group}.${DOMAIN}:8008`);
       t.true(yml.etcd3.hosts.includes(`dpc-etcd-0.dpc-etcd.${DOMAIN}:2379`), JSON.stringify(yml.etcd3));
       const hba: string[] = yml.postgresql.pg_hba;
-      t.true(hba.includes(`host all all ${POD_CIDR} scram-sha-256`), hba.join("\n"));
+      // TCP over TLS only (hostssl); no plain `host` line.
+      t.true(hba.includes(`hostssl all all ${POD_CIDR} scram-sha-256`), hba.join("\n"));
+      t.false(hba.some((line) => line.startsWith("host ")), hba.join("\n"));
       t.false(hba.some((line) => line.includes("172.28.0.0/16")));
       t.is(data[`${member}.command`], "/usr/local/bin/dpc-entrypoint\n");
       t.deepEqual(data[`${member}.files`].trim().split("\n").sort(), [
@@ -126,7 +130,13 @@ test("one Secret per Patroni group: each member's own patroni.yml (its name, cit
         `0600 ${member}__patroni.yml /etc/dpc/patroni.yml`,
         ...(citusGroup > 0 ? [`0755 ${member}__citus-after-promote.py /etc/dpc/citus-after-promote.py`] : []),
         `0755 ${member}__post-bootstrap.sh /etc/dpc/post-bootstrap.sh`,
-      ]);
+        `0644 ${member}__ca.crt /etc/dpc/tls/ca.crt`,
+        `0644 ${member}__server.crt /etc/dpc/tls/server.crt`,
+        `0600 ${member}__server.key /etc/dpc/tls/server.key`,
+      ].sort());
+      // Its own certificate, naming its pod DNS name (the address every peer dials).
+      const cert = new X509Certificate(data[`${member}__server.crt`]);
+      t.true(cert.subjectAltName!.split(", ").includes(`DNS:${member}.${group}.${DOMAIN}`), cert.subjectAltName);
       t.is(data[`${member}__app-password`], APP_PASSWORD);
     }
     // The pod template carries a hash of the data (a changed file rolls the pods), secret as well.
@@ -150,24 +160,44 @@ test("database pods: the pre-built image, the wrapper, requests = limits, a clai
     ]);
     t.true(main.volumeMounts.some((m: any) => m.name === "data" && m.mountPath === "/var/lib/postgresql/patroni"));
     t.true(main.volumeMounts.some((m: any) => m.name === "files" && m.mountPath === STAGING_DIR && m.readOnly));
-    t.deepEqual(main.readinessProbe.httpGet, { path: "/readiness", port: 8008, scheme: "HTTP" });
-    t.deepEqual(main.livenessProbe.httpGet, { path: "/liveness", port: 8008, scheme: "HTTP" });
-    t.deepEqual(main.startupProbe.httpGet, { path: "/liveness", port: 8008, scheme: "HTTP" });
+    // Patroni's REST API speaks HTTPS only; the kubelet does not verify the certificate.
+    t.deepEqual(main.readinessProbe.httpGet, { path: "/readiness", port: 8008, scheme: "HTTPS" });
+    t.deepEqual(main.livenessProbe.httpGet, { path: "/liveness", port: 8008, scheme: "HTTPS" });
+    t.deepEqual(main.startupProbe.httpGet, { path: "/liveness", port: 8008, scheme: "HTTPS" });
   }
 });
 
-test("etcd: no shell in its image, so one command with $(DPC_MEMBER) = the pod name, no Secret", (t) => {
+test("etcd: no shell in its image, so one command with $(DPC_MEMBER) = the pod name; its TLS files installed by an init container", (t) => {
   const set = named(STATEFULSET, "dpc-etcd");
   const main = container(set);
   t.deepEqual(main.env, [{ name: MEMBER_VAR, valueFrom: { fieldRef: { fieldPath: "metadata.name" } } }]);
-  t.is(byType(SECRET).filter((r) => k8sName(r) === "dpc-etcd-files").length, 0);
+  // The Secret with each member's certificate and key; the database image's shell installs the pod's own.
+  const data = secretData("dpc-etcd");
+  const [init] = spec(set).template.spec.initContainers;
+  t.deepEqual(init.command, ["/bin/sh", "-c", FILES_INSTALLER, "dpc-files", STAGING_DIR]);
+  t.is(init.image, IMAGE);
+  t.true(main.volumeMounts.some((m: any) => m.name === "config" && m.mountPath === "/etc/dpc" && m.readOnly));
+  t.false(main.volumeMounts.some((m: any) => m.name === "files"), "the main container never sees other members' keys");
+  // Probes on the plain metrics listener (the client port demands a client certificate).
+  t.deepEqual(main.readinessProbe.httpGet, { path: "/health", port: 2381, scheme: "HTTP" });
+  for (const member of membersOf(set)) {
+    t.deepEqual(data[`${member}.files`].trim().split("\n").sort(), [
+      `0600 ${member}__server.key /etc/dpc/tls/server.key`,
+      `0644 ${member}__ca.crt /etc/dpc/tls/ca.crt`,
+      `0644 ${member}__server.crt /etc/dpc/tls/server.crt`,
+    ]);
+    const cert = new X509Certificate(data[`${member}__server.crt`]);
+    t.true(cert.subjectAltName!.split(", ").includes(`DNS:${member}.dpc-etcd.${DOMAIN}`), cert.subjectAltName);
+  }
   t.truthy(spec(set).volumeClaimTemplates[0]);
   for (const pod of membersOf(set)) {
     const argv = (main.command as string[]).map((arg) => expandLikeKubelet(arg, { [MEMBER_VAR]: pod }));
     t.is(argv[0], "/usr/local/bin/etcd");
     t.true(argv.includes(`--name=${pod}`));
-    t.true(argv.includes(`--initial-advertise-peer-urls=http://${pod}.dpc-etcd.${DOMAIN}:2380`));
-    t.true(argv.includes(`--initial-cluster=${[0, 1, 2].map((i) => `dpc-etcd-${i}=http://dpc-etcd-${i}.dpc-etcd.${DOMAIN}:2380`).join(",")}`));
+    t.true(argv.includes(`--initial-advertise-peer-urls=https://${pod}.dpc-etcd.${DOMAIN}:2380`));
+    t.true(argv.includes(`--initial-cluster=${[0, 1, 2].map((i) => `dpc-etcd-${i}=https://dpc-etcd-${i}.dpc-etcd.${DOMAIN}:2380`).join(",")}`));
+    t.true(argv.includes("--client-cert-auth") && argv.includes("--peer-client-cert-auth"));
+    t.true(argv.includes("--listen-metrics-urls=http://0.0.0.0:2381"));
   }
 });
 
@@ -199,7 +229,7 @@ test("dependencies: the Patroni StatefulSets wait for etcd's, HAProxy for the co
 });
 
 test("no password is plain in any registration input", async (t) => {
-  t.is(generatedPasswords.length, 5); // four cluster passwords and Grafana's; the app password is configured
+  t.is(generatedPasswords.length, 6); // + the exporters' role's; four cluster passwords and Grafana's; the app password is configured
   t.deepEqual(passwordLeaks([...generatedPasswords, APP_PASSWORD]), []);
   t.true(await pulumi.isSecret(stack.appConnectionString));
   t.true(registrations.length > 0);

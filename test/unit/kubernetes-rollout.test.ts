@@ -58,8 +58,9 @@ test("Patroni probes by meaning: readiness /readiness, liveness and startup /liv
     const main = container(named(TYPES.statefulSet, group));
     t.deepEqual({ startupProbe: main.startupProbe, readinessProbe: main.readinessProbe, livenessProbe: main.livenessProbe }, probes);
   }
-  t.deepEqual(probes.readinessProbe, { httpGet: { path: "/readiness", port: 8008, scheme: "HTTP" }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 });
-  t.deepEqual(probes.livenessProbe, { httpGet: { path: "/liveness", port: 8008, scheme: "HTTP" }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 });
+  // HTTPS: Patroni's REST API speaks TLS only; the kubelet does not verify the certificate.
+  t.deepEqual(probes.readinessProbe, { httpGet: { path: "/readiness", port: 8008, scheme: "HTTPS" }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 });
+  t.deepEqual(probes.livenessProbe, { httpGet: { path: "/liveness", port: 8008, scheme: "HTTPS" }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 });
   // 10 GiB at 20 MiB/s is 512 s: the 600 s floor. 100 GiB: 5120 s.
   t.is(probes.startupProbe.periodSeconds * probes.startupProbe.failureThreshold, 600);
   t.is(startupBudgetSeconds("100Gi"), 5120);

@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { parse as parseIni } from "ini";
 import { parseClusterConfig, planTopology } from "../../components/spec.ts";
 import { renderCluster, PORTS, type ClusterSecrets } from "../../components/render/index.ts";
+import { placeholderCertificates } from "../../components/shipped-files.ts";
 import { containerAddressing, containerLayout, dockerHostNaming } from "../../components/render/container.ts";
 import {
   MAX_PREPARED_STATEMENTS,
@@ -20,7 +21,7 @@ function renderIni(overrides: Record<string, unknown> = {}) {
   const config = parseClusterConfig(overrides);
   const topology = planTopology(config);
   const addressing = containerAddressing(config, topology, dockerHostNaming);
-  const rendered = renderCluster(config, topology, addressing, containerLayout(config), secrets);
+  const rendered = renderCluster(config, topology, addressing, containerLayout(config), secrets, placeholderCertificates(config));
   const file = rendered.pgbouncer.find((f) => f.path.endsWith("pgbouncer.ini"))!;
   return { config, addressing, content: file.content, ini: parseIni(file.content) };
 }

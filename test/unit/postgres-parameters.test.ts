@@ -3,7 +3,7 @@
 import test from "ava";
 import { ConfigError, DEFAULT_CONFIG, MANAGED_PARAMETERS, parseClusterConfig, planTopology } from "../../components/spec.ts";
 import { parse } from "yaml";
-import { dynamicParameters, nodeParameters, renderPatroniYml, sizedParameters } from "../../components/render/patroni.ts";
+import { dynamicParameters, postgresTlsParameters, renderPatroniYml, sizedParameters } from "../../components/render/patroni.ts";
 import { containerAddressing, containerLayout, dockerHostNaming } from "../../components/render/container.ts";
 
 const problems = (raw: Record<string, unknown>): string[] => {
@@ -57,9 +57,12 @@ test("patroni.yml: the same with or without postgresParameters; sized parameters
   const node = topology.groups[0][0];
   const layout = containerLayout(config).postgres(node);
   const yml = parse(renderPatroniYml(config, topology, node, containerAddressing(config, topology, dockerHostNaming), layout, { superuser: "s", replication: "r", rewind: "w", restApi: "a", app: "p" }));
-  // Local parameters override the DCS in Patroni: only what differs per node is there.
-  t.deepEqual(yml.postgresql.parameters, nodeParameters(layout));
-  t.deepEqual(Object.keys(yml.postgresql.parameters).sort(), ["citus.node_conninfo", "unix_socket_directories"]);
+  // Local parameters override the DCS in Patroni: only what differs per node is there (its socket
+  // directory, its TLS files, Citus' connection options with the node's CA file).
+  const { unix_socket_directories: socketDir, "citus.node_conninfo": conninfo, ...tls } = yml.postgresql.parameters;
+  t.is(socketDir, layout.socketDir);
+  t.deepEqual(tls, postgresTlsParameters(layout));
+  t.regex(conninfo, /^sslmode=verify-full sslrootcert=\/etc\/dpc\/tls\/ca\.crt /);
   t.deepEqual(yml.bootstrap.dcs.postgresql.parameters, sizedParameters(config));
   t.is(yml.bootstrap.dcs.postgresql.parameters.shared_buffers, `${DEFAULT_CONFIG.databaseMemoryMb / 4}MB`);
 });

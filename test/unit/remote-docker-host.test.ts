@@ -22,7 +22,7 @@ test("every published endpoint in the outputs names endpointHost", async (t) => 
   t.is(await valueOf(stack.grafanaEndpoint), "db.example.com:3000");
   t.regex(await valueOf(stack.appConnectionString), /^postgresql:\/\/app:[^@]+@db\.example\.com:6432\/vectors$/);
   // etcd is reached on the cluster network only.
-  t.true(stack.etcdEndpoints.every((e: string) => e.startsWith("http://dpc-etcd-")));
+  t.true(stack.etcdEndpoints.every((e: string) => e.startsWith("https://dpc-etcd-")));
 });
 
 test("retainDataOnDestroy false: the data volumes are deleted with the stack", (t) => {

@@ -11,7 +11,8 @@ import { promisify } from "node:util";
 import * as pulumi from "@pulumi/pulumi";
 import { byType, containers, devStackConfig, generatedPasswords, key, reveal, settled, valueOf, SCHEMA_TYPE } from "./_pulumi-harness.ts";
 import type { ClusterConfig } from "../../components/spec.ts";
-import { GRAFANA_ADMIN_PASSWORD_KEY, PASSWORD_CONFIG_KEYS } from "../../components/stack-config.ts";
+import { GRAFANA_ADMIN_PASSWORD_KEY, MONITOR_PASSWORD_KEY, PASSWORD_CONFIG_KEYS } from "../../components/stack-config.ts";
+import { storedCertificates } from "../support/mock-certificates.ts";
 import { renderMigrations } from "../../sql/migrations.ts";
 
 const run = promisify(execFile);
@@ -42,7 +43,7 @@ async function readTree(dir: string, prefix = ""): Promise<void> {
 
 test.before(async () => {
   // Every password set, as the placeholders the render writes, so that both sides hold the same text.
-  const secretKeys = [...Object.values(PASSWORD_CONFIG_KEYS), GRAFANA_ADMIN_PASSWORD_KEY];
+  const secretKeys = [...Object.values(PASSWORD_CONFIG_KEYS), GRAFANA_ADMIN_PASSWORD_KEY, MONITOR_PASSWORD_KEY];
   pulumi.runtime.setAllConfig(
     { ...devStackConfig(), ...Object.fromEntries(secretKeys.map((k) => [key(k), `PLACEHOLDER-${k}`])) },
     secretKeys.map(key),
@@ -51,10 +52,20 @@ test.before(async () => {
   await valueOf(stack.appConnectionString);
   await settled();
 
+  // The certificates are issued at deploy time; the render writes a placeholder per file. Map each
+  // delivered certificate and key back to the placeholder of its id (what must match is which file
+  // gets which certificate).
+  const issued = storedCertificates("dpc-certificates-issued");
+  if (!issued) throw new Error("no certificates were issued under the mocks");
+  const placeholder = new Map<string, string>([[issued.ca, "PLACEHOLDER-caCertificate\n"]]);
+  for (const [id, c] of Object.entries(issued.certificates)) {
+    placeholder.set(c.cert, `PLACEHOLDER-certificate-${id}\n# names: ${[...JSON.parse(c.issuedFor).dnsNames, ...JSON.parse(c.issuedFor).ipAddresses].join(", ") || "(client only)"}\n`);
+    placeholder.set(c.key, `PLACEHOLDER-key-${id}\n`);
+  }
   for (const container of containers()) {
     for (const upload of (reveal(container.inputs.uploads) ?? []) as Upload[]) {
       delivered.set(`${container.name}/${upload.file.replace(/^\/etc\/dpc\//, "")}`, {
-        content: upload.content,
+        content: placeholder.get(upload.content) ?? upload.content,
         mode: parseInt(upload.permissions, 8),
       });
     }
@@ -120,7 +131,10 @@ test("each rendered file has the delivered content and mode", (t) => {
 
 test("passwords: only placeholders, none generated; files that hold one are 0600", (t) => {
   t.deepEqual(generatedPasswords, []);
-  const holders = [...rendered].filter(([, f]) => /PLACEHOLDER-[a-zA-Z]+Password/.test(f.content)).map(([file]) => file);
+  const holders = [...rendered].filter(([file, f]) => file !== "README.txt" && /PLACEHOLDER-([a-zA-Z]+Password|key-)/.test(f.content)).map(([file]) => file);
+  t.true(holders.includes("dpc-coordinator-0/tls/server.key"));
+  t.true(holders.includes("dpc-etcd-0/tls/server.key"));
+  t.true(holders.includes("dpc-prometheus/tls/client.key"));
   t.true(holders.includes("dpc-coordinator-0/patroni.yml"));
   t.true(holders.includes("dpc-grafana/grafana/admin-password"));
   t.true(holders.includes("dpc-pgbouncer/userlist.txt"));

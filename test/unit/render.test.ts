@@ -9,6 +9,7 @@ import { parse as parseYaml } from "yaml";
 import { parse as parseIni } from "ini";
 import { parseClusterConfig, planTopology, type ClusterConfig } from "../../components/spec.ts";
 import { groupSynchronousMode, renderCluster, renderPgbouncerUserlist, PORTS, ROLES, type ClusterSecrets } from "../../components/render/index.ts";
+import { placeholderCertificates } from "../../components/shipped-files.ts";
 import { containerAddressing, containerLayout, dockerHostNaming } from "../../components/render/container.ts";
 
 const secrets: ClusterSecrets = { superuser: "su-pw", replication: "repl-pw", rewind: "rewind-pw", restApi: "rest-pw", app: "app-pw" };
@@ -17,7 +18,7 @@ function renderSeed(overrides: Record<string, unknown> = {}) {
   const config = parseClusterConfig(overrides);
   const topology = planTopology(config);
   const addressing = containerAddressing(config, topology, dockerHostNaming);
-  const rendered = renderCluster(config, topology, addressing, containerLayout(config), secrets);
+  const rendered = renderCluster(config, topology, addressing, containerLayout(config), secrets, placeholderCertificates(config));
   return { config, topology, addressing, rendered };
 }
 
@@ -117,11 +118,11 @@ test("Patroni gets every etcd member, the credentials, and loop timings that sat
     t.is(dcs.ttl, config.patroniTtl);
     t.true(dcs.loop_wait + 2 * dcs.retry_timeout <= dcs.ttl);
   }
-  // Files with passwords are marked secret; the post-bootstrap script holds none.
+  // Files with passwords, and private keys, are marked secret; the post-bootstrap script holds none.
   for (const { files } of rendered.postgres) {
     for (const f of files) {
       const holdsPassword = Object.values(secrets).some((s) => f.content.includes(s));
-      t.is(f.secret, holdsPassword, f.path);
+      t.is(f.secret, holdsPassword || f.content.startsWith("PLACEHOLDER-key-"), f.path);
     }
   }
 });
@@ -140,7 +141,8 @@ function haproxySections(cfg: string): Map<string, string[]> {
 
 test("haproxy: read-write to the coordinator primary by /primary, read-only by /replica, checks on 8008", (t) => {
   const { config, topology, rendered } = renderSeed();
-  t.is(rendered.haproxy.length, 1);
+  // haproxy.cfg and the CA its checks verify Patroni's certificates with.
+  t.deepEqual(rendered.haproxy.map((f) => f.path), ["/etc/dpc/haproxy.cfg", "/etc/dpc/tls/ca.crt"]);
   const sections = haproxySections(rendered.haproxy[0].content);
   const primary = sections.get("listen coordinator_primary");
   const replicas = sections.get("listen coordinator_replicas");
@@ -196,16 +198,18 @@ test("pgbouncer: transaction pooling, scram auth, pointed at HAProxy's read-writ
   t.deepEqual(renderPgbouncerUserlist(secrets, "m0n").trim().split("\n").at(-1), `"${ROLES.monitor}" "m0n"`);
 });
 
-test("etcd: every member's initial cluster lists all members by peer URL, names per member", (t) => {
+test("etcd: every member's initial cluster lists all members by peer URL (https), names per member, client certificates demanded", (t) => {
   const { topology, rendered } = renderSeed({ etcdMembers: 5 });
   t.is(rendered.etcd.length, 5);
-  const expectedCluster = topology.etcd.map((m) => `${m.name}=http://${m.name}:${PORTS.etcdPeer}`).sort();
+  const expectedCluster = topology.etcd.map((m) => `${m.name}=https://${m.name}:${PORTS.etcdPeer}`).sort();
   for (const { member, args } of rendered.etcd) {
     const flags = new Map(args.map((a) => [a.slice(2, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] as [string, string]));
     t.is(flags.get("name"), member.name);
     t.deepEqual(flags.get("initial-cluster")!.split(",").sort(), expectedCluster);
-    t.is(flags.get("initial-advertise-peer-urls"), `http://${member.name}:${PORTS.etcdPeer}`);
-    t.is(flags.get("advertise-client-urls"), `http://${member.name}:${PORTS.etcdClient}`);
+    t.is(flags.get("initial-advertise-peer-urls"), `https://${member.name}:${PORTS.etcdPeer}`);
+    t.is(flags.get("advertise-client-urls"), `https://${member.name}:${PORTS.etcdClient}`);
+    t.true(args.includes("--client-cert-auth") || args.includes("--client-cert-auth=true"), "client-cert-auth");
+    t.true(args.includes("--peer-client-cert-auth") || args.includes("--peer-client-cert-auth=true"), "peer-client-cert-auth");
     t.is(flags.get("initial-cluster-state"), "new");
   }
   const dataDirs = rendered.etcd.map(({ args }) => args.find((a) => a.startsWith("--data-dir=")));

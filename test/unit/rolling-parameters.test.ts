@@ -48,7 +48,12 @@ test("the PostgresConfig resource: every group and member, Patroni's REST port, 
   const groups = reveal(resource.inputs.groups) as { group: number; members: { name: string; restUrl: string }[] }[];
   t.deepEqual(groups.map((g) => g.group), [0, 1, 2, 3, 4, 5, 6]);
   t.deepEqual(groups[0].members.map((m) => m.name), ["dpc-coordinator-0", "dpc-coordinator-1", "dpc-coordinator-2"]);
-  for (const member of groups.flatMap((g) => g.members)) t.regex(member.restUrl, /^http:\/\/.+:8008$/);
+  // HTTPS, dialled at the container's address and verified against the name its certificate carries.
+  for (const member of groups.flatMap((g) => g.members)) {
+    t.regex(member.restUrl, /^https:\/\/.+:8008$/);
+    t.is((member as { serverName?: string }).serverName, member.name);
+  }
+  t.regex(resource.inputs.ca as string, /^-----BEGIN CERTIFICATE-----/);
   for (const field of ["restAuth", "poolerAdminUrl", "readWriteUrl"]) t.not(reveal(resource.inputs[field]), resource.inputs[field], `${field} is secret`);
   t.true(resource.dependencies.some((urn) => urn.endsWith("::dpc-pgbouncer")), "applied once PgBouncer exists");
 });

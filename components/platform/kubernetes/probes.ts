@@ -15,9 +15,13 @@ import type { WorkloadGroup } from "../types.ts";
 import { PORTS } from "../../render/types.ts";
 import type { Kind } from "./naming.ts";
 
-/** An HTTP probe on the pod's own address, in the shape of a Kubernetes `Probe` (all times in seconds). */
+/**
+ * An HTTP probe on the pod's own address, in the shape of a Kubernetes `Probe` (all times in seconds).
+ * HTTPS: the kubelet speaks TLS and does not verify the certificate (Kubernetes docs, "Configure
+ * Liveness, Readiness and Startup Probes": "the kubelet ... skips the certificate verification").
+ */
 export interface HttpProbe {
-  httpGet: { path: string; port: number; scheme: "HTTP" };
+  httpGet: { path: string; port: number; scheme: "HTTP" | "HTTPS" };
   periodSeconds: number;
   timeoutSeconds: number;
   failureThreshold: number;
@@ -65,8 +69,8 @@ export function startupBudgetSeconds(volumeSize: string): number {
   return Math.max(MIN_STARTUP_SECONDS, seconds);
 }
 
-const http = (path: string, port: number, periodSeconds: number, failureThreshold: number): HttpProbe => ({
-  httpGet: { path, port, scheme: "HTTP" },
+const http = (path: string, port: number, periodSeconds: number, failureThreshold: number, scheme: HttpProbe["httpGet"]["scheme"] = "HTTP"): HttpProbe => ({
+  httpGet: { path, port, scheme },
   periodSeconds,
   timeoutSeconds: 5,
   failureThreshold,
@@ -80,9 +84,10 @@ const http = (path: string, port: number, periodSeconds: number, failureThreshol
 export function patroniProbes(volumeSize: string): Probes<HttpProbe> {
   const period = 10;
   return {
-    startupProbe: http("/liveness", PORTS.patroniRest, period, Math.ceil(startupBudgetSeconds(volumeSize) / period)),
-    readinessProbe: http("/readiness", PORTS.patroniRest, period, 3),
-    livenessProbe: http("/liveness", PORTS.patroniRest, period, 3),
+    // Patroni's REST API speaks HTTPS only (restapi.certfile); its read endpoints need no client certificate.
+    startupProbe: http("/liveness", PORTS.patroniRest, period, Math.ceil(startupBudgetSeconds(volumeSize) / period), "HTTPS"),
+    readinessProbe: http("/readiness", PORTS.patroniRest, period, 3, "HTTPS"),
+    livenessProbe: http("/liveness", PORTS.patroniRest, period, 3, "HTTPS"),
   };
 }
 
@@ -94,9 +99,10 @@ export function patroniProbes(volumeSize: string): Probes<HttpProbe> {
 export function etcdProbes(): Probes<HttpProbe> {
   const own = "/health?serializable=true";
   return {
-    startupProbe: http(own, PORTS.etcdClient, 10, 30),
-    readinessProbe: http("/health", PORTS.etcdClient, 5, 3),
-    livenessProbe: http(own, PORTS.etcdClient, 10, 8),
+    // The metrics listener: the client port demands a client certificate, which the kubelet has not.
+    startupProbe: http(own, PORTS.etcdMetrics, 10, 30),
+    readinessProbe: http("/health", PORTS.etcdMetrics, 5, 3),
+    livenessProbe: http(own, PORTS.etcdMetrics, 10, 8),
   };
 }
 

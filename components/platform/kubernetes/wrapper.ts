@@ -48,6 +48,28 @@ done < "$staging/$member.command"
 exec "$@"
 `;
 
+/**
+ * The init container's command for a group whose image has no shell (WorkloadGroup.shell false:
+ * etcd): POSIX sh in the database image, run as `sh -c FILES_INSTALLER dpc-files STAGING_DIR`. It
+ * installs the member's files (`<member>.files`, as MEMBER_WRAPPER does) into the pod's FILES_DIR,
+ * which the main container then mounts; the main container runs its command itself.
+ */
+export const FILES_INSTALLER = `set -eu
+staging="$1"
+member="$HOSTNAME"
+root="\${DPC_ROOT:-}"
+if [ ! -f "$staging/$member.files" ]; then
+  echo "dpc-files: no member named $member in $staging" >&2
+  exit 1
+fi
+umask 077
+while read -r mode key path; do
+  mkdir -p "$root\${path%/*}"
+  cp "$staging/$key" "$root$path"
+  chmod "$mode" "$root$path"
+done < "$staging/$member.files"
+`;
+
 /** Modes as the docker platform delivers them. */
 export function fileMode(file: WorkloadFile): string {
   if (file.secret) return file.executable ? "0700" : "0600";
