@@ -35,7 +35,7 @@ export function containerRouterNames(config: ClusterConfig, topology: Topology):
   const extra = tlsRouterNameList(config.tlsRouterNames);
   if (config.platform !== "kubernetes") return [config.endpointHost, ...extra];
   const ns = config.kubernetesNamespace;
-  return [...[`${topology.scope}-pgbouncer`, `${topology.scope}-haproxy`].flatMap((svc) => [svc, `${svc}.${ns}`, `${svc}.${ns}.svc`]), ...extra];
+  return [...[`${topology.scope}-pgbouncer`, `${topology.scope}-haproxy`].flatMap((svc) => [svc, `${svc}.${ns}`, `${svc}.${ns}.svc`, `${svc}.${ns}.svc.cluster.local`]), ...extra];
 }
 
 /** Hostnames: a container name on the docker network, a pod DNS name behind a headless Service. */

@@ -33,8 +33,8 @@ test.serial("the rollout is a Job of the deploy-steps image, `rollout` its only 
   t.is(input.namespace, "dpc");
   t.deepEqual(input.groups.map((g) => [g.group, g.statefulSet]), [1, 2, 3, 4, 5, 6, 0].map((g) => [g, g === 0 ? "dpc-coordinator" : `dpc-worker${g}`]));
   t.deepEqual(input.groups[0].members, [
-    { name: "dpc-worker1-0", restUrl: "http://dpc-worker1-0.dpc-worker1.dpc.svc.cluster.local:8008" },
-    { name: "dpc-worker1-1", restUrl: "http://dpc-worker1-1.dpc-worker1.dpc.svc.cluster.local:8008" },
+    { name: "dpc-worker1-0", restUrl: "https://dpc-worker1-0.dpc-worker1.dpc.svc.cluster.local:8008" },
+    { name: "dpc-worker1-1", restUrl: "https://dpc-worker1-1.dpc-worker1.dpc.svc.cluster.local:8008" },
   ]);
   t.is(input.parameters.work_mem, "16MB", "postgresParameters over the sized defaults");
   t.is(input.parameters.shared_buffers, "512MB");
@@ -42,6 +42,8 @@ test.serial("the rollout is a Job of the deploy-steps image, `rollout` its only 
   t.regex(input.poolerAdminUrl, /^postgresql:\/\/postgres:[^@]+@dpc-pgbouncer\.dpc\.svc\.cluster\.local:6432\/pgbouncer$/);
   t.regex(input.readWriteUrl, /^postgresql:\/\/postgres:[^@]+@dpc-haproxy\.dpc\.svc\.cluster\.local:5000\/postgres$/);
   t.is(input.stepTimeoutSeconds, 300);
+  // Patroni, PgBouncer and HAProxy (the coordinators) are verified against the cluster CA, by the Services' names.
+  t.regex(input.ca ?? "", /^-----BEGIN CERTIFICATE-----/);
   // Two PgBouncer and two HAProxy pods: paused and checked one by one, found by these labels.
   t.deepEqual(input.routers, { pgbouncer: { "app.kubernetes.io/part-of": "dpc", "dpc/kind": "pgbouncer" }, haproxy: { "app.kubernetes.io/part-of": "dpc", "dpc/kind": "haproxy" } });
   for (const [kind, deployment] of [["pgbouncer", "dpc-pgbouncer"], ["haproxy", "dpc-haproxy"]] as const) {
