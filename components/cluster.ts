@@ -154,7 +154,7 @@ export class Cluster extends pulumi.ComponentResource {
     const etcd = new Etcd(`${topology.scope}-etcd`, { config, topology, platform, certificates: tls }, { parent: this, dependsOn: first });
     // Patroni needs its DCS first. HAProxy routes to the coordinator group: created once that exists.
     const coordinator = new PatroniGroup(groupName(topology.scope, 0), { config, topology, group: 0, platform, secrets, certificates: tls, turns }, { parent: this, dependsOn: [...first, etcd] });
-    const router = new Router(topology.routerName, { config, topology, platform, secrets, certificates: tls }, { parent: this, dependsOn: [coordinator] });
+    const router = new Router(topology.routerName, { config, topology, platform, secrets, certificates: tls, monitorPassword }, { parent: this, dependsOn: [coordinator] });
     // Superuser through HAProxy's read-write listener: the coordinator leader, in the Citus database.
     const coordinatorUrl = secrets.apply(
       (s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.readWriteEndpoint}/${config.database}`,
@@ -233,7 +233,7 @@ export class Cluster extends pulumi.ComponentResource {
     if (scaling) new WorkerRebalance(`${topology.scope}-worker-rebalance`, { connectionString: coordinatorUrl, workerGroups: config.workerGroups, ca }, { parent: this, dependsOn: [schema, ...groups] });
     const monitoring = new Monitoring(
       `${topology.scope}-monitoring`,
-      { config, topology, platform, secrets, grafanaAdminPassword: args.grafanaAdminPassword, certificates: tls, monitorPassword },
+      { config, topology, platform, grafanaAdminPassword: args.grafanaAdminPassword, certificates: tls, monitorPassword },
       { parent: this, dependsOn: first },
     );
 

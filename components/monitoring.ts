@@ -4,7 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { ClusterConfig, Topology } from "./spec.ts";
-import { PORTS, ROLES, type ClusterSecrets } from "./render/index.ts";
+import { PORTS, ROLES } from "./render/index.ts";
 import { containerAddressing, CONTAINER_PATHS, CONTAINER_TLS, type HostNaming } from "./render/container.ts";
 import { OPERATOR_CERTIFICATE } from "./tls/plan.ts";
 import type { ClusterCertificates, TlsFilePaths } from "./tls/types.ts";
@@ -103,14 +103,17 @@ export const monitoringMemberFiles = {
     plain(MONITORING_TLS.caFile, ca),
     { path: MONITORING_PATHS.exporterPassword, content: monitorPassword, secret: true },
   ],
-  /** The PgBouncer exporter: a connection string to PgBouncer's admin console (0600), verify-full with the CA. */
-  pgbouncerExporter: (addressing: Addressing, superuserPassword: string, ca: string): WorkloadFile[] => [
+  /**
+   * The PgBouncer exporter: a connection string to PgBouncer's console (0600), verify-full with the CA,
+   * as the monitoring role: PgBouncer's stats_users, SHOW commands only (no PAUSE, no SHUTDOWN).
+   */
+  pgbouncerExporter: (addressing: Addressing, monitorPassword: string, ca: string): WorkloadFile[] => [
     plain(MONITORING_TLS.caFile, ca),
     {
       path: MONITORING_PATHS.pgbouncerExporterConnection,
-      // PgBouncer's admin console (database `pgbouncer`); the superuser is its admin_users. PgBouncer
-      // requires TLS of its clients; its certificate (the router's) names its address.
-      content: `postgres://${ROLES.superuser}:${encodeURIComponent(superuserPassword)}@${addressing.pgbouncer.connect}:${PORTS.pgbouncer}/pgbouncer?sslmode=verify-full&sslrootcert=${encodeURIComponent(MONITORING_TLS.caFile)}`,
+      // PgBouncer's console (database `pgbouncer`). PgBouncer requires TLS of its clients; its
+      // certificate (the router's) names its address.
+      content: `postgres://${ROLES.monitor}:${encodeURIComponent(monitorPassword)}@${addressing.pgbouncer.connect}:${PORTS.pgbouncer}/pgbouncer?sslmode=verify-full&sslrootcert=${encodeURIComponent(MONITORING_TLS.caFile)}`,
       secret: true,
     },
   ],
@@ -142,9 +145,7 @@ export interface MonitoringArgs {
   readonly topology: Topology;
   /** Where the processes run. */
   readonly platform: Platform;
-  /** The cluster's passwords, a secret Output (the PgBouncer exporter logs in as the superuser). */
-  readonly secrets: pulumi.Output<ClusterSecrets>;
-  /** The exporters' role's password (secret): postgres_exporter logs in as ROLES.monitor. */
+  /** The exporters' role's password (secret): postgres_exporter and the PgBouncer exporter log in as ROLES.monitor. */
   readonly monitorPassword: pulumi.Output<string>;
   /** The cluster's CA and certificates (secret): the CA for every scraper, the operator's for Prometheus. */
   readonly certificates: pulumi.Output<ClusterCertificates>;
@@ -161,7 +162,7 @@ export class Monitoring extends pulumi.ComponentResource {
   readonly grafanaAdminPassword: pulumi.Output<string>;
 
   constructor(name: string, args: MonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
-    const { config, topology, platform, secrets, monitorPassword, certificates } = args;
+    const { config, topology, platform, monitorPassword, certificates } = args;
     // Only plain facts go to super(): component inputs are saved in the state.
     super("dpc:index:Monitoring", name, { scope: topology.scope }, opts);
 
@@ -214,7 +215,7 @@ export class Monitoring extends pulumi.ComponentResource {
               `export PGBOUNCER_EXPORTER_CONNECTION_STRING="$(cat ${MONITORING_PATHS.pgbouncerExporterConnection})"; ` +
                 `exec /bin/pgbouncer_exporter --web.listen-address=:${EXPORTER_PORTS.pgbouncerExporter}`,
             ],
-            files: pulumi.all([secrets, certificates]).apply(([s, c]) => monitoringMemberFiles.pgbouncerExporter(addressing, s.superuser, c.ca)),
+            files: pulumi.all([monitorPassword, certificates]).apply(([m, c]) => monitoringMemberFiles.pgbouncerExporter(addressing, m, c.ca)),
           },
         ],
         ports: [{ port: EXPORTER_PORTS.pgbouncerExporter }],

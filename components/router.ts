@@ -32,6 +32,8 @@ export interface RouterArgs {
   readonly platform: Platform;
   /** The cluster's passwords, a secret Output (PgBouncer's auth file holds them). */
   readonly secrets: pulumi.Output<ClusterSecrets>;
+  /** The monitoring role's password (secret): PgBouncer's stats_users login, for the PgBouncer exporter. */
+  readonly monitorPassword: pulumi.Output<string>;
   /**
    * The cluster's CA and certificates (secret): HAProxy gets the CA (it verifies Patroni's REST API),
    * PgBouncer the router's certificate and key (clients verify it; it verifies the coordinator's).
@@ -48,7 +50,7 @@ export class Router extends pulumi.ComponentResource {
   readonly pgbouncerEndpoint: string;
 
   constructor(name: string, args: RouterArgs, opts?: pulumi.ComponentResourceOptions) {
-    const { config, topology, platform, secrets, certificates } = args;
+    const { config, topology, platform, secrets, certificates, monitorPassword } = args;
     super("dpc:index:Router", name, { scope: topology.scope }, opts);
 
     const addressing = containerAddressing(config, topology, platform.hostNaming);
@@ -92,7 +94,7 @@ export class Router extends pulumi.ComponentResource {
             name: pgbouncerName,
             command: ["pgbouncer", layout.pgbouncerConfigFile],
             // pgbouncer.ini, the auth file and the router's certificate; the key 0600, owned by PgBouncer's user.
-            files: pulumi.all([secrets, certificates]).apply(([s, c]) => renderPgbouncerFiles(config, addressing, layout, s, c)),
+            files: pulumi.all([secrets, certificates, monitorPassword]).apply(([s, c, m]) => renderPgbouncerFiles(config, addressing, layout, s, c, m)),
           },
         ],
         ports: [pooler],
