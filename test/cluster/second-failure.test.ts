@@ -134,9 +134,21 @@ test.serial("coordinator: the new primary killed as soon as writes resume after 
   }
 });
 
-test.serial("coordinator: the first failed primary stays down and the new one is killed as soon as writes resume: the last member takes over alone (a known gap: sometimes only once the first is back), 0 lost", async (t) => {
+test.serial("coordinator: the first failed primary stays down and the new one is killed as soon as writes resume: the last member takes over alone (a known gap: sometimes only once the killed members are back), 0 lost", async (t) => {
   const { writer, bucket } = await writerOn(0, "second_failure_alone_writes");
   await pollUntil(15000, 100, async () => (writer.acknowledgedCount >= 20 ? true : undefined));
+  // Only a member the /sync key names, with quorum 0, may take over alone: start from the steady
+  // state, every standby a voter and quorum 0. A member that has just rejoined (the tests above
+  // restart and reinitialize members) streams a moment before Patroni names it, and is counted with
+  // quorum 1 until it has caught up (quorum.py quorum_update, adjust_quorum); a leader killed then
+  // leaves the survivor waiting for the first one back (seen twice).
+  const steady = await pollUntil(90000, 200, async () => {
+    const sync = JSON.parse((await syncKey(0)).replace("(none)", "{}")) as { leader?: string; quorum?: number; sync_standby?: string | null };
+    const voters = (sync.sync_standby ?? "").split(",").filter((v) => v.length > 0);
+    const standbys = cluster.topology.groups[0].filter((n) => n.name !== sync.leader);
+    return sync.quorum === 0 && standbys.every((n) => voters.includes(n.name)) ? true : undefined;
+  });
+  t.true(steady, `every standby a voter and quorum 0 before the first kill (/sync ${await syncKey(0)})`);
   const killed: PostgresNode[] = [];
   try {
     const first = (await cluster.leader(0))!;
@@ -161,24 +173,24 @@ test.serial("coordinator: the first failed primary stays down and the new one is
     t.log(`/sync when ${second.name} was killed: ${syncAtKill}; ${evidence.join(" | ")}`);
     // Every standby acknowledges (synchronous_node_count = members - 1), so the survivor holds every
     // acknowledged commit and needs nobody's vote: it takes over once the leader key expires.
-    // Known gap (issue 12, open): in some runs the survivor waits for a vote it cannot get, a
-    // leaderless window. Said loudly, then the first member is started again, as a restart policy
-    // or a StatefulSet would, and writes must come back with nothing lost.
+    // Known gap (issue 12): a killed leader that had found no standby streaming on two of its HA
+    // loops had emptied the /sync voters (and committed alone, non-strict): then no member but it may
+    // lead (ha.py _is_healthiest_node; see the README, "Quorum commit"), not even the first one back.
+    // Said loudly, then both killed members are started again, as a restart policy or a StatefulSet
+    // would, and writes must come back with nothing lost.
     const aloneAt = await pollUntil(60000, 100, async () => writer.recoveredAfterFailure(secondAt));
     const alone = aloneAt !== undefined;
     if (!alone) {
-      t.log(`NOTE (issue 12, open): ${second.name} killed with ${first.name} down: the last member did not take over alone within 60 s; starting ${first.name} again`);
-      cluster.startPatroni(first);
-      killed.splice(killed.indexOf(first), 1); // running again: not to be started in `finally`
+      t.log(`NOTE (issue 12): ${second.name} killed with ${first.name} down: the last member did not take over alone within 60 s (/sync now ${await syncKey(0)}); starting both again`);
+      killed.splice(0).forEach((node) => cluster.startPatroni(node)); // running again: not to be started in `finally`
     }
     const secondSeconds = alone ? (aloneAt - secondAt) / 1000 : await writesResume(writer, secondAt, 120000);
     const third = (await cluster.leader(0))!;
-    t.not(third.name, second.name, `${third.name} leads, not the member killed last`);
-    if (alone) t.not(third.name, first.name, "the last member took over alone");
+    if (alone) t.is(third.name, survivor.name, "the last member took over alone");
     const result = await writer.stop();
     t.log(
       `${first.name} killed and left down: writes back after ${firstSeconds.toFixed(1)} s on ${second.name}; ${second.name} killed at once: ` +
-        `writes back after ${secondSeconds.toFixed(1)} s on ${third.name}${alone ? " alone" : ` (only once ${first.name} was back: the leaderless window)`}; ${result.acknowledged.length} acknowledged, ${result.errors} failed attempts`,
+        `writes back after ${secondSeconds.toFixed(1)} s on ${third.name}${alone ? " alone" : " (only once the killed members were back: the leaderless window)"}; ${result.acknowledged.length} acknowledged, ${result.errors} failed attempts`,
     );
     if (alone) t.true(secondSeconds <= cluster.config.patroniTtl + 5, `the second failover is bounded like the first (ttl ${cluster.config.patroniTtl} s): ${secondSeconds.toFixed(1)} s`);
     t.deepEqual(await missingWrites(adminUrl(), "second_failure_alone_writes", result.acknowledged, bucket), [], "every acknowledged write is present");
