@@ -79,11 +79,14 @@ export async function declareCluster(
   const { Cluster } = await import("../../components/cluster.ts");
   const cluster = new Cluster(config.clusterName, { config, passwords });
   await new Promise<void>((resolvePromise) => cluster.appConnectionString.apply(() => resolvePromise()));
-  // Wait until no registration has arrived for a while: the program has registered everything.
+  // Wait until no registration has arrived for a while: the program has registered everything. A
+  // second: containers are registered in their members' turns (each after an engine read) and the
+  // certificates are issued first (RSA keys), so registrations can be that far apart; the Schema and
+  // what follows it come only after every container.
   let count = -1;
-  for (let i = 0; i < 100 && count !== registrations.length; i++) {
+  for (let i = 0; i < 120 && count !== registrations.length; i++) {
     count = registrations.length;
-    await new Promise((r) => setTimeout(r, 150));
+    await new Promise((r) => setTimeout(r, 1000));
   }
   for (const r of registrations) r.outputs = outputs.get(`${r.type}::${r.name}`) ?? {};
   const certificates = registrations.find((r) => r.type === CERTIFICATES_TYPE);
