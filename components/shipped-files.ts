@@ -82,7 +82,7 @@ export function shippedFiles(config: ClusterConfig, secrets: ShippedSecrets, cer
   const topology = planTopology(config);
   const naming = namingOf(config);
   const addressing = containerAddressing(config, topology, naming);
-  const rendered = renderCluster(config, topology, addressing, containerLayout(config), secrets, certificates);
+  const rendered = renderCluster(config, topology, addressing, containerLayout(config), secrets, certificates, secrets.monitor);
   const names = monitoringNames(topology.scope);
   const monitoring = renderPlatformMonitoringFiles(config, topology, naming);
   const containers: [string, WorkloadFile[]][] = [
@@ -92,7 +92,7 @@ export function shippedFiles(config: ClusterConfig, secrets: ShippedSecrets, cer
     ...topology.groups
       .flat()
       .map((node): [string, WorkloadFile[]] => [names.postgresExporter(node.name), monitoringMemberFiles.postgresExporter(monitoring, secrets.monitor, certificates.ca)]),
-    [names.pgbouncerExporter, monitoringMemberFiles.pgbouncerExporter(addressing, secrets.superuser, certificates.ca)],
+    [names.pgbouncerExporter, monitoringMemberFiles.pgbouncerExporter(addressing, secrets.monitor, certificates.ca)],
     [names.prometheus, monitoringMemberFiles.prometheus(monitoring, certificates)],
     [names.grafana, monitoringMemberFiles.grafana(monitoring, secrets.grafanaAdmin)],
   ];

@@ -374,7 +374,8 @@ test.serial("Monitoring: the PgBouncer exporter reads its connection string from
   t.regex(command, /PGBOUNCER_EXPORTER_CONNECTION_STRING="\$\(cat \/etc\/dpc\/pgbouncer-exporter\/connection-string\)"/);
   t.regex(command, /exec \/bin\/pgbouncer_exporter --web.listen-address=:9127/);
   const file = uploadAt(name, "/etc/dpc/pgbouncer-exporter/connection-string");
-  t.is(file.content, "postgres://postgres:generated-dpc-superuser-password@dpc-pgbouncer:6432/pgbouncer?sslmode=verify-full&sslrootcert=%2Fetc%2Fdpc%2Ftls%2Fca.crt");
+  // As the monitoring role, PgBouncer's stats_users: SHOW only.
+  t.is(file.content, "postgres://exporter:generated-dpc-monitor-password@dpc-pgbouncer:6432/pgbouncer?sslmode=verify-full&sslrootcert=%2Fetc%2Fdpc%2Ftls%2Fca.crt");
   t.deepEqual([file.permissions, file.owner], ["0600", "65534"]);
   t.deepEqual(byName(name).inputs.envs, []);
 });
