@@ -1,7 +1,7 @@
 // What `pulumi up` would ask the Docker provider for, recorded under Pulumi's mocks (no engine):
 // every registration with its type, name, dependencies and inputs (secrets revealed: the adapter
 // needs the real file contents), plus the mocked outputs the program read back.
-import { createHash } from "node:crypto";
+import { createHash, createHmac, randomBytes } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { parseClusterConfig, type ClusterConfig } from "../../components/spec.ts";
 import { SECRET_SIG, SECRET_SIG_KEY, recordRegistrations, type RecordedRegistration } from "../support/pulumi-recording.ts";
@@ -21,6 +21,11 @@ export interface Declared {
   ca: string;
 }
 
+
+// The engine keeps a RandomPassword's result in the stack's state: the same on every declaration of
+// this process (a destroyed and re-declared stack, a changed one), as on a real stack.
+const RANDOM_SALT = randomBytes(16);
+const RANDOM_PASSWORD_TYPE = "random:index/randomPassword:RandomPassword";
 
 /** Secrets arrive wrapped in the gRPC encoding; the adapter needs their values. */
 function reveal(value: unknown): unknown {
@@ -56,6 +61,10 @@ export async function declareCluster(
           // A recognisable digest: the adapter maps it back to the image it builds.
           const digest = createHash("sha256").update(String(args.inputs.imageName)).digest("hex");
           state.repoDigest = `${args.inputs.imageName}@sha256:${digest}`;
+        }
+        if (args.type === RANDOM_PASSWORD_TYPE) {
+          const length = Number(args.inputs.length ?? 32);
+          state.result = createHmac("sha256", RANDOM_SALT).update(args.name).digest("base64url").replace(/[^A-Za-z0-9]/g, "x").slice(0, length);
         }
         // The certificates, issued as the resource's provider issues them (components/tls).
         if (args.type === CERTIFICATES_TYPE) Object.assign(state, mockCertificatesState(args.name, args.inputs));
