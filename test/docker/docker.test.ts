@@ -69,7 +69,10 @@ if ("unavailable" in engine) {
   const names = (group: number) => topology.groups[group].map((n) => n.name);
   /** Patroni's REST API over HTTPS at the container's address, verified against the CA and the container's name. */
   const restUrl = async (name: string) => {
-    const origin = `https://${await adapter.ipOf(name)}:${PORTS.patroniRest}`;
+    const ip = await adapter.ipOf(name);
+    // A stopped container has no address: a URL refused at once, so the member reads as unreachable.
+    if (!ip) return "https://127.0.0.1:1";
+    const origin = `https://${ip}:${PORTS.patroniRest}`;
     trustOrigin(origin, { ca, serverName: name });
     return origin;
   };
