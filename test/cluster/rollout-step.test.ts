@@ -119,6 +119,20 @@ function standInApi(outdated: number[]) {
   return { server, pods, deletes, replacing, configMap };
 }
 
+/** The parameters every group's dynamic configuration holds now (the same in each: checked). */
+async function runningParameters(): Promise<Record<string, string | number | boolean>> {
+  const perGroup = await Promise.all(
+    cluster.topology.groups.map(async (_, group) => {
+      const leader = await cluster.leader(group);
+      const config = JSON.parse((await request(`${cluster.restUrl(leader!)}/config`, { timeoutMs: 3000 })).text) as { postgresql?: { parameters?: Record<string, string | number | boolean> } };
+      return config.postgresql?.parameters ?? dynamicParameters(cluster.config);
+    }),
+  );
+  const differing = perGroup.findIndex((p) => JSON.stringify(Object.entries(p).sort()) !== JSON.stringify(Object.entries(perGroup[0]).sort()));
+  if (differing >= 0) throw new Error(`group ${differing}'s dynamic configuration differs from group 0's: a rollout would change it`);
+  return perGroup[0];
+}
+
 /** Timeline switches per group (each switchover adds one). */
 async function timelines(): Promise<number[]> {
   return Promise.all(
@@ -148,8 +162,9 @@ test("the rollout step replaces the outdated pods of worker group 1 and the coor
     readWriteUrl: cluster.primaryUrl("postgres"),
     // The step runs in a process of its own: Patroni's, PgBouncer's and PostgreSQL's TLS verified with this CA.
     ca: cluster.certificates().ca,
-    // What the cluster runs already: no parameter changes, only the pods.
-    parameters: dynamicParameters(cluster.config),
+    // What the cluster runs already (earlier tests may have changed the stack's): no parameter
+    // changes, only the pods.
+    parameters: await runningParameters(),
     stepTimeoutSeconds: 300,
     // PgBouncer and HAProxy addressed pod by pod, as on Kubernetes (here: one "pod" each).
     routers: { pgbouncer: { app: "pgbouncer" }, haproxy: { app: "haproxy" } },
