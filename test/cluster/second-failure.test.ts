@@ -3,6 +3,7 @@
 // it synchronous, takes writes again in a bounded time. Writes go through PgBouncer as `app`.
 import { readFileSync } from "node:fs";
 import test from "ava";
+import { request } from "../../components/https.ts";
 import type { PostgresNode } from "../../components/spec.ts";
 import { SYNCHRONOUS_ROLES } from "../../local/cluster.ts";
 import { clusterMembers, postPatroni } from "../../local/patroni-api.ts";
@@ -30,12 +31,13 @@ async function writesResume(writer: ContinuousWriter, since: number, timeoutMs =
 /** A group's /sync key in etcd: Patroni's quorum state (leader, voters as sync_standby, quorum). */
 async function syncKey(group: number): Promise<string> {
   const b64 = (s: string) => Buffer.from(s).toString("base64");
-  const response = await fetch(`${cluster.etcdUrl(cluster.topology.etcd[0])}/v3/kv/range`, {
+  // etcd speaks TLS and wants a client certificate: the operator's, registered by LocalCluster.
+  const answer = await request(`${cluster.etcdUrl(cluster.topology.etcd[0])}/v3/kv/range`, {
     method: "POST",
     body: JSON.stringify({ key: b64(`/service/${cluster.topology.scope}/${group}/sync`) }),
-    signal: AbortSignal.timeout(3000),
+    timeoutMs: 3000,
   });
-  const body = (await response.json()) as { kvs?: { value: string }[] };
+  const body = JSON.parse(answer.text) as { kvs?: { value: string }[] };
   return body.kvs?.[0] ? Buffer.from(body.kvs[0].value, "base64").toString() : "(none)";
 }
 
