@@ -138,21 +138,21 @@ test.serial("coordinator: the new primary killed as soon as writes resume after 
 
 test.serial("coordinator: the first failed primary stays down and the new one is killed as soon as writes resume: the last member takes over alone (a known gap: sometimes only once the killed members are back), 0 lost", async (t) => {
   const { writer, bucket } = await writerOn(0, "second_failure_alone_writes");
-  await pollUntil(15000, 100, async () => (writer.acknowledgedCount >= 20 ? true : undefined));
-  // Only a member the /sync key names, with quorum 0, may take over alone: start from the steady
-  // state, every standby a voter and quorum 0. A member that has just rejoined (the tests above
-  // restart and reinitialize members) streams a moment before Patroni names it, and is counted with
-  // quorum 1 until it has caught up (quorum.py quorum_update, adjust_quorum); a leader killed then
-  // leaves the survivor waiting for the first one back (seen twice).
-  const steady = await pollUntil(90000, 200, async () => {
-    const sync = JSON.parse((await syncKey(0)).replace("(none)", "{}")) as { leader?: string; quorum?: number; sync_standby?: string | null };
-    const voters = (sync.sync_standby ?? "").split(",").filter((v) => v.length > 0);
-    const standbys = cluster.topology.groups[0].filter((n) => n.name !== sync.leader);
-    return sync.quorum === 0 && standbys.every((n) => voters.includes(n.name)) ? true : undefined;
-  });
-  t.true(steady, `every standby a voter and quorum 0 before the first kill (/sync ${await syncKey(0)})`);
   const killed: PostgresNode[] = [];
   try {
+    await pollUntil(15000, 100, async () => (writer.acknowledgedCount >= 20 ? true : undefined));
+    // Only a member the /sync key names, with quorum 0, may take over alone: start from the steady
+    // state, every standby a voter and quorum 0. A member that has just rejoined (the tests above
+    // restart and reinitialize members) streams a moment before Patroni names it, and is counted with
+    // quorum 1 until it has caught up (quorum.py quorum_update, adjust_quorum); a leader killed then
+    // leaves the survivor waiting for the first one back (seen twice).
+    const steady = await pollUntil(90000, 200, async () => {
+      const sync = JSON.parse((await syncKey(0)).replace("(none)", "{}")) as { leader?: string; quorum?: number; sync_standby?: string | null };
+      const voters = (sync.sync_standby ?? "").split(",").filter((v) => v.length > 0);
+      const standbys = cluster.topology.groups[0].filter((n) => n.name !== sync.leader);
+      return sync.quorum === 0 && standbys.every((n) => voters.includes(n.name)) ? true : undefined;
+    });
+    t.true(steady, `every standby a voter and quorum 0 before the first kill (/sync ${await syncKey(0)})`);
     const first = (await cluster.leader(0))!;
     const firstAt = Date.now();
     cluster.killNode(first);
