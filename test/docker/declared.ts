@@ -4,7 +4,7 @@
 import { createHash, createHmac, randomBytes } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { parseClusterConfig, type ClusterConfig } from "../../components/spec.ts";
-import { SECRET_SIG, SECRET_SIG_KEY, recordRegistrations, type RecordedRegistration } from "../support/pulumi-recording.ts";
+import { recordRegistrations, reveal, type RecordedRegistration } from "../support/pulumi-recording.ts";
 import type { PasswordName } from "../../components/cluster.ts";
 import { CERTIFICATES_TYPE } from "../../components/certificates.ts";
 import { mockCertificatesState } from "../support/mock-certificates.ts";
@@ -27,16 +27,6 @@ export interface Declared {
 const RANDOM_SALT = randomBytes(16);
 const RANDOM_PASSWORD_TYPE = "random:index/randomPassword:RandomPassword";
 
-/** Secrets arrive wrapped in the gRPC encoding; the adapter needs their values. */
-function reveal(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(reveal);
-  if (value && typeof value === "object") {
-    const record = value as Record<string, unknown>;
-    if (record[SECRET_SIG_KEY] === SECRET_SIG) return reveal(record.value);
-    return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, reveal(v)]));
-  }
-  return value;
-}
 
 /**
  * Runs the Cluster component (as index.ts does, from stack config) under mocks and returns every

@@ -4,21 +4,11 @@
 // idempotent-up test) then gets what a second `pulumi up` would: diff says no change, the state
 // stays; a changed plan gets the update's result. Also counts what each run issued.
 import { certificatesDiff, issueCertificatesState, type CertificatesInputs, type CertificatesState } from "../../components/certificates-issue.ts";
-import { SECRET_SIG, SECRET_SIG_KEY } from "./pulumi-recording.ts";
+import { reveal } from "./pulumi-recording.ts";
 
 const stored = new Map<string, CertificatesState>();
 /** Certificates (by `<resource>/<id>`) issued anew by each registration, in order. */
 export const issuedByRegistration: string[][] = [];
-
-function reveal(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(reveal);
-  if (value && typeof value === "object") {
-    const record = value as Record<string, unknown>;
-    if (record[SECRET_SIG_KEY] === SECRET_SIG) return reveal(record.value);
-    return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, reveal(v)]));
-  }
-  return value;
-}
 
 /** The state the engine would hold for this registration. */
 export function mockCertificatesState(name: string, rawInputs: Record<string, unknown>): CertificatesState {

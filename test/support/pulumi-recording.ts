@@ -6,6 +6,17 @@ import * as pulumi from "@pulumi/pulumi";
 export const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
 export const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 
+/** A value with the secrets in it unwrapped from their gRPC encoding (the engine's view of inputs). */
+export function reveal(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(reveal);
+  if (value && typeof value === "object") {
+    const record = value as Record<string, unknown>;
+    if (record[SECRET_SIG_KEY] === SECRET_SIG) return reveal(record.value);
+    return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, reveal(v)]));
+  }
+  return value;
+}
+
 export interface RecordedRegistration {
   type: string;
   name: string;
