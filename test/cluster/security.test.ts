@@ -114,11 +114,16 @@ test("Patroni's REST API refuses a switchover without credentials (401) and spea
   t.is((await cluster.leader(0))?.name, leader.name, "no switchover happened");
 });
 
+/** A client of `url` (its host, database and TLS settings) as the exporters' role. */
+function asMonitor(url: string): pg.Client {
+  const parsed = new URL(url);
+  parsed.username = ROLES.monitor;
+  parsed.password = encodeURIComponent(cluster.monitorPassword());
+  return new pg.Client({ connectionString: parsed.toString(), connectionTimeoutMillis: 5000 });
+}
+
 test("the exporters' role reads statistics but no application table (42501)", async (t) => {
-  const url = new URL(cluster.nodeUrl(cluster.nodes[0], cluster.config.database));
-  url.username = ROLES.monitor;
-  url.password = encodeURIComponent(cluster.monitorPassword());
-  const client = new pg.Client({ connectionString: url.toString(), connectionTimeoutMillis: 5000 });
+  const client = asMonitor(cluster.nodeUrl(cluster.nodes[0], cluster.config.database));
   await client.connect();
   try {
     const stats = await client.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE query IS NOT NULL AND usename IS NOT NULL");
@@ -135,10 +140,7 @@ test("the exporters' role reads statistics but no application table (42501)", as
 });
 
 test("the exporters' role reads PgBouncer's statistics but cannot command it (not an admin)", async (t) => {
-  const url = new URL(cluster.pgbouncerUrl("superuser", "pgbouncer"));
-  url.username = ROLES.monitor;
-  url.password = encodeURIComponent(cluster.monitorPassword());
-  const client = new pg.Client({ connectionString: url.toString(), connectionTimeoutMillis: 5000 });
+  const client = asMonitor(cluster.pgbouncerUrl("superuser", "pgbouncer"));
   await client.connect();
   try {
     const pools = await client.query("SHOW POOLS");

@@ -13,6 +13,18 @@ export const FILES_DIR = CONTAINER_PATHS.configDir;
 export const MEMBER_VAR = "DPC_MEMBER";
 
 /**
+ * The shell lines both scripts below share: install the member's files listed in
+ * `<member>.files` (lines `MODE KEY PATH`) from the staging directory, under umask 077.
+ */
+const INSTALL_FILES = `umask 077
+while read -r mode key path; do
+  mkdir -p "$root\${path%/*}"
+  cp "$staging/$key" "$root$path"
+  chmod "$mode" "$root$path"
+done < "$staging/$member.files"
+`;
+
+/**
  * The container command of a pod whose member has files or environment: POSIX sh, run as
  * `sh -c MEMBER_WRAPPER dpc-member STAGING_DIR`. The member is $HOSTNAME (a StatefulSet pod's name,
  * or the hostname a Deployment sets). From the staging directory (the group's Secret) it reads:
@@ -32,13 +44,7 @@ if [ ! -f "$staging/$member.command" ]; then
   echo "dpc-member: no member named $member in $staging" >&2
   exit 1
 fi
-umask 077
-while read -r mode key path; do
-  mkdir -p "$root\${path%/*}"
-  cp "$staging/$key" "$root$path"
-  chmod "$mode" "$root$path"
-done < "$staging/$member.files"
-while IFS= read -r line; do
+${INSTALL_FILES}while IFS= read -r line; do
   export "$line"
 done < "$staging/$member.env"
 set --
@@ -62,13 +68,7 @@ if [ ! -f "$staging/$member.files" ]; then
   echo "dpc-files: no member named $member in $staging" >&2
   exit 1
 fi
-umask 077
-while read -r mode key path; do
-  mkdir -p "$root\${path%/*}"
-  cp "$staging/$key" "$root$path"
-  chmod "$mode" "$root$path"
-done < "$staging/$member.files"
-`;
+${INSTALL_FILES}`;
 
 /** Modes as the docker platform delivers them. */
 export function fileMode(file: WorkloadFile): string {
