@@ -20,6 +20,8 @@ import { PostgresConfig } from "./postgres-config.ts";
 import { dynamicParameters } from "./render/patroni.ts";
 import { WorkerMembership, WorkerRebalance } from "./scaling/worker-scaling.ts";
 import { Rollout } from "./rollout-run.ts";
+import { PasswordRotationStep } from "./rotation-run.ts";
+import { WorkerScalingStep } from "./scaling-run.ts";
 import { rollingReplacement } from "./rolling-replacement.ts";
 import { Certificates } from "./certificates.ts";
 import { certificatePlan } from "./tls/plan.ts";
@@ -124,8 +126,8 @@ export class Cluster extends pulumi.ComponentResource {
     // the processes, so that none starts or is replaced before it passed.
     // A changed password reaches the database (roles, pg_dist_authinfo) before any process gets it:
     // every process that carries a password depends on the rotation.
-    // Kubernetes: the rotation would dial the cluster's addresses from outside it, as the deploy
-    // steps no longer do; it is not registered there (README, "Rotating passwords").
+    // Docker: the PasswordRotation resource rotates from the Pulumi process (HAProxy's published
+    // port). Kubernetes: a Job in the cluster runs the same step (components/rotation-run.ts).
     const rotation =
       config.platform === "docker"
         ? [
@@ -136,7 +138,16 @@ export class Cluster extends pulumi.ComponentResource {
             ),
           ]
         : [];
-    const first = [...dependencyList(opts?.dependsOn), ...rotation];
+    const rotationStep =
+      config.platform === "docker"
+        ? undefined
+        : new PasswordRotationStep(
+            `${topology.scope}-rotation`,
+            { config, platform, passwords: secrets, readWriteEndpoint: readWriteEndpointOf(config, topology, platform), ca },
+            { parent: this, dependsOn: dependencyList(opts?.dependsOn) },
+          );
+    const previous = rotation[0]?.previous ?? rotationStep?.previous;
+    const first = [...dependencyList(opts?.dependsOn), ...rotation, ...(rotationStep ? [rotationStep] : [])];
     // Docker: a changed database container is replaced in its member's turn, one at a time per group
     // (components/rolling-replacement.ts). Kubernetes: its StatefulSets update OnDelete (kubernetesRollout).
     const turns =
@@ -161,8 +172,8 @@ export class Cluster extends pulumi.ComponentResource {
     );
     // Each worker group after its membership (components/scaling/worker-scaling.ts): when the group
     // goes, its containers are deleted first, then the membership removes its pg_dist_node rows.
-    // Kubernetes: these steps would dial the cluster from outside it; not registered there, and a
-    // workerGroups change is refused by the DataIdentity (README, "Scaling the worker groups").
+    // Kubernetes: these would dial the cluster from outside it; the scaling Job below does both
+    // (components/scaling-run.ts).
     const scaling = config.platform === "docker";
     const workers = topology.groups.slice(1).map((_, index) => {
       const group = index + 1;
@@ -183,7 +194,24 @@ export class Cluster extends pulumi.ComponentResource {
     const rollout = platform.podTemplateDigest
       ? new Rollout(
           `${topology.scope}-rollout`,
-          { config, topology, platform, restAuth, poolerAdminUrl, readWriteUrl, ca },
+          {
+            config,
+            topology,
+            platform,
+            restAuth,
+            poolerAdminUrl,
+            readWriteUrl,
+            ca,
+            // A rotation in this `up`: the pods not yet replaced check the previous REST and superuser passwords.
+            previous: pulumi.all([previous ?? pulumi.output(undefined), secrets]).apply(([old, s]) =>
+              old && (old.restApi !== s.restApi || old.superuser !== s.superuser)
+                ? {
+                    restAuth: `${ROLES.restApi}:${old.restApi}`,
+                    poolerAdminUrl: `postgresql://${ROLES.superuser}:${encodeURIComponent(old.superuser)}@${router.pgbouncerEndpoint}/pgbouncer`,
+                  }
+                : undefined,
+            ),
+          },
           { parent: this, dependsOn: [router, ...groups] },
         )
       : undefined;
@@ -231,6 +259,13 @@ export class Cluster extends pulumi.ComponentResource {
     }
     // Shards follow the worker groups: onto new ones once registered; off going ones before they go.
     if (scaling) new WorkerRebalance(`${topology.scope}-worker-rebalance`, { connectionString: coordinatorUrl, workerGroups: config.workerGroups, ca }, { parent: this, dependsOn: [schema, ...groups] });
+    // Kubernetes: the same as a Job, while the going groups still exist (Pulumi deletes them after it).
+    else
+      new WorkerScalingStep(
+        `${topology.scope}-scaling`,
+        { config, topology, platform, secrets, readWriteEndpoint: router.readWriteEndpoint, ca },
+        { parent: this, dependsOn: [schema, ...groups] },
+      );
     const monitoring = new Monitoring(
       `${topology.scope}-monitoring`,
       { config, topology, platform, grafanaAdminPassword: args.grafanaAdminPassword, certificates: tls, monitorPassword },

@@ -26,9 +26,11 @@ export type DataIdentityKey = (typeof DATA_IDENTITY_KEYS)[number];
 export type DataIdentityInputs = Pick<ClusterConfig, DataIdentityKey>;
 
 /**
- * The identity of the data a configuration deploys (kubernetesNamespace and workerGroups only count
- * on kubernetes: there no step moves shards onto new worker groups or off going ones yet; on docker
- * `up` scales with a rebalance, components/scaling/).
+ * The identity of the data a configuration deploys (kubernetesNamespace only counts on kubernetes).
+ * workerGroups is no part of it on either platform: `up` rebalances onto new worker groups and
+ * drains going ones (docker: components/scaling/worker-scaling.ts; kubernetes: the scaling Job,
+ * components/scaling-run.ts). It stays a key, always 0, so that a deployed record needs no update;
+ * a record of an older program holding the kubernetes count is never compared (identityChanges).
  */
 export function dataIdentity(config: ClusterConfig): DataIdentityInputs {
   return {
@@ -36,7 +38,7 @@ export function dataIdentity(config: ClusterConfig): DataIdentityInputs {
     clusterName: config.clusterName,
     kubernetesNamespace: config.platform === "kubernetes" ? config.kubernetesNamespace : "",
     postgresMajor: config.postgresMajor,
-    workerGroups: config.platform === "kubernetes" ? config.workerGroups : 0,
+    workerGroups: 0,
   };
 }
 
@@ -52,8 +54,6 @@ export function identityChanges(olds: Partial<Record<string, unknown>> | undefin
     clusterName: "every volume, container and Patroni scope is named after it: the new names start an empty cluster and the old nodes would be deleted",
     kubernetesNamespace: "the claims live in the old namespace: the new one starts empty",
     postgresMajor: "a data directory is readable by its own PostgreSQL major only (an upgrade needs pg_upgrade, which this program does not run)",
-    workerGroups:
-      "on kubernetes no deploy step rebalances or drains worker groups yet (the scaling runs on docker and locally): a new group would get no shard, a removed one would take its shards with it",
   };
   return Object.keys(why)
     .filter((key) => key in olds && olds[key] !== news[key])

@@ -1,13 +1,18 @@
 // What a deploy step's pod runs (scripts/deploy-step.ts, in the deploy-steps image): read the input
 // from the mounted Secret, run the same function the Pulumi process runs on docker (runSchemaStep,
-// runBenchmarkStep; the rollout: components/rollout/step.ts, the PostgresConfig's code plus the pod
-// rollout), and report the result, with the trigger it ran for, to `pulumi up`. No Pulumi
+// runBenchmarkStep, runRotationStep; the rollout: components/rollout/step.ts, the PostgresConfig's
+// code plus the pod rollout; the scaling: components/scaling/step.ts, citus-workers.ts plus the
+// going StatefulSets scaled to 0), and report the result, with the trigger it ran for, to `pulumi up`. No Pulumi
 // import; every effect is injected, so the unit tests run it with fakes.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { isRetryableError, runSchemaStep, type SchemaStepInputs } from "./schema-apply.ts";
 import { runBenchmarkStep, type BenchmarkStepInputs } from "./benchmark-step.ts";
 import { runRolloutStep, type RolloutStepInputs } from "./rollout/step.ts";
+import { runRotationStep, type RotationStepInputs } from "./rotation/step.ts";
+import { runScalingStep, type ScalingStepInputs } from "./scaling/step.ts";
+import { ScalingError } from "./scaling/citus-workers.ts";
+import { kubernetesScaler } from "./platform/kubernetes/scale-api.ts";
 import { ENV, EXIT_FINAL, INPUT_DIR, INPUT_FILE, RESULT_KEY, TRIGGER_KEY } from "./platform/kubernetes/deploy-step.ts";
 import { inClusterAccess } from "./platform/kubernetes/result-writer.ts";
 import { kubernetesPodApi, readyPodAddresses } from "./platform/kubernetes/pod-api.ts";
@@ -48,16 +53,25 @@ const STEPS: Required<NonNullable<InClusterStepOptions["steps"]>> = {
             .finally(() => process.exit(1));
         }),
     }),
+  rotation: (input: RotationStepInputs, log) => runRotationStep(input, log),
+  // The pod's own ServiceAccount (the scaling Role) scales the going worker StatefulSets.
+  scaling: (input: ScalingStepInputs, log) => runScalingStep(input, { statefulSets: kubernetesScaler(() => inClusterAccess(), input.namespace), log }),
 };
 
 /**
  * Whether a step's failure is worth a new pod. The benchmark's always (a dropped connection, a slow
- * cluster); the rollout's unless its input is bad or the API server refused (RBAC, a missing
- * StatefulSet): it re-plans from what it finds; the schema's only when no leader answered.
+ * cluster); the rollout's and the scaling's unless its input is bad or the API server refused (RBAC,
+ * a missing StatefulSet): it re-plans from what it finds (the scaling's not when Citus refused the
+ * drain or the rebalance); the rotation's when the database did not answer; the schema's only when
+ * no leader answered.
  */
 function retryable(step: DeployStepName, error: unknown): boolean {
   if (step === "benchmark") return true;
-  if (step === "rollout") {
+  // A refused drain or rebalance is the answer (README: refused with its reason), not a hiccup.
+  if (step === "scaling" && error instanceof ScalingError) return false;
+  // The rotation waited for a leader by itself; a refused login or SQL error will not change.
+  if (step === "rotation") return isRetryableError((error as Error).cause ?? error);
+  if (step === "rollout" || step === "scaling") {
     if ((error as { final?: boolean }).final === true) return false;
     return !(error instanceof KubernetesApiError && [400, 401, 403, 404, 422].includes(error.status));
   }

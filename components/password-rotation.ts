@@ -1,17 +1,20 @@
 // The password rotation during `pulumi up`: a dynamic resource whose state holds the passwords the
 // cluster runs with (secret). When the config's passwords change, its update gets the old ones from
-// that state and the new ones from the inputs, and runs components/rotation/rotate.ts: the roles and
-// Citus' pg_dist_authinfo on every node, through the coordinator's read-write endpoint, before any
-// process receives the new values (the Patroni groups, the router and the monitoring depend on it,
-// so their new files are delivered only afterwards). Its first create changes nothing: a new
-// cluster bootstraps with the passwords it is given. Loaded the way components/schema.ts loads its
-// provider (see there): the closure captures two file URLs only.
+// that state and the new ones from the inputs:
+// - docker (`inCluster` false): it runs the rotation itself (components/rotation/step.ts, step 1 of
+//   rotate.ts): the roles and Citus' pg_dist_authinfo on every node, through the coordinator's
+//   read-write endpoint, before any process receives the new values (the Patroni groups, the router
+//   and the monitoring depend on it, so their new files are delivered only afterwards);
+// - kubernetes (`inCluster` true): the Pulumi process cannot reach the database, so the update only
+//   records (`previous`: the old passwords) and the rotation Job runs the same step in the cluster
+//   (components/rotation-run.ts), its input the old and the new passwords.
+// Its first create changes nothing: a new cluster bootstraps with the passwords it is given. Loaded
+// the way components/schema.ts loads its provider (see there): the closure captures file URLs only.
 import * as pulumi from "@pulumi/pulumi";
 import type { ClusterSecrets } from "./render/types.ts";
 
 const TSX_API_URL = import.meta.resolve("tsx/esm/api");
-const ROTATE_URL = new URL("./rotation/rotate.ts", import.meta.url).href;
-const PG_CLIENT_URL = new URL("./pg-client.ts", import.meta.url).href;
+const STEP_URL = new URL("./rotation/step.ts", import.meta.url).href;
 
 /** How long an update waits for a coordinator leader before the rotation fails. */
 export const ROTATION_TIMEOUT_SECONDS = 300;
@@ -27,6 +30,11 @@ export interface PasswordRotationInputs {
   /** The cluster CA (PEM): the database step verifies the coordinator with it (sslmode=verify-full). */
   ca?: string;
   timeoutSeconds: number;
+  /**
+   * true: the rotation runs in the cluster (a Kubernetes Job); the update only records the previous
+   * passwords. Absent or false: the update runs it from the Pulumi process.
+   */
+  inCluster?: boolean;
 }
 
 /** Whether the rotation must run: any password, or where it runs, differs. Never a replacement. */
@@ -44,14 +52,20 @@ export const passwordRotationProvider: pulumi.dynamic.ResourceProvider = {
     return rotationDiff(olds, news);
   },
   async update(_id: string, olds: PasswordRotationInputs, news: PasswordRotationInputs) {
+    // Names only (no password): the passwords that differ.
+    const changed = ["superuser", "replication", "rewind", "restApi", "app"].filter(
+      (name) => (olds.passwords as unknown as Record<string, string>)[name] !== (news.passwords as unknown as Record<string, string>)[name],
+    );
+    // The previous passwords, for this update's rolling replacement (docker) or rollout Job
+    // (kubernetes): members not yet re-created still check them (Patroni's REST API, PgBouncer's
+    // admin console); on kubernetes also the rotation Job's `old`.
+    if (news.inCluster) return { outs: { ...news, rotated: changed, previous: olds.passwords } };
     const { tsImport } = await import(TSX_API_URL);
-    const { rotatePasswords } = await tsImport(ROTATE_URL, ROTATE_URL);
-    const { verifyFullUrl } = await tsImport(PG_CLIENT_URL, PG_CLIENT_URL);
-    const result = await rotatePasswords(olds.passwords, news.passwords, {
-      coordinatorUrl: (password: string) => verifyFullUrl(`postgresql://postgres:${encodeURIComponent(password)}@${news.readWriteEndpoint}/${news.database}`, news.ca),
-    }, { timeoutMs: news.timeoutSeconds * 1000, log: (line: string) => console.log(line) });
-    // The previous passwords, for this update's rolling replacement: members whose containers are not
-    // re-created yet still check them (Patroni's REST API, PgBouncer's admin console).
+    const { runRotationStep } = await tsImport(STEP_URL, STEP_URL);
+    const result = await runRotationStep(
+      { old: olds.passwords, next: news.passwords, readWriteEndpoint: news.readWriteEndpoint, database: news.database, ca: news.ca, timeoutSeconds: news.timeoutSeconds },
+      (line: string) => console.log(line),
+    );
     return { outs: { ...news, rotated: result.changed, previous: olds.passwords } };
   },
   // The passwords stay in the database: deleting this resource changes nothing there.
@@ -77,6 +91,8 @@ export interface PasswordRotationArgs {
   readonly database: string;
   /** The cluster CA certificate (PEM, not secret). */
   readonly ca: pulumi.Input<string>;
+  /** The rotation runs in the cluster (kubernetes: a Job); the resource only records. */
+  readonly inCluster?: boolean;
 }
 
 /**
@@ -86,7 +102,15 @@ export interface PasswordRotationArgs {
 export function passwordRotation(name: string, args: PasswordRotationArgs, opts: pulumi.CustomResourceOptions): PasswordRotationResource {
   return new PasswordRotationResource(
     name,
-    { passwords: pulumi.secret(args.passwords), readWriteEndpoint: args.readWriteEndpoint, database: args.database, ca: args.ca, timeoutSeconds: ROTATION_TIMEOUT_SECONDS },
+    {
+      passwords: pulumi.secret(args.passwords),
+      readWriteEndpoint: args.readWriteEndpoint,
+      database: args.database,
+      ca: args.ca,
+      timeoutSeconds: ROTATION_TIMEOUT_SECONDS,
+      // Only where it is true: a Docker stack's inputs stay as they were (no diff on the next `up`).
+      ...(args.inCluster ? { inCluster: true } : {}),
+    },
     // The state echoes the inputs: the passwords stay secret among the outputs too.
     { ...opts, additionalSecretOutputs: ["passwords", "previous"] },
   );

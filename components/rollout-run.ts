@@ -60,6 +60,11 @@ export interface RolloutStepArgs {
   readonly readWriteUrl: pulumi.Input<string>;
   /** The cluster CA certificate (PEM). */
   readonly ca: pulumi.Input<string>;
+  /**
+   * The REST API and PgBouncer admin credentials before this `up`'s password rotation (secret;
+   * undefined when none changed): the pods not yet replaced still check them.
+   */
+  readonly previous?: pulumi.Input<RolloutStepInputs["previous"] | undefined>;
 }
 
 /**
@@ -85,8 +90,8 @@ export class Rollout extends pulumi.ComponentResource {
     if (missing.length > 0) throw new Error(`rollout: no pod template digest for ${missing.join(", ")}: the platform replaces those members itself`);
     const parameters = dynamicParameters(config);
     const input = pulumi.secret(
-      pulumi.all([args.restAuth, args.poolerAdminUrl, args.readWriteUrl, args.ca]).apply(
-        ([restAuth, poolerAdminUrl, readWriteUrl, ca]): Record<string, unknown> =>
+      pulumi.all([args.restAuth, args.poolerAdminUrl, args.readWriteUrl, args.ca, args.previous]).apply(
+        ([restAuth, poolerAdminUrl, readWriteUrl, ca, previous]): Record<string, unknown> =>
           ({
             namespace: config.kubernetesNamespace,
             groups,
@@ -102,6 +107,8 @@ export class Rollout extends pulumi.ComponentResource {
               pgbouncer: { "app.kubernetes.io/part-of": config.clusterName, [KIND_LABEL]: "pgbouncer" },
               haproxy: { "app.kubernetes.io/part-of": config.clusterName, [KIND_LABEL]: "haproxy" },
             },
+            // Only while a rotation is rolling out (the trigger does not look at credentials).
+            ...(previous && (previous.restAuth || previous.poolerAdminUrl) ? { previous } : {}),
           }) satisfies RolloutStepInputs,
       ),
     );

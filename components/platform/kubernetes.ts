@@ -28,6 +28,7 @@ import {
   readStepResult,
   resultWriterRules,
   rolloutRules,
+  scalingRules,
   stepEgressPolicySpec,
   stepJobSpec,
   stepKind,
@@ -147,9 +148,11 @@ export class KubernetesPlatform implements Platform {
       },
       { parent: opts.parent, deleteBeforeReplace: true },
     );
-    // The rollout's own Role: the Patroni StatefulSets and their pods (rolloutRules), bound to its
-    // own ServiceAccount only.
-    const podsBinding = step.restarts
+    // The rollout's own Role: the Patroni StatefulSets and their pods (rolloutRules); the scaling
+    // step's: the going worker StatefulSets' scale (scalingRules); each bound to its kind's own
+    // ServiceAccount only.
+    const podsRules = [...(step.restarts ? rolloutRules(step.restarts) : []), ...(step.scales && step.scales.length > 0 ? scalingRules(step.scales) : [])];
+    const podsBinding = podsRules.length > 0
       ? [
           new k8s.rbac.v1.RoleBinding(
             names.podsRole,
@@ -160,7 +163,7 @@ export class KubernetesPlatform implements Platform {
                 kind: "Role",
                 name: new k8s.rbac.v1.Role(
                   names.podsRole,
-                  { metadata: this.meta(names.podsRole, labels), rules: rolloutRules(step.restarts) },
+                  { metadata: this.meta(names.podsRole, labels), rules: podsRules },
                   { parent: opts.parent, deleteBeforeReplace: true },
                 ).metadata.name,
               },

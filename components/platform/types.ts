@@ -96,9 +96,12 @@ export interface DeployOptions {
 
 /**
  * The deploy steps: the project's own code that needs the database once the cluster is up. "rollout"
- * exists where a changed pod template restarts no Patroni member by itself (kubernetes).
+ * exists where a changed pod template restarts no Patroni member by itself (kubernetes); "rotation"
+ * (ALTER ROLE for changed passwords, components/rotation/step.ts) and "scaling" (rebalance onto new
+ * worker groups, drain the going ones, components/scaling/step.ts) where the Pulumi process cannot
+ * reach the database (kubernetes; docker runs the same code in its dynamic resources).
  */
-export type DeployStepName = "schema" | "benchmark" | "rollout";
+export type DeployStepName = "schema" | "benchmark" | "rollout" | "rotation" | "scaling";
 
 /**
  * A deploy step: the schema migrations (components/schema-apply.ts) or the post-deploy benchmark
@@ -123,6 +126,12 @@ export interface DeployStep {
    * API, and no other step's pods.
    */
   restarts?: { statefulSet: string; members: string[] }[];
+  /**
+   * StatefulSets the step may scale down to no pod (the scaling step: worker groups that go, once
+   * drained): the Kubernetes platform lets the step's pods read them and patch their scale, and no
+   * other step's. Names of sets the program no longer declares: they exist until Pulumi deletes them.
+   */
+  scales?: string[];
 }
 
 export interface Platform {

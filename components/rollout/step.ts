@@ -31,6 +31,12 @@ export interface RolloutStepInputs extends Omit<PostgresConfigInputs, "groups"> 
    * as they are (one PgBouncer, one HAProxy).
    */
   routers?: { pgbouncer: Record<string, string>; haproxy: Record<string, string> };
+  /**
+   * The credentials before this `up`'s password rotation (absent: none changed): tried after the
+   * current ones on a 401 or a refused login, since the pods not yet replaced still run with their
+   * old files (Patroni's REST API user; PgBouncer's admin login, in case a pod has not rolled).
+   */
+  previous?: { restAuth?: string; poolerAdminUrl?: string };
 }
 
 /** A group's part of the report (stack output `rolloutReport`): no URL, no password. */
@@ -146,7 +152,7 @@ export function withRouterPods(
   list: RouterPods,
   // One pod's pooler or routing check (the tests': a recorder).
   // A pod's address is on no certificate: the Service's name (the inputs' URL host) is verified instead.
-  at: (one: { poolerAdminUrl?: string; readWriteUrl?: string }) => Pick<RolloutTarget, "pooler" | "routedAlone"> = (one) =>
+  at: (one: { poolerAdminUrl?: string | string[]; readWriteUrl?: string }) => Pick<RolloutTarget, "pooler" | "routedAlone"> = (one) =>
     patroniHttpTarget({
       ...inputs,
       groups: [],
@@ -157,9 +163,11 @@ export function withRouterPods(
       routerServerName: new URL(one.poolerAdminUrl ? inputs.poolerAdminUrl : inputs.readWriteUrl).hostname,
     }),
 ): RolloutTarget {
-  let paused: { name: string; url: string }[] = [];
+  // PgBouncer's admin URL at a pod's address: the current credentials, then the previous ones.
+  const adminUrlsAt = (ip: string) => [inputs.poolerAdminUrl, ...(inputs.previous?.poolerAdminUrl ? [inputs.previous.poolerAdminUrl] : [])].map((url) => urlAt(url, ip));
+  let paused: { name: string; url: string[] }[] = [];
   const resumeAll = async () => {
-    const failed: { name: string; url: string }[] = [];
+    const failed: { name: string; url: string[] }[] = [];
     let first: unknown;
     for (const pod of paused) {
       try {
@@ -177,7 +185,7 @@ export function withRouterPods(
       const pods = await list(routers.pgbouncer);
       if (pods.length === 0) throw new Error(`rollout: no ready PgBouncer pod (${JSON.stringify(routers.pgbouncer)}) to pause`);
       for (const pod of pods) {
-        const url = urlAt(inputs.poolerAdminUrl, pod.ip);
+        const url = adminUrlsAt(pod.ip);
         try {
           paused.push({ name: pod.name, url });
           await at({ poolerAdminUrl: url }).pooler!.pause();
@@ -227,7 +235,14 @@ export async function runRolloutStep(inputs: RolloutStepInputs, deps: RolloutSte
   const started = o.now();
   // The inputs carry every field of PatroniHttpSpec they have (the REST credentials, PgBouncer's and
   // HAProxy's URLs, and whatever a later transport adds); the groups keep the given order.
-  const given = deps.target ?? patroniHttpTarget({ ...inputs });
+  const given =
+    deps.target ??
+    patroniHttpTarget({
+      ...inputs,
+      // Members not yet replaced still check the previous REST password (a rotation in this `up`).
+      restAuth: [inputs.restAuth, ...(inputs.previous?.restAuth ? [inputs.previous.restAuth] : [])],
+      poolerAdminUrl: [inputs.poolerAdminUrl, ...(inputs.previous?.poolerAdminUrl ? [inputs.previous.poolerAdminUrl] : [])],
+    });
   const base = inputs.routers && deps.routerPods ? withRouterPods(given, inputs, inputs.routers, deps.routerPods) : given;
   // The groups in the inputs' order, for the parameters too (patchParameters walks target.groups).
   const ordered: RolloutTarget = Object.create(base, { groups: { value: inputs.groups.map((g) => g.group) } });

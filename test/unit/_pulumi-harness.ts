@@ -13,12 +13,32 @@ export const PROJECT = "distributed-postgres-cluster";
 export const SCHEMA_TYPE = "pulumi-nodejs:dynamic/dpc:SchemaMigrations";
 export const BENCHMARK_TYPE = "pulumi-nodejs:dynamic/dpc:BenchmarkRun";
 export const CERTIFICATES_TYPE = "pulumi-nodejs:dynamic/dpc:ClusterCertificates";
+export const ROTATION_TYPE = "pulumi-nodejs:dynamic/dpc:PasswordRotation";
+/**
+ * Tests only: the `previous` passwords the PasswordRotation resource holds after an update that saw
+ * them change (a later run of the same stack with new passwords); unset: none (its create).
+ */
+export const mockRotation: { previous?: Record<string, string> } = {};
 /** What the dynamic providers would return after a real `pulumi up`. */
 export const MOCK_SCHEMA_OUTPUTS = { version: "008_mock", applied: ["001_mock", "008_mock"], citus: true, notes: [] as string[] };
 /** What the kubernetes rollout step's pod would write (components/rollout/step.ts RolloutStepResult). */
 export const MOCK_ROLLOUT_REPORT = {
   groups: [{ group: 1, statefulSet: "dpc-worker1", changed: ["work_mem"], deleted: ["dpc-worker1-1", "dpc-worker1-0"], restarted: [], switchovers: ["dpc-worker1-0 -> dpc-worker1-1 (1.50 s)"] }],
   seconds: 42.5,
+};
+/** What the kubernetes rotation step's pod would write (components/rotation/rotate.ts RotationResult: names only). */
+export const MOCK_ROTATION_RESULT = { changed: [] as string[], roles: [] as string[], workers: [] as string[], steps: [] as string[], seconds: {} };
+/** What the kubernetes scaling step's pod would write (components/scaling/step.ts ScalingStepResult). */
+export const MOCK_SCALING_REPORT = {
+  direction: "out",
+  workerGroups: 6,
+  registered: [1, 2, 3, 4, 5, 6],
+  moves: 0,
+  shards: { "claude_flow.memory_entries": { "1": 2, "2": 2, "3": 2, "4": 2, "5": 2, "6": 2 } },
+  drained: [] as number[],
+  stopped: [] as string[],
+  removed: [] as string[],
+  seconds: 3.2,
 };
 export const MOCK_BENCHMARK_SUMMARY = { mode: "mock", verdict: "pass", failed: [] as string[], citus: true, scenarios: [], loadGeneratorRatio: null, reportStartedAt: "2026-01-01T00:00:00.000Z" };
 
@@ -39,6 +59,7 @@ await pulumi.runtime.setMocks(
       if (args.type === BENCHMARK_TYPE) state.summary = MOCK_BENCHMARK_SUMMARY;
       // What the engine would hold after create, or after diff/update on a later run of the same stack.
       if (args.type === CERTIFICATES_TYPE) Object.assign(state, mockCertificatesState(args.name, args.inputs));
+      if (args.type === ROTATION_TYPE && mockRotation.previous) state.previous = mockRotation.previous;
       if (args.id && args.type === "kubernetes:core/v1:ConfigMap") return readStepResult(args.id);
       return { id: `${args.name}-id`, state };
     },
@@ -63,7 +84,8 @@ function readStepResult(id: string) {
   if (!job) throw new Error(`read of ConfigMap ${id}: no Job writes it`);
   const template = (reveal(job.inputs.spec) as any).template;
   const step = template.spec.containers[0].args[0];
-  const result = step === "schema" ? MOCK_SCHEMA_OUTPUTS : step === "rollout" ? MOCK_ROLLOUT_REPORT : MOCK_BENCHMARK_SUMMARY;
+  const results: Record<string, unknown> = { schema: MOCK_SCHEMA_OUTPUTS, rollout: MOCK_ROLLOUT_REPORT, rotation: MOCK_ROTATION_RESULT, scaling: MOCK_SCALING_REPORT };
+  const result = results[step] ?? MOCK_BENCHMARK_SUMMARY;
   return { id, state: { metadata: { name }, data: { result: JSON.stringify(result), trigger: template.metadata.annotations["dpc/trigger"] } } };
 }
 

@@ -72,13 +72,14 @@ test("every registered manifest passes the Kubernetes API schema of its kind", (
   // The seed topology: 8 StatefulSets (etcd, coordinator, 6 workers), 20 Patroni + 3 etcd claims, ...
   t.is(counts["apps/v1/StatefulSet"], 8);
   t.is(counts["v1/PersistentVolumeClaim"], 3 + 3 + 6 * 2 + 1, "one claim per etcd and Patroni member, and Prometheus's");
-  t.is(counts["networking.k8s.io/v1/NetworkPolicy"], 1 + 8 + 6 + 2, "deny-all, one per StatefulSet, one per other group, the deploy steps' and the rollout step's egress");
+  t.is(counts["networking.k8s.io/v1/NetworkPolicy"], 1 + 8 + 6 + 3, "deny-all, one per StatefulSet, one per other group, the deploy steps', the rollout step's and the scaling step's egress");
   // The deploy steps: a Job, its input Secret, its result ConfigMap and the Role (and binding) that
-  // lets it write that one ConfigMap, for the schema, the benchmark and the rollout; the rollout's
-  // second Role (its StatefulSets and pods); two ServiceAccounts (the rollout's own).
-  t.is(counts["batch/v1/Job"], 3);
-  t.is(counts["v1/ConfigMap"], 3);
-  t.deepEqual([counts["v1/ServiceAccount"], counts["rbac.authorization.k8s.io/v1/Role"], counts["rbac.authorization.k8s.io/v1/RoleBinding"]], [2, 4, 4]);
+  // lets it write that one ConfigMap, for the rotation, the rollout, the schema, the scaling and the
+  // benchmark; the rollout's and the scaling's second Role (the StatefulSets and pods they act on);
+  // three ServiceAccounts (the rollout's and the scaling's own).
+  t.is(counts["batch/v1/Job"], 5);
+  t.is(counts["v1/ConfigMap"], 5);
+  t.deepEqual([counts["v1/ServiceAccount"], counts["rbac.authorization.k8s.io/v1/Role"], counts["rbac.authorization.k8s.io/v1/RoleBinding"]], [3, 7, 7]);
   t.is(all.length, registrations.filter((r) => r.type.startsWith("kubernetes:")).length);
   // The schema check is real: a wrong type is refused.
   t.throws(() => new StatefulSet({ ...all.find((m) => m.kind === "StatefulSet"), spec: { ...all.find((m) => m.kind === "StatefulSet")!.spec, replicas: "3" } } as any).validate());

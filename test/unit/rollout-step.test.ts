@@ -147,8 +147,9 @@ test("several PgBouncer and HAProxy pods: PAUSE and RESUME on every ready PgBoun
   const calls: string[] = [];
   const failPause = new Set<string>();
   const notRouted = new Set<string>();
-  const host = (url: string) => new URL(url).hostname;
-  const at = (one: { poolerAdminUrl?: string; readWriteUrl?: string }) => ({
+  // A pod's admin URLs: the current credentials' first (the previous ones after it, during a rotation).
+  const host = (url: string | string[]) => new URL(Array.isArray(url) ? url[0] : url).hostname;
+  const at = (one: { poolerAdminUrl?: string | string[]; readWriteUrl?: string }) => ({
     pooler: {
       pause: async () => {
         calls.push(`PAUSE ${host(one.poolerAdminUrl!)}`);

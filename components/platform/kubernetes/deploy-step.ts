@@ -15,6 +15,9 @@
 // - The rollout step (components/rollout/step.ts) is of its own kind, ROLLOUT_STEP_KIND, with its own
 //   ServiceAccount: its pods alone may also reach Patroni's REST API on the database pods, and its
 //   account alone may read the Patroni StatefulSets and delete their pods (rolloutRules).
+// - The scaling step (components/scaling/step.ts) is of its own kind too, SCALING_STEP_KIND: HAProxy's
+//   read-write port and the API server only; its account alone may scale the worker StatefulSets
+//   that go to no pod (scalingRules). The rotation step is an ordinary deploy step (SQL only).
 import { PORTS } from "../../render/types.ts";
 import type { DeployStepName } from "../types.ts";
 import { KIND_LABEL } from "./naming.ts";
@@ -24,11 +27,14 @@ import { containerSecurityContext, podSecurityContext, type RunAs } from "./pod.
 export const DEPLOY_STEP_KIND = "deploy-step";
 /** The rollout step's pods' kind: also admitted to Patroni's REST API (network-policy.ts). */
 export const ROLLOUT_STEP_KIND = "rollout-step";
-export type StepKind = typeof DEPLOY_STEP_KIND | typeof ROLLOUT_STEP_KIND;
+/** The scaling step's pods' kind: HAProxy's read-write port (no PgBouncer, no Patroni), the API server. */
+export const SCALING_STEP_KIND = "scaling-step";
+export type StepKind = typeof DEPLOY_STEP_KIND | typeof ROLLOUT_STEP_KIND | typeof SCALING_STEP_KIND;
 
 /** The kind of a step's pods: what they may reach, and which ServiceAccount they run as. */
 export function stepKind(step: DeployStepName): StepKind {
-  return step === "rollout" ? ROLLOUT_STEP_KIND : DEPLOY_STEP_KIND;
+  if (step === "rollout") return ROLLOUT_STEP_KIND;
+  return step === "scaling" ? SCALING_STEP_KIND : DEPLOY_STEP_KIND;
 }
 
 /** The ServiceAccount and egress policy of a kind of step (one each, shared by the steps of that kind). */
@@ -150,10 +156,24 @@ export function rolloutRules(restarts: { statefulSet: string; members: string[] 
 }
 
 /**
+ * The scaling Role's rules, besides resultWriterRules: read the worker StatefulSets that go (their
+ * selector) and set their scale to 0 (the `scale` subresource, by name), list pods (to wait until
+ * theirs are gone). Nothing else: the sets themselves are deleted by Pulumi afterwards.
+ */
+export function scalingRules(statefulSets: string[]) {
+  return [
+    { apiGroups: ["apps"], resources: ["statefulsets"], resourceNames: statefulSets, verbs: ["get"] },
+    { apiGroups: ["apps"], resources: ["statefulsets/scale"], resourceNames: statefulSets, verbs: ["patch"] },
+    { apiGroups: [""], resources: ["pods"], verbs: ["list"] },
+  ];
+}
+
+/**
  * Egress of the steps' pods of `kind`: HAProxy's read-write port and PgBouncer (pods of this
  * cluster), DNS, and the Kubernetes API (ports 443 and 6443 at any address: the API server's address
  * is the cluster's own, outside the pod network on most clusters, and a policy cannot name it
- * portably); the rollout's also Patroni's REST API on the database pods.
+ * portably); the rollout's also Patroni's REST API on the database pods; the scaling step's HAProxy's
+ * read-write port only (no PgBouncer).
  */
 export function stepEgressPolicySpec(clusterName: string, kind: StepKind = DEPLOY_STEP_KIND) {
   const router = (peer: string, port: number) => ({
@@ -165,7 +185,7 @@ export function stepEgressPolicySpec(clusterName: string, kind: StepKind = DEPLO
     policyTypes: ["Egress"],
     egress: [
       router("haproxy", PORTS.haproxyReadWrite),
-      router("pgbouncer", PORTS.pgbouncer),
+      ...(kind === SCALING_STEP_KIND ? [] : [router("pgbouncer", PORTS.pgbouncer)]),
       ...(kind === ROLLOUT_STEP_KIND ? [router("database", PORTS.patroniRest)] : []),
       { ports: [{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }] },
       { ports: [{ protocol: "TCP", port: 443 }, { protocol: "TCP", port: 6443 }] },

@@ -5,7 +5,8 @@
 //   checks, Prometheus, the rollout step's Job (ROLLOUT_STEP_KIND: roles, /config, /switchover);
 //   etcd 2379: the Patroni members, Prometheus; etcd 2380: etcd's peers;
 // - HAProxy 5000 (read-write): PgBouncer and the deploy steps' Jobs (deploy-step.ts, the rollout's
-//   included: it checks the new leader is routed alone); 5001 (read-only):
+//   included: it checks the new leader is routed alone; the scaling step's: the rebalancer and the
+//   drain are SQL on the coordinator); 5001 (read-only):
 //   applications; 7000 (stats, /metrics): Prometheus;
 // - PgBouncer 6432: applications, the deploy steps' Jobs (the rollout's: PAUSE around the
 //   coordinator's switchover), the PgBouncer exporter;
@@ -17,13 +18,13 @@
 import { PORTS } from "../../render/types.ts";
 import type { WorkloadPort } from "../types.ts";
 import { CLIENT_LABEL, KIND_LABEL, type Kind } from "./naming.ts";
-import { DEPLOY_STEP_KIND, ROLLOUT_STEP_KIND } from "./deploy-step.ts";
+import { DEPLOY_STEP_KIND, ROLLOUT_STEP_KIND, SCALING_STEP_KIND } from "./deploy-step.ts";
 
 /**
  * A peer that may connect: pods of a kind of this cluster (same namespace; the deploy steps' Jobs
  * included), or the applications' labelled pods of any namespace.
  */
-export type Peer = Kind | typeof DEPLOY_STEP_KIND | typeof ROLLOUT_STEP_KIND | "client";
+export type Peer = Kind | typeof DEPLOY_STEP_KIND | typeof ROLLOUT_STEP_KIND | typeof SCALING_STEP_KIND | "client";
 
 /** The peers admitted to `port` of a group of `kind`. */
 export function clientsOf(kind: Kind, port: number): Peer[] {
@@ -37,7 +38,7 @@ export function clientsOf(kind: Kind, port: number): Peer[] {
       if (port === PORTS.etcdPeer) return ["etcd"];
       return [];
     case "haproxy":
-      if (port === PORTS.haproxyReadWrite) return ["pgbouncer", DEPLOY_STEP_KIND, ROLLOUT_STEP_KIND];
+      if (port === PORTS.haproxyReadWrite) return ["pgbouncer", DEPLOY_STEP_KIND, ROLLOUT_STEP_KIND, SCALING_STEP_KIND];
       if (port === PORTS.haproxyReadOnly) return ["client"];
       if (port === PORTS.haproxyStats) return ["prometheus"];
       return [];

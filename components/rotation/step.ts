@@ -1,0 +1,38 @@
+// The rotation of changed passwords as a step: step 1 of rotate.ts (the roles and Citus'
+// pg_dist_authinfo on every node, through the coordinator's read-write endpoint, logging in with the
+// old superuser password, or the new one when an interrupted run got that far). Run by the Docker
+// platform's PasswordRotation resource from the Pulumi process, and by the Kubernetes rotation Job's
+// pod (components/in-cluster-step.ts), before anything receives the new values: the processes get
+// them afterwards from their new files (Docker: containers re-created; Kubernetes: Secrets updated,
+// PgBouncer's Deployment rolled, the Patroni pods replaced by the rollout Job, where Patroni starts
+// with its new REST and replication credentials). No Pulumi import.
+import type { ClusterSecrets } from "../render/types.ts";
+import { ROLES } from "../render/types.ts";
+import { verifyFullUrl } from "../pg-client.ts";
+import { rotatePasswords, type RotationResult } from "./rotate.ts";
+
+/** The step's input (the rotation Job's Secret's input.json; the PasswordRotation resource's inputs). */
+export interface RotationStepInputs {
+  /** The passwords the cluster runs with (the previous deployment's). */
+  old: ClusterSecrets;
+  /** The passwords wanted. Equal to `old`: nothing to do, nothing dialled. */
+  next: ClusterSecrets;
+  /** host:port of HAProxy's read-write listener (the coordinator leader) as the step reaches it. */
+  readWriteEndpoint: string;
+  /** The Citus database (pg_dist_authinfo lives there). */
+  database: string;
+  /** The cluster CA (PEM): the coordinator is verified with it (verify-full). */
+  ca?: string;
+  /** How long to wait for a coordinator leader, s. */
+  timeoutSeconds: number;
+}
+
+/** The superuser's URL on the coordinator leader with `password`, verified against `ca`. */
+export function rotationCoordinatorUrl(inputs: Pick<RotationStepInputs, "readWriteEndpoint" | "database" | "ca">, password: string): string {
+  return verifyFullUrl(`postgresql://${ROLES.superuser}:${encodeURIComponent(password)}@${inputs.readWriteEndpoint}/${inputs.database}`, inputs.ca);
+}
+
+/** Rotates what differs between `old` and `next` in the database (rotate.ts, step 1 only); the result names roles, never a password. */
+export async function runRotationStep(inputs: RotationStepInputs, log: (line: string) => void = () => undefined): Promise<RotationResult> {
+  return rotatePasswords(inputs.old, inputs.next, { coordinatorUrl: (password) => rotationCoordinatorUrl(inputs, password) }, { timeoutMs: inputs.timeoutSeconds * 1000, log });
+}
