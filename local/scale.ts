@@ -206,7 +206,7 @@ async function leaderName(topology: Topology, group: number): Promise<string | u
  * history): with them, new nodes of a later group of that number would wait for a leader that
  * never comes instead of bootstrapping. Through etcd's v3 JSON gateway.
  */
-async function deleteGroupKeys(cluster: LocalCluster, group: number): Promise<void> {
+export async function deleteGroupKeys(cluster: LocalCluster, group: number): Promise<void> {
   const prefix = `/service/${cluster.topology.scope}/${group}/`;
   // The range end of a prefix: the prefix with its last byte incremented ("/" -> "0").
   const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
