@@ -43,8 +43,8 @@ export interface ScalingStepResult {
   registered: number[];
   /** Shard-group moves (rebalance, or drain plus the evening-out after it). */
   moves: number;
-  /** Shards of each colocation group per worker group afterwards: `{ "<table>": { "1": 4, ... } }`. */
-  shards: Record<string, Record<string, number>>;
+  /** Shards of each colocation group per worker group afterwards: `[{ tables: [...], shards: { "1": 4, ... } }]`. */
+  shards: { tables: string[]; shards: Record<string, number> }[];
   /** Scale-in: the groups drained, the StatefulSets scaled to 0, the pg_dist_node rows removed. */
   drained: number[];
   stopped: string[];
@@ -85,8 +85,8 @@ export interface ScalingStepDeps {
   pollMs?: number;
 }
 
-function spreadByTable(spread: ShardSpread[]): Record<string, Record<string, number>> {
-  return Object.fromEntries(spread.map((s) => [s.table, s.shards]));
+function spreadByTable(spread: ShardSpread[]): ScalingStepResult["shards"] {
+  return spread.map((s) => ({ tables: s.tables, shards: s.shards }));
 }
 
 /** Every problem of `inputs`, naming the field and the value; empty when none. */

@@ -34,7 +34,7 @@ export const MOCK_SCALING_REPORT = {
   workerGroups: 6,
   registered: [1, 2, 3, 4, 5, 6],
   moves: 0,
-  shards: { "claude_flow.memory_entries": { "1": 2, "2": 2, "3": 2, "4": 2, "5": 2, "6": 2 } },
+  shards: [{ tables: ["claude_flow.memory_entries"], shards: { "1": 2, "2": 2, "3": 2, "4": 2, "5": 2, "6": 2 } }],
   drained: [] as number[],
   stopped: [] as string[],
   removed: [] as string[],

@@ -61,7 +61,7 @@ test("out: no group above workerGroups registered: the rebalance runs, nothing i
   const result = await runScalingStep({ ...INPUTS, workerGroups: 3 }, { citus: f.citus, statefulSets: f.statefulSets, sleep: f.sleep });
   t.deepEqual(f.calls, ["registered", "scaleOut 3"]);
   t.like(result, { direction: "out", workerGroups: 3, registered: [1, 2], moves: 4, drained: [], stopped: [], removed: [] });
-  t.deepEqual(result.shards, { "claude_flow.memory_entries": { "1": 4, "2": 4, "3": 4 } });
+  t.deepEqual(result.shards, [{ tables: ["claude_flow.memory_entries"], shards: { "1": 4, "2": 4, "3": 4 } }]);
 });
 
 test("in: drained first; then the going StatefulSet scaled to 0, its pods waited for, the settle time, and only then its rows removed", async (t) => {
@@ -69,7 +69,7 @@ test("in: drained first; then the going StatefulSet scaled to 0, its pods waited
   const result = await runScalingStep(INPUTS, { citus: f.citus, statefulSets: f.statefulSets, sleep: f.sleep, pollMs: 500 });
   t.deepEqual(f.calls, ["registered", "drain above 2", "scale dpc-worker3 0", "pods dpc-worker3: 2", "sleep 500", "pods dpc-worker3: 1", "sleep 500", "pods dpc-worker3: 0", "sleep 22000", "remove above 2"]);
   t.like(result, { direction: "in", workerGroups: 2, moves: 4, drained: [3], stopped: ["dpc-worker3"] });
-  t.deepEqual(result.shards, { "claude_flow.memory_entries": { "1": 6, "2": 6 } });
+  t.deepEqual(result.shards, [{ tables: ["claude_flow.memory_entries"], shards: { "1": 6, "2": 6 } }]);
 });
 
 test("in: a failed drain stops nothing and removes nothing; the Job fails for good with Citus' reason", async (t) => {
