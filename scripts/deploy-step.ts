@@ -1,5 +1,5 @@
 // Entry point of the deploy-steps image (images/deploy-steps.Dockerfile): `deploy-step schema`,
-// `deploy-step benchmark` or `deploy-step rollout`, run by the kubernetes platform's Jobs
+// `benchmark`, `rollout`, `rotation` or `scaling`, run by the kubernetes platform's Jobs
 // (components/in-cluster-step.ts).
 import { runInClusterStep } from "../components/in-cluster-step.ts";
 import { inClusterAccess, patchConfigMapData } from "../components/platform/kubernetes/result-writer.ts";

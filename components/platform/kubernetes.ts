@@ -8,8 +8,9 @@
 // - kubernetes/pod.ts: users, resources, /dev/shm, grace periods;
 // - kubernetes/disruption.ts: update strategies, disruption budgets, the restart order of a group;
 // - kubernetes/network-policy.ts: who may reach what;
-// - kubernetes/deploy-step.ts: the schema migrations, the benchmark and the rollout (parameters and
-//   the Patroni pods' ordered restart, components/rollout-run.ts) as Jobs in the cluster.
+// - kubernetes/deploy-step.ts: the password rotation (components/rotation-run.ts), the schema
+//   migrations, the benchmark, the rollout (parameters and the Patroni pods' ordered restart,
+//   components/rollout-run.ts) and the worker scaling (components/scaling-run.ts) as Jobs in the cluster.
 // The database image is never built here: `databaseImage` names a pre-built one.
 import { createHash } from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";

@@ -32,7 +32,7 @@ export interface RolloutStepInputs extends Omit<PostgresConfigInputs, "groups"> 
    */
   routers?: { pgbouncer: Record<string, string>; haproxy: Record<string, string> };
   /**
-   * The credentials before this `up`'s password rotation (absent: none changed): tried after the
+   * The credentials before the last password rotation (absent: none changed since): tried after the
    * current ones on a 401 or a refused login, since the pods not yet replaced still run with their
    * old files (Patroni's REST API user; PgBouncer's admin login, in case a pod has not rolled).
    */

@@ -81,7 +81,7 @@ test("every process that carries a password waits for the rotation (directly or 
   t.false(rotationOf(first).dependencies.some((urn) => byUrn.get(urn)?.type === CONTAINER));
 });
 
-test("the serialized provider's update loads rotation/rotate.ts in a plain Node process and rotates through the read-write endpoint", async (t) => {
+test("the serialized provider's update loads rotation/step.ts (rotate.ts) in a plain Node process and rotates through the read-write endpoint", async (t) => {
   const serialized = await pulumi.runtime.serializeFunction(() => passwordRotationProvider, { allowSecrets: true });
   const requireFromString = createRequire(createRequire(import.meta.url).resolve("@pulumi/pulumi")).resolve("require-from-string");
   const dir = mkdtempSync(join(tmpdir(), "dpc-rotation-provider-"));
