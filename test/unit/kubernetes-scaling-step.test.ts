@@ -100,6 +100,10 @@ test.serial("the trigger: the same for the same workerGroups; fewer groups: a ne
   // worker5 and worker6 are gone from the program: Pulumi deletes them after every step, the Job's included.
   const nameOf = (r: Registration) => (r.type.startsWith("kubernetes:") ? k8sName(r) : r.name);
   t.deepEqual(fewer.filter((r) => /dpc-worker[56]/.test(nameOf(r))).map((r) => `${r.type} ${r.name}`), [], "nothing of worker groups 5 and 6 is declared");
+  // The kept groups' pods are not outdated by the change: the rollout replaces none of them.
+  for (const kept of ["dpc-coordinator", "dpc-worker1", "dpc-worker4"]) {
+    t.deepEqual(spec(find(fewer, TYPES.statefulSet, kept)).template, spec(find(firstRun, TYPES.statefulSet, kept)).template, `${kept}'s pod template unchanged`);
+  }
   // The rollout no longer lists them, so it never deletes their pods.
   t.false(JSON.stringify((find(fewer, TYPES.role, "dpc-rollout-pods").inputs as any).rules).includes("dpc-worker5"));
 
