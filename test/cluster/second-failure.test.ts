@@ -3,6 +3,7 @@
 // it synchronous, takes writes again in a bounded time. Writes go through PgBouncer as `app`.
 import { readFileSync } from "node:fs";
 import test from "ava";
+import pg from "pg";
 import { request } from "../../components/https.ts";
 import type { PostgresNode } from "../../components/spec.ts";
 import { SYNCHRONOUS_ROLES } from "../../local/cluster.ts";
@@ -61,6 +62,9 @@ function watchSyncKey(group: number): { changes: { at: number; value: string }[]
   })();
   return { changes, stop: () => void (stopped = true) };
 }
+
+/** Seconds with their sign, for timelines: "+21.5s", "-0.7s". */
+const signed = (seconds: number) => `${seconds >= 0 ? "+" : ""}${seconds.toFixed(1)}s`;
 
 /** A node's log lines from `from` to `to` (ms since epoch) that match `pattern`, times as HH:MM:SS.mmm. */
 function logLines(node: PostgresNode, from: number, to: number, pattern: RegExp): string[] {
@@ -205,7 +209,7 @@ test.serial("coordinator: the first failed primary stays down and the new one is
     const aloneAt = await pollUntil((cluster.config.patroniTtl + 15) * 1000, 100, back);
     const leaderAlone = await cluster.leader(0);
     const timeline = () => {
-      const fmt = (at: number) => `${at >= secondAt ? "B+" : "A+"}${((at - (at >= secondAt ? secondAt : firstAt)) / 1000).toFixed(1)}s`;
+      const fmt = (at: number) => `${at >= secondAt ? "B" : "A"}${signed((at - (at >= secondAt ? secondAt : firstAt)) / 1000)}`;
       return watch.changes.map((c) => `${fmt(c.at)} ${describeSyncKey(parseSyncKey(c.value === "(none)" ? undefined : c.value))}`).join(" -> ");
     };
     if (aloneAt === undefined) {
@@ -220,6 +224,7 @@ test.serial("coordinator: the first failed primary stays down and the new one is
     if (Number.isNaN(secondSeconds)) throw new Error(`writes did not resume within 120 s of starting the key's leader (/sync: ${timeline()})`);
     const third = (await cluster.leader(0))!;
     const [result, localResult] = [await writer.stop(), await local.stop()];
+    const each = [writer, local].map((w) => ((w.recoveredAfterFailure(secondAt) ?? NaN) - secondAt) / 1000);
     const evidence = [
       ...logLines(second, firstAt, secondAt, /promoted self|Setting (leader|synchronous replication)/).map((l) => `${second.name}: ${l}`),
       ...logLines(survivor, firstAt, Date.now(), /started streaming WAL|restarted WAL streaming|following new leader|not the healthiest|quorum vote|Quorum requirement|promoted self/).map((l) => `${survivor.name}: ${l}`),
@@ -229,20 +234,102 @@ test.serial("coordinator: the first failed primary stays down and the new one is
     t.log(
       `${first.name} killed and left down: writes back after ${firstSeconds.toFixed(1)} s (distributed) / ${firstLocalSeconds.toFixed(1)} s (coordinator table) on ${second.name}; ` +
         `${second.name} killed at once with /sync ${describeSyncKey(syncAtKill)} (${survivor.name} ${mayLeadAlone ? "may" : "may not"} lead alone): ` +
-        `writes back after ${secondSeconds.toFixed(1)} s on ${third.name}${aloneAt !== undefined ? " alone" : " (once the key's leader was back)"}; ` +
+        `writes back after ${each[0].toFixed(1)} s (distributed) / ${each[1].toFixed(1)} s (coordinator table) on ${third.name}${aloneAt !== undefined ? " alone" : " (once the key's leader was back)"}; ` +
         `${result.acknowledged.length} + ${localResult.acknowledged.length} acknowledged, ${result.errors} + ${localResult.errors} failed attempts`,
     );
     // The honest guarantee, both ways: alone within the first failover's bound exactly when the key lets it.
     t.is(aloneAt !== undefined, mayLeadAlone, `the survivor takes over alone exactly when the /sync key lets it (${describeSyncKey(syncAtKill)})`);
     if (aloneAt !== undefined) {
       t.is(leaderAlone?.name, survivor.name, "the last member took over alone");
-      t.true(secondSeconds <= cluster.config.patroniTtl + 5, `the second failover is bounded like the first (ttl ${cluster.config.patroniTtl} s): ${secondSeconds.toFixed(1)} s`);
+      t.true(each[0] <= cluster.config.patroniTtl + 5, `the second failover is bounded like the first (ttl ${cluster.config.patroniTtl} s): ${each[0].toFixed(1)} s`);
+      // The coordinator group's own commits wait one quorum resolver run more (the new primary
+      // promotes with the dead leader in synchronous_standby_names: see the README "Quorum commit").
+      t.true(each[1] <= cluster.config.patroniTtl + 8, `coordinator commits after the second failover: ${each[1].toFixed(1)} s`);
     }
     t.deepEqual(await missingWrites(adminUrl(), "second_failure_alone_writes", result.acknowledged, bucket), [], "every acknowledged distributed write is present");
     t.deepEqual(await missingWrites(adminUrl(), "second_failure_alone_local", localResult.acknowledged), [], "every acknowledged coordinator write is present");
   } finally {
     watch.stop();
     await Promise.all([writer.stop(), local.stop()]);
+    killed.forEach((node) => cluster.startPatroni(node));
+    await recoverGroup(t, 0);
+  }
+});
+
+test.serial("coordinator: the window reproduced: the survivor paused through the first failover, the new primary commits alone, then dies: the survivor lacks acknowledged commits and rightly waits for the key's leader, 0 lost", async (t) => {
+  // The one /sync state in which the last member may not lead (see the test above): the survivor C
+  // does not stream from the new primary B at two of B's quorum resolver runs, so B removes every
+  // voter and, non-strict, commits alone. C paused (SIGSTOP of its PostgreSQL) makes it happen.
+  const table = "second_failure_window_local";
+  await ContinuousWriter.createTable(adminUrl(), table, "app", { local: true });
+  const local = new ContinuousWriter({ table, connectionString: async () => cluster.pgbouncerUrl("app") });
+  local.start();
+  const watch = watchSyncKey(0);
+  const killed: PostgresNode[] = [];
+  let paused: PostgresNode | undefined;
+  try {
+    await pollUntil(15000, 100, async () => (local.acknowledgedCount >= 20 ? true : undefined));
+    const steady = await pollUntil(90000, 200, async () => {
+      const sync = await readSyncKey(0);
+      const standbys = cluster.topology.groups[0].filter((n) => n.name !== sync?.leader);
+      return sync?.quorum === 0 && standbys.every((n) => sync.voters.includes(n.name)) ? true : undefined;
+    });
+    t.true(steady, "every standby a voter and quorum 0 before the first kill");
+    const first = (await cluster.leader(0))!;
+    const survivor = cluster.topology.groups[0].filter((n) => n.name !== first.name).sort((a, b) => a.name.localeCompare(b.name))[0];
+    cluster.pausePostgres(survivor, true);
+    paused = survivor;
+    const firstAt = Date.now();
+    cluster.killNode(first);
+    killed.push(first);
+    // B leads and has removed every voter: the key names nobody the survivor could lead with.
+    const alone = await pollUntil(90000, 100, async () => {
+      const sync = await readSyncKey(0);
+      return sync && sync.leader !== first.name && !mayTakeOver(sync, survivor.name) ? sync : undefined;
+    });
+    if (!alone) throw new Error(`the new primary never emptied the voters (/sync ${describeSyncKey(await readSyncKey(0))})`);
+    const second = cluster.node(alone.leader!);
+    // B commits alone now (synchronous_standby_names empty): wait for some such acknowledged writes.
+    const ackedBefore = local.acknowledgedCount;
+    await pollUntil(30000, 50, async () => (local.acknowledgedCount >= ackedBefore + 20 ? true : undefined));
+    const secondAt = Date.now();
+    cluster.killNode(second);
+    killed.push(second);
+    cluster.pausePostgres(survivor, false);
+    paused = undefined;
+    const syncAtKill = await readSyncKey(0);
+    t.false(mayTakeOver(syncAtKill, survivor.name), `the key forbids the survivor to lead alone: ${describeSyncKey(syncAtKill)}`);
+    // Patroni's answer: no other leader, ttl + 15 s after the kill (B's key itself expires after ttl).
+    const leaderMeanwhile = await pollUntil((cluster.config.patroniTtl + 15) * 1000, 500, async () => {
+      const leader = await cluster.leader(0);
+      return leader && leader.name !== second.name ? leader : undefined;
+    });
+    t.is(leaderMeanwhile, undefined, `no member took over while the key's leader ${second.name} was down`);
+    // And why: the survivor does not hold the commits B acknowledged alone. (Nothing can be
+    // acknowledged now, with no leader: the writer's list is final.)
+    const result = await local.stop();
+    const onSurvivor = new pg.Client({ connectionString: cluster.nodeUrl(survivor, cluster.config.database), connectionTimeoutMillis: 5000 });
+    await onSurvivor.connect();
+    const present = new Set((await onSurvivor.query<{ seq: number }>(`SELECT seq FROM ${table}`)).rows.map((r) => r.seq));
+    await onSurvivor.end();
+    const lacking = result.acknowledged.filter((seq) => !present.has(seq));
+    t.true(lacking.length > 0, "the survivor lacks commits the dead leader acknowledged: promoting it would have lost them");
+    // Only the key's leader ends the wait (it needs no vote): started alone, it leads again.
+    cluster.startPatroni(second);
+    killed.splice(killed.indexOf(second), 1);
+    const backAt = await pollUntil(120000, 200, async () => ((await cluster.leader(0))?.name === second.name ? Date.now() : undefined));
+    t.truthy(backAt, `${second.name}, the key's leader, leads again`);
+    t.log(
+      `${first.name} killed with ${survivor.name} paused: ${second.name} led and removed every voter; ${second.name} killed after at least 20 writes it acknowledged alone; ` +
+        `${survivor.name} resumed: no leader for ${cluster.config.patroniTtl + 15} s, ${survivor.name} lacked ${lacking.length} acknowledged writes; ${second.name} started: leader again ${((backAt! - secondAt) / 1000).toFixed(1)} s after its kill`,
+    );
+    t.log(`/sync over time (since ${first.name}'s kill): ${watch.changes.map((c) => `${signed((c.at - firstAt) / 1000)} ${describeSyncKey(parseSyncKey(c.value === "(none)" ? undefined : c.value))}`).join(" -> ")}`);
+    t.log(`logs: ${logLines(survivor, secondAt, Date.now(), /healthiest|quorum vote|Quorum requirement/).slice(-3).join(" | ")}`);
+    t.deepEqual(await missingWrites(adminUrl(), table, result.acknowledged), [], "every acknowledged write is present once the key's leader is back");
+  } finally {
+    watch.stop();
+    if (paused) cluster.pausePostgres(paused, false);
+    await local.stop();
     killed.forEach((node) => cluster.startPatroni(node));
     await recoverGroup(t, 0);
   }
