@@ -1,6 +1,7 @@
-// No leaderless window and no endless wait: a second failure right after a failover still ends with
-// a leader and no lost write, and a two-member group that loses its standby, even right after naming
-// it synchronous, takes writes again in a bounded time. Writes go through PgBouncer as `app`.
+// A second failure right after a failover: a leader again with no acknowledged write lost, the last
+// member taking over alone exactly when the /sync key lets it (Patroni keeps acknowledged commits by
+// waiting otherwise, reproduced below); and a two-member group that loses its standby, even right
+// after naming it synchronous, takes writes again in a bounded time. Writes go through PgBouncer as `app`.
 import { readFileSync } from "node:fs";
 import test from "ava";
 import pg from "pg";
