@@ -1,7 +1,7 @@
 // The local cluster: the rendered files of a stack, run as plain processes on loopback addresses.
 // A tool for development and tests (and for a newcomer's first look), not a deployment platform.
 import { randomBytes } from "node:crypto";
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import pg from "pg";
 import {
@@ -685,6 +685,29 @@ export class LocalCluster {
   killPostgres(node: PostgresNode): void {
     const postmaster = this.postmasterPid(node);
     if (postmaster !== undefined) signal(postmaster, "SIGKILL");
+  }
+
+  /**
+   * SIGSTOP (or SIGCONT) of a node's postmaster and every child of it (walreceiver, startup, ...):
+   * PostgreSQL hangs while its Patroni lives on, as on a stalled disk or a frozen VM. For tests
+   * that need a standby not to stream for a while.
+   */
+  pausePostgres(node: PostgresNode, paused: boolean): void {
+    const postmaster = this.postmasterPid(node);
+    if (postmaster === undefined) return;
+    const children = readdirSync("/proc")
+      .filter((entry) => /^\d+$/.test(entry))
+      .filter((entry) => {
+        try {
+          // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces, so read after ")".
+          const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+          return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === postmaster;
+        } catch {
+          return false; // gone meanwhile
+        }
+      })
+      .map(Number);
+    for (const pid of [postmaster, ...children]) signal(pid, paused ? "SIGSTOP" : "SIGCONT");
   }
 
   killEtcd(member: EtcdMember): void {

@@ -40,8 +40,10 @@ export class ContinuousWriter {
    * Creates (or empties) the table the writer inserts into, as a superuser on the coordinator:
    * distributed on `bucket` where Citus is installed, so each bucket's rows live on one worker group.
    * `grantTo` (a role) may then write it, e.g. the application role through PgBouncer.
+   * `local`: a plain table of the coordinator group, whose commits wait on that group's own
+   * synchronous standbys (a distributed row commits on its worker group alone).
    */
-  static async createTable(connectionString: string, table: string, grantTo?: string): Promise<void> {
+  static async createTable(connectionString: string, table: string, grantTo?: string, options: { local?: boolean } = {}): Promise<void> {
     const client = new pg.Client({ connectionString, connectionTimeoutMillis: 5000 });
     await client.connect();
     try {
@@ -49,7 +51,7 @@ export class ContinuousWriter {
         `CREATE TABLE IF NOT EXISTS ${table} (bucket text NOT NULL DEFAULT '${DEFAULT_BUCKET}', seq integer NOT NULL, written_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (bucket, seq))`,
       );
       const citus = await client.query("SELECT 1 FROM pg_extension WHERE extname = 'citus'");
-      if (citus.rowCount === 1) {
+      if (citus.rowCount === 1 && !options.local) {
         await client.query(
           `SELECT create_distributed_table($1, 'bucket') WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1::regclass)`,
           [table],

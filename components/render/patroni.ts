@@ -159,7 +159,12 @@ export function groupSynchronousMode(configured: ClusterConfig["synchronousMode"
  * leader. With every standby acknowledging, the /sync quorum is 0 and the new primary's
  * synchronous_standby_names ("ANY 1 (survivor)") keeps every acknowledged commit on the survivor,
  * which may then take over alone. The price: a commit waits for the slower standby, and a lost
- * standby holds commits until Patroni's next HA loop drops it (non-strict mode).
+ * standby holds commits until Patroni's next HA loop drops it (non-strict mode). And after a failover
+ * the new primary's own commits wait for its first quorum resolver run (loop_wait after promotion):
+ * it promotes with "ANY 2 (dead leader, survivor)" (ha.py process_sync_replication_prepromote counts
+ * the /sync leader among the members); rows of distributed tables commit on their workers and do not
+ * wait. No setting closes the remaining window (README "Quorum commit"): the survivor waits only when
+ * it did not stream from the new primary at two resolver runs, which then commits alone.
  */
 export function synchronousNodeCount(members: number): number {
   return Math.max(1, members - 1);
