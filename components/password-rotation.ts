@@ -12,6 +12,7 @@ import type { ClusterSecrets } from "./render/types.ts";
 const TSX_API_URL = import.meta.resolve("tsx/esm/api");
 const ROTATE_URL = new URL("./rotation/rotate.ts", import.meta.url).href;
 const PG_CLIENT_URL = new URL("./pg-client.ts", import.meta.url).href;
+const POOLER_LOGIN_URL = new URL("./rotation/pooler-login.ts", import.meta.url).href;
 
 /** How long an update waits for a coordinator leader before the rotation fails. */
 export const ROTATION_TIMEOUT_SECONDS = 300;
@@ -24,6 +25,12 @@ export interface PasswordRotationInputs {
   readWriteEndpoint: string;
   /** The Citus database (pg_dist_authinfo lives there). */
   database: string;
+  /**
+   * host:port of PgBouncer as this machine reaches it, and its databases that pool the application
+   * (the transaction and the session pool): step 3 logs in to each with the new application password.
+   */
+  pgbouncerEndpoint?: string;
+  poolerDatabases?: string[];
   /** The cluster CA (PEM): the database step verifies the coordinator with it (sslmode=verify-full). */
   ca?: string;
   timeoutSeconds: number;
@@ -47,8 +54,18 @@ export const passwordRotationProvider: pulumi.dynamic.ResourceProvider = {
     const { tsImport } = await import(TSX_API_URL);
     const { rotatePasswords } = await tsImport(ROTATE_URL, ROTATE_URL);
     const { verifyFullUrl } = await tsImport(PG_CLIENT_URL, PG_CLIENT_URL);
+    const { refreshPoolerLogins } = await tsImport(POOLER_LOGIN_URL, POOLER_LOGIN_URL);
     const result = await rotatePasswords(olds.passwords, news.passwords, {
       coordinatorUrl: (password: string) => verifyFullUrl(`postgresql://postgres:${encodeURIComponent(password)}@${news.readWriteEndpoint}/${news.database}`, news.ca),
+      ...(news.pgbouncerEndpoint
+        ? {
+            pgbouncer: (next: ClusterSecrets) =>
+              refreshPoolerLogins(
+                (news.poolerDatabases ?? [news.database]).map((db) => `postgresql://app:${encodeURIComponent(next.app)}@${news.pgbouncerEndpoint}/${db}`),
+                { ca: news.ca },
+              ),
+          }
+        : {}),
     }, { timeoutMs: news.timeoutSeconds * 1000, log: (line: string) => console.log(line) });
     // The previous passwords, for this update's rolling replacement: members whose containers are not
     // re-created yet still check them (Patroni's REST API, PgBouncer's admin console).
@@ -75,6 +92,9 @@ export interface PasswordRotationArgs {
   /** host:port of HAProxy's read-write listener as the machine running Pulumi reaches it. */
   readonly readWriteEndpoint: string;
   readonly database: string;
+  /** host:port of PgBouncer as the machine running Pulumi reaches it, and its application databases. */
+  readonly pgbouncerEndpoint: string;
+  readonly poolerDatabases: string[];
   /** The cluster CA certificate (PEM, not secret). */
   readonly ca: pulumi.Input<string>;
 }
@@ -86,7 +106,15 @@ export interface PasswordRotationArgs {
 export function passwordRotation(name: string, args: PasswordRotationArgs, opts: pulumi.CustomResourceOptions): PasswordRotationResource {
   return new PasswordRotationResource(
     name,
-    { passwords: pulumi.secret(args.passwords), readWriteEndpoint: args.readWriteEndpoint, database: args.database, ca: args.ca, timeoutSeconds: ROTATION_TIMEOUT_SECONDS },
+    {
+      passwords: pulumi.secret(args.passwords),
+      readWriteEndpoint: args.readWriteEndpoint,
+      database: args.database,
+      pgbouncerEndpoint: args.pgbouncerEndpoint,
+      poolerDatabases: args.poolerDatabases,
+      ca: args.ca,
+      timeoutSeconds: ROTATION_TIMEOUT_SECONDS,
+    },
     // The state echoes the inputs: the passwords stay secret among the outputs too.
     { ...opts, additionalSecretOutputs: ["passwords", "previous"] },
   );

@@ -31,6 +31,9 @@ export interface ShippedFile {
 export interface ShippedSecrets extends ClusterSecrets {
   grafanaAdmin: string;
   monitor: string;
+  /** PgBouncer's generated credentials (ROLES.poolerLookup, ROLES.poolerAdmin). */
+  poolerLookup: string;
+  poolerAdmin: string;
 }
 
 /**
@@ -82,7 +85,7 @@ export function shippedFiles(config: ClusterConfig, secrets: ShippedSecrets, cer
   const topology = planTopology(config);
   const naming = namingOf(config);
   const addressing = containerAddressing(config, topology, naming);
-  const rendered = renderCluster(config, topology, addressing, containerLayout(config), secrets, certificates, secrets.monitor);
+  const rendered = renderCluster(config, topology, addressing, containerLayout(config), secrets, { lookup: secrets.poolerLookup, admin: secrets.poolerAdmin, monitor: secrets.monitor }, certificates);
   const names = monitoringNames(topology.scope);
   const monitoring = renderPlatformMonitoringFiles(config, topology, naming);
   const containers: [string, WorkloadFile[]][] = [

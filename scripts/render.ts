@@ -36,9 +36,12 @@ try {
 
 /** Every password as `PLACEHOLDER-<its secret config key>`. */
 const placeholders: ShippedSecrets = {
-  ...(Object.fromEntries(Object.entries(PASSWORD_CONFIG_KEYS).map(([name, key]) => [name, `PLACEHOLDER-${key}`])) as Omit<ShippedSecrets, "grafanaAdmin" | "monitor">),
+  ...(Object.fromEntries(Object.entries(PASSWORD_CONFIG_KEYS).map(([name, key]) => [name, `PLACEHOLDER-${key}`])) as Omit<ShippedSecrets, "grafanaAdmin" | "monitor" | "poolerLookup" | "poolerAdmin">),
   grafanaAdmin: `PLACEHOLDER-${GRAFANA_ADMIN_PASSWORD_KEY}`,
   monitor: `PLACEHOLDER-${MONITOR_PASSWORD_KEY}`,
+  // Generated at deploy time (no config key): PgBouncer's auth file's own credentials.
+  poolerLookup: "PLACEHOLDER-generated-pooler-lookup-password",
+  poolerAdmin: "PLACEHOLDER-generated-pooler-admin-password",
 };
 const files = shippedFiles(config, placeholders);
 const context = shippedMigrationContext(config);
