@@ -728,23 +728,46 @@ if ("unavailable" in engine) {
     t.log(summary);
   });
   // Last: the superuser password every check above connects with changes here.
-  test.serial("a rotation of the superuser and REST API passwords: the database containers re-created one at a time, members not yet re-created reached with the previous passwords", async (t) => {
+  test.serial("a rotation of the application, superuser and REST API passwords under writes through PgBouncer: PgBouncer and HAProxy keep running (same containers), the database containers re-created one at a time, no failed write", async (t) => {
     t.true(booted, "the cluster did not boot");
     const before = new Map<number, ClusterMember[]>();
     for (let group = 0; group < topology.groups.length; group++) before.set(group, await settledGroup(group, 120_000));
-    // Step 1 of `pulumi up`: the PasswordRotation resource's update (the roles; the REST API password is Patroni's alone).
-    const rotation = deferred(ROTATION)[0].inputs as unknown as PasswordRotationInputs;
-    const news = { ...passwords, superuser: `${passwords.superuser}-r`, restApi: `${passwords.restApi}-r` };
-    const rotated = ((await passwordRotationProvider.update!("id", rotation, { ...rotation, passwords: news })).outs as { rotated: string[]; previous: unknown }).rotated;
-    t.deepEqual([...rotated].sort(), ["restApi", "superuser"]);
+    const routers = [`${topology.scope}-pgbouncer`, `${topology.scope}-haproxy`];
+    const routerIds = await Promise.all(routers.map(async (name) => (await adapter.inspect(name)).Id));
+    const news = { ...passwords, app: `${passwords.app}-r`, superuser: `${passwords.superuser}-r`, restApi: `${passwords.restApi}-r` };
+    const appUrlWith = (password: string) => verifyFullUrl(`postgresql://${ROLES.app}:${encodeURIComponent(password)}@127.0.0.1:${config.pgbouncerPort}/${config.database}`, ca);
+    const newAdminUrl = verifyFullUrl(`postgresql://${ROLES.superuser}:${encodeURIComponent(news.superuser)}@127.0.0.1:${config.haproxyReadWritePort}/${config.database}`, ca);
+    // A client through PgBouncer from before the rotation to after the roll: one session, which
+    // reconnects (with the password of the moment) only after an error.
+    const table = "docker_rotation_writes";
+    await ContinuousWriter.createTable(adminUrl, table, ROLES.app);
+    let appPassword = passwords.app;
+    const writer = new ContinuousWriter({ table, bucket: DEFAULT_BUCKET, connectionString: async () => appUrlWith(appPassword) });
+    writer.start();
+    let writes: Awaited<ReturnType<ContinuousWriter["stop"]>> | undefined;
+    const writesStarted = Date.now();
     const started = Date.now();
     const at = () => `+${((Date.now() - started) / 1000).toFixed(1)} s`;
     const timeline: string[] = [];
     const replaced: string[] = [];
     const replacements: Promise<unknown>[] = [];
     const rolls: RollingReplacement[] = [];
+    let rotationSeconds = 0;
     useReplacementEnvironment({ onCreate: (roll) => rolls.push(roll) });
     try {
+      await waitFor("writes before the rotation", 15_000, async () => (writer.acknowledgedCount >= 20 ? true : undefined));
+      // Step 1 of `pulumi up`: the PasswordRotation resource's update (the roles, then one login
+      // through PgBouncer with the new application password; the REST API password is Patroni's alone).
+      const rotation = deferred(ROTATION)[0].inputs as unknown as PasswordRotationInputs;
+      const rotatedAt = Date.now();
+      const rotated = ((await passwordRotationProvider.update!("id", rotation, { ...rotation, passwords: news })).outs as { rotated: string[]; previous: unknown }).rotated;
+      rotationSeconds = (Date.now() - rotatedAt) / 1000;
+      appPassword = news.app;
+      t.deepEqual([...rotated].sort(), ["app", "restApi", "superuser"]);
+      // Through PgBouncer at once: the new application password in, the old one out.
+      t.is((await query(appUrlWith(news.app), "SELECT 1 AS one")).rows[0].one, 1, "the new application password through PgBouncer");
+      const oldRefused = await query(appUrlWith(passwords.app), "SELECT 1").then(() => "accepted", (e: Error) => e.message);
+      t.regex(oldRefused, /authentication failed/, "the old application password through PgBouncer");
       const declared = await declareCluster(
         PROJECT,
         currentStack,
@@ -773,12 +796,27 @@ if ("unavailable" in engine) {
       for (const line of timeline) t.log(line);
       t.deepEqual(reports.map((r) => r.switchovers.length), topology.groups.map(() => 1), "one switchover per group");
       t.true(declared.registrations.length > 0);
+      await sleep(2000); // keep writing for a moment
     } finally {
       useReplacementEnvironment(undefined);
+      writes = await writer.stop();
     }
     const databaseNames = topology.groups.flat().map((n) => n.name);
     const databaseReplaced = replaced.filter((n) => databaseNames.includes(n));
     t.deepEqual([...databaseReplaced].sort(), [...databaseNames].sort(), "every database container re-created");
+    // PgBouncer and HAProxy: registered with the same inputs, so the engine kept them: the same containers, running.
+    for (const [index, name] of routers.entries()) {
+      t.false(replaced.includes(name), `${name} registered with other inputs`);
+      const now = await adapter.inspect(name);
+      t.is(now.Id, routerIds[index], `${name}: the same container`);
+      t.true(now.State.Running, `${name} running`);
+    }
+    const lost = await missingWrites(newAdminUrl, table, writes.acknowledged, DEFAULT_BUCKET);
+    const writeSummary = `writer through PgBouncer for ${((Date.now() - writesStarted) / 1000).toFixed(1)} s: ${writes.acknowledged.length} writes acknowledged, ${writes.errors} failed, ${lost.length} lost` +
+      (writes.errors > 0 ? ` (${writes.errorMessages.slice(0, 3).join(" | ")})` : "") +
+      `; rotation step (roles + PgBouncer login) ${rotationSeconds.toFixed(2)} s; ${routers.join(", ")}: same container ids`;
+    log(writeSummary);
+    t.log(writeSummary);
     for (let group = 0; group < topology.groups.length; group++) {
       const oldLeader = before.get(group)!.find((m) => m.role === "leader")!.name;
       t.is(databaseReplaced.filter((n) => names(group).includes(n)).at(-1), oldLeader, `group ${group}: its former leader re-created last`);
@@ -789,7 +827,9 @@ if ("unavailable" in engine) {
         (await request(`${await restUrl(name)}/reload`, { method: "POST", headers: { authorization: `Basic ${Buffer.from(`${ROLES.restApi}:${password}`).toString("base64")}` } })).status;
       t.deepEqual([await reload(news.restApi), await reload(passwords.restApi)], [202, 401], name);
     }
-    const summary = `password rotation (superuser, restApi): ${databaseReplaced.length} database containers re-created one at a time in ${((Date.now() - started) / 1000).toFixed(1)} s, ` +
+    t.is(writes.errors, 0, "failed writes");
+    t.deepEqual(lost, [], "acknowledged writes lost");
+    const summary = `password rotation (app, superuser, restApi): ${databaseReplaced.length} database containers re-created one at a time in ${((Date.now() - started) / 1000).toFixed(1)} s, ` +
       `${replaced.length - databaseReplaced.length} others (${replaced.filter((n) => !databaseNames.includes(n)).join(", ")}); POST /reload: new password 202, old 401 on every member`;
     log(summary);
     t.log(summary);
