@@ -319,8 +319,15 @@ if ("unavailable" in engine) {
     t.true(booted, "the cluster did not boot");
     const run = deferred(BENCHMARK)[0]?.inputs;
     const target = run ? verifyFullUrl(String(run.url), ca) : appUrl;
+    const pgbouncer = `${topology.scope}-pgbouncer`;
+    const started = (await adapter.inspect(pgbouncer)).State.StartedAt;
     // Smaller than quick's 5,000 rows on purpose: this proves the path; the local cluster gives the figures.
-    const summary = await runPostDeployBenchmark(target, "quick", { rows: 2000, skipPgbench: true });
+    const summary = await runPostDeployBenchmark(target, "quick", { rows: 2000, skipPgbench: true }).finally(async () => {
+      // PgBouncer checks every login with auth_query: it must come through the benchmark's many logins.
+      const state = (await adapter.inspect(pgbouncer)).State;
+      if (state.StartedAt !== started || !state.Running) t.log(`${pgbouncer} restarted or stopped during the benchmark (${JSON.stringify(state)}); its log ends:\n${await adapter.logs(pgbouncer, 40)}`);
+    });
+    t.is((await adapter.inspect(pgbouncer)).State.StartedAt, started, "PgBouncer ran throughout the benchmark");
     t.true(summary.scenarios.length > 0);
     t.log(`benchmark (quick, 2000 rows) verdict ${summary.verdict}: ` + summary.scenarios.map((s) => `${s.id} p95 ${s.p95Ms} ms`).join("; "));
   });
