@@ -37,6 +37,15 @@ export interface ShippedSecrets extends ClusterSecrets {
 }
 
 /**
+ * What the render writes for the credentials the program generates and no config key sets
+ * (PgBouncer's lookup role's and admin user's): PgBouncer's auth file shows where they go.
+ */
+export const GENERATED_PLACEHOLDERS = {
+  poolerLookup: "PLACEHOLDER-generated-pooler-lookup-password",
+  poolerAdmin: "PLACEHOLDER-generated-pooler-admin-password",
+} as const;
+
+/**
  * Stand-ins for the certificates (issued at deploy time by the ClusterCertificates resource), one text
  * per file: `PLACEHOLDER-caCertificate`, `PLACEHOLDER-certificate-<id>` and `PLACEHOLDER-key-<id>`
  * (`<id>`: a node's or etcd member's name, `router`, `operator`), followed by the names the

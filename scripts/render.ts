@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { parse } from "yaml";
 import { ConfigError, parseClusterConfig } from "../components/spec.ts";
 import { GRAFANA_ADMIN_PASSWORD_KEY, MONITOR_PASSWORD_KEY, PASSWORD_CONFIG_KEYS, stackFileConfig } from "../components/stack-config.ts";
-import { PROMTOOL_STEP, schemaStep, shippedFiles, shippedMigrationContext, type ShippedSecrets } from "../components/shipped-files.ts";
+import { GENERATED_PLACEHOLDERS, PROMTOOL_STEP, schemaStep, shippedFiles, shippedMigrationContext, type ShippedSecrets } from "../components/shipped-files.ts";
 
 const { values } = parseArgs({ options: { stack: { type: "string", default: "dev" }, out: { type: "string" } } });
 if (!values.out) {
@@ -40,8 +40,7 @@ const placeholders: ShippedSecrets = {
   grafanaAdmin: `PLACEHOLDER-${GRAFANA_ADMIN_PASSWORD_KEY}`,
   monitor: `PLACEHOLDER-${MONITOR_PASSWORD_KEY}`,
   // Generated at deploy time (no config key): PgBouncer's auth file's own credentials.
-  poolerLookup: "PLACEHOLDER-generated-pooler-lookup-password",
-  poolerAdmin: "PLACEHOLDER-generated-pooler-admin-password",
+  ...GENERATED_PLACEHOLDERS,
 };
 const files = shippedFiles(config, placeholders);
 const context = shippedMigrationContext(config);

@@ -875,7 +875,8 @@ if ("unavailable" in engine) {
       t.deepEqual([await reload(news.restApi), await reload(passwords.restApi)], [202, 401], name);
     }
     t.deepEqual(outcome.lost, [], "acknowledged writes lost");
-    // Not asserted: failed writes. While the group's members run with two REST API passwords, a
+    // Not asserted: failed writes. The likely cause (Patroni's source, not confirmed in its logs):
+    // while the group's members run with two REST API passwords, a
     // worker's Patroni announces its switchover to the coordinator leader's REST API (/citus,
     // before_demote) with its own credentials (Patroni ha.py notify_mpp_coordinator; request.py uses
     // restapi.authentication), which one side refuses with 401, so the coordinator does not hold the
