@@ -69,6 +69,8 @@ async function runSuite(options: BenchmarkOptions, progress: Progress, metrics?:
   const plan = MODE_PLANS[options.mode];
   const notes: string[] = [];
   const setup = new pg.Client({ connectionString: options.url });
+  // Idle through the scenarios: a lost connection surfaces on its next query, not as an uncaught event.
+  setup.on("error", () => undefined);
   await setup.connect();
   let context: SuiteContext | undefined;
   try {

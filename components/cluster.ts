@@ -4,7 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { certificateAuthorityProblems, planTopology, groupName, type ClusterConfig } from "./spec.ts";
-import { ROLES, type ClusterSecrets } from "./render/index.ts";
+import { ROLES, type ClusterSecrets, type PoolerCredentials } from "./render/index.ts";
 import { createPlatform } from "./platform/index.ts";
 import { Etcd } from "./etcd.ts";
 import { PatroniGroup } from "./patroni-group.ts";
@@ -27,6 +27,7 @@ import { Certificates } from "./certificates.ts";
 import { certificatePlan } from "./tls/plan.ts";
 import type { CertificateAuthority } from "./tls/types.ts";
 import { containerAddressing, containerRouterNames } from "./render/container.ts";
+import { sessionPoolDatabase } from "./render/pgbouncer.ts";
 
 export { PASSWORD_NAMES, type PasswordName };
 
@@ -122,6 +123,16 @@ export class Cluster extends pulumi.ComponentResource {
       }),
     );
 
+    // PgBouncer's own credentials (its auth file holds these alone): generated, never from the stack's
+    // password config, so no rotation changes a file of PgBouncer's (README, "Rotating passwords").
+    const generated = (suffix: string) => new random.RandomPassword(`${name}-${suffix}`, { length: 32, special: false }, { parent: this }).result;
+    const pooler: pulumi.Output<PoolerCredentials> = pulumi.secret(
+      pulumi.all([generated("pooler-lookup-password"), generated("pooler-admin-password"), monitorPassword]).apply(([lookup, admin, monitor]) => ({ lookup, admin, monitor })),
+    );
+    const poolerAdminUrl = pulumi.secret(
+      pooler.apply((p) => `postgresql://${ROLES.poolerAdmin}:${encodeURIComponent(p.admin)}@${pgbouncerEndpointOf(config, topology, platform)}/pgbouncer`),
+    );
+
     // Children do not inherit a component's dependsOn (index.ts: the DataIdentity): hand it on to
     // the processes, so that none starts or is replaced before it passed.
     // A changed password reaches the database (roles, pg_dist_authinfo) before any process gets it:
@@ -133,7 +144,14 @@ export class Cluster extends pulumi.ComponentResource {
         ? [
             passwordRotation(
               `${topology.scope}-password-rotation`,
-              { passwords: secrets, readWriteEndpoint: readWriteEndpointOf(config, topology, platform), database: config.database, ca },
+              {
+                passwords: secrets,
+                readWriteEndpoint: readWriteEndpointOf(config, topology, platform),
+                database: config.database,
+                pgbouncerEndpoint: pgbouncerEndpointOf(config, topology, platform),
+                poolerDatabases: [config.database, sessionPoolDatabase(config)],
+                ca,
+              },
               { parent: this, dependsOn: dependencyList(opts?.dependsOn) },
             ),
           ]
@@ -157,7 +175,7 @@ export class Cluster extends pulumi.ComponentResource {
             topology,
             secrets,
             previous: rotation[0]?.previous,
-            pgbouncerEndpoint: pgbouncerEndpointOf(config, topology, platform),
+            poolerAdminUrl,
             readWriteEndpoint: readWriteEndpointOf(config, topology, platform),
             ca,
           })
@@ -165,7 +183,7 @@ export class Cluster extends pulumi.ComponentResource {
     const etcd = new Etcd(`${topology.scope}-etcd`, { config, topology, platform, certificates: tls }, { parent: this, dependsOn: first });
     // Patroni needs its DCS first. HAProxy routes to the coordinator group: created once that exists.
     const coordinator = new PatroniGroup(groupName(topology.scope, 0), { config, topology, group: 0, platform, secrets, certificates: tls, turns }, { parent: this, dependsOn: [...first, etcd] });
-    const router = new Router(topology.routerName, { config, topology, platform, secrets, certificates: tls, monitorPassword }, { parent: this, dependsOn: [coordinator] });
+    const router = new Router(topology.routerName, { config, topology, platform, pooler, certificates: tls }, { parent: this, dependsOn: [coordinator] });
     // Superuser through HAProxy's read-write listener: the coordinator leader, in the Citus database.
     const coordinatorUrl = secrets.apply(
       (s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.readWriteEndpoint}/${config.database}`,
@@ -185,7 +203,6 @@ export class Cluster extends pulumi.ComponentResource {
     });
     const groups = [coordinator, ...workers];
     const restAuth = secrets.apply((s) => `${ROLES.restApi}:${s.restApi}`);
-    const poolerAdminUrl = secrets.apply((s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.pgbouncerEndpoint}/pgbouncer`);
     const readWriteUrl = secrets.apply((s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.readWriteEndpoint}/postgres`);
 
     // Kubernetes: the PostgreSQL parameters and the Patroni pods' ordered restart, as a Job in the
@@ -202,14 +219,10 @@ export class Cluster extends pulumi.ComponentResource {
             poolerAdminUrl,
             readWriteUrl,
             ca,
-            // A rotation in this `up`: the pods not yet replaced check the previous REST and superuser passwords.
+            // A rotation in this `up`: the pods not yet replaced check the previous REST password.
+            // (PgBouncer's admin credential is generated and never rotated by the stack's passwords.)
             previous: pulumi.all([previous ?? pulumi.output(undefined), secrets]).apply(([old, s]) =>
-              old && (old.restApi !== s.restApi || old.superuser !== s.superuser)
-                ? {
-                    restAuth: `${ROLES.restApi}:${old.restApi}`,
-                    poolerAdminUrl: `postgresql://${ROLES.superuser}:${encodeURIComponent(old.superuser)}@${router.pgbouncerEndpoint}/pgbouncer`,
-                  }
-                : undefined,
+              old && old.restApi !== s.restApi ? { restAuth: `${ROLES.restApi}:${old.restApi}` } : undefined,
             ),
           },
           { parent: this, dependsOn: [router, ...groups] },
@@ -224,11 +237,10 @@ export class Cluster extends pulumi.ComponentResource {
         config,
         connectionString: coordinatorUrl,
         // PgBouncer's admin console: RECONNECT after a migration changed database settings.
-        poolerAdminConnectionString: secrets.apply(
-          (s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.pgbouncerEndpoint}/pgbouncer`,
-        ),
+        poolerAdminConnectionString: poolerAdminUrl,
         appPassword: secrets.apply((s) => s.app),
         monitorPassword,
+        poolerLookupPassword: pooler.apply((p) => p.lookup),
         ca,
         platform,
       },

@@ -27,6 +27,12 @@ export interface PasswordRotationInputs {
   readWriteEndpoint: string;
   /** The Citus database (pg_dist_authinfo lives there). */
   database: string;
+  /**
+   * host:port of PgBouncer as this machine reaches it, and its databases that pool the application
+   * (the transaction and the session pool): step 3 logs in to each with the new application password.
+   */
+  pgbouncerEndpoint?: string;
+  poolerDatabases?: string[];
   /** The cluster CA (PEM): the database step verifies the coordinator with it (sslmode=verify-full). */
   ca?: string;
   timeoutSeconds: number;
@@ -63,7 +69,16 @@ export const passwordRotationProvider: pulumi.dynamic.ResourceProvider = {
     const { tsImport } = await import(TSX_API_URL);
     const { runRotationStep } = await tsImport(STEP_URL, STEP_URL);
     const result = await runRotationStep(
-      { old: olds.passwords, next: news.passwords, readWriteEndpoint: news.readWriteEndpoint, database: news.database, ca: news.ca, timeoutSeconds: news.timeoutSeconds },
+      {
+        old: olds.passwords,
+        next: news.passwords,
+        readWriteEndpoint: news.readWriteEndpoint,
+        database: news.database,
+        ca: news.ca,
+        timeoutSeconds: news.timeoutSeconds,
+        pgbouncerEndpoint: news.pgbouncerEndpoint,
+        poolerDatabases: news.poolerDatabases,
+      },
       (line: string) => console.log(line),
     );
     return { outs: { ...news, rotated: result.changed, previous: olds.passwords } };
@@ -89,6 +104,12 @@ export interface PasswordRotationArgs {
   /** host:port of HAProxy's read-write listener as the machine running Pulumi reaches it. */
   readonly readWriteEndpoint: string;
   readonly database: string;
+  /**
+   * host:port of PgBouncer as the machine running Pulumi reaches it, and its application databases
+   * (rotation step 3). Absent (kubernetes' record-only mode): no step 3.
+   */
+  readonly pgbouncerEndpoint?: string;
+  readonly poolerDatabases?: string[];
   /** The cluster CA certificate (PEM, not secret). */
   readonly ca: pulumi.Input<string>;
   /** The rotation runs in the cluster (kubernetes: a Job); the resource only records. */
@@ -106,6 +127,7 @@ export function passwordRotation(name: string, args: PasswordRotationArgs, opts:
       passwords: pulumi.secret(args.passwords),
       readWriteEndpoint: args.readWriteEndpoint,
       database: args.database,
+      ...(args.pgbouncerEndpoint ? { pgbouncerEndpoint: args.pgbouncerEndpoint, poolerDatabases: args.poolerDatabases } : {}),
       ca: args.ca,
       timeoutSeconds: ROTATION_TIMEOUT_SECONDS,
       // Only where it is true: a Docker stack's inputs stay as they were (no diff on the next `up`).

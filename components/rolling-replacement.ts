@@ -35,15 +35,19 @@ export interface RollingReplacementArgs {
   readonly secrets: pulumi.Output<ClusterSecrets>;
   /** The passwords before this update's rotation (secret; undefined: none), which members not yet re-created still check. */
   readonly previous?: pulumi.Output<ClusterSecrets | undefined>;
-  /** host:port of PgBouncer and of HAProxy's read-write listener, as this machine reaches them. */
-  readonly pgbouncerEndpoint: string;
+  /** host:port of HAProxy's read-write listener, as this machine reaches it. */
   readonly readWriteEndpoint: string;
+  /**
+   * PgBouncer's admin console as ROLES.poolerAdmin, at its published port (secret): a generated
+   * credential no rotation changes, so one URL serves members old and new.
+   */
+  readonly poolerAdminUrl: pulumi.Output<string>;
   /** The cluster CA certificate (PEM): Patroni, PgBouncer and PostgreSQL are verified against it. */
   readonly ca: pulumi.Output<string>;
 }
 
 /** The real environment: the Docker engine at `socketPath`, Patroni at the containers' addresses. */
-function dockerEnvironment(socketPath: string, credentials: Promise<{ current: ClusterSecrets; previous?: ClusterSecrets; ca: string }>, args: RollingReplacementArgs): ReplacementEnvironment {
+function dockerEnvironment(socketPath: string, credentials: Promise<{ current: ClusterSecrets; previous?: ClusterSecrets; ca: string; poolerAdminUrl: string }>, args: RollingReplacementArgs): ReplacementEnvironment {
   return {
     async deployed(member) {
       const container = await inspectContainer(socketPath, member);
@@ -51,7 +55,7 @@ function dockerEnvironment(socketPath: string, credentials: Promise<{ current: C
       return { fingerprint: container.labels[FINGERPRINT_LABEL], running: container.running, ...(container.ipAddress ? { address: container.ipAddress } : {}) };
     },
     async target(group, addresses) {
-      const { current, previous, ca } = await credentials;
+      const { current, previous, ca, poolerAdminUrl } = await credentials;
       const sets = previous ? [current, previous] : [current];
       const members = args.topology.groups[group].filter((n) => addresses[n.name]).map((n) => ({
         name: n.name,
@@ -64,7 +68,7 @@ function dockerEnvironment(socketPath: string, credentials: Promise<{ current: C
         groups: [{ group, members }],
         ca,
         restAuth: sets.map((s) => `${ROLES.restApi}:${s.restApi}`),
-        poolerAdminUrl: sets.map((s) => superuser(s, args.pgbouncerEndpoint, "pgbouncer")),
+        poolerAdminUrl: [poolerAdminUrl],
         // The roles already have the current passwords (the rotation ran first).
         readWriteUrl: superuser(current, args.readWriteEndpoint, "postgres"),
         // CHECKPOINT on the leader before its switchover (the Docker host is on the cluster network,
@@ -93,7 +97,12 @@ export function rollingReplacement(args: RollingReplacementArgs): MemberTurns {
     let environment = override?.environment;
     if (!environment) {
       if (!socketPath) return undefined;
-      const credentials = valueOf(pulumi.all([args.secrets, args.previous ?? pulumi.output(undefined), args.ca])).then(([current, previous, ca]) => ({ current, ca, ...(previous ? { previous } : {}) }));
+      const credentials = valueOf(pulumi.all([args.secrets, args.previous ?? pulumi.output(undefined), args.ca, args.poolerAdminUrl])).then(([current, previous, ca, poolerAdminUrl]) => ({
+        current,
+        ca,
+        poolerAdminUrl,
+        ...(previous ? { previous } : {}),
+      }));
       environment = dockerEnvironment(socketPath, credentials, args);
     }
     const created = new RollingReplacement(groupsOf(args.topology), environment, {

@@ -54,7 +54,7 @@ export interface RolloutStepArgs {
   readonly platform: Platform;
   /** Patroni REST API "user:password" (secret). */
   readonly restAuth: pulumi.Input<string>;
-  /** PgBouncer's admin console as a superuser (secret). */
+  /** PgBouncer's admin console as its admin user, ROLES.poolerAdmin (secret). */
   readonly poolerAdminUrl: pulumi.Input<string>;
   /** A superuser URL through HAProxy's read-write listener (secret). */
   readonly readWriteUrl: pulumi.Input<string>;

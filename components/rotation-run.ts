@@ -7,8 +7,8 @@
 //
 // Order (the Cluster component makes every process depend on this component):
 //   the record (previous := the old passwords) -> this Job (roles altered, logging in with the old
-//   superuser password) -> the Secrets with the new files, PgBouncer's Deployment rolled (its new
-//   pods log in with the new passwords), the StatefulSets' templates updated (OnDelete: no pod
+//   superuser password) -> the Secrets with the new files (PgBouncer's hold no rotated password: it
+//   checks the application by auth_query), the StatefulSets' templates updated (OnDelete: no pod
 //   restarts by itself) -> the rollout Job (components/rollout-run.ts) replaces the Patroni pods one
 //   at a time, with the previous REST credentials for the pods not yet replaced; each new pod's
 //   Patroni starts with its new superuser, replication, rewind and REST credentials -> the schema Job.

@@ -3,7 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ClusterConfig, Topology } from "./spec.ts";
 import { containerAddressing, containerLayout } from "./render/container.ts";
-import { PORTS, renderHaproxyFiles, renderPgbouncerFiles, type ClusterSecrets } from "./render/index.ts";
+import { PORTS, renderHaproxyFiles, renderPgbouncerFiles, type PoolerCredentials } from "./render/index.ts";
 import type { ClusterCertificates } from "./tls/types.ts";
 import type { Platform, WorkloadPort } from "./platform/index.ts";
 
@@ -30,10 +30,12 @@ export interface RouterArgs {
   readonly topology: Topology;
   /** Where the processes run. */
   readonly platform: Platform;
-  /** The cluster's passwords, a secret Output (PgBouncer's auth file holds them). */
-  readonly secrets: pulumi.Output<ClusterSecrets>;
-  /** The monitoring role's password (secret): PgBouncer's stats_users login, for the PgBouncer exporter. */
-  readonly monitorPassword: pulumi.Output<string>;
+  /**
+   * PgBouncer's auth file's credentials (secret): generated ones only. The cluster's passwords are not
+   * an input of the router: PgBouncer looks application roles up in the database (auth_query), so
+   * rotating them changes no input of PgBouncer's or HAProxy's.
+   */
+  readonly pooler: pulumi.Output<PoolerCredentials>;
   /**
    * The cluster's CA and certificates (secret): HAProxy gets the CA (it verifies Patroni's REST API),
    * PgBouncer the router's certificate and key (clients verify it; it verifies the coordinator's).
@@ -50,7 +52,7 @@ export class Router extends pulumi.ComponentResource {
   readonly pgbouncerEndpoint: string;
 
   constructor(name: string, args: RouterArgs, opts?: pulumi.ComponentResourceOptions) {
-    const { config, topology, platform, secrets, certificates, monitorPassword } = args;
+    const { config, topology, platform, certificates } = args;
     super("dpc:index:Router", name, { scope: topology.scope }, opts);
 
     const addressing = containerAddressing(config, topology, platform.hostNaming);
@@ -94,7 +96,7 @@ export class Router extends pulumi.ComponentResource {
             name: pgbouncerName,
             command: ["pgbouncer", layout.pgbouncerConfigFile],
             // pgbouncer.ini, the auth file and the router's certificate; the key 0600, owned by PgBouncer's user.
-            files: pulumi.all([secrets, certificates, monitorPassword]).apply(([s, c, m]) => renderPgbouncerFiles(config, addressing, layout, s, c, m)),
+            files: pulumi.all([args.pooler, certificates]).apply(([p, c]) => renderPgbouncerFiles(config, addressing, layout, p, c)),
           },
         ],
         ports: [pooler],

@@ -18,6 +18,8 @@ export interface ApplySchemaOptions {
   appPassword?: string;
   /** The exporters' role's password (ApplyOptions.monitorPassword). */
   monitorPassword?: string;
+  /** PgBouncer's lookup role's password (ApplyOptions.poolerLookupPassword). */
+  poolerLookupPassword?: string;
   /** Progress lines (never the connection string). */
   log?: (message: string) => void;
   /** The migration runner; injected by the tests. */
@@ -87,7 +89,7 @@ export async function applySchemaWithRetry(url: string, config: ClusterConfig, o
   const endpoint = endpointOf(url);
   for (let attempt = 1; ; attempt++) {
     try {
-      const result = await apply(url, config, { appPassword: options.appPassword, monitorPassword: options.monitorPassword });
+      const result = await apply(url, config, { appPassword: options.appPassword, monitorPassword: options.monitorPassword, poolerLookupPassword: options.poolerLookupPassword });
       log(`schema: version ${result.version} at ${endpoint} (attempt ${attempt}; applied: ${result.applied.join(", ") || "none"})`);
       return result;
     } catch (error) {
@@ -149,12 +151,14 @@ async function withRetry<T>(what: string, timeoutMs: number, options: ApplySchem
 export interface SchemaStepInputs {
   /** Superuser URL through HAProxy's read-write listener (secret). */
   connectionString: string;
-  /** PgBouncer's admin console (database `pgbouncer`) as a superuser: RECONNECT after a change (secret). */
+  /** PgBouncer's admin console (database `pgbouncer`) as ROLES.poolerAdmin: RECONNECT after a change (secret). */
   poolerAdminConnectionString: string;
   /** The application role's password, for Citus' own connections to the workers (secret). */
   appPassword: string;
   /** The exporters' role's password (ROLES.monitor), set as a SCRAM verifier (secret). */
   monitorPassword?: string;
+  /** PgBouncer's lookup role's password (ROLES.poolerLookup), set as a SCRAM verifier (secret). */
+  poolerLookupPassword?: string;
   /**
    * The cluster CA (PEM): both connections verify the server with it and by name (sslmode=verify-full),
    * as pg_hba and PgBouncer admit TLS only.
@@ -172,6 +176,7 @@ export function runSchemaStep(inputs: SchemaStepInputs, log: (message: string) =
   return applySchema(verifyFullUrl(inputs.connectionString, inputs.ca), verifyFullUrl(inputs.poolerAdminConnectionString, inputs.ca), inputs.config, {
     appPassword: inputs.appPassword,
     monitorPassword: inputs.monitorPassword,
+    poolerLookupPassword: inputs.poolerLookupPassword,
     timeoutMs: inputs.timeoutSeconds * 1000,
     log,
   });

@@ -56,6 +56,8 @@ export const schemaProvider: pulumi.dynamic.ResourceProvider = {
       olds.connectionString !== news.connectionString ||
       olds.appPassword !== news.appPassword ||
       olds.monitorPassword !== news.monitorPassword ||
+      olds.poolerLookupPassword !== news.poolerLookupPassword ||
+      olds.poolerAdminConnectionString !== news.poolerAdminConnectionString ||
       olds.ca !== news.ca ||
       olds.config?.database !== news.config.database;
     return { changes };
@@ -69,9 +71,9 @@ export const schemaProvider: pulumi.dynamic.ResourceProvider = {
  * database, the endpoints and the passwords (a digest over them all, never one of them).
  */
 export function schemaTrigger(inputs: SchemaStepInputs): string {
-  const { migrationsFingerprint: fingerprint, connectionString, poolerAdminConnectionString, appPassword, monitorPassword, ca } = inputs;
+  const { migrationsFingerprint: fingerprint, connectionString, poolerAdminConnectionString, appPassword, monitorPassword, poolerLookupPassword, ca } = inputs;
   const hash = createHash("sha256");
-  hash.update(JSON.stringify([fingerprint, inputs.config.database, connectionString, poolerAdminConnectionString, appPassword, monitorPassword ?? null, ca ?? null]));
+  hash.update(JSON.stringify([fingerprint, inputs.config.database, connectionString, poolerAdminConnectionString, appPassword, monitorPassword ?? null, poolerLookupPassword ?? null, ca ?? null]));
   return hash.digest("hex");
 }
 
@@ -107,7 +109,7 @@ export interface SchemaArgs {
    */
   readonly connectionString: pulumi.Input<string>;
   /**
-   * postgresql:// URL of PgBouncer's admin console (database `pgbouncer`) as a superuser: after the
+   * postgresql:// URL of PgBouncer's admin console (database `pgbouncer`) as ROLES.poolerAdmin: after the
    * migrations change anything, RECONNECT replaces the pooled server sessions, which keep the
    * database settings they started with. Kept secret in the state.
    */
@@ -116,6 +118,8 @@ export interface SchemaArgs {
   readonly appPassword: pulumi.Input<string>;
   /** The exporters' role's password (secret): set on ROLES.monitor, which migration 010 creates. */
   readonly monitorPassword: pulumi.Input<string>;
+  /** PgBouncer's lookup role's password (secret): set on ROLES.poolerLookup, which migration 011 creates. */
+  readonly poolerLookupPassword: pulumi.Input<string>;
   /** The cluster CA certificate (PEM, not secret): both connections use sslmode=verify-full with it. */
   readonly ca: pulumi.Input<string>;
   /** Runs the step in the cluster when the Pulumi process cannot reach the endpoints (kubernetes). */
@@ -141,6 +145,7 @@ export class Schema extends pulumi.ComponentResource {
       poolerAdminConnectionString: pulumi.secret(args.poolerAdminConnectionString),
       appPassword: pulumi.secret(args.appPassword),
       monitorPassword: pulumi.secret(args.monitorPassword),
+      poolerLookupPassword: pulumi.secret(args.poolerLookupPassword),
       ca: args.ca,
       config,
       migrationsFingerprint: migrationsFingerprint(config),
@@ -163,7 +168,7 @@ export class Schema extends pulumi.ComponentResource {
         `${name}-migrations`,
         inputs,
         // The state echoes the inputs, so the connection string is marked secret among the outputs too.
-        { parent: this, dependsOn: opts?.dependsOn, additionalSecretOutputs: ["connectionString", "poolerAdminConnectionString", "appPassword", "monitorPassword"] },
+        { parent: this, dependsOn: opts?.dependsOn, additionalSecretOutputs: ["connectionString", "poolerAdminConnectionString", "appPassword", "monitorPassword", "poolerLookupPassword"] },
       );
       this.version = migrations.version;
       this.applied = migrations.applied;

@@ -31,7 +31,19 @@ export interface ShippedFile {
 export interface ShippedSecrets extends ClusterSecrets {
   grafanaAdmin: string;
   monitor: string;
+  /** PgBouncer's generated credentials (ROLES.poolerLookup, ROLES.poolerAdmin). */
+  poolerLookup: string;
+  poolerAdmin: string;
 }
+
+/**
+ * What the render writes for the credentials the program generates and no config key sets
+ * (PgBouncer's lookup role's and admin user's): PgBouncer's auth file shows where they go.
+ */
+export const GENERATED_PLACEHOLDERS = {
+  poolerLookup: "PLACEHOLDER-generated-pooler-lookup-password",
+  poolerAdmin: "PLACEHOLDER-generated-pooler-admin-password",
+} as const;
 
 /**
  * Stand-ins for the certificates (issued at deploy time by the ClusterCertificates resource), one text
@@ -82,7 +94,7 @@ export function shippedFiles(config: ClusterConfig, secrets: ShippedSecrets, cer
   const topology = planTopology(config);
   const naming = namingOf(config);
   const addressing = containerAddressing(config, topology, naming);
-  const rendered = renderCluster(config, topology, addressing, containerLayout(config), secrets, certificates, secrets.monitor);
+  const rendered = renderCluster(config, topology, addressing, containerLayout(config), secrets, { lookup: secrets.poolerLookup, admin: secrets.poolerAdmin, monitor: secrets.monitor }, certificates);
   const names = monitoringNames(topology.scope);
   const monitoring = renderPlatformMonitoringFiles(config, topology, naming);
   const containers: [string, WorkloadFile[]][] = [

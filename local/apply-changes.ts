@@ -17,7 +17,7 @@ export function localRolloutTarget(cluster: LocalCluster): RolloutTarget {
   return patroniHttpTarget({
     groups: cluster.topology.groups.map((nodes, group) => ({ group, members: nodes.map((n) => ({ name: n.name, restUrl: cluster.restUrl(n) })) })),
     restAuth: cluster.restApiAuth(),
-    poolerAdminUrl: cluster.pgbouncerUrl("superuser", "pgbouncer"),
+    poolerAdminUrl: cluster.pgbouncerUrl("admin", "pgbouncer"),
     haproxyStats: { url: `http://${cluster.addressing.haproxy.connect}:${PORTS.haproxyStats}/;csv`, backend: READ_WRITE_BACKEND },
     memberSqlUrls: Object.fromEntries(cluster.nodes.map((n) => [n.name, cluster.nodeUrl(n)])),
   });

@@ -11,6 +11,7 @@ import {
   type Addressing,
   type ClusterLayout,
   type ClusterSecrets,
+  type PoolerCredentials,
   type RenderedCluster,
   type RenderedFile,
 } from "../components/render/index.ts";
@@ -210,7 +211,20 @@ export class LocalCluster {
    * only) in a file of its own.
    */
   monitorPassword(): string {
-    const file = join(this.paths.stateDir, "monitor-password");
+    return this.generatedSecret("monitor-password");
+  }
+
+  /**
+   * PgBouncer's auth file's credentials: its lookup role's and its admin console's (generated once,
+   * each in a file of its own like the monitoring role's), and the monitoring role's.
+   */
+  poolerCredentials(): PoolerCredentials {
+    return { lookup: this.generatedSecret("pooler-lookup-password"), admin: this.generatedSecret("pooler-admin-password"), monitor: this.monitorPassword() };
+  }
+
+  /** A password generated once and kept in the state directory under `name` (0600, root only). */
+  private generatedSecret(name: string): string {
+    const file = join(this.paths.stateDir, name);
     if (existsSync(file)) return readFileSync(file, "utf8");
     const password = randomBytes(24).toString("base64url");
     mkdirSync(this.paths.stateDir, { recursive: true, mode: 0o711 });
@@ -227,10 +241,14 @@ export class LocalCluster {
     if (persist) writeFileSync(this.paths.secretsFile, JSON.stringify(this.cachedSecrets, null, 2), { mode: 0o600 });
   }
 
-  /** Connection string through PgBouncer (holds a password: keep it out of logs). */
-  pgbouncerUrl(user: "app" | "superuser" = "app", database = this.config.database): string {
-    const role = user === "app" ? ROLES.app : ROLES.superuser;
-    const password = user === "app" ? this.secrets().app : this.secrets().superuser;
+  /**
+   * Connection string through PgBouncer (holds a password: keep it out of logs): the application
+   * role, or PgBouncer's admin console user (`admin`, database `pgbouncer`). The superuser does not log
+   * in through PgBouncer (its auth_query refuses superusers).
+   */
+  pgbouncerUrl(user: "app" | "admin" = "app", database = this.config.database): string {
+    const role = user === "app" ? ROLES.app : ROLES.poolerAdmin;
+    const password = user === "app" ? this.secrets().app : this.poolerCredentials().admin;
     return `postgresql://${role}:${encodeURIComponent(password)}@${this.addressing.pgbouncer.connect}:${PORTS.pgbouncer}/${database}?${this.sslQuery()}`;
   }
 
@@ -262,7 +280,7 @@ export class LocalCluster {
 
   /** The shipped rendering (Patroni's citus section, one scope), with this machine's addresses and paths. */
   render(): RenderedCluster {
-    return renderCluster(this.config, this.topology, this.addressing, this.layout, this.secrets(), this.certificates(), this.monitorPassword());
+    return renderCluster(this.config, this.topology, this.addressing, this.layout, this.secrets(), this.poolerCredentials(), this.certificates());
   }
 
   identity(): StateIdentity {
@@ -491,7 +509,7 @@ export class LocalCluster {
   }
 
   /** One query through PgBouncer -> HAProxy -> coordinator primary. */
-  async queryThroughPooler(sql: string, user: "app" | "superuser" = "app", database = this.config.database, queryTimeoutMs = 5000): Promise<pg.QueryResult> {
+  async queryThroughPooler(sql: string, user: "app" | "admin" = "app", database = this.config.database, queryTimeoutMs = 5000): Promise<pg.QueryResult> {
     const client = new pg.Client({ connectionString: this.pgbouncerUrl(user, database), connectionTimeoutMillis: 3000, query_timeout: queryTimeoutMs });
     try {
       await client.connect();
@@ -575,6 +593,16 @@ export class LocalCluster {
       const routable = [...states].filter(([, status]) => !status.startsWith("DOWN")).map(([server]) => server);
       return routable.length === 1 && routable[0] === leader ? true : undefined;
     });
+    // What the Schema component does during `pulumi up`, before any application login (PgBouncer looks
+    // the application role up through the lookup role the migrations create: auth_query): the
+    // migrations through HAProxy's read-write listener (a session of their own: the runner holds an
+    // advisory lock), as the superuser.
+    const schema = await applyMigrations(this.primaryUrl(this.config.database), this.config, {
+      appPassword: this.secrets().app,
+      monitorPassword: this.monitorPassword(),
+      poolerLookupPassword: this.poolerCredentials().lookup,
+    });
+    this.log(`schema ${schema.version}: ${schema.applied.length > 0 ? `applied ${schema.applied.join(", ")}` : "up to date"}; ${schema.notes.join("; ")}`);
     await this.waitFor("PgBouncer -> HAProxy -> coordinator primary", 30000, async () => {
       try {
         const result = await this.queryThroughPooler("SELECT pg_is_in_recovery() AS standby");
@@ -585,13 +613,9 @@ export class LocalCluster {
     });
     const seconds = (Date.now() - started) / 1000;
 
-    // What the Schema component does during `pulumi up`: the migrations through HAProxy's read-write
-    // listener (a session of their own: the runner holds an advisory lock), as the superuser.
-    const schema = await applyMigrations(this.primaryUrl(this.config.database), this.config, { appPassword: this.secrets().app, monitorPassword: this.monitorPassword() });
-    this.log(`schema ${schema.version}: ${schema.applied.length > 0 ? `applied ${schema.applied.join(", ")}` : "up to date"}; ${schema.notes.join("; ")}`);
     // Database-level settings (hnsw.ef_search, iterative scans) reach new sessions only: have PgBouncer
     // replace the server connections it opened before the migrations.
-    await this.queryThroughPooler("RECONNECT", "superuser", "pgbouncer");
+    await this.queryThroughPooler("RECONNECT", "admin", "pgbouncer");
 
     // The stack's postgresParameters go into Patroni's dynamic configuration (a no-op without any).
     const changes = await applyChanges(this, this.log);
@@ -627,7 +651,7 @@ export class LocalCluster {
     this.log("the cluster is running: applying the stack's changes to it");
     this.writeRenderedFiles(this.render());
     const changes = await applyChanges(this, this.log);
-    const schema = await applyMigrations(this.primaryUrl(this.config.database), this.config, { appPassword: this.secrets().app });
+    const schema = await applyMigrations(this.primaryUrl(this.config.database), this.config, { appPassword: this.secrets().app, poolerLookupPassword: this.poolerCredentials().lookup });
     this.log(`schema ${schema.version}: ${schema.applied.length > 0 ? `applied ${schema.applied.join(", ")}` : "up to date"}`);
     return { seconds: (Date.now() - started) / 1000, endpoints: this.endpoints(), validatedConfigs: [], schema, mode: "changed", changes };
   }

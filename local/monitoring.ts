@@ -64,7 +64,7 @@ export function writeMonitoringFiles(cluster: LocalCluster): void {
   cluster.writeFile({ path: join(dir, "exporter-password"), content: cluster.monitorPassword(), secret: true });
   // The exporter runs as postgres: it verifies PgBouncer against its own copy of the CA (tls/ is root's).
   // ... and logs in as the monitoring role, one of PgBouncer's stats_users (SHOW only, no admin).
-  const exporterUrl = new URL(cluster.pgbouncerUrl("superuser", "pgbouncer"));
+  const exporterUrl = new URL(cluster.pgbouncerUrl("admin", "pgbouncer"));
   exporterUrl.username = ROLES.monitor;
   exporterUrl.password = encodeURIComponent(cluster.monitorPassword());
   exporterUrl.searchParams.set("sslrootcert", tls.caFile);

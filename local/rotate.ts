@@ -1,6 +1,6 @@
 // Password rotation on the running local cluster: components/rotation/rotate.ts with the local
 // runner's steps (rendered files rewritten in the state directory, Patroni reloaded through its REST
-// API, PgBouncer through its admin console). `npm run local -- rotate-password ROLE...` starts one;
+// API; PgBouncer's files never change: one login through it with the new application password). `npm run local -- rotate-password ROLE...` starts one;
 // the new passwords are recorded as pending first, so an interrupted rotation is completed by the
 // next `rotate-password` or `up`.
 import { randomBytes } from "node:crypto";
@@ -10,7 +10,8 @@ import { PORTS, ROLES, type ClusterSecrets } from "../components/render/index.ts
 import { PASSWORD_NAMES, type PasswordName } from "../components/rotation/plan.ts";
 import { rotatePasswords, type RotationResult } from "../components/rotation/rotate.ts";
 import { request } from "../components/https.ts";
-import { pgbouncerCommand } from "../components/pgbouncer-admin.ts";
+import { refreshPoolerLogins } from "../components/rotation/pooler-login.ts";
+import { sessionPoolDatabase } from "../components/render/pgbouncer.ts";
 import { LocalClusterError, type LocalCluster } from "./cluster.ts";
 import { writeMonitoringFiles } from "./monitoring.ts";
 import { pollUntil, sleep } from "./processes.ts";
@@ -50,11 +51,6 @@ async function patroniReload(restUrl: string, auth: string): Promise<number> {
     timeoutMs: 5000,
   });
   return answer.status;
-}
-
-async function pgbouncerReload(cluster: LocalCluster, superuserPassword: string): Promise<void> {
-  const url = `postgresql://${ROLES.superuser}:${encodeURIComponent(superuserPassword)}@${cluster.addressing.pgbouncer.connect}:${PORTS.pgbouncer}/pgbouncer?${cluster.sslQuery()}`;
-  await pgbouncerCommand(url, "RELOAD", 3000);
 }
 
 /**
@@ -100,14 +96,13 @@ export async function rotateLocalPasswords(
       // ... and one more cycle for the PostgreSQL side of the reload (replication passfile, rewind).
       await sleep(cluster.config.patroniLoopWait * 1000 + 500);
     },
-    pgbouncer: async (newSecrets, oldSecrets) => {
-      cluster.setSecrets(newSecrets, false);
-      for (const file of cluster.render().pgbouncer) cluster.writeFile(file);
-      try {
-        await pgbouncerReload(cluster, oldSecrets.superuser);
-      } catch {
-        await pgbouncerReload(cluster, newSecrets.superuser); // reloaded already by an interrupted run
-      }
+    // PgBouncer checks the application's password against the database (auth_query): nothing of
+    // its own to rewrite or reload; one login per pool hands it the new password's SCRAM keys.
+    pgbouncer: async (newSecrets) => {
+      const databases = [cluster.config.database, sessionPoolDatabase(cluster.config)];
+      await refreshPoolerLogins(
+        databases.map((db) => `postgresql://${ROLES.app}:${encodeURIComponent(newSecrets.app)}@${cluster.addressing.pgbouncer.connect}:${PORTS.pgbouncer}/${db}?${cluster.sslQuery()}`),
+      );
     },
     record: async (newSecrets) => {
       cluster.setSecrets(newSecrets, true);

@@ -47,9 +47,9 @@ export interface SwitchoverResult {
   timeline: SwitchoverTimeline;
 }
 
-/** Runs one PgBouncer admin console command (PAUSE, RESUME, RECONNECT) as the superuser. */
+/** Runs one PgBouncer admin console command (PAUSE, RESUME, RECONNECT) as its admin user (ROLES.poolerAdmin). */
 export function pgbouncerAdmin(cluster: LocalCluster, command: string): Promise<void> {
-  return pgbouncerCommand(cluster.pgbouncerUrl("superuser", "pgbouncer"), command, 3000);
+  return pgbouncerCommand(cluster.pgbouncerUrl("admin", "pgbouncer"), command, 3000);
 }
 
 /**

@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { parse } from "yaml";
 import { ConfigError, parseClusterConfig } from "../components/spec.ts";
 import { GRAFANA_ADMIN_PASSWORD_KEY, MONITOR_PASSWORD_KEY, PASSWORD_CONFIG_KEYS, stackFileConfig } from "../components/stack-config.ts";
-import { PROMTOOL_STEP, schemaStep, shippedFiles, shippedMigrationContext, type ShippedSecrets } from "../components/shipped-files.ts";
+import { GENERATED_PLACEHOLDERS, PROMTOOL_STEP, schemaStep, shippedFiles, shippedMigrationContext, type ShippedSecrets } from "../components/shipped-files.ts";
 
 const { values } = parseArgs({ options: { stack: { type: "string", default: "dev" }, out: { type: "string" } } });
 if (!values.out) {
@@ -36,9 +36,11 @@ try {
 
 /** Every password as `PLACEHOLDER-<its secret config key>`. */
 const placeholders: ShippedSecrets = {
-  ...(Object.fromEntries(Object.entries(PASSWORD_CONFIG_KEYS).map(([name, key]) => [name, `PLACEHOLDER-${key}`])) as Omit<ShippedSecrets, "grafanaAdmin" | "monitor">),
+  ...(Object.fromEntries(Object.entries(PASSWORD_CONFIG_KEYS).map(([name, key]) => [name, `PLACEHOLDER-${key}`])) as Omit<ShippedSecrets, "grafanaAdmin" | "monitor" | "poolerLookup" | "poolerAdmin">),
   grafanaAdmin: `PLACEHOLDER-${GRAFANA_ADMIN_PASSWORD_KEY}`,
   monitor: `PLACEHOLDER-${MONITOR_PASSWORD_KEY}`,
+  // Generated at deploy time (no config key): PgBouncer's auth file's own credentials.
+  ...GENERATED_PLACEHOLDERS,
 };
 const files = shippedFiles(config, placeholders);
 const context = shippedMigrationContext(config);

@@ -101,6 +101,11 @@ export interface ApplyOptions {
    * have it yet, and recorded for Citus like the application's (its size queries reach the workers).
    */
   monitorPassword?: string;
+  /**
+   * PgBouncer's lookup role's password (ROLES.poolerLookup, generated): set as a SCRAM verifier when
+   * the role does not have it yet, on the coordinator only (migration 011 keeps the role there).
+   */
+  poolerLookupPassword?: string;
 }
 
 /**
@@ -108,13 +113,27 @@ export interface ApplyOptions {
  * so the password is in no statement text. Citus propagates the ALTER ROLE to the workers.
  * Returns whether it changed anything.
  */
-export async function ensureRolePassword(client: pg.ClientBase, role: string, password: string): Promise<boolean> {
+export async function ensureRolePassword(client: pg.ClientBase, role: string, password: string, options: { citusLocal?: boolean } = {}): Promise<boolean> {
   const current = await client.query<{ rolpassword: string | null }>("SELECT rolpassword FROM pg_authid WHERE rolname = $1", [role]);
   if (current.rows.length === 0) throw new Error(`role ${role} does not exist: the migrations create it`);
   const stored = current.rows[0].rolpassword;
   const match = stored ? /^SCRAM-SHA-256\$(\d+):([^$]+)\$/.exec(stored) : null;
   if (stored && match && scramSha256Verifier(password, Buffer.from(match[2], "base64"), Number(match[1])) === stored) return false;
-  await client.query(`ALTER ROLE ${quoteIdent(role)} PASSWORD ${quoteLiteral(scramSha256Verifier(password))}`);
+  const alter = `ALTER ROLE ${quoteIdent(role)} PASSWORD ${quoteLiteral(scramSha256Verifier(password))}`;
+  if (!options.citusLocal) {
+    await client.query(alter);
+    return true;
+  }
+  // A role of this node alone (Citus would otherwise try to alter it on every worker).
+  await client.query("BEGIN");
+  try {
+    await client.query("SET LOCAL citus.enable_alter_role_propagation TO off");
+    await client.query(alter);
+    await client.query("COMMIT");
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw error;
+  }
   return true;
 }
 
@@ -186,6 +205,9 @@ async function applyWithClient(client: pg.ClientBase, config: ClusterConfig, opt
     if (options.monitorPassword !== undefined) {
       if (await ensureRolePassword(client, ROLES.monitor, options.monitorPassword)) notes.push(`set the password of ${ROLES.monitor}`);
       if (context.citus) await recordCitusAuthinfo(client, ROLES.monitor, options.monitorPassword);
+    }
+    if (options.poolerLookupPassword !== undefined) {
+      if (await ensureRolePassword(client, ROLES.poolerLookup, options.poolerLookupPassword, { citusLocal: context.citus })) notes.push(`set the password of ${ROLES.poolerLookup}`);
     }
     if (!context.citus) notes.push(CITUS_ABSENT_NOTE);
     if (applied.length === 0) notes.push("nothing to apply: every migration is recorded with its current checksum");

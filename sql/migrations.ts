@@ -4,6 +4,7 @@
 import { createHash } from "node:crypto";
 import type { ClusterConfig } from "../components/spec.ts";
 import { ROLES } from "../components/render/types.ts";
+import { POOLER_LOOKUP_FUNCTION } from "../components/render/pgbouncer.ts";
 import { searchFunctionStatements } from "./search-plan.ts";
 import { vectorDialect } from "./vector-dialect.ts";
 
@@ -307,6 +308,43 @@ function monitoringRole(): Body {
   };
 }
 
+/**
+ * PgBouncer's credential lookup (components/render/pgbouncer.ts POOLER_AUTH_QUERY): a SECURITY DEFINER
+ * function in a schema of its own, EXECUTE granted to the lookup role alone, returning a login role's
+ * SCRAM verifier (NULL once VALID UNTIL passed, as PgBouncer 1.24.1's own example does since
+ * CVE-2025-2291) and no row for superusers, replication and BYPASSRLS roles or the lookup role itself:
+ * those never log in through PgBouncer. No row makes PgBouncer answer "no such user" (client.c
+ * handle_auth_query_response), where a row of NULLs would cost it the lookup's server connection.
+ * Under Citus only the coordinator gets these objects (propagation off in this transaction): every
+ * PgBouncer server connection, the lookup's included, lands on the coordinator primary through
+ * HAProxy, and its standbys get them by streaming.
+ */
+function poolerLookup(context: MigrationContext): Body {
+  const role = quoteIdent(ROLES.poolerLookup);
+  const [schema, name] = POOLER_LOOKUP_FUNCTION.split(".");
+  const fn = `${quoteIdent(schema)}.${quoteIdent(name)}(text)`;
+  return {
+    comment: "PgBouncer's auth_query: a login role's SCRAM verifier for the lookup role alone (its password is set by the apply step, never in this text).",
+    statements: [
+      ...(context.citus ? ["SET LOCAL citus.enable_ddl_propagation TO off;", "SET LOCAL citus.enable_create_role_propagation TO off;"] : []),
+      `DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = ${quoteLiteral(ROLES.poolerLookup)}) THEN CREATE ROLE ${role} LOGIN; END IF; END$$;`,
+      `ALTER ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT;`,
+      `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)};`,
+      `REVOKE ALL ON SCHEMA ${quoteIdent(schema)} FROM PUBLIC;`,
+      `GRANT USAGE ON SCHEMA ${quoteIdent(schema)} TO ${role};`,
+      `CREATE OR REPLACE FUNCTION ${quoteIdent(schema)}.${quoteIdent(name)}(i_username text) RETURNS TABLE (uname text, phash text)
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+    SELECT a.rolname::text, CASE WHEN a.rolvaliduntil < now() THEN NULL ELSE a.rolpassword END
+    FROM pg_catalog.pg_authid a
+    WHERE a.rolname = i_username AND a.rolcanlogin AND NOT a.rolsuper AND NOT a.rolreplication AND NOT a.rolbypassrls
+      AND a.rolname <> ${quoteLiteral(ROLES.poolerLookup)}
+  $fn$;`,
+      `REVOKE ALL ON FUNCTION ${fn} FROM PUBLIC;`,
+      `GRANT EXECUTE ON FUNCTION ${fn} TO ${role};`,
+    ],
+  };
+}
+
 /** Name of the check that refuses an embedding the HNSW index cannot place. */
 export function embeddingCheckName(table: string): string {
   return `${table}_embedding_searchable`;
@@ -367,6 +405,8 @@ export function renderMigrations(config: ClusterConfig, context: MigrationContex
     migration("009_search_function", true, searchFunction(config, context)),
     // Repeatable: CREATE only when absent, GRANTs idempotent.
     migration("010_monitoring_role", true, monitoringRole()),
+    // Repeatable: CREATE only when absent, CREATE OR REPLACE, GRANTs idempotent.
+    migration("011_pooler_lookup", true, poolerLookup(context)),
   ];
 }
 

@@ -6,7 +6,7 @@ import { renderHaproxyCfg, type HaproxyRenderOptions } from "./haproxy.ts";
 import { renderPatroniYml, renderPostBootstrapScript } from "./patroni.ts";
 import { renderPromoteCallback } from "./citus-promote.ts";
 import { renderPgbouncerIni, renderPgbouncerUserlist, type PgbouncerPaths } from "./pgbouncer.ts";
-import type { Addressing, ClusterSecrets, PostgresLayout } from "./types.ts";
+import type { Addressing, ClusterSecrets, PoolerCredentials, PostgresLayout } from "./types.ts";
 import { ROUTER_CERTIFICATE } from "../tls/plan.ts";
 import type { ClusterCertificates, TlsFilePaths } from "../tls/types.ts";
 
@@ -15,7 +15,7 @@ export { etcdArgs, etcdEndpoints } from "./etcd.ts";
 export { pgbouncerTlsLines } from "./pgbouncer.ts";
 export { renderHaproxyCfg } from "./haproxy.ts";
 export { clientTlsOptions, dynamicParameters, groupSynchronousMode, pgHba, patroniConfig, postgresParameters, postgresTlsParameters, renderPatroniYml, renderPostBootstrapScript, sizedParameters, synchronousNodeCount } from "./patroni.ts";
-export { renderPgbouncerIni, renderPgbouncerUserlist } from "./pgbouncer.ts";
+export { POOLER_AUTH_QUERY, POOLER_LOOKUP_FUNCTION, renderPgbouncerIni, renderPgbouncerUserlist } from "./pgbouncer.ts";
 export { renderPromoteCallback } from "./citus-promote.ts";
 
 /** A file to deliver into a node; `secret` files hold passwords and must be mode 0600. */
@@ -101,14 +101,14 @@ export function renderHaproxyFiles(config: ClusterConfig, topology: Topology, ad
 }
 
 /**
- * PgBouncer's files: pgbouncer.ini, its auth file (with the monitoring role's login when
- * `monitorPassword` is given) and, with TLS, the router's certificate.
+ * PgBouncer's files: pgbouncer.ini, its auth file (generated credentials only: no password of
+ * ClusterSecrets, so a rotation changes none of these files) and, with TLS, the router's certificate.
  */
-export function renderPgbouncerFiles(config: ClusterConfig, addressing: Addressing, layout: ClusterLayout, secrets: ClusterSecrets, certificates?: ClusterCertificates, monitorPassword?: string): RenderedFile[] {
+export function renderPgbouncerFiles(config: ClusterConfig, addressing: Addressing, layout: ClusterLayout, pooler: PoolerCredentials, certificates?: ClusterCertificates): RenderedFile[] {
   const tls = layout.pgbouncer.tls;
   return [
     { path: layout.pgbouncerConfigFile, content: renderPgbouncerIni(config, addressing, layout.pgbouncer), secret: false },
-    { path: layout.pgbouncer.authFile, content: renderPgbouncerUserlist(secrets, monitorPassword), secret: true },
+    { path: layout.pgbouncer.authFile, content: renderPgbouncerUserlist(pooler), secret: true },
     ...(tls ? renderTlsFiles(tls, certificates, ROUTER_CERTIFICATE) : []),
   ];
 }
@@ -119,9 +119,9 @@ export function renderCluster(
   addressing: Addressing,
   layout: ClusterLayout,
   secrets: ClusterSecrets,
+  /** PgBouncer's generated credentials (renderPgbouncerFiles). */
+  pooler: PoolerCredentials,
   certificates?: ClusterCertificates,
-  /** The monitoring role's password, for PgBouncer's stats_users login (renderPgbouncerFiles). */
-  monitorPassword?: string,
 ): RenderedCluster {
   const haproxyCa = layout.haproxy.caFile;
   return {
@@ -142,7 +142,7 @@ export function renderCluster(
       // HAProxy verifies Patroni's certificates: it needs the CA certificate alone.
       ...(haproxyCa ? [{ path: haproxyCa, content: requireCertificates(certificates, "HAProxy").ca, secret: false }] : []),
     ],
-    pgbouncer: renderPgbouncerFiles(config, addressing, layout, secrets, certificates, monitorPassword),
+    pgbouncer: renderPgbouncerFiles(config, addressing, layout, pooler, certificates),
   };
 }
 

@@ -2,7 +2,20 @@
 // a small session-mode pool (`<database>_session`) for clients that need session features.
 import type { ClusterConfig } from "../spec.ts";
 import type { TlsFilePaths } from "../tls/types.ts";
-import { PORTS, ROLES, type Addressing, type ClusterSecrets } from "./types.ts";
+import { PORTS, ROLES, type Addressing, type PoolerCredentials } from "./types.ts";
+
+/**
+ * The schema-qualified function PgBouncer's `auth_query` calls (created by sql/migrations.ts, in a
+ * schema of its own): a login role's SCRAM verifier, refused for superusers, replication and
+ * BYPASSRLS roles.
+ */
+export const POOLER_LOOKUP_FUNCTION = "pgbouncer_auth.user_lookup";
+
+/**
+ * Two columns (name, verifier) as PgBouncer requires (client.c handle_auth_query_response); $1 is the
+ * login name. Run as ROLES.poolerLookup, through its own pool, in `auth_dbname`.
+ */
+export const POOLER_AUTH_QUERY = `SELECT uname, phash FROM ${POOLER_LOOKUP_FUNCTION}($1)`;
 
 export interface PgbouncerPaths {
   authFile: string;
@@ -111,6 +124,15 @@ export function renderPgbouncerIni(config: ClusterConfig, addressing: Addressing
     `unix_socket_dir = ${paths.socketDir}`,
     "auth_type = scram-sha-256",
     `auth_file = ${paths.authFile}`,
+    // A user not in the auth file (every application role) is checked against the SCRAM verifier
+    // the database holds now, looked up at each login (PgBouncer 1.24 client.c set_pool: a
+    // dynamic_passwd user is queried again every time), so ALTER ROLE is all a rotation needs.
+    // PgBouncer then logs in to the server with the client's SCRAM keys (pass-through: the same
+    // verifier, streamed to every standby). The lookup runs in the application database on the
+    // coordinator primary, through HAProxy like every server connection.
+    `auth_user = ${ROLES.poolerLookup}`,
+    `auth_query = ${POOLER_AUTH_QUERY}`,
+    `auth_dbname = ${config.database}`,
     "pool_mode = transaction",
     `default_pool_size = ${config.poolSize}`,
     `max_client_conn = ${config.maxClientConnections}`,
@@ -125,7 +147,9 @@ export function renderPgbouncerIni(config: ClusterConfig, addressing: Addressing
     `ignore_startup_parameters = ${IGNORED_STARTUP_PARAMETERS.join(",")}`,
     `server_reset_query = ${SERVER_RESET_QUERY}`,
     "server_reset_query_always = 1",
-    `admin_users = ${ROLES.superuser}`,
+    // A credential of PgBouncer's own (auth file only): the superuser's is rotated by config, and
+    // the lookup refuses superusers anyway.
+    `admin_users = ${ROLES.poolerAdmin}`,
     // The PgBouncer exporter reads SHOW STATS/POOLS/... as the monitoring role; admins can too.
     `stats_users = ${ROLES.monitor}`,
     ...pgbouncerTlsLines(paths.tls),
@@ -140,14 +164,15 @@ function quote(value: string): string {
 }
 
 /**
- * userlist.txt: plain passwords, so PgBouncer can both verify clients and log in to the server
- * and the monitoring role's (`monitorPassword`: PgBouncer's stats_users, SHOW commands only) when
- * given. Mode 0600.
+ * The auth file: only generated credentials, none a password rotation changes: the lookup role
+ * (PgBouncer logs in with it to run auth_query; plain, as PgBouncer must answer the server's SCRAM
+ * challenge), the admin console's user (admin_users) and the monitoring role (stats_users: SHOW
+ * answers even while no coordinator does, when an auth_query could not run). Mode 0600.
  */
-export function renderPgbouncerUserlist(secrets: ClusterSecrets, monitorPassword?: string): string {
+export function renderPgbouncerUserlist(pooler: PoolerCredentials): string {
   return [
-    `${quote(ROLES.app)} ${quote(secrets.app)}`,
-    `${quote(ROLES.superuser)} ${quote(secrets.superuser)}`,
-    ...(monitorPassword !== undefined ? [`${quote(ROLES.monitor)} ${quote(monitorPassword)}`] : []),
+    `${quote(ROLES.poolerLookup)} ${quote(pooler.lookup)}`,
+    `${quote(ROLES.poolerAdmin)} ${quote(pooler.admin)}`,
+    `${quote(ROLES.monitor)} ${quote(pooler.monitor)}`,
   ].join("\n") + "\n";
 }

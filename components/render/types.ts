@@ -20,7 +20,31 @@ export const ROLES = {
   app: "app",
   /** The exporters' role: pg_monitor and nothing else (created by the migrations). */
   monitor: "exporter",
+  /**
+   * PgBouncer's `auth_user`: may only EXECUTE the lookup function of sql/migrations.ts (its SCRAM
+   * verifier query); created by the migrations on the coordinator, password generated.
+   */
+  poolerLookup: "pgbouncer_auth",
+  /**
+   * PgBouncer's only `admin_users` entry (PAUSE, RESUME, RECONNECT, RELOAD): a name in PgBouncer's auth
+   * file, no database role; password generated, never from the stack's password config.
+   */
+  poolerAdmin: "pgbouncer_admin",
 } as const;
+
+/**
+ * The only credentials PgBouncer's auth file holds: all generated (never the rotated ClusterSecrets),
+ * so a password rotation never changes PgBouncer's files.
+ */
+export interface PoolerCredentials {
+  /** ROLES.poolerLookup's password (a database role). */
+  lookup: string;
+  /** ROLES.poolerAdmin's password (PgBouncer's admin console only). */
+  admin: string;
+  /** ROLES.monitor's password: the PgBouncer exporter's stats_users login (kept in the file so that
+   * SHOW answers while the coordinator is unreachable). */
+  monitor: string;
+}
 
 export const PORTS = {
   postgres: 5432,

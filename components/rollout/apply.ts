@@ -11,7 +11,7 @@ export interface PostgresConfigInputs {
   groups: PatroniHttpSpec["groups"];
   /** "user:password" of Patroni's REST API (secret). */
   restAuth: string;
-  /** PgBouncer's admin console as a superuser (secret): paused around the coordinator's switchover. */
+  /** PgBouncer's admin console as its admin user, ROLES.poolerAdmin (secret): paused around the coordinator's switchover. */
   poolerAdminUrl: string;
   /** A superuser URL through HAProxy's read-write listener (secret): when the new leader is routed. */
   readWriteUrl: string;

@@ -19,8 +19,11 @@ export const CITUS_AUTHINFO_PASSWORDS: readonly PasswordName[] = ["superuser", "
 /** Passwords in Patroni's configuration (postgresql.authentication and restapi.authentication). */
 export const PATRONI_PASSWORDS: readonly PasswordName[] = ["superuser", "replication", "rewind", "restApi"];
 
-/** Passwords in PgBouncer's auth file. */
-export const PGBOUNCER_PASSWORDS: readonly PasswordName[] = ["superuser", "app"];
+/**
+ * Passwords whose clients log in through PgBouncer: PgBouncer checks them against the verifier in
+ * the database (auth_query), never a file of its own; none of the passwords is in its auth file.
+ */
+export const POOLER_LOGIN_PASSWORDS: readonly PasswordName[] = ["app"];
 
 /** Shortest and longest password accepted (PgBouncer's auth file takes up to 2048 bytes). */
 export const PASSWORD_LENGTH = { min: 8, max: 1024 } as const;
@@ -41,7 +44,10 @@ export interface RotationPlan {
   roles: RoleChange[];
   /** Whether Patroni's configuration must be rewritten and reloaded on every node. */
   patroni: boolean;
-  /** Whether PgBouncer's auth file must be rewritten and reloaded. */
+  /**
+   * Whether to log in once through PgBouncer with the new application password (rotate.ts step 3):
+   * no file of PgBouncer's changes, and it is not reloaded.
+   */
   pgbouncer: boolean;
 }
 
@@ -78,6 +84,6 @@ export function planRotation(old: ClusterSecrets, next: ClusterSecrets): Rotatio
     changed,
     roles,
     patroni: changed.some((name) => PATRONI_PASSWORDS.includes(name)),
-    pgbouncer: changed.some((name) => PGBOUNCER_PASSWORDS.includes(name)),
+    pgbouncer: changed.some((name) => POOLER_LOGIN_PASSWORDS.includes(name)),
   };
 }

@@ -3,7 +3,9 @@
 //     working: PostgreSQL checks a password at login only);
 //  2. Patroni's own credentials (its config rewritten, then reloaded: superuser, replication, rewind,
 //     REST API);
-//  3. PgBouncer's auth file, then RELOAD (its clients and its new server logins use the new ones);
+//  3. one login through PgBouncer with the new application password, to each of its databases:
+//     PgBouncer checks it against the verifier of step 1 (auth_query: nothing of PgBouncer's changes,
+//     nothing is reloaded) and keeps that login's SCRAM keys for the pool's next server logins;
 //  4. whatever records the passwords for people and tools (stack outputs, the local secrets file).
 // The local runner and the Pulumi resource run this same function with their own steps 2-4. No
 // Pulumi import: the dynamic provider loads this file in its own process.
@@ -23,7 +25,10 @@ export interface RotationSteps {
   coordinatorUrl(superuserPassword: string): string;
   /** Step 2: rewrite Patroni's configuration with `next` on every node and reload it. */
   patroni?(next: ClusterSecrets, old: ClusterSecrets): Promise<void>;
-  /** Step 3: rewrite PgBouncer's auth file with `next` and RELOAD it (its admin login still takes `old`). */
+  /**
+   * Step 3: log in through PgBouncer as the application with `next.app`, to every PgBouncer database
+   * that pools it (components/rotation/pooler-login.ts refreshPoolerLogins).
+   */
   pgbouncer?(next: ClusterSecrets, old: ClusterSecrets): Promise<void>;
   /** Step 4: record `next` (outputs, secrets file, monitoring's credentials). */
   record?(next: ClusterSecrets): Promise<void>;

@@ -1,14 +1,16 @@
 // The rotation of changed passwords as a step: step 1 of rotate.ts (the roles and Citus'
 // pg_dist_authinfo on every node, through the coordinator's read-write endpoint, logging in with the
-// old superuser password, or the new one when an interrupted run got that far). Run by the Docker
+// old superuser password, or the new one when an interrupted run got that far) and, where PgBouncer is
+// reachable from the step, step 3 (a login per pool with the new application password). Run by the Docker
 // platform's PasswordRotation resource from the Pulumi process, and by the Kubernetes rotation Job's
 // pod (components/in-cluster-step.ts), before anything receives the new values: the processes get
 // them afterwards from their new files (Docker: containers re-created; Kubernetes: Secrets updated,
-// PgBouncer's Deployment rolled, the Patroni pods replaced by the rollout Job, where Patroni starts
+// the Patroni pods replaced by the rollout Job, where Patroni starts
 // with its new REST and replication credentials). No Pulumi import.
 import type { ClusterSecrets } from "../render/types.ts";
 import { ROLES } from "../render/types.ts";
 import { verifyFullUrl } from "../pg-client.ts";
+import { refreshPoolerLogins } from "./pooler-login.ts";
 import { rotatePasswords, type RotationResult } from "./rotate.ts";
 
 /** The step's input (the rotation Job's Secret's input.json; the PasswordRotation resource's inputs). */
@@ -25,6 +27,12 @@ export interface RotationStepInputs {
   ca?: string;
   /** How long to wait for a coordinator leader, s. */
   timeoutSeconds: number;
+  /**
+   * host:port of PgBouncer as the step reaches it, and its databases pooling the application: step 3
+   * (one login per pool with the new application password, pooler-login.ts). Absent: no step 3.
+   */
+  pgbouncerEndpoint?: string;
+  poolerDatabases?: string[];
 }
 
 /** The superuser's URL on the coordinator leader with `password`, verified against `ca`. */
@@ -32,7 +40,28 @@ export function rotationCoordinatorUrl(inputs: Pick<RotationStepInputs, "readWri
   return verifyFullUrl(`postgresql://${ROLES.superuser}:${encodeURIComponent(password)}@${inputs.readWriteEndpoint}/${inputs.database}`, inputs.ca);
 }
 
-/** Rotates what differs between `old` and `next` in the database (rotate.ts, step 1 only); the result names roles, never a password. */
+/**
+ * Rotates what differs between `old` and `next` in the database (rotate.ts step 1) and, given PgBouncer's
+ * endpoint, logs in once per pool with the new application password (step 3); the result names roles,
+ * never a password.
+ */
 export async function runRotationStep(inputs: RotationStepInputs, log: (line: string) => void = () => undefined): Promise<RotationResult> {
-  return rotatePasswords(inputs.old, inputs.next, { coordinatorUrl: (password) => rotationCoordinatorUrl(inputs, password) }, { timeoutMs: inputs.timeoutSeconds * 1000, log });
+  const { pgbouncerEndpoint, poolerDatabases = [inputs.database] } = inputs;
+  return rotatePasswords(
+    inputs.old,
+    inputs.next,
+    {
+      coordinatorUrl: (password) => rotationCoordinatorUrl(inputs, password),
+      ...(pgbouncerEndpoint
+        ? {
+            pgbouncer: (next: ClusterSecrets) =>
+              refreshPoolerLogins(
+                poolerDatabases.map((db) => `postgresql://${ROLES.app}:${encodeURIComponent(next.app)}@${pgbouncerEndpoint}/${db}`),
+                { ca: inputs.ca },
+              ),
+          }
+        : {}),
+    },
+    { timeoutMs: inputs.timeoutSeconds * 1000, log },
+  );
 }

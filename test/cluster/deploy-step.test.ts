@@ -22,7 +22,7 @@ const cluster = runningCluster();
 test("the schema step as a Job's pod runs it: applied through the router, its result patched into the ConfigMap", async (t) => {
   const input: SchemaStepInputs = {
     connectionString: cluster.primaryUrl(cluster.config.database),
-    poolerAdminConnectionString: cluster.pgbouncerUrl("superuser", "pgbouncer"),
+    poolerAdminConnectionString: cluster.pgbouncerUrl("admin", "pgbouncer"),
     appPassword: cluster.secrets().app,
     config: cluster.config,
     migrationsFingerprint: migrationsFingerprint(cluster.config),

@@ -14,7 +14,7 @@ import { planRotation } from "../../components/rotation/plan.ts";
 import { EXPORTER_PORTS } from "../../monitoring/index.ts";
 import { pollUntil } from "../../local/processes.ts";
 import { spawnSync } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { plannedSwitchover } from "../../local/switchover.ts";
 import { ContinuousWriter, missingWrites } from "../../local/writer.ts";
@@ -22,6 +22,7 @@ import { sleep } from "../../local/processes.ts";
 import { LocalCluster } from "../../local/cluster.ts";
 import { runningCluster } from "./context.ts";
 import { request } from "../../components/https.ts";
+import { pgbouncerCommand } from "../../components/pgbouncer-admin.ts";
 
 const cluster = runningCluster();
 
@@ -74,11 +75,19 @@ test.serial("every password rotates on a running cluster under writes: new ones 
   writer.start();
   await sleep(2000);
   const old: ClusterSecrets = { ...cluster.secrets() };
+  // PgBouncer must come through untouched: the same process, the same files (auth_query: no password
+  // of the rotation is in them), no RELOAD or RECONNECT.
+  const pgbouncerPaths = [cluster.layout.pgbouncer.authFile, cluster.layout.pgbouncerConfigFile];
+  const pgbouncerBefore = { pid: readFileSync(cluster.layout.pgbouncer.pidFile!, "utf8").trim(), files: pgbouncerPaths.map((p) => readFileSync(p, "utf8")) };
 
   const started = Date.now();
   const result = await rotateLocalPasswords(cluster, [...PASSWORD_NAMES], { log: (line) => t.log(line) });
   const seconds = (Date.now() - started) / 1000;
   const next = cluster.secrets();
+  await sleep(1000);
+  // Every pooled server connection dropped while the writer runs: PgBouncer's next server logins for
+  // the application use the SCRAM keys of the rotation's own login with the new password (step 3).
+  await pgbouncerCommand(cluster.pgbouncerUrl("admin", "pgbouncer"), "RECONNECT");
   await sleep(2000);
   const writes = await writer.stop();
   clearInterval(lagTimer);
@@ -95,10 +104,14 @@ test.serial("every password rotates on a running cluster under writes: new ones 
   t.true(writes.acknowledged.length > 0);
   t.deepEqual(await missingWrites(adminUrl(), table, writes.acknowledged), []);
 
-  // The application role through PgBouncer: new password in, old out (PgBouncer's own refusal, 08P01).
-  // PgBouncer first drops the server sessions it opened before, so the next ones log in anew.
-  t.true((await login(url(ROLES.superuser, next.superuser, cluster.addressing.pgbouncer.connect, PORTS.pgbouncer, "pgbouncer"), "RECONNECT")).ok, "PgBouncer admin with the new superuser password");
-  await sleep(500);
+  const pgbouncerAfter = { pid: readFileSync(cluster.layout.pgbouncer.pidFile!, "utf8").trim(), files: pgbouncerPaths.map((p) => readFileSync(p, "utf8")) };
+  t.is(pgbouncerAfter.pid, pgbouncerBefore.pid, "the same PgBouncer process throughout");
+  t.true(process.kill(Number(pgbouncerAfter.pid), 0), "PgBouncer's process is alive");
+  t.deepEqual(pgbouncerAfter.files, pgbouncerBefore.files, "PgBouncer's auth file and pgbouncer.ini unchanged");
+  for (const name of PASSWORD_NAMES) t.false(pgbouncerAfter.files[0].includes(next[name]), `no ${name} password in PgBouncer's auth file`);
+
+  // The application role through PgBouncer, at once (no RECONNECT, no RELOAD): new password in, old
+  // out (PgBouncer's own refusal: the verifier it looked up does not match).
   const appNew = await login(viaPgbouncer(ROLES.app, next.app), `SELECT count(*)::int AS n FROM ${table}`);
   t.true(appNew.ok, `app, new password, through PgBouncer: ${JSON.stringify(appNew)}`);
   // A distributed count as the application role: Citus' connections to the workers log in with pg_dist_authinfo.
@@ -175,7 +188,9 @@ test.serial("an interrupted rotation (roles changed, files not yet) is completed
   await rotateDatabasePasswords(client, planRotation(old, next).roles).finally(() => client.end());
   const leader = (await cluster.leader(0))!;
   const refused = await login(direct(leader, ROLES.app, old.app));
-  t.is(refused.ok ? "accepted" : refused.code, "28P01", "the database refuses the password PgBouncer's auth file still has");
+  t.is(refused.ok ? "accepted" : refused.code, "28P01", "the database refuses the password the runner's files still have");
+  // PgBouncer looks the verifier up at each login: it takes the new password already.
+  t.true((await login(viaPgbouncer(ROLES.app, next.app))).ok, "PgBouncer takes the new password as soon as the role has it");
 
   const root = resolve(import.meta.dirname, "../..");
   const up = spawnSync("npm", ["run", "local", "--", "up", "--stack", "local", "--state", cluster.paths.stateDir], { cwd: root, encoding: "utf8", timeout: 300_000 });

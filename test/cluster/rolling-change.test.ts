@@ -196,7 +196,7 @@ test.serial("reload-only parameters through the Pulumi provider (postgresConfigP
   const inputs = (parameters: Record<string, string | number | boolean>): PostgresConfigInputs => ({
     groups: cluster.topology.groups.map((nodes, group) => ({ group, members: nodes.map((n) => ({ name: n.name, restUrl: cluster.restUrl(n) })) })),
     restAuth: cluster.restApiAuth(),
-    poolerAdminUrl: cluster.pgbouncerUrl("superuser", "pgbouncer"),
+    poolerAdminUrl: cluster.pgbouncerUrl("admin", "pgbouncer"),
     readWriteUrl: cluster.primaryUrl("postgres"),
     // The provider runs in a module graph of its own (tsx): the CA goes in its inputs, as on Pulumi.
     ca: cluster.certificates().ca,

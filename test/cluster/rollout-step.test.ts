@@ -158,7 +158,7 @@ test("the rollout step replaces the outdated pods of worker group 1 and the coor
       members: cluster.topology.groups[group].map((n) => ({ name: n.name, restUrl: cluster.restUrl(n) })),
     })),
     restAuth: cluster.restApiAuth(),
-    poolerAdminUrl: cluster.pgbouncerUrl("superuser", "pgbouncer"),
+    poolerAdminUrl: cluster.pgbouncerUrl("admin", "pgbouncer"),
     readWriteUrl: cluster.primaryUrl("postgres"),
     // The step runs in a process of its own: Patroni's, PgBouncer's and PostgreSQL's TLS verified with this CA.
     ca: cluster.certificates().ca,
@@ -170,7 +170,7 @@ test("the rollout step replaces the outdated pods of worker group 1 and the coor
     routers: { pgbouncer: { app: "pgbouncer" }, haproxy: { app: "haproxy" } },
   };
   const routerPods = async (labels: Record<string, string>) => [
-    labels.app === "pgbouncer" ? { name: "pgbouncer", ip: new URL(cluster.pgbouncerUrl("superuser", "pgbouncer")).hostname } : { name: "haproxy", ip: new URL(cluster.primaryUrl()).hostname },
+    labels.app === "pgbouncer" ? { name: "pgbouncer", ip: new URL(cluster.pgbouncerUrl("admin", "pgbouncer")).hostname } : { name: "haproxy", ip: new URL(cluster.primaryUrl()).hostname },
   ];
   const dir = mkdtempSync(join(tmpdir(), "dpc-rollout-"));
   writeFileSync(join(dir, "input.json"), JSON.stringify(input), { mode: 0o600 });

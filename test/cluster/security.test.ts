@@ -11,6 +11,7 @@ import pg from "pg";
 import { ROLES } from "../../components/render/types.ts";
 import { createCertificateAuthority, issueCertificate } from "../../components/tls/index.ts";
 import { request } from "../../components/https.ts";
+import { pgbouncerCommand } from "../../components/pgbouncer-admin.ts";
 import { runningCluster } from "./context.ts";
 
 const run = promisify(execFile);
@@ -140,7 +141,7 @@ test("the exporters' role reads statistics but no application table (42501)", as
 });
 
 test("the exporters' role reads PgBouncer's statistics but cannot command it (not an admin)", async (t) => {
-  const client = asMonitor(cluster.pgbouncerUrl("superuser", "pgbouncer"));
+  const client = asMonitor(cluster.pgbouncerUrl("admin", "pgbouncer"));
   await client.connect();
   try {
     const pools = await client.query("SHOW POOLS");
@@ -152,4 +153,57 @@ test("the exporters' role reads PgBouncer's statistics but cannot command it (no
   } finally {
     await client.end();
   }
+});
+
+/** `url` with another user and password. */
+function as(url: string, user: string, password: string): string {
+  const parsed = new URL(url);
+  parsed.username = user;
+  parsed.password = encodeURIComponent(password);
+  return parsed.toString();
+}
+
+test("PgBouncer's auth_query: the superuser cannot log in through PgBouncer; the lookup role can only run its function, the app role not even that", async (t) => {
+  // The superuser's right password, through PgBouncer: the lookup returns no row for superusers.
+  const superuser = await connectError(as(cluster.pgbouncerUrl("app"), ROLES.superuser, cluster.secrets().superuser));
+  t.truthy(superuser, "the superuser logged in through PgBouncer");
+  t.log(`superuser through PgBouncer: ${superuser?.message}`);
+  // A replication role likewise.
+  const replication = await connectError(as(cluster.pgbouncerUrl("app"), ROLES.replication, cluster.secrets().replication));
+  t.truthy(replication, "the replication role logged in through PgBouncer");
+  // Control: the application role through the same path.
+  t.is(await connectError(cluster.pgbouncerUrl("app")), undefined);
+
+  // The lookup role, directly on the coordinator primary (TLS, scram): the function answers for the
+  // application role, nothing for the superuser; pg_authid itself is out of reach.
+  const lookupUrl = as(cluster.primaryUrl(cluster.config.database), ROLES.poolerLookup, cluster.poolerCredentials().lookup);
+  const lookup = new pg.Client({ connectionString: lookupUrl, connectionTimeoutMillis: 5000 });
+  await lookup.connect();
+  try {
+    const app = await lookup.query("SELECT uname, phash FROM pgbouncer_auth.user_lookup($1)", [ROLES.app]);
+    t.is(app.rows.length, 1);
+    t.regex(app.rows[0].phash, /^SCRAM-SHA-256\$/);
+    for (const role of [ROLES.superuser, ROLES.replication, ROLES.poolerLookup, "no_such_role"]) {
+      t.is((await lookup.query("SELECT uname FROM pgbouncer_auth.user_lookup($1)", [role])).rows.length, 0, role);
+    }
+    const authid = await t.throwsAsync(lookup.query("SELECT rolpassword FROM pg_authid LIMIT 1"));
+    t.is((authid as Error & { code?: string }).code, "42501");
+    const table = await t.throwsAsync(lookup.query("SELECT * FROM claude_flow.memory_entries LIMIT 1"));
+    t.is((table as Error & { code?: string }).code, "42501");
+  } finally {
+    await lookup.end();
+  }
+  // The application role (and so PUBLIC) may not execute the function.
+  const app = new pg.Client({ connectionString: as(cluster.primaryUrl(cluster.config.database), ROLES.app, cluster.secrets().app), connectionTimeoutMillis: 5000 });
+  await app.connect();
+  try {
+    const error = await t.throwsAsync(app.query("SELECT * FROM pgbouncer_auth.user_lookup($1)", [ROLES.app]));
+    t.is((error as Error & { code?: string }).code, "42501", error?.message);
+  } finally {
+    await app.end();
+  }
+  // PgBouncer's admin user is no database role: it logs in to PgBouncer's console only.
+  const adminInDatabase = await connectError(as(cluster.primaryUrl(cluster.config.database), ROLES.poolerAdmin, cluster.poolerCredentials().admin));
+  t.is(adminInDatabase?.code, "28P01");
+  await t.notThrowsAsync(pgbouncerCommand(cluster.pgbouncerUrl("admin", "pgbouncer"), "SHOW VERSION"), "PgBouncer's console as its admin user");
 });

@@ -8,7 +8,7 @@
 // the coordinator under writes, the stack declared again with a changed databaseMemoryMb (the
 // program's rolling replacement: one container at a time, the adapter replacing each as its
 // registration arrives), and `pulumi destroy` keeping the data for the next `up`.
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import { isDeepStrictEqual } from "node:util";
 import pg from "pg";
 import { parseClusterConfig, planTopology } from "../../components/spec.ts";
@@ -29,6 +29,7 @@ import { passwordRotationProvider, type PasswordRotationInputs } from "../../com
 import { workerMembershipProvider, workerRebalanceProvider } from "../../components/scaling/worker-scaling.ts";
 import { useReplacementEnvironment } from "../../components/rolling-replacement.ts";
 import type { RollingReplacement } from "../../components/rollout/replacement.ts";
+import type { PasswordName } from "../../components/rotation/plan.ts";
 import { DockerAdapter } from "./adapter.ts";
 import { declareCluster, type Registration } from "./declared.ts";
 import { startEngine, stopEngine } from "./engine.ts";
@@ -153,15 +154,6 @@ if ("unavailable" in engine) {
     t.log(`Citus ${version}; pg_dist_node primaries: ${[...primaries].map(([g, n]) => `${g}=${n}`).join(", ")}`);
   });
 
-  test.serial("PgBouncer -> HAProxy -> the coordinator primary answers on the published port", async (t) => {
-    t.true(booted, "the cluster did not boot");
-    const leader = leaderName(await settledGroup(0, 60_000));
-    const row = (await query(appUrl, "SELECT host(inet_server_addr()) AS addr, pg_is_in_recovery() AS recovery, current_user AS who")).rows[0];
-    t.false(row.recovery);
-    t.is(row.who, ROLES.app);
-    t.is(row.addr, await adapter.ipOf(leader), "answered by the leader's container");
-  });
-
   // The dynamic resources `pulumi up` runs once the containers exist; each kind has its check here.
   const SCHEMA = "pulumi-nodejs:dynamic/dpc:SchemaMigrations";
   const BENCHMARK = "pulumi-nodejs:dynamic/dpc:BenchmarkRun";
@@ -211,6 +203,18 @@ if ("unavailable" in engine) {
     t.deepEqual(second.applied, []);
     schemaState = inputs;
     t.log(`migrations ${first.version}: applied ${first.applied.join(", ")}; ${first.notes.join("; ")}`);
+  });
+
+  // After the Schema step, as in `pulumi up`: PgBouncer checks the application's login through the
+  // lookup role (auth_query) that the migrations create.
+  test.serial("PgBouncer -> HAProxy -> the coordinator primary answers on the published port", async (t) => {
+    t.true(booted, "the cluster did not boot");
+    t.truthy(schemaState, "the Schema resource did not apply");
+    const leader = leaderName(await settledGroup(0, 60_000));
+    const row = (await query(appUrl, "SELECT host(inet_server_addr()) AS addr, pg_is_in_recovery() AS recovery, current_user AS who")).rows[0];
+    t.false(row.recovery);
+    t.is(row.who, ROLES.app);
+    t.is(row.addr, await adapter.ipOf(leader), "answered by the leader's container");
   });
 
   test.serial("Citus: the distributed tables' shards are spread over every worker group, reference tables on all", async (t) => {
@@ -315,8 +319,15 @@ if ("unavailable" in engine) {
     t.true(booted, "the cluster did not boot");
     const run = deferred(BENCHMARK)[0]?.inputs;
     const target = run ? verifyFullUrl(String(run.url), ca) : appUrl;
+    const pgbouncer = `${topology.scope}-pgbouncer`;
+    const started = (await adapter.inspect(pgbouncer)).State.StartedAt;
     // Smaller than quick's 5,000 rows on purpose: this proves the path; the local cluster gives the figures.
-    const summary = await runPostDeployBenchmark(target, "quick", { rows: 2000, skipPgbench: true });
+    const summary = await runPostDeployBenchmark(target, "quick", { rows: 2000, skipPgbench: true }).finally(async () => {
+      // PgBouncer checks every login with auth_query: it must come through the benchmark's many logins.
+      const state = (await adapter.inspect(pgbouncer)).State;
+      if (state.StartedAt !== started || !state.Running) t.log(`${pgbouncer} restarted or stopped during the benchmark (${JSON.stringify(state)}); its log ends:\n${await adapter.logs(pgbouncer, 40)}`);
+    });
+    t.is((await adapter.inspect(pgbouncer)).State.StartedAt, started, "PgBouncer ran throughout the benchmark");
     t.true(summary.scenarios.length > 0);
     t.log(`benchmark (quick, 2000 rows) verdict ${summary.verdict}: ` + summary.scenarios.map((s) => `${s.id} p95 ${s.p95Ms} ms`).join("; "));
   });
@@ -727,25 +738,49 @@ if ("unavailable" in engine) {
     log(summary);
     t.log(summary);
   });
-  // Last: the superuser password every check above connects with changes here.
-  test.serial("a rotation of the superuser and REST API passwords: the database containers re-created one at a time, members not yet re-created reached with the previous passwords", async (t) => {
-    t.true(booted, "the cluster did not boot");
-    const before = new Map<number, ClusterMember[]>();
-    for (let group = 0; group < topology.groups.length; group++) before.set(group, await settledGroup(group, 120_000));
-    // Step 1 of `pulumi up`: the PasswordRotation resource's update (the roles; the REST API password is Patroni's alone).
-    const rotation = deferred(ROTATION)[0].inputs as unknown as PasswordRotationInputs;
-    const news = { ...passwords, superuser: `${passwords.superuser}-r`, restApi: `${passwords.restApi}-r` };
-    const rotated = ((await passwordRotationProvider.update!("id", rotation, { ...rotation, passwords: news })).outs as { rotated: string[]; previous: unknown }).rotated;
-    t.deepEqual([...rotated].sort(), ["restApi", "superuser"]);
+  /**
+   * One password rotation as `pulumi up` runs it, under a client writing through PgBouncer from before
+   * it to after the roll (one session, reconnecting with the password of the moment only after an
+   * error): the PasswordRotation provider's update (the roles, then one login through PgBouncer with
+   * a new application password), the checks of the application password through PgBouncer, then the
+   * stack declared again with `news` and every container it registers with other inputs replaced, in
+   * the program's rolling order. Returns what was replaced, the writer's outcome and whether PgBouncer
+   * and HAProxy kept their containers.
+   */
+  async function rotateUnderWrites(t: ExecutionContext, current: Record<PasswordName, string>, news: Record<PasswordName, string>, table: string) {
+    const routers = [`${topology.scope}-pgbouncer`, `${topology.scope}-haproxy`];
+    const routerIds = await Promise.all(routers.map(async (name) => (await adapter.inspect(name)).Id));
+    const appUrlWith = (password: string) => verifyFullUrl(`postgresql://${ROLES.app}:${encodeURIComponent(password)}@127.0.0.1:${config.pgbouncerPort}/${config.database}`, ca);
+    const superuserUrl = (password: string) => verifyFullUrl(`postgresql://${ROLES.superuser}:${encodeURIComponent(password)}@127.0.0.1:${config.haproxyReadWritePort}/${config.database}`, ca);
+    await ContinuousWriter.createTable(superuserUrl(current.superuser), table, ROLES.app);
+    let appPassword = current.app;
+    const writer = new ContinuousWriter({ table, bucket: DEFAULT_BUCKET, connectionString: async () => appUrlWith(appPassword) });
+    writer.start();
+    let writes: Awaited<ReturnType<ContinuousWriter["stop"]>> | undefined;
     const started = Date.now();
     const at = () => `+${((Date.now() - started) / 1000).toFixed(1)} s`;
     const timeline: string[] = [];
     const replaced: string[] = [];
     const replacements: Promise<unknown>[] = [];
     const rolls: RollingReplacement[] = [];
+    let rotationSeconds = 0;
+    let rotated: string[] = [];
+    let reports: Awaited<ReturnType<RollingReplacement["done"]>> = [];
     useReplacementEnvironment({ onCreate: (roll) => rolls.push(roll) });
     try {
-      const declared = await declareCluster(
+      await waitFor("writes before the rotation", 15_000, async () => (writer.acknowledgedCount >= 20 ? true : undefined));
+      const rotation = deferred(ROTATION)[0].inputs as unknown as PasswordRotationInputs;
+      const rotatedAt = Date.now();
+      rotated = ((await passwordRotationProvider.update!("id", { ...rotation, passwords: current }, { ...rotation, passwords: news })).outs as { rotated: string[] }).rotated;
+      rotationSeconds = (Date.now() - rotatedAt) / 1000;
+      appPassword = news.app;
+      if (news.app !== current.app) {
+        // Through PgBouncer at once: the new application password in, the old one out.
+        t.is((await query(appUrlWith(news.app), "SELECT 1 AS one")).rows[0].one, 1, "the new application password through PgBouncer");
+        const oldRefused = await query(appUrlWith(current.app), "SELECT 1").then(() => "accepted", (e: Error) => e.message);
+        t.regex(oldRefused, /authentication failed/, "the old application password through PgBouncer");
+      }
+      await declareCluster(
         PROJECT,
         currentStack,
         news,
@@ -763,21 +798,71 @@ if ("unavailable" in engine) {
           );
         },
         // What the rotation's provider returned in step 1: the passwords before it.
-        (type) => (type === ROTATION ? { previous: passwords } : undefined),
+        (type) => (type === ROTATION ? { previous: current } : undefined),
       );
       await waitFor("the program's rolling replacement", 30_000, async () => (rolls.length > 0 ? true : undefined));
-      const reports = await rolls[0].done();
+      reports = await rolls[0].done();
       await Promise.all(replacements);
       for (let group = 0; group < topology.groups.length; group++) await settledGroup(group, 180_000);
       for (const report of reports) timeline.push(`group ${report.group}: replaced ${report.restarted.join(", ")}; switchovers ${report.switchovers.map((s) => `${s.from} -> ${s.to} ${s.seconds.toFixed(1)} s${s.paused ? " (PgBouncer paused)" : ""}`).join(", ")}`);
-      for (const line of timeline) t.log(line);
-      t.deepEqual(reports.map((r) => r.switchovers.length), topology.groups.map(() => 1), "one switchover per group");
-      t.true(declared.registrations.length > 0);
+      await sleep(2000); // keep writing for a moment
     } finally {
       useReplacementEnvironment(undefined);
+      writes = await writer.stop();
     }
+    for (const line of timeline) t.log(line);
+    const routerIdsAfter = await Promise.all(routers.map(async (name) => (await adapter.inspect(name)).Id));
+    const routersRunning = await Promise.all(routers.map(async (name) => (await adapter.inspect(name)).State.Running));
+    const lost = await missingWrites(superuserUrl(news.superuser), table, writes.acknowledged, DEFAULT_BUCKET);
+    const summary = `rotation of ${rotated.join(", ")}: step 1 (roles + PgBouncer login) ${rotationSeconds.toFixed(2)} s; ` +
+      `${replaced.length} containers re-created one at a time in ${((Date.now() - started) / 1000).toFixed(1)} s (${replaced.join(", ")}); ` +
+      `${routers.join(", ")}: ${routers.map((_, i) => (routerIdsAfter[i] === routerIds[i] && routersRunning[i] ? "same container, running" : "REPLACED")).join(", ")}; ` +
+      `writer through PgBouncer: ${writes.acknowledged.length} writes acknowledged, ${writes.errors} failed, ${lost.length} lost` +
+      (writes.errors > 0 ? ` (${writes.errorMessages.slice(0, 3).map((m) => m.split("\n")[0]).join(" | ")})` : "");
+    log(summary);
+    t.log(summary);
+    return { rotated, replaced, reports, writes, lost, routers, routerIds, routerIdsAfter, routersRunning };
+  }
+
+  /** PgBouncer and HAProxy: registered with the same inputs, so the engine kept them: the same containers, running. */
+  function assertRoutersKept(t: ExecutionContext, outcome: Awaited<ReturnType<typeof rotateUnderWrites>>): void {
+    for (const [index, name] of outcome.routers.entries()) {
+      t.false(outcome.replaced.includes(name), `${name} registered with other inputs`);
+      t.is(outcome.routerIdsAfter[index], outcome.routerIds[index], `${name}: the same container`);
+      t.true(outcome.routersRunning[index], `${name} running`);
+    }
+  }
+
+  // The application password every check above connects with changes here (the writer and the
+  // checks below take it from `passwords`).
+  test.serial("an application-password rotation under writes through PgBouncer: PgBouncer and HAProxy keep their containers, no failed write", async (t) => {
+    t.true(booted, "the cluster did not boot");
+    for (let group = 0; group < topology.groups.length; group++) await settledGroup(group, 120_000);
+    const news = { ...passwords, app: `${passwords.app}-a` };
+    const outcome = await rotateUnderWrites(t, passwords, news, "docker_app_rotation_writes");
+    passwords.app = news.app;
+    t.deepEqual(outcome.rotated, ["app"]);
+    assertRoutersKept(t, outcome);
+    // Only the database containers carry the application password (Patroni's post-bootstrap file).
     const databaseNames = topology.groups.flat().map((n) => n.name);
-    const databaseReplaced = replaced.filter((n) => databaseNames.includes(n));
+    t.deepEqual(outcome.replaced.filter((n) => !databaseNames.includes(n)), [], "containers other than the database's re-created");
+    t.deepEqual(outcome.reports.map((r) => r.switchovers.length), topology.groups.map(() => 1), "one switchover per group");
+    t.is(outcome.writes.errors, 0, "failed writes");
+    t.deepEqual(outcome.lost, [], "acknowledged writes lost");
+  });
+
+  // Last: the superuser password every check above connects with changes here.
+  test.serial("a rotation of the superuser and REST API passwords: the database containers re-created one at a time, members not yet re-created reached with the previous passwords; PgBouncer and HAProxy keep their containers", async (t) => {
+    t.true(booted, "the cluster did not boot");
+    const before = new Map<number, ClusterMember[]>();
+    for (let group = 0; group < topology.groups.length; group++) before.set(group, await settledGroup(group, 120_000));
+    const news = { ...passwords, superuser: `${passwords.superuser}-r`, restApi: `${passwords.restApi}-r` };
+    const outcome = await rotateUnderWrites(t, passwords, news, "docker_superuser_rotation_writes");
+    t.deepEqual([...outcome.rotated].sort(), ["restApi", "superuser"]);
+    t.deepEqual(outcome.reports.map((r) => r.switchovers.length), topology.groups.map(() => 1), "one switchover per group");
+    assertRoutersKept(t, outcome);
+    const databaseNames = topology.groups.flat().map((n) => n.name);
+    const databaseReplaced = outcome.replaced.filter((n) => databaseNames.includes(n));
     t.deepEqual([...databaseReplaced].sort(), [...databaseNames].sort(), "every database container re-created");
     for (let group = 0; group < topology.groups.length; group++) {
       const oldLeader = before.get(group)!.find((m) => m.role === "leader")!.name;
@@ -789,10 +874,14 @@ if ("unavailable" in engine) {
         (await request(`${await restUrl(name)}/reload`, { method: "POST", headers: { authorization: `Basic ${Buffer.from(`${ROLES.restApi}:${password}`).toString("base64")}` } })).status;
       t.deepEqual([await reload(news.restApi), await reload(passwords.restApi)], [202, 401], name);
     }
-    const summary = `password rotation (superuser, restApi): ${databaseReplaced.length} database containers re-created one at a time in ${((Date.now() - started) / 1000).toFixed(1)} s, ` +
-      `${replaced.length - databaseReplaced.length} others (${replaced.filter((n) => !databaseNames.includes(n)).join(", ")}); POST /reload: new password 202, old 401 on every member`;
-    log(summary);
-    t.log(summary);
+    t.deepEqual(outcome.lost, [], "acknowledged writes lost");
+    // Not asserted: failed writes. The likely cause (Patroni's source, not confirmed in its logs):
+    // while the group's members run with two REST API passwords, a
+    // worker's Patroni announces its switchover to the coordinator leader's REST API (/citus,
+    // before_demote) with its own credentials (Patroni ha.py notify_mpp_coordinator; request.py uses
+    // restapi.authentication), which one side refuses with 401, so the coordinator does not hold the
+    // worker's transactions during that switchover. Logged above with the writer's numbers.
+    t.log("POST /reload: new REST API password 202, old 401 on every member");
   });
 
 }

@@ -242,9 +242,9 @@ test.serial("secrets: the connection string is a secret; passwords appear in no 
   t.regex(await valueOf(stack.caCertificate), /^-----BEGIN CERTIFICATE-----/);
   t.true(await pulumi.isSecret(stack.appConnectionStringVerifyFull));
   t.is(await valueOf(stack.appConnectionStringVerifyFull), `postgresql://app:${CONFIGURED_APP_PASSWORD}@localhost:6432/vectors?sslmode=verify-full`);
-  // Five passwords generated (the app and Grafana passwords came from secret config; the exporters'
-  // role's is generated), special characters off.
-  t.is(generatedPasswords.length, 5);
+  // Seven passwords generated (the app and Grafana passwords came from secret config; the exporters'
+  // role's and PgBouncer's lookup and admin credentials are generated), special characters off.
+  t.is(generatedPasswords.length, 7);
   for (const r of registrations.filter((r) => r.type === "random:index/randomPassword:RandomPassword")) {
     t.is(r.inputs.special, false);
   }
@@ -282,13 +282,17 @@ test.serial("Schema: the superuser URL through HAProxy's read-write listener and
   const { inputs, additionalSecretOutputs } = schemaMigrations();
   t.true(isSecretValue(inputs.connectionString));
   t.is(reveal(inputs.connectionString), "postgresql://postgres:generated-dpc-superuser-password@localhost:5000/vectors");
-  t.deepEqual(additionalSecretOutputs, ["connectionString", "poolerAdminConnectionString", "appPassword", "monitorPassword"]);
+  t.deepEqual(additionalSecretOutputs, ["connectionString", "poolerAdminConnectionString", "appPassword", "monitorPassword", "poolerLookupPassword"]);
+  // PgBouncer's lookup role's password (generated, secret): migration 011's role gets it.
+  t.true(isSecretValue(inputs.poolerLookupPassword));
+  t.is(reveal(inputs.poolerLookupPassword), "generated-dpc-pooler-lookup-password");
   // The exporters' role's password (secret) and the CA both connections verify the servers with.
   t.true(isSecretValue(inputs.monitorPassword));
   t.regex(inputs.ca as string, /^-----BEGIN CERTIFICATE-----/);
-  // PgBouncer's admin console, for RECONNECT after the migrations changed database settings.
+  // PgBouncer's admin console, for RECONNECT after the migrations changed database settings: as
+  // PgBouncer's own admin user (generated), not the superuser, whose password the config rotates.
   t.true(isSecretValue(inputs.poolerAdminConnectionString));
-  t.is(reveal(inputs.poolerAdminConnectionString), "postgresql://postgres:generated-dpc-superuser-password@localhost:6432/pgbouncer");
+  t.is(reveal(inputs.poolerAdminConnectionString), "postgresql://pgbouncer_admin:generated-dpc-pooler-admin-password@localhost:6432/pgbouncer");
   t.true(isSecretValue(inputs.appPassword));
   t.is(reveal(inputs.appPassword), "app-password-from-secret-config");
   t.is((inputs.config as { database: string }).database, "vectors");

@@ -39,7 +39,7 @@ test.serial("the rollout is a Job of the deploy-steps image, `rollout` its only 
   t.is(input.parameters.work_mem, "16MB", "postgresParameters over the sized defaults");
   t.is(input.parameters.shared_buffers, "512MB");
   t.regex(input.restAuth, /^patroni:.+/);
-  t.regex(input.poolerAdminUrl, /^postgresql:\/\/postgres:[^@]+@dpc-pgbouncer\.dpc\.svc\.cluster\.local:6432\/pgbouncer$/);
+  t.regex(input.poolerAdminUrl, /^postgresql:\/\/pgbouncer_admin:[^@]+@dpc-pgbouncer\.dpc\.svc\.cluster\.local:6432\/pgbouncer$/);
   t.regex(input.readWriteUrl, /^postgresql:\/\/postgres:[^@]+@dpc-haproxy\.dpc\.svc\.cluster\.local:5000\/postgres$/);
   t.is(input.stepTimeoutSeconds, 300);
   // Patroni, PgBouncer and HAProxy (the coordinators) are verified against the cluster CA, by the Services' names.

@@ -110,3 +110,22 @@ test("the serialized provider's update loads rotation/step.ts (rotate.ts) in a p
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("rotating the application and superuser passwords changes no input of PgBouncer's or HAProxy's container (PgBouncer keeps running)", (t) => {
+  // Docker re-creates a container when an upload changes (ForceNew): identical inputs mean PgBouncer
+  // and HAProxy stay up through the rotation; PgBouncer checks the new password by auth_query.
+  for (const name of ["dpc-pgbouncer", "dpc-haproxy"]) {
+    const [before, after] = [first, second].map((runs) => runs.find((r) => r.type === CONTAINER && r.name === name));
+    t.truthy(before, `${name} registered`);
+    t.deepEqual(JSON.parse(JSON.stringify(after!.inputs, (_k, v) => reveal(v))), JSON.parse(JSON.stringify(before!.inputs, (_k, v) => reveal(v))), `${name}'s inputs`);
+  }
+  // ... while the database containers do change (their files carry the superuser's password).
+  const member = (runs: Registration[]) => runs.find((r) => r.type === CONTAINER && r.name === "dpc-coordinator-0")!;
+  t.notDeepEqual(JSON.stringify(member(second).inputs, (_k, v) => reveal(v)), JSON.stringify(member(first).inputs, (_k, v) => reveal(v)));
+});
+
+test("the rotation logs in through PgBouncer with the new application password: its endpoint and both pools are inputs", (t) => {
+  const rotation = rotationOf(first);
+  t.is(rotation.inputs.pgbouncerEndpoint, "localhost:6432");
+  t.deepEqual(rotation.inputs.poolerDatabases, ["vectors", "vectors_session"]);
+});

@@ -16,12 +16,13 @@ import {
 } from "../../components/render/pgbouncer.ts";
 
 const secrets: ClusterSecrets = { superuser: "su-pw", replication: "repl-pw", rewind: "rewind-pw", restApi: "rest-pw", app: "app-pw" };
+const pooler = { lookup: "lookup-pw", admin: "admin-pw", monitor: "monitor-pw" };
 
 function renderIni(overrides: Record<string, unknown> = {}) {
   const config = parseClusterConfig(overrides);
   const topology = planTopology(config);
   const addressing = containerAddressing(config, topology, dockerHostNaming);
-  const rendered = renderCluster(config, topology, addressing, containerLayout(config), secrets, placeholderCertificates(config));
+  const rendered = renderCluster(config, topology, addressing, containerLayout(config), secrets, pooler, placeholderCertificates(config));
   const file = rendered.pgbouncer.find((f) => f.path.endsWith("pgbouncer.ini"))!;
   return { config, addressing, content: file.content, ini: parseIni(file.content) };
 }

@@ -8,17 +8,18 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { parse as parseIni } from "ini";
 import { parseClusterConfig, planTopology, type ClusterConfig } from "../../components/spec.ts";
-import { groupSynchronousMode, renderCluster, renderPgbouncerUserlist, PORTS, ROLES, type ClusterSecrets } from "../../components/render/index.ts";
+import { groupSynchronousMode, renderCluster, renderPgbouncerUserlist, POOLER_AUTH_QUERY, PORTS, ROLES, type ClusterSecrets } from "../../components/render/index.ts";
 import { placeholderCertificates } from "../../components/shipped-files.ts";
 import { containerAddressing, containerLayout, dockerHostNaming } from "../../components/render/container.ts";
 
 const secrets: ClusterSecrets = { superuser: "su-pw", replication: "repl-pw", rewind: "rewind-pw", restApi: "rest-pw", app: "app-pw" };
+const pooler = { lookup: "lookup-pw", admin: "admin-pw", monitor: "monitor-pw" };
 
 function renderSeed(overrides: Record<string, unknown> = {}) {
   const config = parseClusterConfig(overrides);
   const topology = planTopology(config);
   const addressing = containerAddressing(config, topology, dockerHostNaming);
-  const rendered = renderCluster(config, topology, addressing, containerLayout(config), secrets, placeholderCertificates(config));
+  const rendered = renderCluster(config, topology, addressing, containerLayout(config), secrets, pooler, placeholderCertificates(config));
   return { config, topology, addressing, rendered };
 }
 
@@ -174,7 +175,7 @@ test("haproxy: read-write to the coordinator primary by /primary, read-only by /
   t.is(config.coordinatorMembers, coordinator.length);
 });
 
-test("pgbouncer: transaction pooling, scram auth, pointed at HAProxy's read-write port; userlist holds both roles", (t) => {
+test("pgbouncer: transaction pooling, scram auth, pointed at HAProxy's read-write port; application roles by auth_query, the auth file holds generated credentials only", (t) => {
   const { config, addressing, rendered } = renderSeed();
   const iniFile = rendered.pgbouncer.find((f) => f.path.endsWith("pgbouncer.ini"))!;
   const userlist = rendered.pgbouncer.find((f) => f.path.endsWith("userlist.txt"))!;
@@ -191,11 +192,17 @@ test("pgbouncer: transaction pooling, scram auth, pointed at HAProxy's read-writ
   t.is(Number(target.port), PORTS.haproxyReadWrite);
   t.is(target.dbname, config.database);
   const users = userlist.content.trim().split("\n").map((line) => line.split(" ").map((q) => JSON.parse(q)));
-  t.deepEqual(users, [[ROLES.app, secrets.app], [ROLES.superuser, secrets.superuser]]);
-  // The PgBouncer exporter reads statistics as the monitoring role, not as an admin.
-  t.is(ini.pgbouncer.admin_users, ROLES.superuser);
+  t.deepEqual(users, [[ROLES.poolerLookup, pooler.lookup], [ROLES.poolerAdmin, pooler.admin], [ROLES.monitor, pooler.monitor]]);
+  // None of the rotated passwords is in any of PgBouncer's files.
+  for (const file of rendered.pgbouncer) for (const password of Object.values(secrets)) t.false(file.content.includes(password), `${file.path} holds no cluster password`);
+  // Every other login is looked up in the application database, as the lookup role.
+  t.is(ini.pgbouncer.auth_user, ROLES.poolerLookup);
+  t.is(ini.pgbouncer.auth_query, POOLER_AUTH_QUERY);
+  t.is(ini.pgbouncer.auth_dbname, config.database);
+  // The PgBouncer exporter reads statistics as the monitoring role, not as an admin; the admin is PgBouncer's own.
+  t.is(ini.pgbouncer.admin_users, ROLES.poolerAdmin);
   t.is(ini.pgbouncer.stats_users, ROLES.monitor);
-  t.deepEqual(renderPgbouncerUserlist(secrets, "m0n").trim().split("\n").at(-1), `"${ROLES.monitor}" "m0n"`);
+  t.deepEqual(renderPgbouncerUserlist({ ...pooler, monitor: "m0n" }).trim().split("\n").at(-1), `"${ROLES.monitor}" "m0n"`);
 });
 
 test("etcd: every member's initial cluster lists all members by peer URL (https), names per member, client certificates demanded", (t) => {
@@ -228,7 +235,9 @@ test("`npm run render` writes every file of the dev stack: one patroni.yml per n
     t.true(existsSync(join(out, "dpc-haproxy", "haproxy.cfg")));
     t.true(existsSync(join(out, "dpc-pgbouncer", "pgbouncer.ini")));
     const userlist = readFileSync(join(out, "dpc-pgbouncer", "userlist.txt"), "utf8");
-    t.regex(userlist, /PLACEHOLDER-appPassword/);
+    // Generated credentials only: no password of the stack's config (the application's is looked up).
+    t.regex(userlist, /PLACEHOLDER-generated-pooler-lookup-password/);
+    t.notRegex(userlist, /PLACEHOLDER-appPassword|PLACEHOLDER-superuserPassword/);
     t.is(statSync(join(out, "dpc-pgbouncer", "userlist.txt")).mode & 0o777, 0o600);
   } finally {
     rmSync(out, { recursive: true, force: true });

@@ -29,7 +29,7 @@ test("changing m changes only the index migration; ef_search only the settings m
   t.deepEqual(changed(checksums({ ...DEFAULT_CONFIG, hnswM: 24 })), ["005_indexes"]);
   t.deepEqual(changed(checksums({ ...DEFAULT_CONFIG, hnswEfSearch: 100 })), ["006_search_settings", "009_search_function"]);
   t.deepEqual(changed(checksums({ ...DEFAULT_CONFIG, embeddingDimensions: 768 })), ["003_tables", "005_indexes", "009_search_function"]);
-  t.deepEqual(changed(checksums(DEFAULT_CONFIG, { citus: true, hnswAccessMethod: "hnsw" })), ["004_distribution", "006_search_settings", "009_search_function"]);
+  t.deepEqual(changed(checksums(DEFAULT_CONFIG, { citus: true, hnswAccessMethod: "hnsw" })), ["004_distribution", "006_search_settings", "009_search_function", "011_pooler_lookup"]);
 });
 
 test("searchExactMaxRows changes only the search function, whose default threshold it becomes", (t) => {
@@ -43,7 +43,7 @@ test("searchExactMaxRows changes only the search function, whose default thresho
 
 test("migrations whose SQL may change with the environment are repeatable", (t) => {
   const repeatable = renderMigrations(DEFAULT_CONFIG, context).filter((m) => m.repeatable).map((m) => m.id);
-  t.deepEqual(repeatable, ["004_distribution", "006_search_settings", "007_grants", "009_search_function", "010_monitoring_role"]);
+  t.deepEqual(repeatable, ["004_distribution", "006_search_settings", "007_grants", "009_search_function", "010_monitoring_role", "011_pooler_lookup"]);
 });
 
 test("the embedding columns take the configured dimension and the database its ef_search", (t) => {

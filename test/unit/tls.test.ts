@@ -78,7 +78,7 @@ test("with TLS in the layout: hostssl only, ssl on, verify-full for replication,
   const addressing = localAddressing(topology);
   const layout = localLayout(config, localPaths("/state"));
   const certificates = issueClusterCertificates(createCertificateAuthority("dpc"), certificatePlan(topology, addressing), undefined);
-  const rendered = renderCluster(config, topology, addressing, layout, secrets, certificates);
+  const rendered = renderCluster(config, topology, addressing, layout, secrets, { lookup: "l", admin: "a", monitor: "m" }, certificates);
   const node = rendered.postgres[0];
   const tls = layout.postgres(node.node).tls!;
   const patroni = parse(node.files.find((f) => f.path.endsWith("patroni.yml"))!.content);
@@ -108,6 +108,6 @@ test("with TLS in the layout: hostssl only, ssl on, verify-full for replication,
 test("TLS in the layout without certificates is refused, naming what is missing", (t) => {
   const addressing = localAddressing(topology);
   const layout = localLayout(config, localPaths("/state"));
-  const error = t.throws(() => renderCluster(config, topology, addressing, layout, secrets));
+  const error = t.throws(() => renderCluster(config, topology, addressing, layout, secrets, { lookup: "l", admin: "a", monitor: "m" }));
   t.regex(error!.message, /certificates: none given, but the layout turns TLS on/);
 });
