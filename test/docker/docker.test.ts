@@ -421,10 +421,11 @@ if ("unavailable" in engine) {
   });
 
   /**
-   * What the new leader's Patroni logged about taking over, each line with its seconds after the kill:
-   * where a failover's time goes inside Docker. `docker logs` frames (8-byte headers) are demultiplexed.
+   * What a container logged (Patroni and PostgreSQL, both on its stdout/stderr) since `killedAt`,
+   * the lines matching `pattern`, each with its seconds after the kill: where a failover's time goes
+   * inside Docker. `docker logs` frames (8-byte headers) are demultiplexed.
    */
-  async function patroniEvents(container: string, killedAt: number): Promise<string[]> {
+  async function logLinesSince(container: string, killedAt: number, pattern: RegExp, limit: number): Promise<string[]> {
     const raw = (await adapter.docker.getContainer(container).logs({ stdout: true, stderr: true, since: Math.floor(killedAt / 1000), timestamps: true, follow: false })) as unknown as Buffer;
     let text = "";
     for (let offset = 0; offset + 8 <= raw.length; ) {
@@ -434,12 +435,51 @@ if ("unavailable" in engine) {
     }
     return text
       .split("\n")
-      .filter((line) => /promot|lock|leader race|healthiest|following|failover|synchronous|demot|wal_receiver|citus/i.test(line))
-      .slice(0, 25)
+      .filter((line) => pattern.test(line))
+      .slice(0, limit)
       .map((line) => {
         const stamp = Date.parse(line.slice(0, line.indexOf(" ")));
         return `+${((stamp - killedAt) / 1000).toFixed(2)} s ${line.slice(line.indexOf(" ") + 1, line.indexOf(" ") + 200)}`;
       });
+  }
+
+  /** What the new leader's Patroni and PostgreSQL logged about taking over (the replica's idle loops left out). */
+  const patroniEvents = async (container: string, killedAt: number) =>
+    (await logLinesSince(container, killedAt, /^\S+ (?!.*no action\. I am)(?!.*Exception happened)(?!\s).*(promot|lock|leader race|healthiest|following|failover|synchronous|demot|wal_receiver|citus|request failed|resolve|vote|recovery complete|timeline)/i, 400))
+      .filter((line) => Number(/^\+(-?[\d.]+) s/.exec(line)?.[1] ?? 0) >= 15)
+      .slice(0, 30);
+
+  /** What the coordinator's leader logged about the worker group's move (pg_dist_node, lock waits, connections to the dead worker). */
+  const coordinatorEvents = (container: string, killedAt: number) =>
+    logLinesSince(container, killedAt, /^\S+ (?!.*could not translate host name)(?!\s).*(citus|pg_dist|update_node|lock|terminat|could not|timeout|timed out|connection to|worker)/i, 30);
+
+  /** What PgBouncer and HAProxy logged about their servers (logins, checks): the client path after a coordinator's failover. */
+  const routerEvents = async (killedAt: number) => [
+    ...(await logLinesSince(`${topology.scope}-haproxy`, killedAt, /is (UP|DOWN)|no server available/i, 12)).map((line) => `haproxy: ${line}`),
+    ...(await logLinesSince(`${topology.scope}-pgbouncer`, killedAt, /login attempt failed|closing because: (server conn crashed|connect failed|server login)|new connection to server/i, 400))
+      .filter((line) => Number(/^\+(-?[\d.]+) s/.exec(line)?.[1] ?? 0) >= 15)
+      .slice(0, 12)
+      .map((line) => `pgbouncer: ${line}`),
+  ];
+
+  /** The writer's failures after the kill, consecutive equal messages folded: what the client saw, when. */
+  function writerFailures(failures: { at: number; message: string }[], killedAt: number): string[] {
+    const lines: string[] = [];
+    let last = "";
+    let count = 0;
+    for (const f of failures.filter((f) => f.at >= killedAt)) {
+      const message = f.message.slice(0, 140);
+      if (message === last) {
+        count++;
+        continue;
+      }
+      if (count > 1) lines.push(`  (x${count})`);
+      lines.push(`+${((f.at - killedAt) / 1000).toFixed(2)} s ${message}`);
+      last = message;
+      count = 1;
+    }
+    if (count > 1) lines.push(`  (x${count})`);
+    return lines;
   }
 
   /**
@@ -481,6 +521,13 @@ if ("unavailable" in engine) {
     const leaderAfter = (await groupMembers(group))?.find((m) => m.role === "leader" && m.state === "running")?.name;
     if (leaderAfter && how === "docker kill") {
       for (const line of await patroniEvents(leaderAfter, killedAt)) note(`  ${leaderAfter}: ${line}`);
+      if (target === "worker") {
+        const coordinator = (await groupMembers(0))?.find((m) => m.role === "leader")?.name;
+        if (coordinator) for (const line of await coordinatorEvents(coordinator, killedAt)) note(`  ${coordinator}: ${line}`);
+      } else {
+        for (const line of await routerEvents(killedAt)) note(`  ${line}`);
+      }
+      for (const line of writerFailures(result.failures, killedAt)) note(`  writer: ${line}`);
     }
     const distAfter = target === "worker" ? (await distPrimaries(adminUrl)).get(group) : undefined;
     if (how === "docker kill") {
