@@ -7,7 +7,8 @@
 // secret file, HAProxy following a container to a new address, failover of a worker group and of
 // the coordinator under writes, the stack declared again with a changed databaseMemoryMb (the
 // program's rolling replacement: one container at a time, the adapter replacing each as its
-// registration arrives), and `pulumi destroy` keeping the data for the next `up`.
+// registration arrives), a new etcdImage rolled through the etcd members one at a time, and
+// `pulumi destroy` keeping the data for the next `up`.
 import test from "ava";
 import { isDeepStrictEqual } from "node:util";
 import pg from "pg";
