@@ -450,10 +450,13 @@ if ("unavailable" in engine) {
       });
   }
 
-  /** What the new leader's Patroni and PostgreSQL logged about taking over (the replica's idle loops left out). */
-  const patroniEvents = async (container: string, killedAt: number) =>
+  /**
+   * What the new leader's Patroni and PostgreSQL logged about taking over (the replica's idle loops
+   * left out), from `fromSeconds` after `killedAt` (a failover: the leader key's ttl passes first).
+   */
+  const patroniEvents = async (container: string, killedAt: number, fromSeconds = 0) =>
     (await logLinesSince(container, killedAt, /^\S+ (?!.*no action\. I am)(?!.*Exception happened)(?!\s).*(promot|lock|leader race|healthiest|following|failover|synchronous|demot|wal_receiver|citus|request failed|resolve|vote|recovery complete|timeline)/i, 400))
-      .filter((line) => Number(/^\+(-?[\d.]+) s/.exec(line)?.[1] ?? 0) >= 15)
+      .filter((line) => Number(/^\+(-?[\d.]+) s/.exec(line)?.[1] ?? 0) >= fromSeconds)
       .slice(0, 30);
 
   /** What the coordinator's leader logged about the worker group's move (pg_dist_node, lock waits, connections to the dead worker). */
@@ -461,10 +464,10 @@ if ("unavailable" in engine) {
     logLinesSince(container, killedAt, /^\S+ (?!.*could not translate host name)(?!\s).*(citus|pg_dist|update_node|lock|terminat|could not|timeout|timed out|connection to|worker)/i, 30);
 
   /** What PgBouncer and HAProxy logged about their servers (logins, checks): the client path after a coordinator's failover. */
-  const routerEvents = async (killedAt: number) => [
+  const routerEvents = async (killedAt: number, fromSeconds = 19.5) => [
     ...(await logLinesSince(`${topology.scope}-haproxy`, killedAt, /is (UP|DOWN)|no server available/i, 12)).map((line) => `haproxy: ${line}`),
     ...(await logLinesSince(`${topology.scope}-pgbouncer`, killedAt, /login attempt failed|closing because: (server conn crashed|connect failed|server login)|new connection to server/i, 2000))
-      .filter((line) => Number(/^\+(-?[\d.]+) s/.exec(line)?.[1] ?? 0) >= 19.5)
+      .filter((line) => Number(/^\+(-?[\d.]+) s/.exec(line)?.[1] ?? 0) >= fromSeconds)
       .slice(0, 16)
       .map((line) => `pgbouncer: ${line}`),
   ];
@@ -527,15 +530,17 @@ if ("unavailable" in engine) {
     }
     const leaderAfter = (await groupMembers(group))?.find((m) => m.role === "leader" && m.state === "running")?.name;
     if (leaderAfter && how === "docker kill") {
-      for (const line of await patroniEvents(leaderAfter, killedAt)) note(`  ${leaderAfter}: ${line}`);
+      for (const line of await patroniEvents(leaderAfter, killedAt, 15)) note(`  ${leaderAfter}: ${line}`);
       if (target === "worker") {
         const coordinator = (await groupMembers(0))?.find((m) => m.role === "leader")?.name;
         if (coordinator) for (const line of await coordinatorEvents(coordinator, killedAt)) note(`  ${coordinator}: ${line}`);
       } else {
         for (const line of await routerEvents(killedAt)) note(`  ${line}`);
       }
-      for (const line of writerFailures(result.failures, killedAt)) note(`  writer: ${line}`);
     }
+    // A crash: the container restarts and keeps its leader key; what the client path saw meanwhile.
+    if (how === "crash") for (const line of await routerEvents(killedAt, 0)) note(`  ${line}`);
+    for (const line of writerFailures(result.failures, killedAt)) note(`  writer: ${line}`);
     const distAfter = target === "worker" ? (await distPrimaries(adminUrl)).get(group) : undefined;
     if (how === "docker kill") {
       // A stopped container stays stopped; `pulumi up` (the provider's must_run) starts it again.
