@@ -22,7 +22,7 @@ import { WorkerMembership, WorkerRebalance } from "./scaling/worker-scaling.ts";
 import { Rollout } from "./rollout-run.ts";
 import { PasswordRotationStep } from "./rotation-run.ts";
 import { WorkerScalingStep } from "./scaling-run.ts";
-import { rollingReplacement } from "./rolling-replacement.ts";
+import { etcdRollingReplacement, rollingReplacement } from "./rolling-replacement.ts";
 import { Certificates } from "./certificates.ts";
 import { certificatePlan } from "./tls/plan.ts";
 import type { CertificateAuthority } from "./tls/types.ts";
@@ -180,7 +180,9 @@ export class Cluster extends pulumi.ComponentResource {
             ca,
           })
         : undefined;
-    const etcd = new Etcd(`${topology.scope}-etcd`, { config, topology, platform, certificates: tls }, { parent: this, dependsOn: first });
+    // Docker: a changed etcd container (a new etcdImage) is replaced one member at a time too.
+    const etcdTurns = config.platform === "docker" ? etcdRollingReplacement(config, topology, secrets.apply((s) => s.restApi)) : undefined;
+    const etcd = new Etcd(`${topology.scope}-etcd`, { config, topology, platform, certificates: tls, ...(etcdTurns ? { turns: etcdTurns } : {}) }, { parent: this, dependsOn: first });
     // Patroni needs its DCS first. HAProxy routes to the coordinator group: created once that exists.
     const coordinator = new PatroniGroup(groupName(topology.scope, 0), { config, topology, group: 0, platform, secrets, certificates: tls, turns }, { parent: this, dependsOn: [...first, etcd] });
     const router = new Router(topology.routerName, { config, topology, platform, pooler, certificates: tls }, { parent: this, dependsOn: [coordinator] });

@@ -7,7 +7,7 @@ import type { ClusterConfig, Topology } from "./spec.ts";
 import { etcdArgs, etcdEndpoints, PORTS, renderTlsFiles } from "./render/index.ts";
 import { containerAddressing, containerLayout, CONTAINER_PATHS, CONTAINER_TLS } from "./render/container.ts";
 import type { ClusterCertificates } from "./tls/types.ts";
-import type { Platform } from "./platform/index.ts";
+import type { MemberTurns, Platform } from "./platform/index.ts";
 
 export interface EtcdArgs {
   /** Validated cluster configuration (image, member count). */
@@ -18,6 +18,8 @@ export interface EtcdArgs {
   readonly platform: Platform;
   /** The cluster's CA and certificates (secret): each member's own certificate and key. */
   readonly certificates: pulumi.Output<ClusterCertificates>;
+  /** The members' turns for a rolling replacement (Docker: components/rolling-replacement.ts); omitted: none. */
+  readonly turns?: MemberTurns;
 }
 
 /**
@@ -44,7 +46,7 @@ export class Etcd extends pulumi.ComponentResource {
   readonly members: string[];
 
   constructor(name: string, args: EtcdArgs, opts?: pulumi.ComponentResourceOptions) {
-    const { config, topology, platform, certificates } = args;
+    const { config, topology, platform, certificates, turns } = args;
     super("dpc:index:Etcd", name, { members: topology.etcd.map((m) => m.name) }, opts);
 
     const addressing = containerAddressing(config, topology, platform.hostNaming);
@@ -65,6 +67,8 @@ export class Etcd extends pulumi.ComponentResource {
         healthcheck: etcdHealthcheck(),
         // The image has no shell (distroless): the platform must start etcd itself with its files in place.
         shell: false,
+        // A changed member is replaced only once the one before it is healthy again: one at a time.
+        ...(turns ? { turns } : {}),
       },
       // Children do not inherit a component's dependsOn: hand it to the resources themselves.
       { parent: this, dependsOn: opts?.dependsOn },

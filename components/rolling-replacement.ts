@@ -14,15 +14,26 @@ import { dockerSocketPath, inspectContainer } from "./platform/docker-engine-api
 import { FINGERPRINT_LABEL } from "./platform/docker-fingerprint.ts";
 import { patroniHttpTarget } from "./rollout/patroni-http.ts";
 import { RollingReplacement, type ReplacementEnvironment, type ReplacementOptions } from "./rollout/replacement.ts";
+import { EtcdRollingReplacement, type EtcdReplacementEnvironment, type EtcdReplacementOptions } from "./rollout/etcd-replacement.ts";
 import { ROLLOUT_STEP_TIMEOUT_SECONDS } from "./postgres-config.ts";
 import { dynamicParameters } from "./render/patroni.ts";
 
-let override: { environment?: ReplacementEnvironment; options?: ReplacementOptions; onCreate?: (roll: RollingReplacement) => void } | undefined;
+let override:
+  | {
+      environment?: ReplacementEnvironment;
+      options?: ReplacementOptions;
+      onCreate?: (roll: RollingReplacement) => void;
+      etcdEnvironment?: EtcdReplacementEnvironment;
+      etcdOptions?: EtcdReplacementOptions;
+      onCreateEtcd?: (roll: EtcdRollingReplacement) => void;
+    }
+  | undefined;
 
 /**
  * Tests only: the environment (engine and Patroni) every rolling replacement created afterwards uses
  * instead of the real ones (omitted: the real ones), its options, and a callback that receives each
- * RollingReplacement created. undefined: the real ones again, with the program's options.
+ * RollingReplacement created; the same for the etcd members' roll. undefined: the real ones again,
+ * with the program's options.
  */
 export function useReplacementEnvironment(value: typeof override): void {
   override = value;
@@ -52,7 +63,7 @@ function dockerEnvironment(socketPath: string, credentials: Promise<{ current: C
     async deployed(member) {
       const container = await inspectContainer(socketPath, member);
       if (!container) return undefined;
-      return { fingerprint: container.labels[FINGERPRINT_LABEL], running: container.running, ...(container.ipAddress ? { address: container.ipAddress } : {}) };
+      return { fingerprint: container.labels[FINGERPRINT_LABEL], running: container.running, healthy: container.healthy, ...(container.ipAddress ? { address: container.ipAddress } : {}) };
     },
     async target(group, addresses) {
       const { current, previous, ca, poolerAdminUrl } = await credentials;
@@ -127,6 +138,56 @@ export function rollingReplacement(args: RollingReplacementArgs): MemberTurns {
         if (!warned) {
           warned = true;
           pulumi.log.warn("rolling replacement: the Docker engine is not reached through a unix socket here; changed database containers are replaced without ordering (README, \"Rolling changes\")");
+        }
+        return Promise.resolve();
+      }
+      return roll.turn(member, fingerprint);
+    },
+  };
+}
+
+/**
+ * The turns of the etcd members (the Docker platform gates each etcd container on its turn): a
+ * changed etcd container is replaced only once the previous one is running and healthy again
+ * (components/rollout/etcd-replacement.ts). `key`: the fingerprints' key (a cluster secret).
+ */
+export function etcdRollingReplacement(config: ClusterConfig, topology: Topology, key: pulumi.Output<string>): MemberTurns {
+  const socketPath = dockerSocketPath(new pulumi.Config("docker").get("host"));
+  let roll: EtcdRollingReplacement | undefined;
+  let warned = false;
+  const create = (): EtcdRollingReplacement | undefined => {
+    let environment = override?.etcdEnvironment;
+    if (!environment) {
+      if (!socketPath) return undefined;
+      environment = {
+        async deployed(member) {
+          const container = await inspectContainer(socketPath, member);
+          return container ? { fingerprint: container.labels[FINGERPRINT_LABEL], running: container.running, healthy: container.healthy } : undefined;
+        },
+      };
+    }
+    const created = new EtcdRollingReplacement(
+      topology.etcd.map((m) => m.name),
+      environment,
+      override?.etcdOptions ?? {
+        log: (line) => pulumi.log.info(line),
+        // The old container is stopped with the data containers' grace period (etcd has a volume);
+        // the new one's health check then runs every few seconds.
+        replaceTimeoutMs: (config.dockerStopGraceSeconds + ROLLOUT_STEP_TIMEOUT_SECONDS) * 1000,
+      },
+    );
+    override?.onCreateEtcd?.(created);
+    return created;
+  };
+  return {
+    key,
+    turn(member, fingerprint) {
+      if (pulumi.runtime.isDryRun()) return Promise.resolve();
+      roll ??= create();
+      if (!roll) {
+        if (!warned) {
+          warned = true;
+          pulumi.log.warn(`etcd rolling replacement: the Docker engine is not reached through a unix socket here; changed etcd containers of ${config.clusterName} are replaced without ordering (README, "Rolling changes")`);
         }
         return Promise.resolve();
       }

@@ -12,7 +12,12 @@ export interface WriterResult {
   failedAt: number[];
   /** The first few errors' messages, for people. */
   errorMessages: string[];
+  /** The first failures (at most FAILURE_LOG) with their times (ms since epoch): where an outage's time went. */
+  failures: { at: number; message: string }[];
 }
+
+/** How many failures `WriterResult.failures` keeps. */
+const FAILURE_LOG = 40;
 
 export interface WriterTarget {
   /** Returns the connection string to use for the next connection (may change after a failover). */
@@ -30,7 +35,7 @@ export const DEFAULT_BUCKET = "w";
 
 export class ContinuousWriter {
   private stopped = false;
-  private readonly result: WriterResult = { acknowledged: [], errors: 0, acknowledgedAt: [], failedAt: [], errorMessages: [] };
+  private readonly result: WriterResult = { acknowledged: [], errors: 0, acknowledgedAt: [], failedAt: [], errorMessages: [], failures: [] };
   private running?: Promise<void>;
   private sequence = 0;
 
@@ -147,6 +152,7 @@ export class ContinuousWriter {
         this.result.errors++;
         if (this.result.errorMessages.length < 5) this.result.errorMessages.push((error as Error).message);
         this.result.failedAt.push(Date.now());
+        if (this.result.failures.length < FAILURE_LOG) this.result.failures.push({ at: Date.now(), message: (error as Error).message });
         await sleep(100);
       } finally {
         await client?.end().catch(() => undefined);

@@ -1,5 +1,5 @@
-// The one read the rolling replacement makes of the Docker engine: a container's labels, whether it
-// runs, and its address, by `GET /containers/{name}/json` (Docker Engine API, "ContainerInspect")
+// The one read the rolling replacements make of the Docker engine: a container's labels, whether it
+// runs and is healthy, and its address, by `GET /containers/{name}/json` (Docker Engine API, "ContainerInspect")
 // over the engine's unix socket. No Pulumi import.
 import http from "node:http";
 
@@ -9,6 +9,8 @@ export interface InspectedContainer {
   running: boolean;
   /** Its address on its first network with one (the Docker host reaches its bridge networks). */
   ipAddress?: string;
+  /** Whether its health check passes now (State.Health.Status "healthy"); false without a health check. */
+  healthy: boolean;
 }
 
 /**
@@ -35,11 +37,11 @@ export function inspectContainer(socketPath: string, name: string, timeoutMs = 5
         try {
           const info = JSON.parse(body) as {
             Config?: { Labels?: Record<string, string> | null };
-            State?: { Running?: boolean };
+            State?: { Running?: boolean; Health?: { Status?: string } };
             NetworkSettings?: { Networks?: Record<string, { IPAddress?: string }> };
           };
           const ipAddress = Object.values(info.NetworkSettings?.Networks ?? {}).map((n) => n.IPAddress).find((ip) => ip);
-          resolve({ labels: info.Config?.Labels ?? {}, running: info.State?.Running === true, ...(ipAddress ? { ipAddress } : {}) });
+          resolve({ labels: info.Config?.Labels ?? {}, running: info.State?.Running === true, healthy: info.State?.Health?.Status === "healthy", ...(ipAddress ? { ipAddress } : {}) });
         } catch (error) {
           reject(error);
         }

@@ -156,9 +156,13 @@ export class DockerPlatform implements Platform {
       uploads: pulumi.output(member.files).apply((files) => toUploads(files, group)),
       networksAdvanced: [{ name: this.network.name, aliases: [member.name] }],
       // Peers are found by name through Docker's embedded DNS, which forwards names it does not know
-      // (a stopped peer's) to the host's resolvers: an unanswering one held Patroni's leader race
-      // about 10 s per lookup here. One try of 1 s bounds that wait.
-      dnsOpts: ["timeout:1", "attempts:1"],
+      // (a killed peer's) to the host's resolvers; where those do not answer, every lookup of a dead
+      // peer waited for the client's timeout (1 s here: Patroni's leader race asks the dead former
+      // leader's REST API, ha.py fetch_node_status, and Citus re-dials the dead worker). An explicit
+      // `ndots` makes the embedded DNS answer a single-label name it does not know at once, empty,
+      // instead of forwarding it (libnetwork resolver.go ServeDNS, `NdotsSet()`; members' names have
+      // no dot). timeout/attempts bound any other lookup to one try of 1 s.
+      dnsOpts: ["ndots:1", "timeout:1", "attempts:1"],
       // ip and protocol as the provider defaults and reads them back: IPv4 only, tcp.
       ports: group.ports
         .filter((p) => p.publishedPort !== undefined)

@@ -59,6 +59,9 @@ export function sizedParameters(config: ClusterConfig): Record<string, string | 
     // A dead worker's address may not answer at all (a killed container): Citus' default of 30 s
     // would hold every query to it that long after a failover.
     "citus.node_connection_timeout": 5000,
+    // A lock wait longer than deadlock_timeout (1 s) is logged: during a worker failover Patroni's
+    // citus_update_node on the coordinator waits for the group's in-flight queries (node_metadata.c).
+    log_lock_waits: "on",
     // Cross-shard queries under concurrency (see citusExecutorConnections): few connections per query
     // and worker, kept open; all sessions together open at most max_connections - 20 to one worker,
     // leaving room for replication, Patroni and superuser connections there.

@@ -137,9 +137,13 @@ export function renderPgbouncerIni(config: ClusterConfig, addressing: Addressing
     `default_pool_size = ${config.poolSize}`,
     `max_client_conn = ${config.maxClientConnections}`,
     `max_db_connections = ${config.poolSize * 2}`,
-    // PgBouncer does not follow a failover by itself: HAProxy does. Retry a failed server login
-    // after 1 s (default 15 s) so that writes resume as soon as the new primary is routed.
-    "server_login_retry = 1",
+    // PgBouncer does not follow a failover by itself: HAProxy does. After a failed server login
+    // PgBouncer fails every client at once for server_login_retry seconds (default 15; fractions
+    // allowed, PgBouncer's times are microsecond values): 0.25 s, HAProxy's read-write check
+    // interval, so that writes resume within 0.25 s of the new primary being routed (with 1 s the
+    // first write after a coordinator failover could come up to 1 s after HAProxy routed it). A
+    // login while nothing is routed is refused by HAProxy at once: 4 cheap attempts a second.
+    "server_login_retry = 0.25",
     "server_connect_timeout = 3",
     "query_wait_timeout = 60",
     `max_prepared_statements = ${MAX_PREPARED_STATEMENTS}`,

@@ -7,7 +7,8 @@
 // secret file, HAProxy following a container to a new address, failover of a worker group and of
 // the coordinator under writes, the stack declared again with a changed databaseMemoryMb (the
 // program's rolling replacement: one container at a time, the adapter replacing each as its
-// registration arrives), and `pulumi destroy` keeping the data for the next `up`.
+// registration arrives), a new etcdImage rolled through the etcd members one at a time, and
+// `pulumi destroy` keeping the data for the next `up`.
 import test, { type ExecutionContext } from "ava";
 import { isDeepStrictEqual } from "node:util";
 import pg from "pg";
@@ -30,6 +31,8 @@ import { workerMembershipProvider, workerRebalanceProvider } from "../../compone
 import { useReplacementEnvironment } from "../../components/rolling-replacement.ts";
 import type { RollingReplacement } from "../../components/rollout/replacement.ts";
 import type { PasswordName } from "../../components/rotation/plan.ts";
+import type { EtcdRollingReplacement } from "../../components/rollout/etcd-replacement.ts";
+import { etcdHealthcheck } from "../../components/etcd.ts";
 import { DockerAdapter } from "./adapter.ts";
 import { declareCluster, type Registration } from "./declared.ts";
 import { startEngine, stopEngine } from "./engine.ts";
@@ -432,10 +435,11 @@ if ("unavailable" in engine) {
   });
 
   /**
-   * What the new leader's Patroni logged about taking over, each line with its seconds after the kill:
-   * where a failover's time goes inside Docker. `docker logs` frames (8-byte headers) are demultiplexed.
+   * What a container logged (Patroni and PostgreSQL, both on its stdout/stderr) since `killedAt`,
+   * the lines matching `pattern`, each with its seconds after the kill: where a failover's time goes
+   * inside Docker. `docker logs` frames (8-byte headers) are demultiplexed.
    */
-  async function patroniEvents(container: string, killedAt: number): Promise<string[]> {
+  async function logLinesSince(container: string, killedAt: number, pattern: RegExp, limit: number): Promise<string[]> {
     const raw = (await adapter.docker.getContainer(container).logs({ stdout: true, stderr: true, since: Math.floor(killedAt / 1000), timestamps: true, follow: false })) as unknown as Buffer;
     let text = "";
     for (let offset = 0; offset + 8 <= raw.length; ) {
@@ -445,12 +449,58 @@ if ("unavailable" in engine) {
     }
     return text
       .split("\n")
-      .filter((line) => /promot|lock|leader race|healthiest|following|failover|synchronous|demot|wal_receiver|citus/i.test(line))
-      .slice(0, 25)
+      .filter((line) => pattern.test(line))
+      .slice(0, limit)
       .map((line) => {
-        const stamp = Date.parse(line.slice(0, line.indexOf(" ")));
-        return `+${((stamp - killedAt) / 1000).toFixed(2)} s ${line.slice(line.indexOf(" ") + 1, line.indexOf(" ") + 200)}`;
+        const text = line.slice(line.indexOf(" ") + 1);
+        // The time the line carries (Patroni "2026-12-01 10:17:00,865", PostgreSQL/PgBouncer "... 10:17:01.126 UTC"),
+        // else Docker's: Patroni's stdout is buffered, so Docker's stamp can be late.
+        const own = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)[,.](\d{3})/.exec(text);
+        const stamp = own ? Date.parse(`${own[1]}T${own[2]}.${own[3]}Z`) : Date.parse(line.slice(0, line.indexOf(" ")));
+        return `+${((stamp - killedAt) / 1000).toFixed(2)} s ${text.slice(0, 200)}`;
       });
+  }
+
+  /**
+   * What the new leader's Patroni and PostgreSQL logged about taking over (the replica's idle loops
+   * left out), from `fromSeconds` after `killedAt` (a failover: the leader key's ttl passes first).
+   */
+  const patroniEvents = async (container: string, killedAt: number, fromSeconds = 0) =>
+    (await logLinesSince(container, killedAt, /^\S+ (?!.*no action\. I am)(?!.*Exception happened)(?!\s).*(promot|lock|leader race|healthiest|following|failover|synchronous|demot|wal_receiver|citus|request failed|resolve|vote|recovery complete|timeline)/i, 400))
+      .filter((line) => Number(/^\+(-?[\d.]+) s/.exec(line)?.[1] ?? 0) >= fromSeconds)
+      .slice(0, 30);
+
+  /** What the coordinator's leader logged about the worker group's move (pg_dist_node, lock waits, connections to the dead worker). */
+  const coordinatorEvents = (container: string, killedAt: number) =>
+    logLinesSince(container, killedAt, /^\S+ (?!.*could not translate host name)(?!\s).*(citus|pg_dist|update_node|lock|terminat|could not|timeout|timed out|connection to|worker)/i, 30);
+
+  /** What PgBouncer and HAProxy logged about their servers (logins, checks): the client path after a coordinator's failover. */
+  const routerEvents = async (killedAt: number, fromSeconds = 19.5) => [
+    ...(await logLinesSince(`${topology.scope}-haproxy`, killedAt, /is (UP|DOWN)|no server available/i, 12)).map((line) => `haproxy: ${line}`),
+    ...(await logLinesSince(`${topology.scope}-pgbouncer`, killedAt, /login attempt failed|closing because: (server conn crashed|connect failed|server login)|new connection to server/i, 2000))
+      .filter((line) => Number(/^\+(-?[\d.]+) s/.exec(line)?.[1] ?? 0) >= fromSeconds)
+      .slice(0, 16)
+      .map((line) => `pgbouncer: ${line}`),
+  ];
+
+  /** The writer's failures after the kill, consecutive equal messages folded: what the client saw, when. */
+  function writerFailures(failures: { at: number; message: string }[], killedAt: number): string[] {
+    const lines: string[] = [];
+    let last = "";
+    let count = 0;
+    for (const f of failures.filter((f) => f.at >= killedAt)) {
+      const message = f.message.slice(0, 140);
+      if (message === last) {
+        count++;
+        continue;
+      }
+      if (count > 1) lines.push(`  (x${count})`);
+      lines.push(`+${((f.at - killedAt) / 1000).toFixed(2)} s ${message}`);
+      last = message;
+      count = 1;
+    }
+    if (count > 1) lines.push(`  (x${count})`);
+    return lines;
   }
 
   /**
@@ -491,8 +541,17 @@ if ("unavailable" in engine) {
     }
     const leaderAfter = (await groupMembers(group))?.find((m) => m.role === "leader" && m.state === "running")?.name;
     if (leaderAfter && how === "docker kill") {
-      for (const line of await patroniEvents(leaderAfter, killedAt)) note(`  ${leaderAfter}: ${line}`);
+      for (const line of await patroniEvents(leaderAfter, killedAt, 15)) note(`  ${leaderAfter}: ${line}`);
+      if (target === "worker") {
+        const coordinator = (await groupMembers(0))?.find((m) => m.role === "leader")?.name;
+        if (coordinator) for (const line of await coordinatorEvents(coordinator, killedAt)) note(`  ${coordinator}: ${line}`);
+      } else {
+        for (const line of await routerEvents(killedAt)) note(`  ${line}`);
+      }
     }
+    // A crash: the container restarts and keeps its leader key; what the client path saw meanwhile.
+    if (how === "crash") for (const line of await routerEvents(killedAt, 0)) note(`  ${line}`);
+    for (const line of writerFailures(result.failures, killedAt)) note(`  writer: ${line}`);
     const distAfter = target === "worker" ? (await distPrimaries(adminUrl)).get(group) : undefined;
     if (how === "docker kill") {
       // A stopped container stays stopped; `pulumi up` (the provider's must_run) starts it again.
@@ -685,6 +744,86 @@ if ("unavailable" in engine) {
     }
     t.log(`after the roll: shared_buffers ${sharedBuffers} on every node, none pending a restart; PostgresConfig: nothing to do; declared again unchanged: 0 containers replaced`);
     // Last: an assertion that fails ends the test.
+    t.is(result.errors, 0, "failed writes");
+    t.deepEqual(lost, [], "acknowledged writes lost");
+  });
+
+  /** `etcdctl member list` inside an etcd container, with its own certificate: one line per member (id, status, name, peer and client URLs). */
+  const etcdMembers = async (container: string) => {
+    const cmd = etcdHealthcheck();
+    const shown = await adapter.exec(container, [...cmd.slice(0, cmd.indexOf("endpoint")), "member", "list"]);
+    if (shown.code !== 0) throw new Error(`etcdctl member list in ${container}: ${shown.output}`);
+    return shown.output.trim().split("\n").sort();
+  };
+
+  test.serial("etcd rolled one member at a time: the stack declared again with a new etcdImage tag, under writes through PgBouncer: each member replaced after the one before is healthy again, same members, no failed write", async (t) => {
+    t.true(booted, "the cluster did not boot");
+    const table = "docker_etcd_roll_writes";
+    await ContinuousWriter.createTable(adminUrl, table, ROLES.app);
+    const etcdNames = topology.etcd.map((m) => m.name);
+    const membersBefore = await etcdMembers(etcdNames[0]);
+    const changedStack = { ...currentStack, etcdImage: config.etcdImage.replace(/:[^:/]+$/, "") + ":rebuilt" };
+    const started = Date.now();
+    const at = () => `+${((Date.now() - started) / 1000).toFixed(1)} s`;
+    const timeline: string[] = [];
+    const replaced: string[] = [];
+    const replacements: Promise<unknown>[] = [];
+    const rolls: EtcdRollingReplacement[] = [];
+    const healthyAtRegistration = new Map<string, Promise<string[]>>();
+    useReplacementEnvironment({ onCreateEtcd: (roll) => rolls.push(roll) });
+    const writer = new ContinuousWriter({ table, bucket: DEFAULT_BUCKET, connectionString: async () => appUrl });
+    writer.start();
+    let result: Awaited<ReturnType<ContinuousWriter["stop"]>>;
+    let report: Awaited<ReturnType<EtcdRollingReplacement["done"]>>;
+    try {
+      await waitFor("writes before the change", 15_000, async () => (writer.acknowledgedCount >= 20 ? true : undefined));
+      // The engine's side of `pulumi up`, as in the test before: a changed container is replaced at once.
+      const onRegistration = (r: Registration) => {
+        if (r.type !== "docker:index/container:Container") return;
+        const old = deployedContainers.get(String(r.inputs.name));
+        if (!old || isDeepStrictEqual(old.inputs, r.inputs)) return;
+        replaced.push(r.name);
+        timeline.push(`${at()} ${r.name} registered: replacing`);
+        // Which etcd containers pass their health check as this one is registered (read at once).
+        healthyAtRegistration.set(r.name, Promise.all(etcdNames.map((n) => adapter.inspect(n).then((i) => (i.State?.Health?.Status === "healthy" ? n : ""), () => ""))).then((l) => l.filter(Boolean)));
+        replacements.push(
+          adapter.replaceContainer(old, r).then(({ stopSeconds }) => {
+            timeline.push(`${at()} ${r.name} running again (old container stopped in ${stopSeconds.toFixed(1)} s)`);
+            deployedContainers.set(String(r.inputs.name), r);
+          }),
+        );
+      };
+      await declareCluster(PROJECT, changedStack, passwords, onRegistration);
+      await waitFor("the program's etcd roll", 30_000, async () => (rolls.length > 0 ? true : undefined));
+      report = await rolls[0].done();
+      await Promise.all(replacements);
+      currentStack = changedStack;
+      for (let group = 0; group < topology.groups.length; group++) await settledGroup(group, 120_000);
+      await sleep(2000); // keep writing for a moment
+    } finally {
+      result = await writer.stop();
+      useReplacementEnvironment(undefined);
+    }
+    for (const line of timeline) t.log(line);
+    const seconds = (Date.now() - started) / 1000;
+    t.deepEqual(replaced, etcdNames, "the etcd containers replaced, in member order, nothing else");
+    // One at a time: each registered only after the one before ran again and passed its health check.
+    for (let i = 1; i < etcdNames.length; i++) {
+      const registered = timeline.find((l) => l.includes(`${etcdNames[i]} registered`))!;
+      // The one being replaced is stopped by then at the earliest; every other one is healthy.
+      const healthy = await healthyAtRegistration.get(etcdNames[i])!;
+      t.deepEqual(healthy.filter((n) => n !== etcdNames[i]), etcdNames.filter((n) => n !== etcdNames[i]), `the other members healthy when ${etcdNames[i]} was registered`);
+      t.true(timeline.indexOf(timeline.find((l) => l.includes(`${etcdNames[i - 1]} running again`))!) < timeline.indexOf(registered), `${etcdNames[i - 1]} ran again before ${etcdNames[i]} was registered`);
+    }
+    for (const name of etcdNames) t.is(deployedContainers.get(name)!.inputs.image, changedStack.etcdImage, `${name} runs the declaration with the new image`);
+    // Same members (ids, names, peer URLs): each came back from its kept data directory.
+    t.deepEqual(await etcdMembers(etcdNames[etcdNames.length - 1]), membersBefore, "etcd member list");
+    const lost = await missingWrites(adminUrl, table, result.acknowledged, DEFAULT_BUCKET);
+    const summary = `etcd roll (etcdImage -> ${changedStack.etcdImage}): ${replaced.length} containers in ${seconds.toFixed(1)} s (${report!.replaced.map((r) => `${r.member} ${r.seconds.toFixed(1)} s`).join(", ")}), ` +
+      `${result.acknowledged.length} writes through PgBouncer acknowledged, ${result.errors} failed, ${lost.length} lost` +
+      (result.errors > 0 ? ` (${result.errorMessages.slice(0, 3).join(" | ")})` : "");
+    log(summary);
+    t.log(summary);
     t.is(result.errors, 0, "failed writes");
     t.deepEqual(lost, [], "acknowledged writes lost");
   });

@@ -92,8 +92,8 @@ function readStepResult(id: string) {
 // Record every registration request as the engine would receive it.
 recordRegistrations((registration) => registrations.push(registration));
 
-// No Docker engine under the mocks: every database container is new (none deployed), so each member
-// gets its turn at once. test/unit/rolling-replacement.test.ts installs its own fake engine.
+// No Docker engine under the mocks: every database and etcd container is new (none deployed), so each
+// member gets its turn at once. test/unit/rolling-replacement.test.ts installs its own fake engine.
 const { useReplacementEnvironment } = await import("../../components/rolling-replacement.ts");
 useReplacementEnvironment({
   environment: {
@@ -102,6 +102,7 @@ useReplacementEnvironment({
       throw new Error("no Patroni under the mocks");
     },
   },
+  etcdEnvironment: { deployed: async () => undefined },
 });
 
 /** Pulumi.dev.yaml's config, as `pulumi.runtime.setAllConfig` takes it. */

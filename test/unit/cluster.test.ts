@@ -161,6 +161,9 @@ test.serial("docker containers: hostname = name, network alias, healthcheck, res
     t.is(inputs.restart, "unless-stopped");
     t.true(container.deleteBeforeReplace, container.name);
         t.is((inputs.healthcheck as any).tests[0], "CMD", container.name);
+    // An explicit ndots: Docker's embedded DNS answers an unknown single-label name (a dead peer's) at once.
+    t.deepEqual(inputs.dnsOpts, ["ndots:1", "timeout:1", "attempts:1"], container.name);
+    t.false(container.name.includes("."), `${container.name}: a single-label name`);
   }
   const published = containers()
     .filter((c) => ((c.inputs.ports as unknown[]) ?? []).length > 0)

@@ -15,7 +15,7 @@ test("dockerSocketPath: the provider's docker:host, else DOCKER_HOST, else Docke
   t.is(dockerSocketPath("ssh://user@host", {}), undefined);
 });
 
-test("inspectContainer: labels, running and the address of an existing container; undefined for a missing one; an engine error thrown", async (t) => {
+test("inspectContainer: labels, running, health and the address of an existing container; undefined for a missing one; an engine error thrown", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "dpc-engine-"));
   const socketPath = join(dir, "docker.sock");
   const paths: string[] = [];
@@ -23,7 +23,10 @@ test("inspectContainer: labels, running and the address of an existing container
     paths.push(`${request.method} ${request.url}`);
     if (request.url === "/containers/dpc-coordinator-0/json") {
       response.writeHead(200, { "content-type": "application/json" });
-      response.end(JSON.stringify({ Config: { Labels: { "dpc.inputs": "abc", "dpc.group": "dpc-coordinator" } }, State: { Running: true }, NetworkSettings: { Networks: { "dpc-network": { IPAddress: "172.28.0.5" } } } }));
+      response.end(JSON.stringify({ Config: { Labels: { "dpc.inputs": "abc", "dpc.group": "dpc-coordinator" } }, State: { Running: true, Health: { Status: "healthy" } }, NetworkSettings: { Networks: { "dpc-network": { IPAddress: "172.28.0.5" } } } }));
+    } else if (request.url === "/containers/dpc-etcd-1/json") {
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify({ Config: { Labels: null }, State: { Running: true, Health: { Status: "starting" } }, NetworkSettings: { Networks: {} } }));
     } else if (request.url === "/containers/broken/json") {
       response.writeHead(500);
       response.end("engine trouble");
@@ -34,10 +37,12 @@ test("inspectContainer: labels, running and the address of an existing container
   });
   await new Promise<void>((resolve) => server.listen(socketPath, resolve));
   try {
-    t.deepEqual(await inspectContainer(socketPath, "dpc-coordinator-0"), { labels: { "dpc.inputs": "abc", "dpc.group": "dpc-coordinator" }, running: true, ipAddress: "172.28.0.5" });
+    t.deepEqual(await inspectContainer(socketPath, "dpc-coordinator-0"), { labels: { "dpc.inputs": "abc", "dpc.group": "dpc-coordinator" }, running: true, healthy: true, ipAddress: "172.28.0.5" });
+    // Running, its health check not passed yet; no labels, no address.
+    t.deepEqual(await inspectContainer(socketPath, "dpc-etcd-1"), { labels: {}, running: true, healthy: false });
     t.is(await inspectContainer(socketPath, "dpc-worker1-0"), undefined);
     await t.throwsAsync(inspectContainer(socketPath, "broken"), { message: /HTTP 500 engine trouble/ });
-    t.deepEqual(paths, ["GET /containers/dpc-coordinator-0/json", "GET /containers/dpc-worker1-0/json", "GET /containers/broken/json"]);
+    t.deepEqual(paths, ["GET /containers/dpc-coordinator-0/json", "GET /containers/dpc-etcd-1/json", "GET /containers/dpc-worker1-0/json", "GET /containers/broken/json"]);
   } finally {
     server.close();
     rmSync(dir, { recursive: true, force: true });

@@ -43,6 +43,13 @@ test("pgbouncer.ini: prepared statements tracked in the transaction pool (max_pr
   t.is(PGBOUNCER_MIN_VERSION, "1.21");
 });
 
+test("pgbouncer.ini: a failed server login is retried after 0.25 s (HAProxy's read-write check interval), not 15 s", (t) => {
+  const { ini } = renderIni();
+  // PgBouncer takes fractional seconds here (its times are microseconds; `SHOW CONFIG` of 1.24 reads back 0.25).
+  t.is(ini.pgbouncer.server_login_retry, "0.25");
+  t.is(Number(ini.pgbouncer.server_connect_timeout), 3);
+});
+
 test("pgbouncer.ini: `options` is not ignored (connect-time settings are honoured when tracked, refused otherwise)", (t) => {
   const { ini } = renderIni();
   t.deepEqual(list(ini.pgbouncer.ignore_startup_parameters), ["extra_float_digits"]);

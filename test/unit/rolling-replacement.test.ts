@@ -47,7 +47,8 @@ const environment: ReplacementEnvironment = {
 };
 /** How often the rollout asked for a Patroni target (each call of Patroni's REST API goes through one). */
 let targetCalls = 0;
-useReplacementEnvironment({ environment, options: fast, onCreate: (roll) => rolls.push(roll) });
+// The etcd containers do not change here: none deployed, each gets its turn at once (test/unit/etcd-replacement.test.ts rolls them).
+useReplacementEnvironment({ environment, options: fast, onCreate: (roll) => rolls.push(roll), etcdEnvironment: { deployed: async () => undefined } });
 
 /** The dev stack's groups as a fake Patroni: member -0 leads, -1 is the synchronous standby. */
 function fakePatroniOf(members: Record<string, string[]>): FakePatroni {
