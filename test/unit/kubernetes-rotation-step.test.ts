@@ -4,7 +4,7 @@
 // groups' Secrets and StatefulSets, the router, etcd, monitoring, the other Jobs) while it waits for
 // no cluster object; its trigger the same for the same passwords (a second `up` runs nothing) and
 // new for new ones, its input then the previous and the new passwords, and the rollout Job given the
-// previous REST and admin credentials for the pods not yet replaced. Serial: later tests run the
+// previous REST credentials for the pods not yet replaced. Serial: later tests run the
 // program again.
 import { execFile } from "node:child_process";
 import { createRequire } from "node:module";
@@ -108,19 +108,18 @@ test.serial("a second `up` with nothing changed registers the same Job; new pass
   const old = (stepInput(firstRun, "dpc-rotation") as RotationStepInputs).next;
   mockRotation.previous = { ...old };
   try {
-    const rotated = await run("rotated", { superuserPassword: "a-new-superuser-pw", appPassword: "a-new-app-password" });
+    const rotated = await run("rotated", { superuserPassword: "a-new-superuser-pw", appPassword: "a-new-app-password", restApiPassword: "a-new-rest-api-pw" });
     const input = stepInput(rotated, "dpc-rotation") as RotationStepInputs;
     t.deepEqual(input.old, old);
-    t.deepEqual(input.next, { ...old, superuser: "a-new-superuser-pw", app: "a-new-app-password" });
+    t.deepEqual(input.next, { ...old, superuser: "a-new-superuser-pw", app: "a-new-app-password", restApi: "a-new-rest-api-pw" });
     t.not(trigger(rotated), trigger(firstRun), "a new Job: the rotation runs");
     t.is(trigger(rotated), rotationTrigger(input.old, input.next));
     // The files change, so the rollout replaces the Patroni pods; until then they check the old passwords.
     const rollout = stepInput(rotated, "dpc-rollout") as RolloutStepInputs;
-    t.deepEqual(rollout.previous, {
-      restAuth: `patroni:${old.restApi}`,
-      poolerAdminUrl: `postgresql://postgres:${encodeURIComponent(old.superuser)}@dpc-pgbouncer.dpc.svc.cluster.local:6432/pgbouncer`,
-    });
-    t.regex(rollout.poolerAdminUrl, /^postgresql:\/\/postgres:a-new-superuser-pw@/);
+    // Only the REST API's: PgBouncer's admin credential is generated, untouched by a rotation.
+    t.deepEqual(rollout.previous, { restAuth: `patroni:${old.restApi}` });
+    t.is(rollout.poolerAdminUrl, (stepInput(firstRun, "dpc-rollout") as RolloutStepInputs).poolerAdminUrl);
+    t.regex(rollout.poolerAdminUrl, /^postgresql:\/\/pgbouncer_admin:/);
     t.not(spec(find(rotated, TYPES.statefulSet, "dpc-coordinator")).template.metadata.annotations["dpc/files-sha256"], spec(find(firstRun, TYPES.statefulSet, "dpc-coordinator")).template.metadata.annotations["dpc/files-sha256"]);
   } finally {
     delete mockRotation.previous;
