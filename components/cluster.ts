@@ -181,7 +181,9 @@ export class Cluster extends pulumi.ComponentResource {
           })
         : undefined;
     // Docker: a changed etcd container (a new etcdImage) is replaced one member at a time too.
-    const etcdTurns = config.platform === "docker" ? etcdRollingReplacement(config, topology, secrets.apply((s) => s.restApi)) : undefined;
+    // Its fingerprint key is generated, never rotated: etcd's files hold no password, so a rotation
+    // must not change its labels (a changed label replaces the container).
+    const etcdTurns = config.platform === "docker" ? etcdRollingReplacement(config, topology, generated("etcd-fingerprint-key")) : undefined;
     const etcd = new Etcd(`${topology.scope}-etcd`, { config, topology, platform, certificates: tls, ...(etcdTurns ? { turns: etcdTurns } : {}) }, { parent: this, dependsOn: first });
     // Patroni needs its DCS first. HAProxy routes to the coordinator group: created once that exists.
     const coordinator = new PatroniGroup(groupName(topology.scope, 0), { config, topology, group: 0, platform, secrets, certificates: tls, turns }, { parent: this, dependsOn: [...first, etcd] });

@@ -79,7 +79,9 @@ function dockerEnvironment(socketPath: string, credentials: Promise<{ current: C
         groups: [{ group, members }],
         ca,
         restAuth: sets.map((s) => `${ROLES.restApi}:${s.restApi}`),
-        poolerAdminUrl: [poolerAdminUrl],
+        // PgBouncer's own admin user; then the superuser, PgBouncer's admin before that user existed:
+        // the first `up` after the upgrade rolls the groups while the PgBouncer deployed before runs.
+        poolerAdminUrl: [poolerAdminUrl, ...sets.map((s) => superuser(s, new URL(poolerAdminUrl).host, "pgbouncer"))],
         // The roles already have the current passwords (the rotation ran first).
         readWriteUrl: superuser(current, args.readWriteEndpoint, "postgres"),
         // CHECKPOINT on the leader before its switchover (the Docker host is on the cluster network,

@@ -61,8 +61,8 @@ export interface RolloutStepArgs {
   /** The cluster CA certificate (PEM). */
   readonly ca: pulumi.Input<string>;
   /**
-   * The REST API and PgBouncer admin credentials before this `up`'s password rotation (secret;
-   * undefined when none changed): the pods not yet replaced still check them.
+   * The REST API credentials before the last password rotation that changed them (secret; undefined
+   * when none did): the pods not yet replaced still check them.
    */
   readonly previous?: pulumi.Input<RolloutStepInputs["previous"] | undefined>;
 }
@@ -107,8 +107,8 @@ export class Rollout extends pulumi.ComponentResource {
               pgbouncer: { "app.kubernetes.io/part-of": config.clusterName, [KIND_LABEL]: "pgbouncer" },
               haproxy: { "app.kubernetes.io/part-of": config.clusterName, [KIND_LABEL]: "haproxy" },
             },
-            // Only while a rotation is rolling out (the trigger does not look at credentials).
-            ...(previous && (previous.restAuth || previous.poolerAdminUrl) ? { previous } : {}),
+            // From a rotation of the REST API password until the next one (the trigger does not look at credentials).
+            ...(previous?.restAuth ? { previous } : {}),
           }) satisfies RolloutStepInputs,
       ),
     );

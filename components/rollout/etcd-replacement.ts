@@ -11,7 +11,7 @@
 // runs the wanted inputs already, or has none yet (created, not replaced), gets its turn at once.
 // No I/O of its own: the environment (the container engine) is handed in.
 import { defaults, waitFor, type RolloutOptions } from "./orchestrate.ts";
-import type { DeployedContainer } from "./replacement.ts";
+import { deferred, type Deferred, type DeployedContainer } from "./replacement.ts";
 
 /** What the etcd roll needs from outside: each member's container as the engine runs it now. */
 export interface EtcdReplacementEnvironment {
@@ -34,21 +34,11 @@ export interface EtcdReplacementReport {
 
 export class EtcdRollingReplacement {
   private readonly wanted = new Map<string, string>();
-  private readonly gates = new Map<string, { promise: Promise<void>; resolve(): void; reject(error: unknown): void }>();
-  private finished?: Promise<EtcdReplacementReport>;
+  private readonly gates = new Map<string, Deferred<void>>();
+  private finished?: Deferred<EtcdReplacementReport>;
 
   constructor(private readonly members: string[], private readonly environment: EtcdReplacementEnvironment, private readonly options: EtcdReplacementOptions = {}) {
-    for (const member of members) {
-      let resolve!: () => void;
-      let reject!: (error: unknown) => void;
-      const promise = new Promise<void>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-      // Nobody may be waiting yet: a failure is reported to whoever awaits, never as an unhandled rejection.
-      promise.catch(() => undefined);
-      this.gates.set(member, { promise, resolve, reject });
-    }
+    for (const member of members) this.gates.set(member, deferred());
   }
 
   /**
@@ -60,7 +50,11 @@ export class EtcdRollingReplacement {
     if (!gate) throw new Error(`etcd rolling replacement: ${member} is not an etcd member (${this.members.join(", ")})`);
     if (this.wanted.has(member)) throw new Error(`etcd rolling replacement: ${member} asked for its turn twice`);
     this.wanted.set(member, fingerprint);
-    if (this.members.every((m) => this.wanted.has(m))) this.finished = this.roll();
+    if (this.members.every((m) => this.wanted.has(m))) {
+      // Its failure rejects the gates (the registrations fail with it) and done(); never unhandled.
+      this.finished = deferred();
+      this.roll().then(this.finished.resolve, this.finished.reject);
+    }
     return gate.promise;
   }
 
@@ -68,7 +62,7 @@ export class EtcdRollingReplacement {
   async done(): Promise<EtcdReplacementReport> {
     const o = defaults(this.options);
     await waitFor("every etcd member asking for its turn", o, async () => (this.finished ? true : undefined));
-    return this.finished!;
+    return this.finished!.promise;
   }
 
   private async roll(): Promise<EtcdReplacementReport> {

@@ -57,14 +57,15 @@ export interface ReplacementReport extends Omit<GroupReport, "changed"> {
   changed: string[];
 }
 
-interface Deferred<T> {
+/** A promise with its resolve/reject, and whether it settled (turn gates, a roll's outcome). */
+export interface Deferred<T> {
   promise: Promise<T>;
   resolve(value: T): void;
   reject(error: unknown): void;
   settled: boolean;
 }
 
-function deferred<T>(): Deferred<T> {
+export function deferred<T>(): Deferred<T> {
   let resolve!: (value: T) => void;
   let reject!: (error: unknown) => void;
   const promise = new Promise<T>((res, rej) => {

@@ -34,9 +34,9 @@ export interface RolloutStepInputs extends Omit<PostgresConfigInputs, "groups"> 
   /**
    * The credentials before the last password rotation (absent: none changed since): tried after the
    * current ones on a 401 or a refused login, since the pods not yet replaced still run with their
-   * old files (Patroni's REST API user; PgBouncer's admin login, in case a pod has not rolled).
+   * old files (Patroni's REST API user; PgBouncer's admin user is generated, never rotated).
    */
-  previous?: { restAuth?: string; poolerAdminUrl?: string };
+  previous?: { restAuth?: string };
 }
 
 /** A group's part of the report (stack output `rolloutReport`): no URL, no password. */
@@ -163,8 +163,8 @@ export function withRouterPods(
       routerServerName: new URL(one.poolerAdminUrl ? inputs.poolerAdminUrl : inputs.readWriteUrl).hostname,
     }),
 ): RolloutTarget {
-  // PgBouncer's admin URL at a pod's address: the current credentials, then the previous ones.
-  const adminUrlsAt = (ip: string) => [inputs.poolerAdminUrl, ...(inputs.previous?.poolerAdminUrl ? [inputs.previous.poolerAdminUrl] : [])].map((url) => urlAt(url, ip));
+  // PgBouncer's admin URL at a pod's address.
+  const adminUrlsAt = (ip: string) => [urlAt(inputs.poolerAdminUrl, ip)];
   let paused: { name: string; url: string[] }[] = [];
   const resumeAll = async () => {
     const failed: { name: string; url: string[] }[] = [];
@@ -241,7 +241,7 @@ export async function runRolloutStep(inputs: RolloutStepInputs, deps: RolloutSte
       ...inputs,
       // Members not yet replaced still check the previous REST password (a rotation in this `up`).
       restAuth: [inputs.restAuth, ...(inputs.previous?.restAuth ? [inputs.previous.restAuth] : [])],
-      poolerAdminUrl: [inputs.poolerAdminUrl, ...(inputs.previous?.poolerAdminUrl ? [inputs.previous.poolerAdminUrl] : [])],
+      poolerAdminUrl: [inputs.poolerAdminUrl],
     });
   const base = inputs.routers && deps.routerPods ? withRouterPods(given, inputs, inputs.routers, deps.routerPods) : given;
   // The groups in the inputs' order, for the parameters too (patchParameters walks target.groups).

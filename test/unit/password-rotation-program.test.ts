@@ -14,8 +14,8 @@ import { CONTAINER, devStackConfig, isSecretValue, key, passwordLeaks, registrat
 import { passwordRotationProvider, type PasswordRotationInputs } from "../../components/password-rotation.ts";
 
 const ROTATION = "pulumi-nodejs:dynamic/dpc:PasswordRotation";
-const FIRST = { superuserPassword: "first-superuser-pw", appPassword: "first-app-password" };
-const SECOND = { superuserPassword: "second-superuser-pw", appPassword: "second-app-password" };
+const FIRST = { superuserPassword: "first-superuser-pw", appPassword: "first-app-password", restApiPassword: "first-rest-api-pw" };
+const SECOND = { superuserPassword: "second-superuser-pw", appPassword: "second-app-password", restApiPassword: "second-rest-api-pw" };
 
 /** Runs the program (a fresh module instance) with these secret passwords; returns what it registered. */
 async function run(tag: string, passwords: Record<string, string>): Promise<Registration[]> {
@@ -111,10 +111,11 @@ test("the serialized provider's update loads rotation/step.ts (rotate.ts) in a p
   }
 });
 
-test("rotating the application and superuser passwords changes no input of PgBouncer's or HAProxy's container (PgBouncer keeps running)", (t) => {
-  // Docker re-creates a container when an upload changes (ForceNew): identical inputs mean PgBouncer
-  // and HAProxy stay up through the rotation; PgBouncer checks the new password by auth_query.
-  for (const name of ["dpc-pgbouncer", "dpc-haproxy"]) {
+test("rotating the application, superuser and REST API passwords changes no input of PgBouncer's, HAProxy's or etcd's containers (PgBouncer keeps running)", (t) => {
+  // Docker re-creates a container when an upload or a label changes (ForceNew): identical inputs mean
+  // PgBouncer and HAProxy stay up through the rotation (PgBouncer checks the new password by
+  // auth_query), and etcd's fingerprint label is keyed by no rotated password.
+  for (const name of ["dpc-pgbouncer", "dpc-haproxy", "dpc-etcd-0", "dpc-etcd-1", "dpc-etcd-2"]) {
     const [before, after] = [first, second].map((runs) => runs.find((r) => r.type === CONTAINER && r.name === name));
     t.truthy(before, `${name} registered`);
     t.deepEqual(JSON.parse(JSON.stringify(after!.inputs, (_k, v) => reveal(v))), JSON.parse(JSON.stringify(before!.inputs, (_k, v) => reveal(v))), `${name}'s inputs`);
