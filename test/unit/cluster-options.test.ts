@@ -65,8 +65,9 @@ test("a generated Grafana admin password: a secret output, in a 0600 file, never
   const file = uploads.find((u) => u.file === "/etc/dpc/grafana/admin-password")!;
   t.deepEqual([file.content, file.permissions], [generated, "0600"]);
   // Every password (all generated here) stays inside secrets in every registration.
-  // The cluster's five, Grafana's, the exporters' role's and PgBouncer's lookup and admin credentials.
-  t.is(generatedPasswords.length, 9);
+  // The cluster's five, Grafana's, the exporters' role's, PgBouncer's lookup and admin credentials and
+  // etcd's fingerprint key.
+  t.is(generatedPasswords.length, 10);
   t.deepEqual(passwordLeaks(generatedPasswords), []);
   t.true(registrations.length > 0);
 });

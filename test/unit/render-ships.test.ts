@@ -135,8 +135,9 @@ test("each rendered file has the delivered content and mode", (t) => {
   }
 });
 
-test("passwords: only placeholders, none generated but PgBouncer's own; files that hold one are 0600", (t) => {
-  t.deepEqual(generatedPasswords, Object.keys(GENERATED_POOLER));
+test("passwords: only placeholders, none generated but PgBouncer's own (and etcd's fingerprint key, in no file); files that hold one are 0600", (t) => {
+  t.deepEqual(generatedPasswords, [...Object.keys(GENERATED_POOLER), "generated-dpc-etcd-fingerprint-key"]);
+  t.false([...rendered.values()].some((f) => f.content.includes("generated-dpc-etcd-fingerprint-key")), "the fingerprint key is in no rendered file");
   const holders = [...rendered].filter(([file, f]) => file !== "README.txt" && /PLACEHOLDER-([a-zA-Z]+Password|key-)/.test(f.content)).map(([file]) => file);
   t.true(holders.includes("dpc-coordinator-0/tls/server.key"));
   t.true(holders.includes("dpc-etcd-0/tls/server.key"));
