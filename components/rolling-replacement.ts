@@ -104,8 +104,6 @@ function valueOf<T>(output: pulumi.Output<T>): Promise<T> {
 export function rollingReplacement(args: RollingReplacementArgs): MemberTurns {
   const key = args.secrets.apply((s) => s.restApi);
   const socketPath = dockerSocketPath(new pulumi.Config("docker").get("host"));
-  let roll: RollingReplacement | undefined;
-  let warned = false;
   const create = (): RollingReplacement | undefined => {
     let environment = override?.environment;
     if (!environment) {
@@ -131,21 +129,7 @@ export function rollingReplacement(args: RollingReplacementArgs): MemberTurns {
     override?.onCreate?.(created);
     return created;
   };
-  return {
-    key,
-    turn(member, fingerprint) {
-      if (pulumi.runtime.isDryRun()) return Promise.resolve();
-      roll ??= create();
-      if (!roll) {
-        if (!warned) {
-          warned = true;
-          pulumi.log.warn("rolling replacement: the Docker engine is not reached through a unix socket here; changed database containers are replaced without ordering (README, \"Rolling changes\")");
-        }
-        return Promise.resolve();
-      }
-      return roll.turn(member, fingerprint);
-    },
-  };
+  return gatedTurns(key, create, "rolling replacement: the Docker engine is not reached through a unix socket here; changed database containers are replaced without ordering (README, \"Rolling changes\")");
 }
 
 /**
@@ -155,8 +139,6 @@ export function rollingReplacement(args: RollingReplacementArgs): MemberTurns {
  */
 export function etcdRollingReplacement(config: ClusterConfig, topology: Topology, key: pulumi.Output<string>): MemberTurns {
   const socketPath = dockerSocketPath(new pulumi.Config("docker").get("host"));
-  let roll: EtcdRollingReplacement | undefined;
-  let warned = false;
   const create = (): EtcdRollingReplacement | undefined => {
     let environment = override?.etcdEnvironment;
     if (!environment) {
@@ -181,6 +163,21 @@ export function etcdRollingReplacement(config: ClusterConfig, topology: Topology
     override?.onCreateEtcd?.(created);
     return created;
   };
+  return gatedTurns(key, create, `etcd rolling replacement: the Docker engine is not reached through a unix socket here; changed etcd containers of ${config.clusterName} are replaced without ordering (README, "Rolling changes")`);
+}
+
+function groupsOf(topology: Topology): { group: number; members: string[] }[] {
+  return topology.groups.map((nodes, group) => ({ group, members: nodes.map((n) => n.name) }));
+}
+
+/**
+ * The MemberTurns both rolls hand the Docker platform: no gate in a preview; the roll created at the
+ * first turn (`create`: undefined when the engine is not on a unix socket, and then every turn is
+ * granted at once, with `warning` logged once).
+ */
+function gatedTurns(key: pulumi.Output<string>, create: () => { turn(member: string, fingerprint: string): Promise<void> } | undefined, warning: string): MemberTurns {
+  let roll: { turn(member: string, fingerprint: string): Promise<void> } | undefined;
+  let warned = false;
   return {
     key,
     turn(member, fingerprint) {
@@ -189,15 +186,11 @@ export function etcdRollingReplacement(config: ClusterConfig, topology: Topology
       if (!roll) {
         if (!warned) {
           warned = true;
-          pulumi.log.warn(`etcd rolling replacement: the Docker engine is not reached through a unix socket here; changed etcd containers of ${config.clusterName} are replaced without ordering (README, "Rolling changes")`);
+          pulumi.log.warn(warning);
         }
         return Promise.resolve();
       }
       return roll.turn(member, fingerprint);
     },
   };
-}
-
-function groupsOf(topology: Topology): { group: number; members: string[] }[] {
-  return topology.groups.map((nodes, group) => ({ group, members: nodes.map((n) => n.name) }));
 }
