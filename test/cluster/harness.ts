@@ -1,11 +1,13 @@
 // `npm run test:cluster`: the real-service tests, against the local cluster of Pulumi.local.yaml.
 //  1. bad-input tests, which need the cluster down;
 //  2. `up` once, then every other test/cluster/*.test.ts in turn against it (the env names the cluster);
-//  3. `down --purge`, always, and a check that no process of it is left.
+//  3. `down --purge`, always, and a check that no process of it is left. When a test failed, the
+//     cluster's logs are first copied to .state/failed-logs/<time>/ and their last lines printed: a CI
+//     run keeps only what it printed, and `--purge` deletes the logs.
 // `npm run test:cluster -- citus switchover` runs only the named files (and bad-input only if named):
 // for working on one test. CI runs them all.
 import { spawnSync } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { LocalCluster } from "../../local/cluster.ts";
 import { processesUnder } from "../../local/processes.ts";
@@ -22,6 +24,19 @@ function ava(files: string[], env: NodeJS.ProcessEnv = {}): number {
     env: { ...process.env, ...env },
   });
   return result.status ?? 1;
+}
+
+/** Copies a failed run's log directory out of the state directory that `down --purge` deletes, and
+ *  prints the last 40 lines of each file (the same lines CI keeps). */
+function keepLogs(logDir: string): void {
+  if (!existsSync(logDir)) return;
+  const target = join(ROOT, ".state", "failed-logs", new Date().toISOString().replace(/[:.]/g, "-"));
+  cpSync(logDir, target, { recursive: true });
+  console.error(`[local] a test failed: the cluster's logs are kept in ${target}; the last lines of each:`);
+  for (const file of readdirSync(logDir).sort()) {
+    const lines = readFileSync(join(logDir, file), "utf8").trimEnd().split("\n").slice(-40);
+    console.error(`----- ${file} (last ${lines.length} lines)\n${lines.join("\n")}`);
+  }
 }
 
 async function main(): Promise<number> {
@@ -72,6 +87,7 @@ async function main(): Promise<number> {
     console.error(`[local] ${(error as Error).message}`);
     failures++;
   } finally {
+    if (failures > 0) keepLogs(cluster.paths.logDir);
     await cluster.down(true);
     const left = processesUnder(STATE_DIR);
     if (left.length > 0) {
