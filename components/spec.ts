@@ -200,8 +200,9 @@ export const DEFAULT_CONFIG: ClusterConfig = {
   // stale to read from.
   readOnlyMaxLagBytes: 1048576,
   maxClientConnections: 1000,
-  // Tuned for failover within 10 s (see README, "Failover tuning"): a primary that cannot reach etcd
-  // or PostgreSQL for retry_timeout seconds steps down, so shorter values trade stability for speed.
+  // Node-loss failover takes the leader key's ttl plus about a second (see README, "Failover"): a
+  // primary that cannot reach etcd or PostgreSQL for retry_timeout seconds steps down, so shorter
+  // values trade stability for speed.
   // Patroni's documented limits (ttl >= 20, loop_wait >= 1, retry_timeout >= 3, loop_wait +
   // 2 * retry_timeout <= ttl); ttl is the floor of node-loss failover, so it sits at the minimum.
   patroniTtl: 20,
