@@ -11,13 +11,13 @@ import { apiRequest, type ApiAccess } from "./api-request.ts";
 /** Pods' label holding the StatefulSet revision they were created from. */
 export const REVISION_LABEL = "controller-revision-hash";
 
-interface StatefulSetJson {
+export interface StatefulSetJson {
   metadata?: { generation?: number };
   spec?: { selector?: { matchLabels?: Record<string, string> } };
   status?: { observedGeneration?: number; updateRevision?: string };
 }
 
-interface PodJson {
+export interface PodJson {
   metadata: { name: string; labels?: Record<string, string>; deletionTimestamp?: string };
   status?: { podIP?: string; conditions?: { type: string; status: string }[] };
 }
@@ -45,6 +45,23 @@ export function labelSelector(matchLabels: Record<string, string>): string {
   return Object.entries(matchLabels)
     .map(([k, v]) => `${k}=${v}`)
     .join(",");
+}
+
+/** A StatefulSet's spec.selector.matchLabels; throws when it has none (its pods cannot be found). */
+export function selectorOf(set: StatefulSetJson, namespace: string, statefulSet: string): Record<string, string> {
+  const matchLabels = set.spec?.selector?.matchLabels ?? {};
+  if (Object.keys(matchLabels).length === 0) throw new Error(`statefulset ${namespace}/${statefulSet}: no spec.selector.matchLabels to find its pods by`);
+  return matchLabels;
+}
+
+/** The pods `matchLabels` selects in `namespace`: one list call (`what` names it in errors). Throws KubernetesApiError on a refusal. */
+export async function listPods(access: ApiAccess, namespace: string, matchLabels: Record<string, string>, what: string): Promise<PodJson[]> {
+  const list = (await apiRequest(access, {
+    method: "GET",
+    path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods?labelSelector=${encodeURIComponent(labelSelector(matchLabels))}`,
+    what: `GET ${what}`,
+  })) as { items?: PodJson[] };
+  return list.items ?? [];
 }
 
 /**
@@ -80,14 +97,8 @@ export function kubernetesPodApi(access: ApiAccess | (() => ApiAccess), namespac
         await sleep(pollMs);
       }
       const revision = set.status!.updateRevision!;
-      const matchLabels = set.spec?.selector?.matchLabels ?? {};
-      if (Object.keys(matchLabels).length === 0) throw new Error(`statefulset ${namespace}/${statefulSet}: no spec.selector.matchLabels to find its pods by`);
-      const list = (await apiRequest(current(), {
-        method: "GET",
-        path: `/api/v1/namespaces/${ns}/pods?labelSelector=${encodeURIComponent(labelSelector(matchLabels))}`,
-        what: `GET pods of ${namespace}/${statefulSet}`,
-      })) as { items?: PodJson[] };
-      return (list.items ?? []).map((pod) => podState(pod, revision));
+      const pods = await listPods(current(), namespace, selectorOf(set, namespace, statefulSet), `pods of ${namespace}/${statefulSet}`);
+      return pods.map((pod) => podState(pod, revision));
     },
     async deletePod(name) {
       await apiRequest(current(), {
@@ -106,12 +117,8 @@ export function kubernetesPodApi(access: ApiAccess | (() => ApiAccess), namespac
  */
 export async function readyPodAddresses(access: ApiAccess | (() => ApiAccess), namespace: string, matchLabels: Record<string, string>): Promise<{ name: string; ip: string }[]> {
   const current = typeof access === "function" ? access() : access;
-  const list = (await apiRequest(current, {
-    method: "GET",
-    path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods?labelSelector=${encodeURIComponent(labelSelector(matchLabels))}`,
-    what: `GET pods ${labelSelector(matchLabels)} in ${namespace}`,
-  })) as { items?: PodJson[] };
-  return (list.items ?? [])
+  const pods = await listPods(current, namespace, matchLabels, `pods ${labelSelector(matchLabels)} in ${namespace}`);
+  return pods
     .filter((pod) => pod.status?.podIP && podState(pod, "").ready)
     .map((pod) => ({ name: pod.metadata.name, ip: pod.status!.podIP! }));
 }

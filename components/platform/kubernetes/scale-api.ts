@@ -7,7 +7,7 @@
 // A set that does not exist (404: Pulumi deleted it already, an earlier run got that far) has no pod.
 // No Pulumi import (runs in the pod).
 import { apiRequest, KubernetesApiError, type ApiAccess } from "./api-request.ts";
-import { labelSelector } from "./pod-api.ts";
+import { listPods, selectorOf, type StatefulSetJson } from "./pod-api.ts";
 
 /** Scales StatefulSets down and reports the pods they still have (components/scaling/step.ts). */
 export interface StatefulSetScaler {
@@ -33,21 +33,15 @@ export function kubernetesScaler(access: ApiAccess | (() => ApiAccess), namespac
       }
     },
     async podsLeft(statefulSet) {
-      let set: { spec?: { selector?: { matchLabels?: Record<string, string> } } };
+      let set: StatefulSetJson;
       try {
-        set = (await apiRequest(current(), { method: "GET", path: setPath(statefulSet), what: `GET statefulset ${namespace}/${statefulSet}` })) as typeof set;
+        set = (await apiRequest(current(), { method: "GET", path: setPath(statefulSet), what: `GET statefulset ${namespace}/${statefulSet}` })) as StatefulSetJson;
       } catch (error) {
         if (notFound(error)) return [];
         throw error;
       }
-      const matchLabels = set.spec?.selector?.matchLabels ?? {};
-      if (Object.keys(matchLabels).length === 0) throw new Error(`statefulset ${namespace}/${statefulSet}: no spec.selector.matchLabels to find its pods by`);
-      const list = (await apiRequest(current(), {
-        method: "GET",
-        path: `/api/v1/namespaces/${ns}/pods?labelSelector=${encodeURIComponent(labelSelector(matchLabels))}`,
-        what: `GET pods of ${namespace}/${statefulSet}`,
-      })) as { items?: { metadata: { name: string } }[] };
-      return (list.items ?? []).map((pod) => pod.metadata.name);
+      const pods = await listPods(current(), namespace, selectorOf(set, namespace, statefulSet), `pods of ${namespace}/${statefulSet}`);
+      return pods.map((pod) => pod.metadata.name);
     },
   };
 }
