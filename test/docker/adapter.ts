@@ -7,6 +7,7 @@ import { resolve } from "node:path";
 import Docker from "dockerode";
 import { pack } from "tar-stream";
 import type { Registration } from "./declared.ts";
+import { removeInReverseDependencyOrder } from "./destroy-order.ts";
 import { buildImage, buildStandIn, NO_STAND_IN, repositoryOf, STAND_INS, type Built, type StandIn } from "./images.ts";
 
 const PROJECT_DIR = resolve(import.meta.dirname, "../..");
@@ -385,23 +386,26 @@ export class DockerAdapter {
 
   /**
    * What `pulumi destroy` does with these registrations: every container stopped with its
-   * destroyGraceSeconds (the timeout the provider passes to `docker stop`) and removed, the networks
+   * destroyGraceSeconds (the timeout the provider passes to `docker stop`) and removed, after the
+   * containers that depend on it (destroy-order.ts), the networks
    * removed, and each volume removed unless it was registered with retainOnDelete. Images stay (the
    * test reuses them). Returns the volumes kept and removed, by name.
    */
-  async destroy(registrations: Registration[]): Promise<{ kept: string[]; removed: string[] }> {
+  async destroy(registrations: Registration[]): Promise<{ kept: string[]; removed: string[]; stops: { name: string; seconds: number }[] }> {
     const custom = registrations.filter((r) => r.custom);
-    const containers = custom.filter((r) => r.type === CONTAINER).map((r) => ({ name: String(r.inputs.name), grace: Number(r.inputs.destroyGraceSeconds ?? 0) }));
-    await Promise.all(
-      containers
-        .filter((c) => this.created.containers.includes(c.name))
-        .map(async (c) => {
-          const container = this.docker.getContainer(c.name);
-          await container.stop({ t: c.grace }).catch(() => undefined); // already stopped: fine
-          await container.remove({ v: false });
-        }),
-    );
-    this.created.containers = this.created.containers.filter((n) => !containers.some((c) => c.name === n));
+    const containers = custom.filter((r) => r.type === CONTAINER).map((r) => String(r.inputs.name));
+    const stops: { name: string; seconds: number }[] = [];
+    // Containers in Pulumi's delete order (a container after those that depend on it: etcd last).
+    await removeInReverseDependencyOrder(registrations, async (r) => {
+      const name = String(r.inputs.name);
+      if (r.type !== CONTAINER || !this.created.containers.includes(name)) return;
+      const container = this.docker.getContainer(name);
+      const started = Date.now();
+      await container.stop({ t: Number(r.inputs.destroyGraceSeconds ?? 0) }).catch(() => undefined); // already stopped: fine
+      stops.push({ name, seconds: (Date.now() - started) / 1000 });
+      await container.remove({ v: false });
+    });
+    this.created.containers = this.created.containers.filter((n) => !containers.includes(n));
     for (const r of custom.filter((r) => r.type === NETWORK)) {
       const name = String(r.inputs.name);
       await this.docker.getNetwork(name).remove();
@@ -420,7 +424,7 @@ export class DockerAdapter {
       this.created.volumes = this.created.volumes.filter((n) => n !== name);
       removed.push(name);
     }
-    return { kept, removed };
+    return { kept, removed, stops };
   }
 
   /** Names of the volumes in the engine. */

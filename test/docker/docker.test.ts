@@ -839,7 +839,7 @@ if ("unavailable" in engine) {
     const groupsBefore = [...(await placementsPerGroup(adminUrl, "destroy_check")).keys()].sort();
 
     const started = Date.now();
-    const { kept, removed } = await adapter.destroy(registrations);
+    const { kept, removed, stops } = await adapter.destroy(registrations);
     const destroyed = (Date.now() - started) / 1000;
     const dataVolumes = topology.groups.flat().map((n) => `${n.name}-data`);
     t.deepEqual(removed, [], "volumes deleted by destroy");
@@ -872,7 +872,9 @@ if ("unavailable" in engine) {
     t.truthy(schemaState, "the Schema resource did not apply");
     const schema = (await schemaProvider.create(schemaState!)).outs as ApplyResult;
     t.deepEqual(schema.applied, [], "migrations re-applied on kept data");
-    const summary = `destroy (containers stopped with their grace period, ${kept.length} volumes kept, 0 deleted) ${destroyed.toFixed(1)} s; ` +
+    const slowest = [...stops].sort((a, b) => b.seconds - a.seconds).slice(0, 4).map((s) => `${s.name} ${s.seconds.toFixed(1)} s`);
+    const summary = `destroy (containers stopped with their grace period in Pulumi's delete order, ${kept.length} volumes kept, 0 deleted) ${destroyed.toFixed(1)} s ` +
+      `(slowest stops: ${slowest.join(", ")}); ` +
       `declared again: healthy with ${after.rows} rows (checksum equal) on ${groupsBefore.length} worker groups after ${recreated.toFixed(1)} s`;
     log(summary);
     t.log(summary);
