@@ -490,6 +490,11 @@ export class DockerAdapter {
     await this.docker.getNetwork(network).connect({ Container: name, EndpointConfig: { IPAMConfig: { IPv4Address: ip }, Aliases: endpoint.Aliases ?? [] } });
   }
 
+  /** Names of the containers this adapter created and has not removed. */
+  containerNames(): string[] {
+    return [...this.created.containers];
+  }
+
   async logs(name: string, lines: number): Promise<string> {
     const buffer = (await this.docker.getContainer(name).logs({ stdout: true, stderr: true, tail: lines })) as unknown as Buffer;
     return demultiplex(buffer);

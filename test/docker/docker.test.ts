@@ -108,6 +108,18 @@ if ("unavailable" in engine) {
     for (const note of Object.values(NO_STAND_IN)) log(note);
   });
 
+  // A CI run keeps only what it printed: the containers' last lines when a test fails (the first
+  // two failures: later ones often follow from the first).
+  let failuresShown = 0;
+  test.afterEach.always(async (t) => {
+    if (t.passed || failuresShown >= 2) return;
+    failuresShown++;
+    for (const name of adapter.containerNames()) {
+      const lines = await adapter.logs(name, 25).catch((e: Error) => `(no log: ${e.message})`);
+      log(`----- ${name}, last 25 lines after "${t.title}" failed:\n${lines.trimEnd()}`);
+    }
+  });
+
   test.after.always(async () => {
     const problems = await adapter.teardown();
     const left = await adapter.leftovers().catch((e: Error) => [`could not list: ${e.message}`]);
