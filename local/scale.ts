@@ -9,7 +9,7 @@ import { request } from "../components/https.ts";
 import { PORTS } from "../components/render/index.ts";
 import { groupName, planTopology, type PostgresNode, type Topology } from "../components/spec.ts";
 import { drainWorkerGroups, removeWorkerGroups, scaleOut, type DrainResult, type RemoveResult, type ScaleOutResult } from "../components/scaling/citus-workers.ts";
-import { LocalClusterError, type LocalCluster, type StateIdentity } from "./cluster.ts";
+import { LocalClusterError, NEW_GROUP_HEALTHY_MS, type LocalCluster, type StateIdentity } from "./cluster.ts";
 import { postgresAddress } from "./layout.ts";
 import { startPostgresExporter, writeMonitoringFiles } from "./monitoring.ts";
 import { isAlive, pollUntil, processesUnder, signal, sleep } from "./processes.ts";
@@ -82,7 +82,7 @@ export async function scaleLocalCluster(cluster: LocalCluster, change: WorkerGro
       log(`adding worker group(s) ${range(change.from + 1, change.to)}: starting Patroni on ${nodes.map((n) => n.name).join(", ")}`);
       nodes.forEach((n) => cluster.startPatroni(n));
       for (let group = change.from + 1; group <= change.to; group++) {
-        await cluster.waitGroupHealthy(group, 180000);
+        await cluster.waitGroupHealthy(group, NEW_GROUP_HEALTHY_MS, { failWhenExited: true });
         log(`  ${groupName(cluster.topology.scope, group)}: healthy`);
       }
       result.scaleOut = await scaleOut(url, change.to, options);

@@ -163,14 +163,17 @@ async function scaleUnderLoad(t: import("ava").ExecutionContext, target: LocalCl
   });
   const since = (times: number[]) => times.map((at) => `+${((at - stepStarted) / 1000).toFixed(1)}`).join(", ");
   // The longest wait between two acknowledged writes of one writer during the step: the pause clients saw.
-  const longestPause = Math.max(
-    0,
-    ...results.map((r) => {
-      const acks = r.acknowledgedAt.filter((at) => at >= stepStarted);
-      return acks.slice(1).reduce((longest, at, i) => Math.max(longest, at - acks[i]), 0);
-    }),
+  // Where it began (after the step's start) and whose it was: to find it in the nodes' logs.
+  const pauses = results.map((r, writer) => {
+    const acks = r.acknowledgedAt.filter((at) => at >= stepStarted);
+    return acks.slice(1).reduce((longest, at, i) => (at - acks[i] > longest.ms ? { ms: at - acks[i], from: acks[i], writer } : longest), { ms: 0, from: stepStarted, writer });
+  });
+  const longest = pauses.reduce((a, b) => (b.ms > a.ms ? b : a), { ms: 0, from: stepStarted, writer: 0 });
+  const longestPause = longest.ms;
+  t.log(
+    `${label}: failed writes at ${since(writes.failedAt) || "-"} s, failed reads at ${since(reads.failedAt) || "-"} s; longest pause between a writer's acknowledged writes ${(longestPause / 1000).toFixed(1)} s ` +
+      `(bucket ${writerBuckets[longest.writer]}, from +${((longest.from - stepStarted) / 1000).toFixed(1)} s, ${new Date(longest.from).toISOString()})`,
   );
-  t.log(`${label}: failed writes at ${since(writes.failedAt) || "-"} s, failed reads at ${since(reads.failedAt) || "-"} s; longest pause between a writer's acknowledged writes ${(longestPause / 1000).toFixed(1)} s`);
   const writePhases = phases(writes.failedAt);
   const readPhases = phases(reads.failedAt);
   const job = result.scaleOut?.job ?? result.drain?.job;
