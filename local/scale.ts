@@ -3,7 +3,8 @@
 // Out: start the new groups' Patroni, wait until healthy and registered, rebalance.
 // In:  drain the going groups (refused, nothing stopped, if that fails), stop their Patroni, remove
 //      their pg_dist_node rows and DCS keys, then their processes and directories.
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { request } from "../components/https.ts";
 import { PORTS } from "../components/render/index.ts";
@@ -101,9 +102,11 @@ export async function scaleLocalCluster(cluster: LocalCluster, change: WorkerGro
       await updateMonitoring(cluster, [], going.map((node) => ({ node, address: postgresAddress(old, node) })));
       // Their shards were all moved off (removeWorkerGroups checked): the data is not needed again, and a
       // later scale-out to the same group number must bootstrap afresh.
+      // Asynchronously: a data directory's thousands of files take seconds to delete on a busy disk,
+      // and this runs beside the clients of `npm run local` and of the tests.
       for (const node of going) {
         const dir = cluster.paths.nodeDir(node.name);
-        rmSync(dir, { recursive: true, force: true });
+        await rm(dir, { recursive: true, force: true });
         result.deletedDirs.push(dir);
       }
     }
