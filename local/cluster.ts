@@ -415,14 +415,15 @@ export class LocalCluster {
    */
   private async reloadOnceUp(node: PostgresNode): Promise<void> {
     // A new replica's basebackup on a busy machine can take minutes: wait as long as a scale-out does.
-    const up = await pollUntil(NEW_GROUP_HEALTHY_MS, 500, async () =>
-      (await request(`${this.restUrl(node)}/patroni`, { timeoutMs: 1000 }).then(
+    // Given up at once when that Patroni exits (a test killing it): nothing then to reload.
+    const up = await pollUntil(NEW_GROUP_HEALTHY_MS, 500, async () => {
+      if (this.exited(node.name)) return false;
+      const running = await request(`${this.restUrl(node)}/patroni`, { timeoutMs: 1000 }).then(
         (r) => r.status === 200 && ["running", "streaming"].includes((JSON.parse(r.text) as { state?: string }).state ?? ""),
         () => false,
-      ))
-        ? true
-        : undefined,
-    );
+      );
+      return running ? true : undefined;
+    });
     if (up) await postPatroni(this.restUrl(node), "/reload", this.restApiAuth(), {}).catch(() => undefined);
   }
 

@@ -196,7 +196,7 @@ async function scaleUnderLoad(t: import("ava").ExecutionContext, target: LocalCl
   t.log(
     `${label}: failed writes at ${since(writes.failedAt) || "-"} s, failed reads at ${since(reads.failedAt) || "-"} s; longest pause between a writer's acknowledged writes ${(longestPause / 1000).toFixed(1)} s ` +
       `(bucket ${writerBuckets[longest.writer]}, from +${((longest.from - stepStarted) / 1000).toFixed(1)} s, ${new Date(longest.from).toISOString()}); ` +
-      `this process' longest event-loop stall ${(stall.longestMs / 1000).toFixed(1)} s (from +${((stall.at - stepStarted) / 1000).toFixed(1)} s)`,
+      `this process' longest event-loop stall ${(stall.longestMs / 1000).toFixed(1)} s (from ${stall.at >= stepStarted ? "+" : "-"}${(Math.abs(stall.at - stepStarted) / 1000).toFixed(1)} s)`,
   );
   const writePhases = phases(writes.failedAt);
   const readPhases = phases(reads.failedAt);
