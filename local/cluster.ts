@@ -113,6 +113,12 @@ export interface StateIdentity {
 /** Patroni's role names of a standby that acknowledges commits ("on": sync_standby; "quorum": quorum_standby). */
 export const SYNCHRONOUS_ROLES = ["sync_standby", "quorum_standby"];
 
+/**
+ * How long a newly started worker group (scale-out) may take to become healthy: initdb, the
+ * replica's basebackup and the synchronous standby, on a 2-core machine other clusters share.
+ */
+export const NEW_GROUP_HEALTHY_MS = 180000;
+
 export class LocalCluster {
   readonly config: ClusterConfig;
   readonly topology: Topology;
@@ -403,11 +409,21 @@ export class LocalCluster {
    * which in a container is the node itself but here is 127.0.0.1, where no node listens: shard moves
    * and reference-table copies fail. A reload once the REST API answers recomputes it (the node's
    * socket directory); bootstrap gets the same from its first dynamic-configuration reload.
+   * Only once Patroni reports PostgreSQL running: a reload while a new node still bootstraps (no data
+   * directory yet, or initdb/basebackup under way) fails in Patroni's write_postgresql_conf
+   * (FileNotFoundError renaming postgresql.conf; patroni/postgresql/config.py) and fixes nothing.
    */
   private async reloadOnceUp(node: PostgresNode): Promise<void> {
-    const up = await pollUntil(120000, 500, async () =>
-      (await request(`${this.restUrl(node)}/patroni`, { timeoutMs: 1000 }).then((r) => r.status === 200, () => false)) ? true : undefined,
-    );
+    // A new replica's basebackup on a busy machine can take minutes: wait as long as a scale-out does.
+    // Given up at once when that Patroni exits (a test killing it): nothing then to reload.
+    const up = await pollUntil(NEW_GROUP_HEALTHY_MS, 500, async () => {
+      if (this.exited(node.name)) return false;
+      const running = await request(`${this.restUrl(node)}/patroni`, { timeoutMs: 1000 }).then(
+        (r) => r.status === 200 && ["running", "streaming"].includes((JSON.parse(r.text) as { state?: string }).state ?? ""),
+        () => false,
+      );
+      return running ? true : undefined;
+    });
     if (up) await postPatroni(this.restUrl(node), "/reload", this.restApiAuth(), {}).catch(() => undefined);
   }
 
@@ -422,14 +438,15 @@ export class LocalCluster {
     return { ok: result.status === 0 && result.output === "", output: result.output };
   }
 
-  private async waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, failFast?: () => string | undefined): Promise<T> {
+  /** `lastSeen`: what the last check observed, added to the timeout's message. */
+  private async waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, failFast?: () => string | undefined, lastSeen?: () => string): Promise<T> {
     const result = await pollUntil(timeoutMs, 250, async () => {
       const value = await check();
       const failure = value === undefined ? failFast?.() : undefined;
       if (failure) throw new LocalClusterError(failure);
       return value;
     });
-    if (result === undefined) throw new LocalClusterError(`${what}: not ready after ${Math.round(timeoutMs / 1000)} s`);
+    if (result === undefined) throw new LocalClusterError(`${what}: not ready after ${Math.round(timeoutMs / 1000)} s${lastSeen ? `; last seen: ${lastSeen()}` : ""}`);
     return result;
   }
 
@@ -478,20 +495,38 @@ export class LocalCluster {
 
   /** Waits until the group has one running leader, every other member streams from it, and (in
    * synchronous mode) one of them is the synchronous standby. */
-  async waitGroupHealthy(group: number, timeoutMs = 120000): Promise<ClusterMember[]> {
+  async waitGroupHealthy(group: number, timeoutMs = 120000, options: { failWhenExited?: boolean } = {}): Promise<ClusterMember[]> {
     const nodes = this.topology.groups[group];
-    return this.waitFor(`group ${groupName(this.topology.scope, group)}`, timeoutMs, async () => {
-      const members = await clusterMembers(nodes.map((n) => this.restUrl(n)));
-      const leader = leaderOf(members);
-      if (!members || !leader || members.length !== nodes.length) return undefined;
-      if (!members.every((m) => m.state === "running" || m.state === "streaming")) return undefined;
-      // With synchronous replication the group is protected only once Patroni has named a synchronous
-      // standby: until then commits are acknowledged without one, and only that standby may be promoted.
-      const needsSyncStandby = this.config.synchronousMode !== "off" && nodes.length > 1;
-      if (needsSyncStandby && !members.some((m) => SYNCHRONOUS_ROLES.includes(m.role))) return undefined;
-      const streaming = await this.streamingReplicas(this.node(leader.name));
-      return streaming >= nodes.length - 1 ? members : undefined;
-    });
+    // What the last poll saw, for the timeout's message: which condition never held.
+    let seen = "no member's REST API answered";
+    return this.waitFor(
+      `group ${groupName(this.topology.scope, group)}`,
+      timeoutMs,
+      async () => {
+        const members = await clusterMembers(nodes.map((n) => this.restUrl(n)));
+        if (members) seen = `members ${members.map((m) => `${m.name} ${m.role}/${m.state}`).join(", ") || "none"} (of ${nodes.length})`;
+        const leader = leaderOf(members);
+        if (!members || !leader || members.length !== nodes.length) return undefined;
+        if (!members.every((m) => m.state === "running" || m.state === "streaming")) return undefined;
+        // With synchronous replication the group is protected only once Patroni has named a synchronous
+        // standby: until then commits are acknowledged without one, and only that standby may be promoted.
+        const needsSyncStandby = this.config.synchronousMode !== "off" && nodes.length > 1;
+        if (needsSyncStandby && !members.some((m) => SYNCHRONOUS_ROLES.includes(m.role))) {
+          seen += "; no synchronous standby named yet";
+          return undefined;
+        }
+        const streaming = await this.streamingReplicas(this.node(leader.name));
+        if (streaming < nodes.length - 1) seen += `; ${leader.name} sees ${streaming < 0 ? "? (no answer)" : streaming} of ${nodes.length - 1} replica(s) streaming`;
+        return streaming >= nodes.length - 1 ? members : undefined;
+      },
+      () => {
+        // A member this runner started whose Patroni exited never becomes healthy: say so now, with its
+        // log's end. Only when asked: a test may kill a member and start it again while waiting.
+        const gone = options.failWhenExited ? nodes.find((n) => this.exited(n.name)) : undefined;
+        return gone ? `group ${groupName(this.topology.scope, group)}: Patroni of ${gone.name} exited; its log ends:\n${tail(this.logFile(gone.name))}` : undefined;
+      },
+      () => seen,
+    );
   }
 
   /** Replicas in `streaming` state as the given primary sees them (pg_stat_replication). */

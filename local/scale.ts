@@ -3,13 +3,14 @@
 // Out: start the new groups' Patroni, wait until healthy and registered, rebalance.
 // In:  drain the going groups (refused, nothing stopped, if that fails), stop their Patroni, remove
 //      their pg_dist_node rows and DCS keys, then their processes and directories.
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { request } from "../components/https.ts";
 import { PORTS } from "../components/render/index.ts";
 import { groupName, planTopology, type PostgresNode, type Topology } from "../components/spec.ts";
 import { drainWorkerGroups, removeWorkerGroups, scaleOut, type DrainResult, type RemoveResult, type ScaleOutResult } from "../components/scaling/citus-workers.ts";
-import { LocalClusterError, type LocalCluster, type StateIdentity } from "./cluster.ts";
+import { LocalClusterError, NEW_GROUP_HEALTHY_MS, type LocalCluster, type StateIdentity } from "./cluster.ts";
 import { postgresAddress } from "./layout.ts";
 import { startPostgresExporter, writeMonitoringFiles } from "./monitoring.ts";
 import { isAlive, pollUntil, processesUnder, signal, sleep } from "./processes.ts";
@@ -82,7 +83,7 @@ export async function scaleLocalCluster(cluster: LocalCluster, change: WorkerGro
       log(`adding worker group(s) ${range(change.from + 1, change.to)}: starting Patroni on ${nodes.map((n) => n.name).join(", ")}`);
       nodes.forEach((n) => cluster.startPatroni(n));
       for (let group = change.from + 1; group <= change.to; group++) {
-        await cluster.waitGroupHealthy(group, 180000);
+        await cluster.waitGroupHealthy(group, NEW_GROUP_HEALTHY_MS, { failWhenExited: true });
         log(`  ${groupName(cluster.topology.scope, group)}: healthy`);
       }
       result.scaleOut = await scaleOut(url, change.to, options);
@@ -101,9 +102,11 @@ export async function scaleLocalCluster(cluster: LocalCluster, change: WorkerGro
       await updateMonitoring(cluster, [], going.map((node) => ({ node, address: postgresAddress(old, node) })));
       // Their shards were all moved off (removeWorkerGroups checked): the data is not needed again, and a
       // later scale-out to the same group number must bootstrap afresh.
+      // Asynchronously: a data directory's thousands of files take seconds to delete on a busy disk,
+      // and this runs beside the clients of `npm run local` and of the tests.
       for (const node of going) {
         const dir = cluster.paths.nodeDir(node.name);
-        rmSync(dir, { recursive: true, force: true });
+        await rm(dir, { recursive: true, force: true });
         result.deletedDirs.push(dir);
       }
     }

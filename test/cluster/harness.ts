@@ -3,7 +3,8 @@
 //  2. `up` once, then every other test/cluster/*.test.ts in turn against it (the env names the cluster);
 //  3. `down --purge`, always, and a check that no process of it is left. When a test failed, the
 //     cluster's logs are first copied to .state/failed-logs/<time>/ and their last lines printed: a CI
-//     run keeps only what it printed, and `--purge` deletes the logs.
+//     run keeps only what it printed, and `--purge` deletes the logs. DPC_TEST_KEEP_LOGS=1 keeps a
+//     passing run's logs too, in .state/kept-logs/<time>/.
 // `npm run test:cluster -- citus switchover` runs only the named files (and bad-input only if named):
 // for working on one test. CI runs them all.
 import { spawnSync } from "node:child_process";
@@ -28,10 +29,14 @@ function ava(files: string[], env: NodeJS.ProcessEnv = {}): number {
 
 /** Copies a failed run's log directory out of the state directory that `down --purge` deletes, and
  *  prints the last 40 lines of each file (the same lines CI keeps). */
-function keepLogs(logDir: string): void {
+function keepLogs(logDir: string, failed = true): void {
   if (!existsSync(logDir)) return;
-  const target = join(ROOT, ".state", "failed-logs", new Date().toISOString().replace(/[:.]/g, "-"));
+  const target = join(ROOT, ".state", failed ? "failed-logs" : "kept-logs", new Date().toISOString().replace(/[:.]/g, "-"));
   cpSync(logDir, target, { recursive: true });
+  if (!failed) {
+    console.log(`[local] the cluster's logs are kept in ${target} (DPC_TEST_KEEP_LOGS)`);
+    return;
+  }
   console.error(`[local] a test failed: the cluster's logs are kept in ${target}; the last lines of each:`);
   for (const file of readdirSync(logDir).sort()) {
     const lines = readFileSync(join(logDir, file), "utf8").trimEnd().split("\n").slice(-40);
@@ -87,7 +92,9 @@ async function main(): Promise<number> {
     console.error(`[local] ${(error as Error).message}`);
     failures++;
   } finally {
+    // DPC_TEST_KEEP_LOGS=1 keeps a passing run's logs too (.state/kept-logs/<time>/): for measuring.
     if (failures > 0) keepLogs(cluster.paths.logDir);
+    else if (process.env.DPC_TEST_KEEP_LOGS) keepLogs(cluster.paths.logDir, false);
     await cluster.down(true);
     const left = processesUnder(STATE_DIR);
     if (left.length > 0) {

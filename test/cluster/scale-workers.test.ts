@@ -82,6 +82,27 @@ function startReader(): { stop: () => Promise<{ ok: number; failed: number; erro
   };
 }
 
+/**
+ * The longest stall of this process' event loop while running: the writers, the reader and the
+ * scaling step share it, so a stall (synchronous work) delays acknowledgements the database gave.
+ */
+function startLoopMonitor(): { stop: () => { longestMs: number; at: number } } {
+  const tickMs = 50;
+  let last = Date.now();
+  const worst = { longestMs: 0, at: 0 };
+  const timer = setInterval(() => {
+    const now = Date.now();
+    if (now - last - tickMs > worst.longestMs) Object.assign(worst, { longestMs: now - last - tickMs, at: last });
+    last = now;
+  }, tickMs);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return worst;
+    },
+  };
+}
+
 function memoryEntriesSpread(spread: ShardSpread[]): number[] {
   const entry = spread.find((s) => s.tables.includes(TABLE));
   if (!entry) throw new Error(`no shard spread for ${TABLE}`);
@@ -124,6 +145,7 @@ async function scaleUnderLoad(t: import("ava").ExecutionContext, target: LocalCl
   const writerBuckets = await buckets(adminUrl);
   const writers = writerBuckets.map((bucket) => ({ bucket, writer: new ContinuousWriter({ table: WRITES, bucket, connectionString: async () => cluster.pgbouncerUrl("app") }) }));
   const reader = startReader();
+  const loop = startLoopMonitor();
   writers.forEach(({ writer }) => writer.start());
   // Every client connected and acknowledged before the step starts (connections are slow on a busy machine).
   await sleep(2000);
@@ -144,6 +166,7 @@ async function scaleUnderLoad(t: import("ava").ExecutionContext, target: LocalCl
     await Promise.all(writers.map(({ writer }) => writer.stop()));
     await reader.stop();
   }
+  const stall = loop.stop();
   const results = await Promise.all(writers.map(({ writer }) => writer.stop()));
   const reads = await reader.stop();
   const after = await fingerprint();
@@ -163,14 +186,18 @@ async function scaleUnderLoad(t: import("ava").ExecutionContext, target: LocalCl
   });
   const since = (times: number[]) => times.map((at) => `+${((at - stepStarted) / 1000).toFixed(1)}`).join(", ");
   // The longest wait between two acknowledged writes of one writer during the step: the pause clients saw.
-  const longestPause = Math.max(
-    0,
-    ...results.map((r) => {
-      const acks = r.acknowledgedAt.filter((at) => at >= stepStarted);
-      return acks.slice(1).reduce((longest, at, i) => Math.max(longest, at - acks[i]), 0);
-    }),
+  // Where it began (after the step's start) and whose it was: to find it in the nodes' logs.
+  const pauses = results.map((r, writer) => {
+    const acks = r.acknowledgedAt.filter((at) => at >= stepStarted);
+    return acks.slice(1).reduce((longest, at, i) => (at - acks[i] > longest.ms ? { ms: at - acks[i], from: acks[i], writer } : longest), { ms: 0, from: stepStarted, writer });
+  });
+  const longest = pauses.reduce((a, b) => (b.ms > a.ms ? b : a), { ms: 0, from: stepStarted, writer: 0 });
+  const longestPause = longest.ms;
+  t.log(
+    `${label}: failed writes at ${since(writes.failedAt) || "-"} s, failed reads at ${since(reads.failedAt) || "-"} s; longest pause between a writer's acknowledged writes ${(longestPause / 1000).toFixed(1)} s ` +
+      `(bucket ${writerBuckets[longest.writer]}, from +${((longest.from - stepStarted) / 1000).toFixed(1)} s, ${new Date(longest.from).toISOString()}); ` +
+      `this process' longest event-loop stall ${(stall.longestMs / 1000).toFixed(1)} s (from ${stall.at >= stepStarted ? "+" : "-"}${(Math.abs(stall.at - stepStarted) / 1000).toFixed(1)} s)`,
   );
-  t.log(`${label}: failed writes at ${since(writes.failedAt) || "-"} s, failed reads at ${since(reads.failedAt) || "-"} s; longest pause between a writer's acknowledged writes ${(longestPause / 1000).toFixed(1)} s`);
   const writePhases = phases(writes.failedAt);
   const readPhases = phases(reads.failedAt);
   const job = result.scaleOut?.job ?? result.drain?.job;
