@@ -154,6 +154,36 @@ export function groupSynchronousMode(configured: ClusterConfig["synchronousMode"
 }
 
 /**
+ * Whether a node runs the on_role_change callback: workers (the after_promote notice) and every
+ * member of a quorum-mode group (the HA loop wakeup).
+ */
+export function hasRoleChangeCallback(config: ClusterConfig, topology: Topology, node: PostgresNode): boolean {
+  return node.group > 0 || wakesHaLoop(config, topology, node);
+}
+
+/**
+ * Whether the callback wakes the node's own HA loop after a promotion: in quorum mode only.
+ * Patroni 4.0.7 promotes a quorum-mode member with the dead old primary still counted in
+ * synchronous_standby_names ("ANY 2 (old, survivor)" in a group of three, ha.py
+ * process_sync_replication_prepromote): its commits wait until its first quorum resolver run
+ * (ha.py process_sync_replication), which the HA loop starts only once it sees PostgreSQL as
+ * primary. The promote thread (postgresql/__init__.py promote, _wait_promote) polls pg_controldata
+ * once, sleeps loop_wait (polling_loop) and returns None, so it wakes no HA loop (async_executor.py
+ * run: only a non-None result does): the loop in which the thread finished still found it busy
+ * ("updated leader lock during promote"), and the resolver ran in the next one, 2 HA loops after the
+ * leader key was taken although PostgreSQL had left recovery within 0.6 s (measured: coordinator
+ * commits 2.1 s after the lock). A PATCH /config that changes nothing wakes the HA loop (api.py
+ * do_PATCH_config: `ha.wakeup()`; utils.py patch_config: a null value for a key that is absent changes
+ * nothing and nothing is written to the DCS): the callback sends one every 0.25 s from loop_wait after
+ * the promotion until the resolver has stepped the absent member out. The resolver is Patroni's own,
+ * run sooner: the /sync key and synchronous_standby_names change in the same safe order as before.
+ * Two-member groups run synchronous_mode "on", which promotes waiting on no one (groupSynchronousMode).
+ */
+export function wakesHaLoop(config: ClusterConfig, topology: Topology, node: PostgresNode): boolean {
+  return groupSynchronousMode(config.synchronousMode, topology.groups[node.group].length) === "quorum";
+}
+
+/**
  * Patroni's synchronous_node_count for a quorum-mode group of `members` nodes: every standby.
  * With "ANY 1 of 2" (the default, 1) a standby may take over only with a vote from another
  * standby (ha.py _is_healthiest_node: votes >= the /sync key's quorum), so when the first failover's
@@ -252,8 +282,9 @@ export function patroniConfig(
       parameters: nodeParameters(layout),
       pg_hba: hba,
       // A worker tells the coordinator of its promotion as soon as it is out of recovery, so that
-      // pg_dist_node follows 1.5-2.5 s sooner than Patroni's own notice (citus-promote.ts).
-      ...(node.group > 0 ? { callbacks: { on_role_change: layout.promoteCallbackScript } } : {}),
+      // pg_dist_node follows 1.5-2.5 s sooner than Patroni's own notice; a quorum-mode member wakes
+      // its own HA loop once the promote has returned (citus-promote.ts).
+      ...(hasRoleChangeCallback(config, topology, node) ? { callbacks: { on_role_change: layout.promoteCallbackScript } } : {}),
       // New replicas are cloned at once, not after the next spread checkpoint (~100 s idle here).
       basebackup: [{ checkpoint: "fast" }],
     },
