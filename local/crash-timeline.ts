@@ -12,10 +12,14 @@ export interface CrashTimeline {
   /** Its decision: restart in place while it holds the key ("starting primary after failure",
    *  ha.py recover) or fail over (`primary_start_timeout` 0: "Primary crashed. Failing over."). */
   decided: number | null;
-  /** The new postmaster runs ("postmaster pid="): Patroni has rewritten the configuration and
-   *  started it through a spawned Python child (postmaster.py PostmasterProcess.start). */
+  /** The new postmaster runs (its "starting PostgreSQL", or Patroni's "postmaster pid="): Patroni
+   *  has rewritten the configuration and started it through a spawned Python child that imports
+   *  Patroni's modules again (postmaster.py PostmasterProcess.start, multiprocessing "spawn"). */
   postmasterStarted: number | null;
-  /** Crash recovery starts replaying WAL ("redo starts at"): after the data directory's fsync. */
+  /** The data directory is synced ("automatic recovery in progress"): after a crash PostgreSQL
+   *  first fsyncs every file of it (xlog.c StartupXLOG, SyncDataDirectory; `recovery_init_sync_method`). */
+  synced: number | null;
+  /** Crash recovery starts replaying WAL ("redo starts at"). */
   redoStarted: number | null;
   /** Replay done ("redo done at"). */
   redoDone: number | null;
@@ -31,7 +35,8 @@ export type CrashDecision = "restart in place" | "failover" | null;
 const PATTERNS: Record<keyof CrashTimeline, RegExp> = {
   noticed: /Postgresql is not running/,
   decided: /starting primary after failure|Primary crashed\. Failing over/,
-  postmasterStarted: /postmaster pid=\d+/,
+  postmasterStarted: /starting PostgreSQL \d|postmaster pid=\d+/,
+  synced: /automatic recovery in progress/,
   redoStarted: /redo starts at/,
   redoDone: /redo done at/,
   checkpointDone: /checkpoint complete/,
@@ -51,7 +56,7 @@ export function lineTime(line: string): number {
  * the first one completed after replay ended (the end-of-recovery one).
  */
 export function crashTimeline(log: string, killedAt: number, until: number): { timeline: CrashTimeline; decision: CrashDecision } {
-  const timeline: CrashTimeline = { noticed: null, decided: null, postmasterStarted: null, redoStarted: null, redoDone: null, checkpointDone: null, ready: null };
+  const timeline: CrashTimeline = { noticed: null, decided: null, postmasterStarted: null, synced: null, redoStarted: null, redoDone: null, checkpointDone: null, ready: null };
   let decision: CrashDecision = null;
   for (const line of log.split("\n")) {
     const at = lineTime(line);
@@ -73,6 +78,7 @@ export function describeCrashTimeline(timeline: CrashTimeline, firstWrite: numbe
     ["Patroni noticed", timeline.noticed],
     ["decided", timeline.decided],
     ["postmaster started", timeline.postmasterStarted],
+    ["data directory synced", timeline.synced],
     ["redo started", timeline.redoStarted],
     ["redo done", timeline.redoDone],
     ["end-of-recovery checkpoint done", timeline.checkpointDone],

@@ -13,6 +13,7 @@ const log = [
   "2026-12-01 13:25:55,787 INFO: pg_controldata:",
   "  Database cluster state: in production",
   "2026-12-01 13:25:55,831 INFO: starting primary after failure",
+  "2026-12-01 13:25:57.391 UTC [14928] LOG:  starting PostgreSQL 15.20 (Debian 15.20-0+deb12u1) on x86_64-pc-linux-gnu",
   "2026-12-01 13:25:57,393 INFO: postmaster pid=14928",
   "2026-12-01 13:25:57.418 UTC [14968] LOG:  database system was interrupted; last known up at 2026-12-01 13:24:16 UTC",
   "2026-12-01 13:25:57.644 UTC [14968] LOG:  database system was not properly shut down; automatic recovery in progress",
@@ -37,6 +38,7 @@ test("each event at its first line after the kill, in seconds", (t) => {
     noticed: 0.5,
     decided: 0.59,
     postmasterStarted: 2.15,
+    synced: 2.4,
     redoStarted: 2.41,
     redoDone: 2.43,
     checkpointDone: 2.92,
@@ -44,7 +46,7 @@ test("each event at its first line after the kill, in seconds", (t) => {
   });
   t.is(
     describeCrashTimeline(timeline, 3.4),
-    "Patroni noticed 0.50 s (+0.50), decided 0.59 s (+0.09), postmaster started 2.15 s (+1.56), redo started 2.41 s (+0.26), " +
+    "Patroni noticed 0.50 s (+0.50), decided 0.59 s (+0.09), postmaster started 2.15 s (+1.56), data directory synced 2.40 s (+0.25), redo started 2.41 s (+0.01), " +
       "redo done 2.43 s (+0.02), end-of-recovery checkpoint done 2.92 s (+0.49), accepting connections 2.93 s (+0.01), first write through PgBouncer 3.40 s (+0.47)",
   );
 });
