@@ -3,7 +3,7 @@
 import type { ClusterConfig, EtcdMember, PostgresNode, Topology } from "../spec.ts";
 import { etcdArgs } from "./etcd.ts";
 import { renderHaproxyCfg, type HaproxyRenderOptions } from "./haproxy.ts";
-import { renderPatroniYml, renderPostBootstrapScript } from "./patroni.ts";
+import { hasRoleChangeCallback, renderPatroniYml, renderPostBootstrapScript } from "./patroni.ts";
 import { renderPromoteCallback } from "./citus-promote.ts";
 import { renderPgbouncerIni, renderPgbouncerUserlist, type PgbouncerPaths } from "./pgbouncer.ts";
 import type { Addressing, ClusterSecrets, PoolerCredentials, PostgresLayout } from "./types.ts";
@@ -14,7 +14,7 @@ export * from "./types.ts";
 export { etcdArgs, etcdEndpoints } from "./etcd.ts";
 export { pgbouncerTlsLines } from "./pgbouncer.ts";
 export { renderHaproxyCfg } from "./haproxy.ts";
-export { clientTlsOptions, dynamicParameters, groupSynchronousMode, pgHba, patroniConfig, postgresParameters, postgresTlsParameters, renderPatroniYml, renderPostBootstrapScript, sizedParameters, synchronousNodeCount } from "./patroni.ts";
+export { clientTlsOptions, dynamicParameters, groupSynchronousMode, hasRoleChangeCallback, pgHba, patroniConfig, postgresParameters, postgresTlsParameters, renderPatroniYml, renderPostBootstrapScript, sizedParameters, synchronousNodeCount, wakesHaLoop } from "./patroni.ts";
 export { POOLER_AUTH_QUERY, POOLER_LOOKUP_FUNCTION, renderPgbouncerIni, renderPgbouncerUserlist } from "./pgbouncer.ts";
 export { renderPromoteCallback } from "./citus-promote.ts";
 
@@ -87,8 +87,9 @@ export function renderPostgresNode(
     { path: paths.configFile, content: renderPatroniYml(config, topology, node, addressing, paths, secrets), secret: true },
     { path: paths.postBootstrapScript, content: renderPostBootstrapScript(config, paths), secret: false, executable: true },
     { path: paths.appPasswordFile, content: secrets.app, secret: true },
-    // Worker nodes tell the coordinator of their promotion themselves (see citus-promote.ts).
-    ...(node.group > 0
+    // Worker nodes tell the coordinator of their promotion themselves, and quorum-mode members wake
+    // their own HA loop once promoted (see citus-promote.ts).
+    ...(hasRoleChangeCallback(config, topology, node)
       ? [{ path: paths.promoteCallbackScript, content: renderPromoteCallback(config, topology, node, addressing, paths), secret: false, executable: true }]
       : []),
   ];

@@ -55,6 +55,12 @@ export function sizedParameters(config: ClusterConfig): Record<string, string | 
     wal_keep_size: "256MB",
     hot_standby: "on",
     wal_log_hints: "on",
+    // After a crash PostgreSQL first fsyncs every file of the data directory, one open() and fsync()
+    // each (xlog.c StartupXLOG, SyncDataDirectory): 1.4-3.2 s of a crash restart under I/O load here
+    // (1460 files, load average ~21). syncfs() asks the kernel once per file system: 0.05-0.22 s
+    // at load 35. It also writes out other programs' dirty data on the same file system, and Linux
+    // before 5.8 did not report its write errors (PostgreSQL's documentation): Debian 12 runs 6.1.
+    recovery_init_sync_method: "syncfs",
     password_encryption: "scram-sha-256",
     // A dead worker's address may not answer at all (a killed container): Citus' default of 30 s
     // would hold every query to it that long after a failover.
@@ -151,6 +157,36 @@ export function postgresParameters(config: ClusterConfig, layout: PostgresLayout
  */
 export function groupSynchronousMode(configured: ClusterConfig["synchronousMode"], members: number): ClusterConfig["synchronousMode"] {
   return configured === "quorum" && members === 2 ? "on" : configured;
+}
+
+/**
+ * Whether a node runs the on_role_change callback: workers (the after_promote notice) and every
+ * member of a quorum-mode group (the HA loop wakeup).
+ */
+export function hasRoleChangeCallback(config: ClusterConfig, topology: Topology, node: PostgresNode): boolean {
+  return node.group > 0 || wakesHaLoop(config, topology, node);
+}
+
+/**
+ * Whether the callback wakes the node's own HA loop after a promotion: in quorum mode only.
+ * Patroni 4.0.7 promotes a quorum-mode member with the dead old primary still counted in
+ * synchronous_standby_names ("ANY 2 (old, survivor)" in a group of three, ha.py
+ * process_sync_replication_prepromote): its commits wait until its first quorum resolver run
+ * (ha.py process_sync_replication), which the HA loop starts only once it sees PostgreSQL as
+ * primary. The promote thread (postgresql/__init__.py promote, _wait_promote) polls pg_controldata
+ * once, sleeps loop_wait (polling_loop) and returns None, so it wakes no HA loop (async_executor.py
+ * run: only a non-None result does): the loop in which the thread finished still found it busy
+ * ("updated leader lock during promote"), and the resolver ran in the next one, 2 HA loops after the
+ * leader key was taken although PostgreSQL had left recovery within 0.6 s (measured: coordinator
+ * commits 2.1 s after the lock). A PATCH /config that changes nothing wakes the HA loop (api.py
+ * do_PATCH_config: `ha.wakeup()`; utils.py patch_config: a null value for a key that is absent changes
+ * nothing and nothing is written to the DCS): the callback sends one every 0.25 s from loop_wait after
+ * the promotion until the resolver has stepped the absent member out. The resolver is Patroni's own,
+ * run sooner: the /sync key and synchronous_standby_names change in the same safe order as before.
+ * Two-member groups run synchronous_mode "on", which promotes waiting on no one (groupSynchronousMode).
+ */
+export function wakesHaLoop(config: ClusterConfig, topology: Topology, node: PostgresNode): boolean {
+  return groupSynchronousMode(config.synchronousMode, topology.groups[node.group].length) === "quorum";
 }
 
 /**
@@ -252,8 +288,9 @@ export function patroniConfig(
       parameters: nodeParameters(layout),
       pg_hba: hba,
       // A worker tells the coordinator of its promotion as soon as it is out of recovery, so that
-      // pg_dist_node follows 1.5-2.5 s sooner than Patroni's own notice (citus-promote.ts).
-      ...(node.group > 0 ? { callbacks: { on_role_change: layout.promoteCallbackScript } } : {}),
+      // pg_dist_node follows 1.5-2.5 s sooner than Patroni's own notice; a quorum-mode member wakes
+      // its own HA loop once the promote has returned (citus-promote.ts).
+      ...(hasRoleChangeCallback(config, topology, node) ? { callbacks: { on_role_change: layout.promoteCallbackScript } } : {}),
       // New replicas are cloned at once, not after the next spread checkpoint (~100 s idle here).
       basebackup: [{ checkpoint: "fast" }],
     },

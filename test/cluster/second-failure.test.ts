@@ -3,11 +3,13 @@
 // waiting otherwise, reproduced below); and a two-member group that loses its standby, even right
 // after naming it synchronous, takes writes again in a bounded time. Writes go through PgBouncer as `app`.
 import { readFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import test from "ava";
 import pg from "pg";
 import { request } from "../../components/https.ts";
 import type { PostgresNode } from "../../components/spec.ts";
 import { SYNCHRONOUS_ROLES } from "../../local/cluster.ts";
+import { crashTimeline, describeCrashTimeline } from "../../local/crash-timeline.ts";
 import { clusterMembers, postPatroni } from "../../local/patroni-api.ts";
 import { describeSyncKey, mayTakeOver, parseSyncKey, type SyncKey } from "../../local/patroni-sync.ts";
 import { pollUntil, sleep } from "../../local/processes.ts";
@@ -118,10 +120,14 @@ test.serial("a crash of the coordinator primary's PostgreSQL alone (Patroni aliv
     // Writes may be back a moment before Patroni reports its restarted PostgreSQL as running.
     const after = (await pollUntil(30000, 100, async () => cluster.leader(0)))!;
     const result = await writer.stop();
+    // Where the seconds went, from the node's own log (local/crash-timeline.ts).
+    const { timeline, decision } = crashTimeline(readFileSync(cluster.logFile(leader.name), "utf8"), killedAt, back + 1000);
     t.log(
       `postmaster of ${leader.name} killed: writes back after ${seconds.toFixed(1)} s on ${after.name} ` +
-        `(${after.name === leader.name ? "Patroni restarted PostgreSQL in place" : "a failover"}); ${result.acknowledged.length} acknowledged, ${result.errors} failed attempts`,
+        `(${after.name === leader.name ? "Patroni restarted PostgreSQL in place" : "a failover"}); ${result.acknowledged.length} acknowledged, ${result.errors} failed attempts ` +
+        `(load average ${loadavg()[0].toFixed(1)})`,
     );
+    t.log(`after the kill (${decision ?? "no decision logged"}): ${describeCrashTimeline(timeline, seconds)}`);
     t.deepEqual(await missingWrites(adminUrl(), "postgres_crash_writes", result.acknowledged, bucket), []);
   } finally {
     await writer.stop();
