@@ -156,12 +156,15 @@ export class Cluster extends pulumi.ComponentResource {
             ),
           ]
         : [];
+    // Kubernetes: the key of the rotation and schema Jobs' triggers (components/step-trigger.ts), so
+    // that a trigger, readable in the namespace, lets nobody test guessed passwords offline.
+    const stepTriggerKey = config.platform === "docker" ? undefined : generated("step-trigger-key");
     const rotationStep =
       config.platform === "docker"
         ? undefined
         : new PasswordRotationStep(
             `${topology.scope}-rotation`,
-            { config, platform, passwords: secrets, readWriteEndpoint: readWriteEndpointOf(config, topology, platform), ca },
+            { config, platform, passwords: secrets, readWriteEndpoint: readWriteEndpointOf(config, topology, platform), ca, triggerKey: stepTriggerKey! },
             { parent: this, dependsOn: dependencyList(opts?.dependsOn) },
           );
     const previous = rotation[0]?.previous ?? rotationStep?.previous;
@@ -252,6 +255,7 @@ export class Cluster extends pulumi.ComponentResource {
         poolerLookupPassword: pooler.apply((p) => p.lookup),
         ca,
         platform,
+        ...(stepTriggerKey ? { triggerKey: stepTriggerKey } : {}),
       },
       // The rollout's Job (kubernetes) waits for nothing the schema makes: the schema waits for it.
       // HAProxy only: PgBouncer (new or changed) starts after the schema (Router.pgbouncerDependsOn).

@@ -12,10 +12,10 @@
 //   restarts by itself) -> the rollout Job (components/rollout-run.ts) replaces the Patroni pods one
 //   at a time, with the previous REST credentials for the pods not yet replaced; each new pod's
 //   Patroni starts with its new superuser, replication, rewind and REST credentials -> the schema Job.
-// Its trigger is a digest of the old and the new passwords: a second `up` with nothing changed
+// Its trigger is an HMAC of the old and the new passwords (components/step-trigger.ts, keyed by a
+// generated secret, so it lets nobody test guessed passwords offline): a second `up` with nothing changed
 // registers the same Job (no run); a change, a new one. The first `up` runs it with nothing to
 // rotate (old = new: no connection is made): a new cluster bootstraps with the passwords it is given.
-import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import type { ClusterConfig } from "./spec.ts";
 import type { ClusterSecrets } from "./render/types.ts";
@@ -23,13 +23,14 @@ import type { Platform } from "./platform/types.ts";
 import { passwordRotation, ROTATION_TIMEOUT_SECONDS, type PasswordRotationResource } from "./password-rotation.ts";
 import type { RotationStepInputs } from "./rotation/step.ts";
 import type { RotationResult } from "./rotation/rotate.ts";
+import { keyedTrigger } from "./step-trigger.ts";
 
 /** The Job's budget, s: its pod scheduled and the image pulled, then the rotation's own wait for a leader. */
 export const ROTATION_STEP_DEADLINE_SECONDS = 600 + ROTATION_TIMEOUT_SECONDS;
 
-/** What makes the Job run again (hex sha256 over the old and the new passwords; never one of them). */
-export function rotationTrigger(old: ClusterSecrets, next: ClusterSecrets): string {
-  return createHash("sha256").update(JSON.stringify(["rotation", old, next])).digest("hex");
+/** What makes the Job run again: hex HMAC-SHA256, keyed by `key`, over the old and the new passwords. */
+export function rotationTrigger(key: string, old: ClusterSecrets, next: ClusterSecrets): string {
+  return keyedTrigger(key, ["rotation", old, next]);
 }
 
 export interface RotationStepArgs {
@@ -41,6 +42,8 @@ export interface RotationStepArgs {
   readonly readWriteEndpoint: string;
   /** The cluster CA certificate (PEM). */
   readonly ca: pulumi.Input<string>;
+  /** The trigger's HMAC key (secret, generated; components/step-trigger.ts). */
+  readonly triggerKey: pulumi.Input<string>;
 }
 
 /**
@@ -75,7 +78,7 @@ export class PasswordRotationStep extends pulumi.ComponentResource {
       ),
     );
     const result = platform.runDeployStep(
-      { name, step: "rotation", input, trigger: pair.apply(({ old, next }) => rotationTrigger(old, next)), timeoutSeconds: ROTATION_STEP_DEADLINE_SECONDS },
+      { name, step: "rotation", input, trigger: pulumi.secret(pulumi.all([pair, args.triggerKey]).apply(([{ old, next }, key]) => rotationTrigger(key, old, next))), timeoutSeconds: ROTATION_STEP_DEADLINE_SECONDS },
       { parent: this, dependsOn: [...(dependsOn === undefined ? [] : Array.isArray(dependsOn) ? dependsOn : [dependsOn as pulumi.Input<pulumi.Resource>]), this.record] },
     );
     if (!result) throw new Error("password rotation step: the platform runs no deploy step in the cluster");

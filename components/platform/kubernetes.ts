@@ -174,8 +174,12 @@ export class KubernetesPlatform implements Platform {
           ),
         ]
       : [];
-    // A digest; it stays secret when computed from passwords (as the group files' hash does).
-    const trigger = pulumi.output(step.trigger);
+    // A digest; it stays secret when computed from passwords (as the group files' hash does). An
+    // empty one would never change: the step would run once and never again.
+    const trigger = pulumi.output(step.trigger).apply((t) => {
+      if (!t) throw new Error(`deploy step ${step.name}: no trigger (a step whose input holds passwords needs the generated trigger key)`);
+      return t;
+    });
     const job = new k8s.batch.v1.Job(
       step.name,
       {

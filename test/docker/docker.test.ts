@@ -957,7 +957,9 @@ if ("unavailable" in engine) {
       `${replaced.length} containers re-created one at a time in ${((Date.now() - started) / 1000).toFixed(1)} s (${replaced.join(", ")}); ` +
       `${routers.join(", ")}: ${routers.map((_, i) => (routerIdsAfter[i] === routerIds[i] && routersRunning[i] ? "same container, running" : "REPLACED")).join(", ")}; ` +
       `writer through PgBouncer: ${writes.acknowledged.length} writes acknowledged, ${writes.errors} failed, ${lost.length} lost` +
-      (writes.errors > 0 ? ` (${writes.errorMessages.slice(0, 3).map((m) => m.split("\n")[0]).join(" | ")})` : "");
+      (writes.errors > 0 ? ` (${writes.errorMessages.slice(0, 3).map((m) => m.split("\n")[0]).join(" | ")}; failed at ${writes.failedAt.slice(0, 12).map((ms) => `+${((ms - started) / 1000).toFixed(1)} s`).join(", ")})` : "") +
+      // When each switchover ran (to tell which one a failed write fell into).
+      `; switchovers ${reports.flatMap((r) => r.switchovers).map((s) => `${s.from} -> ${s.to} +${((s.startedAt - started) / 1000).toFixed(1)}..+${((s.startedAt - started) / 1000 + s.seconds).toFixed(1)} s${s.paused ? " paused" : ""}`).join(", ")}`;
     log(summary);
     t.log(summary);
     return { rotated, replaced, reports, writes, lost, routers, routerIds, routerIdsAfter, routersRunning };
