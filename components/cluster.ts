@@ -28,6 +28,7 @@ import { certificatePlan } from "./tls/plan.ts";
 import type { CertificateAuthority } from "./tls/types.ts";
 import { containerAddressing, containerRouterNames } from "./render/container.ts";
 import { sessionPoolDatabase } from "./render/pgbouncer.ts";
+import { podsService } from "./platform/kubernetes/naming.ts";
 
 export { PASSWORD_NAMES, type PasswordName };
 
@@ -164,7 +165,20 @@ export class Cluster extends pulumi.ComponentResource {
         ? undefined
         : new PasswordRotationStep(
             `${topology.scope}-rotation`,
-            { config, platform, passwords: secrets, readWriteEndpoint: readWriteEndpointOf(config, topology, platform), ca, triggerKey: stepTriggerKey! },
+            {
+              config,
+              platform,
+              passwords: secrets,
+              readWriteEndpoint: readWriteEndpointOf(config, topology, platform),
+              ca,
+              triggerKey: stepTriggerKey!,
+              // Step 3 at each PgBouncer pod (its headless `-pods` Service lists the ready ones).
+              pgbouncer: {
+                endpoint: pgbouncerEndpointOf(config, topology, platform),
+                pods: platform.hostNaming.host(podsService(`${topology.scope}-pgbouncer`)),
+                databases: [config.database, sessionPoolDatabase(config)],
+              },
+            },
             { parent: this, dependsOn: dependencyList(opts?.dependsOn) },
           );
     const previous = rotation[0]?.previous ?? rotationStep?.previous;

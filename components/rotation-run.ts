@@ -7,7 +7,8 @@
 //
 // Order (the Cluster component makes every process depend on this component):
 //   the record (previous := the old passwords) -> this Job (roles altered, logging in with the old
-//   superuser password) -> the Secrets with the new files (PgBouncer's hold no rotated password: it
+//   superuser password; then, for a new application password, one login per pool at each PgBouncer
+//   pod, whose pools would otherwise log in to the server with the old password's keys) -> the Secrets with the new files (PgBouncer's hold no rotated password: it
 //   checks the application by auth_query), the StatefulSets' templates updated (OnDelete: no pod
 //   restarts by itself) -> the rollout Job (components/rollout-run.ts) replaces the Patroni pods one
 //   at a time, with the previous REST credentials for the pods not yet replaced; each new pod's
@@ -44,6 +45,12 @@ export interface RotationStepArgs {
   readonly ca: pulumi.Input<string>;
   /** The trigger's HMAC key (secret, generated; components/step-trigger.ts). */
   readonly triggerKey: pulumi.Input<string>;
+  /**
+   * Step 3 (a login per pool with the new application password) at each PgBouncer pod: PgBouncer's
+   * Service as host:port (the name its certificate carries), the headless Service whose DNS answer
+   * lists its ready pods, and the databases that pool the application.
+   */
+  readonly pgbouncer?: { endpoint: string; pods: string; databases: string[] };
 }
 
 /**
@@ -74,7 +81,15 @@ export class PasswordRotationStep extends pulumi.ComponentResource {
     const input = pulumi.secret(
       pulumi.all([pair, args.ca]).apply(
         ([{ old, next }, ca]): Record<string, unknown> =>
-          ({ old, next, readWriteEndpoint: args.readWriteEndpoint, database: config.database, ca, timeoutSeconds: ROTATION_TIMEOUT_SECONDS }) satisfies RotationStepInputs,
+          ({
+            old,
+            next,
+            readWriteEndpoint: args.readWriteEndpoint,
+            database: config.database,
+            ca,
+            timeoutSeconds: ROTATION_TIMEOUT_SECONDS,
+            ...(args.pgbouncer ? { pgbouncerEndpoint: args.pgbouncer.endpoint, pgbouncerPods: args.pgbouncer.pods, poolerDatabases: args.pgbouncer.databases } : {}),
+          }) satisfies RotationStepInputs,
       ),
     );
     const result = platform.runDeployStep(

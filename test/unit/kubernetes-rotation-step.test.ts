@@ -78,6 +78,15 @@ test.serial("a record that dials nothing, and a Job of the deploy-steps image: `
   t.is(input.database, "vectors");
   t.regex(input.ca ?? "", /^-----BEGIN CERTIFICATE-----/);
   t.is(trigger(firstRun), rotationTrigger(TRIGGER_KEY, input.old, input.next));
+  // Step 3 at each PgBouncer pod: the pods' headless Service (ready pods only) and the Service's name
+  // for the certificate; both application databases (transaction and session pools).
+  t.is(input.pgbouncerEndpoint, "dpc-pgbouncer.dpc.svc.cluster.local:6432");
+  t.is(input.pgbouncerPods, "dpc-pgbouncer-pods.dpc.svc.cluster.local");
+  t.is(input.poolerDatabases?.length, 2);
+  const pods = find(firstRun, TYPES.service, "dpc-pgbouncer-pods");
+  t.like(spec(pods), { clusterIP: "None", publishNotReadyAddresses: false });
+  t.deepEqual(spec(pods).selector, spec(find(firstRun, TYPES.deployment, "dpc-pgbouncer")).selector.matchLabels);
+  t.deepEqual(spec(pods).ports.map((p: { port: number }) => p.port), [6432]);
   // The passwords are in the Secret (a Pulumi secret) only.
   t.deepEqual(plainStrings(find(firstRun, TYPES.secret, "dpc-rotation-input").inputs.stringData), []);
   const text = JSON.stringify(reveal(job.inputs));
