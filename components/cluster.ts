@@ -28,6 +28,7 @@ import { certificatePlan } from "./tls/plan.ts";
 import type { CertificateAuthority } from "./tls/types.ts";
 import { containerAddressing, containerRouterNames } from "./render/container.ts";
 import { sessionPoolDatabase } from "./render/pgbouncer.ts";
+import { podsService } from "./platform/kubernetes/naming.ts";
 
 export { PASSWORD_NAMES, type PasswordName };
 
@@ -156,12 +157,28 @@ export class Cluster extends pulumi.ComponentResource {
             ),
           ]
         : [];
+    // Kubernetes: the key of the rotation and schema Jobs' triggers (components/step-trigger.ts), so
+    // that a trigger, readable in the namespace, lets nobody test guessed passwords offline.
+    const stepTriggerKey = config.platform === "docker" ? undefined : generated("step-trigger-key");
     const rotationStep =
       config.platform === "docker"
         ? undefined
         : new PasswordRotationStep(
             `${topology.scope}-rotation`,
-            { config, platform, passwords: secrets, readWriteEndpoint: readWriteEndpointOf(config, topology, platform), ca },
+            {
+              config,
+              platform,
+              passwords: secrets,
+              readWriteEndpoint: readWriteEndpointOf(config, topology, platform),
+              ca,
+              triggerKey: stepTriggerKey!,
+              // Step 3 at each PgBouncer pod (its headless `-pods` Service lists the ready ones).
+              pgbouncer: {
+                endpoint: pgbouncerEndpointOf(config, topology, platform),
+                pods: platform.hostNaming.host(podsService(`${topology.scope}-pgbouncer`)),
+                databases: [config.database, sessionPoolDatabase(config)],
+              },
+            },
             { parent: this, dependsOn: dependencyList(opts?.dependsOn) },
           );
     const previous = rotation[0]?.previous ?? rotationStep?.previous;
@@ -187,7 +204,11 @@ export class Cluster extends pulumi.ComponentResource {
     const etcd = new Etcd(`${topology.scope}-etcd`, { config, topology, platform, certificates: tls, ...(etcdTurns ? { turns: etcdTurns } : {}) }, { parent: this, dependsOn: first });
     // Patroni needs its DCS first. HAProxy routes to the coordinator group: created once that exists.
     const coordinator = new PatroniGroup(groupName(topology.scope, 0), { config, topology, group: 0, platform, secrets, certificates: tls, turns }, { parent: this, dependsOn: [...first, etcd] });
-    const router = new Router(topology.routerName, { config, topology, platform, pooler, certificates: tls }, { parent: this, dependsOn: [coordinator] });
+    // PgBouncer waits for the Schema step (its lookup role, migration 011), which is created below:
+    // the Schema needs HAProxy, so the router exists first and PgBouncer's dependency resolves later.
+    let schemaCreated!: (schema: pulumi.Resource) => void;
+    const schemaReady = new Promise<pulumi.Resource>((resolve) => (schemaCreated = resolve));
+    const router = new Router(topology.routerName, { config, topology, platform, pooler, certificates: tls, pgbouncerDependsOn: [schemaReady] }, { parent: this, dependsOn: [coordinator] });
     // Superuser through HAProxy's read-write listener: the coordinator leader, in the Citus database.
     const coordinatorUrl = secrets.apply(
       (s) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${router.readWriteEndpoint}/${config.database}`,
@@ -201,7 +222,7 @@ export class Cluster extends pulumi.ComponentResource {
       const group = index + 1;
       const name = groupName(topology.scope, group);
       const membership = scaling
-        ? [new WorkerMembership(`${name}-membership`, { connectionString: coordinatorUrl, group, ca }, { parent: this, dependsOn: [coordinator, router] })]
+        ? [new WorkerMembership(`${name}-membership`, { connectionString: coordinatorUrl, group, ca }, { parent: this, dependsOn: [coordinator, ...router.haproxy] })]
         : [];
       return new PatroniGroup(name, { config, topology, group, platform, secrets, certificates: tls, turns }, { parent: this, dependsOn: [...first, etcd, ...membership] });
     });
@@ -229,7 +250,8 @@ export class Cluster extends pulumi.ComponentResource {
               old && old.restApi !== s.restApi ? { restAuth: `${ROLES.restApi}:${old.restApi}` } : undefined,
             ),
           },
-          { parent: this, dependsOn: [router, ...groups] },
+          // HAProxy, not PgBouncer: PgBouncer waits for the Schema, which waits for this Job.
+          { parent: this, dependsOn: [...router.haproxy, ...groups] },
         )
       : undefined;
 
@@ -247,10 +269,13 @@ export class Cluster extends pulumi.ComponentResource {
         poolerLookupPassword: pooler.apply((p) => p.lookup),
         ca,
         platform,
+        ...(stepTriggerKey ? { triggerKey: stepTriggerKey } : {}),
       },
       // The rollout's Job (kubernetes) waits for nothing the schema makes: the schema waits for it.
-      { parent: this, dependsOn: [router, ...groups, ...(rollout ? [rollout] : [])] },
+      // HAProxy only: PgBouncer (new or changed) starts after the schema (Router.pgbouncerDependsOn).
+      { parent: this, dependsOn: [...router.haproxy, ...groups, ...(rollout ? [rollout] : [])] },
     );
+    schemaCreated(schema);
     // The PostgreSQL parameters, through Patroni's dynamic configuration, rolled through the groups
     // when a change needs a restart (components/rollout/), from the Pulumi process (docker).
     let rolloutReport: pulumi.Output<unknown> = rollout ? rollout.report : pulumi.output(undefined);
@@ -313,7 +338,8 @@ export class Cluster extends pulumi.ComponentResource {
       this.benchmarkSummary = postDeployBenchmark(
         `${topology.scope}-benchmark`,
         { config, url: this.appConnectionString, schemaVersion: schema.version, platform, ca },
-        { parent: this, dependsOn: [schema] },
+        // Through PgBouncer: the router's PgBouncer too, which starts after the schema.
+        { parent: this, dependsOn: [schema, router] },
       );
     }
     this.prometheusEndpoint = monitoring.prometheusEndpoint;

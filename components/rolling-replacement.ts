@@ -84,6 +84,12 @@ function dockerEnvironment(socketPath: string, credentials: Promise<{ current: C
         poolerAdminUrl: [poolerAdminUrl, ...sets.map((s) => superuser(s, new URL(poolerAdminUrl).host, "pgbouncer"))],
         // The roles already have the current passwords (the rotation ran first).
         readWriteUrl: superuser(current, args.readWriteEndpoint, "postgres"),
+        // A rotation of the REST API password: the members not yet re-created announce a worker's
+        // switchover to a coordinator leader that already checks the new password, and are refused
+        // (Patroni ignores the 401): PgBouncer holds the clients instead, until pg_dist_node names
+        // the new worker leader. `previous` stays until the next rotation: later rolls pause PgBouncer
+        // around worker switchovers too (all clients wait ~2 s instead of the group's queries alone).
+        ...(previous && previous.restApi !== current.restApi ? { workerRoutingUrl: superuser(current, args.readWriteEndpoint, args.config.database) } : {}),
         // CHECKPOINT on the leader before its switchover (the Docker host is on the cluster network,
         // which pg_hba admits): its shutdown checkpoint, and PgBouncer's pause, get short.
         memberSqlUrls: Object.fromEntries(members.map((m) => [m.name, superuser(current, `${addresses[m.name]}:${PORTS.postgres}`, "postgres")])),

@@ -7,15 +7,16 @@
 //
 // Order (the Cluster component makes every process depend on this component):
 //   the record (previous := the old passwords) -> this Job (roles altered, logging in with the old
-//   superuser password) -> the Secrets with the new files (PgBouncer's hold no rotated password: it
+//   superuser password; then, for a new application password, one login per pool at each PgBouncer
+//   pod, whose pools would otherwise log in to the server with the old password's keys) -> the Secrets with the new files (PgBouncer's hold no rotated password: it
 //   checks the application by auth_query), the StatefulSets' templates updated (OnDelete: no pod
 //   restarts by itself) -> the rollout Job (components/rollout-run.ts) replaces the Patroni pods one
 //   at a time, with the previous REST credentials for the pods not yet replaced; each new pod's
 //   Patroni starts with its new superuser, replication, rewind and REST credentials -> the schema Job.
-// Its trigger is a digest of the old and the new passwords: a second `up` with nothing changed
+// Its trigger is an HMAC of the old and the new passwords (components/step-trigger.ts, keyed by a
+// generated secret, so it lets nobody test guessed passwords offline): a second `up` with nothing changed
 // registers the same Job (no run); a change, a new one. The first `up` runs it with nothing to
 // rotate (old = new: no connection is made): a new cluster bootstraps with the passwords it is given.
-import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import type { ClusterConfig } from "./spec.ts";
 import type { ClusterSecrets } from "./render/types.ts";
@@ -23,13 +24,14 @@ import type { Platform } from "./platform/types.ts";
 import { passwordRotation, ROTATION_TIMEOUT_SECONDS, type PasswordRotationResource } from "./password-rotation.ts";
 import type { RotationStepInputs } from "./rotation/step.ts";
 import type { RotationResult } from "./rotation/rotate.ts";
+import { keyedTrigger } from "./step-trigger.ts";
 
 /** The Job's budget, s: its pod scheduled and the image pulled, then the rotation's own wait for a leader. */
 export const ROTATION_STEP_DEADLINE_SECONDS = 600 + ROTATION_TIMEOUT_SECONDS;
 
-/** What makes the Job run again (hex sha256 over the old and the new passwords; never one of them). */
-export function rotationTrigger(old: ClusterSecrets, next: ClusterSecrets): string {
-  return createHash("sha256").update(JSON.stringify(["rotation", old, next])).digest("hex");
+/** What makes the Job run again: hex HMAC-SHA256, keyed by `key`, over the old and the new passwords. */
+export function rotationTrigger(key: string, old: ClusterSecrets, next: ClusterSecrets): string {
+  return keyedTrigger(key, ["rotation", old, next]);
 }
 
 export interface RotationStepArgs {
@@ -41,6 +43,14 @@ export interface RotationStepArgs {
   readonly readWriteEndpoint: string;
   /** The cluster CA certificate (PEM). */
   readonly ca: pulumi.Input<string>;
+  /** The trigger's HMAC key (secret, generated; components/step-trigger.ts). */
+  readonly triggerKey: pulumi.Input<string>;
+  /**
+   * Step 3 (a login per pool with the new application password) at each PgBouncer pod: PgBouncer's
+   * Service as host:port (the name its certificate carries), the headless Service whose DNS answer
+   * lists its ready pods, and the databases that pool the application.
+   */
+  readonly pgbouncer?: { endpoint: string; pods: string; databases: string[] };
 }
 
 /**
@@ -71,11 +81,19 @@ export class PasswordRotationStep extends pulumi.ComponentResource {
     const input = pulumi.secret(
       pulumi.all([pair, args.ca]).apply(
         ([{ old, next }, ca]): Record<string, unknown> =>
-          ({ old, next, readWriteEndpoint: args.readWriteEndpoint, database: config.database, ca, timeoutSeconds: ROTATION_TIMEOUT_SECONDS }) satisfies RotationStepInputs,
+          ({
+            old,
+            next,
+            readWriteEndpoint: args.readWriteEndpoint,
+            database: config.database,
+            ca,
+            timeoutSeconds: ROTATION_TIMEOUT_SECONDS,
+            ...(args.pgbouncer ? { pgbouncerEndpoint: args.pgbouncer.endpoint, pgbouncerPods: args.pgbouncer.pods, poolerDatabases: args.pgbouncer.databases } : {}),
+          }) satisfies RotationStepInputs,
       ),
     );
     const result = platform.runDeployStep(
-      { name, step: "rotation", input, trigger: pair.apply(({ old, next }) => rotationTrigger(old, next)), timeoutSeconds: ROTATION_STEP_DEADLINE_SECONDS },
+      { name, step: "rotation", input, trigger: pulumi.secret(pulumi.all([pair, args.triggerKey]).apply(([{ old, next }, key]) => rotationTrigger(key, old, next))), timeoutSeconds: ROTATION_STEP_DEADLINE_SECONDS },
       { parent: this, dependsOn: [...(dependsOn === undefined ? [] : Array.isArray(dependsOn) ? dependsOn : [dependsOn as pulumi.Input<pulumi.Resource>]), this.record] },
     );
     if (!result) throw new Error("password rotation step: the platform runs no deploy step in the cluster");

@@ -41,6 +41,14 @@ export interface RouterArgs {
    * PgBouncer the router's certificate and key (clients verify it; it verifies the coordinator's).
    */
   readonly certificates: pulumi.Output<ClusterCertificates>;
+  /**
+   * What PgBouncer waits for besides HAProxy: the Schema step, whose migration 011 creates the role
+   * its auth_query logs in as (ROLES.poolerLookup). A PgBouncer started before that role exists
+   * refuses every application login ("no such user"): the first `up` of a stack deployed before
+   * auth_query would otherwise replace the running PgBouncer before the migration ran. May resolve
+   * later than the Router is constructed (the Schema needs HAProxy first).
+   */
+  readonly pgbouncerDependsOn?: pulumi.Input<pulumi.Resource>[];
 }
 
 export class Router extends pulumi.ComponentResource {
@@ -50,6 +58,8 @@ export class Router extends pulumi.ComponentResource {
   readonly readOnlyEndpoint: string;
   /** host:port of PgBouncer, the endpoint applications use. */
   readonly pgbouncerEndpoint: string;
+  /** HAProxy's resources: what needs the read-write listener, not PgBouncer, waits for these. */
+  readonly haproxy: pulumi.Resource[];
 
   constructor(name: string, args: RouterArgs, opts?: pulumi.ComponentResourceOptions) {
     const { config, topology, platform, certificates } = args;
@@ -103,8 +113,9 @@ export class Router extends pulumi.ComponentResource {
         healthcheck: ["sh", "-c", `nc -z 127.0.0.1 ${PORTS.pgbouncer}`],
         runAs: PGBOUNCER_USER,
       },
-      { parent: this, dependsOn: haproxy },
+      { parent: this, dependsOn: [...haproxy, ...(args.pgbouncerDependsOn ?? [])] },
     );
+    this.haproxy = haproxy;
 
     this.readWriteEndpoint = readWriteEndpointOf(config, topology, platform);
     this.readOnlyEndpoint = platform.clientEndpoint(haproxyName, readOnly);

@@ -109,12 +109,22 @@ export async function applySchemaWithRetry(url: string, config: ClusterConfig, o
 export const RECONNECT_NOTE = "PgBouncer RECONNECT: server sessions pooled before the migrations are replaced once released, so they pick up the new database settings";
 
 
+export const NO_POOLER_NOTE = "PgBouncer RECONNECT skipped: nothing listens at its address yet (it starts after the schema step), so no session is pooled";
+
+/**
+ * Socket codes that mean no PgBouncer process listens at the address (nothing at the port, or no
+ * such name yet): PgBouncer is created after this step (cluster.ts, Router.pgbouncerDependsOn), so
+ * on a first deploy none runs and no session is pooled that a RECONNECT would have to replace.
+ */
+const NOTHING_LISTENS = new Set(["ECONNREFUSED", "ENOTFOUND"]);
+
 /**
  * Applies the migrations (applySchemaWithRetry), then, when any applied, sends RECONNECT to
  * PgBouncer's admin console at `poolerAdminUrl`: database-level settings (hnsw.ef_search, ...) are
  * read at session start, and PgBouncer would otherwise keep serving sessions opened before the
- * change until they expire. The RECONNECT is retried like the migrations, within the same
- * `timeoutMs`; failing it fails the step (the settings would be stale for pooled clients).
+ * change until they expire. Where nothing listens (NOTHING_LISTENS: PgBouncer not created yet) there
+ * is nothing to replace; other failures are retried like the migrations, within the same
+ * `timeoutMs`, and failing them fails the step (the settings would be stale for pooled clients).
  */
 export async function applySchema(url: string, poolerAdminUrl: string, config: ClusterConfig, options: ApplySchemaOptions): Promise<ApplyResult> {
   const now = options.now ?? Date.now;
@@ -123,7 +133,19 @@ export async function applySchema(url: string, poolerAdminUrl: string, config: C
   if (result.applied.length === 0) return result;
   const command = options.adminCommand ?? pgbouncerCommand;
   const remaining = Math.max(0, options.timeoutMs - (now() - started));
-  await withRetry(`PgBouncer at ${endpointOf(poolerAdminUrl)}`, remaining, options, () => command(poolerAdminUrl, "RECONNECT"));
+  const sent = await withRetry(`PgBouncer at ${endpointOf(poolerAdminUrl)}`, remaining, options, () =>
+    command(poolerAdminUrl, "RECONNECT").then(
+      () => true,
+      (error: unknown) => {
+        if (errorChain(error).some((e) => NOTHING_LISTENS.has(String((e as { code?: unknown }).code)))) return false;
+        throw error;
+      },
+    ),
+  );
+  if (!sent) {
+    options.log?.(`schema: no PgBouncer listens at ${endpointOf(poolerAdminUrl)} yet: no RECONNECT needed`);
+    return { ...result, notes: [...result.notes, NO_POOLER_NOTE] };
+  }
   options.log?.(`schema: RECONNECT sent to PgBouncer at ${endpointOf(poolerAdminUrl)}`);
   return { ...result, notes: [...result.notes, RECONNECT_NOTE] };
 }

@@ -18,6 +18,7 @@ import { renderMigrations } from "../sql/migrations.ts";
 import { vectorDialect } from "../sql/vector-dialect.ts";
 import type { ApplyResult, SchemaStepInputs } from "./schema-apply.ts";
 import type { Platform } from "./platform/types.ts";
+import { keyedTrigger } from "./step-trigger.ts";
 
 const TSX_API_URL = import.meta.resolve("tsx/esm/api");
 const SCHEMA_APPLY_URL = new URL("./schema-apply.ts", import.meta.url).href;
@@ -68,13 +69,12 @@ export const schemaProvider: pulumi.dynamic.ResourceProvider = {
 
 /**
  * What makes the schema step run again, as the dynamic provider's diff decides it: the migrations, the
- * database, the endpoints and the passwords (a digest over them all, never one of them).
+ * database, the endpoints and the passwords (hex HMAC-SHA256 over them all keyed by `key`, a generated
+ * secret: components/step-trigger.ts).
  */
-export function schemaTrigger(inputs: SchemaStepInputs): string {
+export function schemaTrigger(key: string, inputs: SchemaStepInputs): string {
   const { migrationsFingerprint: fingerprint, connectionString, poolerAdminConnectionString, appPassword, monitorPassword, poolerLookupPassword, ca } = inputs;
-  const hash = createHash("sha256");
-  hash.update(JSON.stringify([fingerprint, inputs.config.database, connectionString, poolerAdminConnectionString, appPassword, monitorPassword ?? null, poolerLookupPassword ?? null, ca ?? null]));
-  return hash.digest("hex");
+  return keyedTrigger(key, [fingerprint, inputs.config.database, connectionString, poolerAdminConnectionString, appPassword, monitorPassword ?? null, poolerLookupPassword ?? null, ca ?? null]);
 }
 
 /** Fingerprint of the migrations this config renders: a new or changed migration changes it. */
@@ -124,6 +124,11 @@ export interface SchemaArgs {
   readonly ca: pulumi.Input<string>;
   /** Runs the step in the cluster when the Pulumi process cannot reach the endpoints (kubernetes). */
   readonly platform: Platform;
+  /**
+   * The in-cluster step's trigger key (secret, generated; components/step-trigger.ts). Required where
+   * the step runs as a Job (kubernetes); unused by the dynamic resource (docker), which diffs its inputs.
+   */
+  readonly triggerKey?: pulumi.Input<string>;
 }
 
 export class Schema extends pulumi.ComponentResource {
@@ -153,7 +158,14 @@ export class Schema extends pulumi.ComponentResource {
     };
     const stepInputs = pulumi.secret(pulumi.output(inputs) as pulumi.Output<SchemaStepInputs>);
     const inCluster = args.platform.runDeployStep(
-      { name, step: "schema", input: stepInputs, trigger: stepInputs.apply(schemaTrigger), timeoutSeconds: SCHEMA_STEP_DEADLINE_SECONDS },
+      {
+        name,
+        step: "schema",
+        input: stepInputs,
+        // Without a key (docker) no platform runs the step as a Job; kubernetes refuses an empty trigger.
+        trigger: args.triggerKey === undefined ? "" : pulumi.secret(pulumi.all([stepInputs, args.triggerKey]).apply(([i, key]) => schemaTrigger(key, i))),
+        timeoutSeconds: SCHEMA_STEP_DEADLINE_SECONDS,
+      },
       // Children do not inherit a component's dependsOn: hand it on.
       { parent: this, dependsOn: opts?.dependsOn },
     );

@@ -19,7 +19,7 @@ import type { ClusterConfig } from "../spec.ts";
 import type { HostNaming } from "../render/container.ts";
 import type { DeployOptions, DeployStep, Platform, WorkloadFile, WorkloadGroup, WorkloadMember, WorkloadPort } from "./types.ts";
 import { FILES_DIR, FILES_INSTALLER, MEMBER_VAR, MEMBER_WRAPPER, STAGING_DIR, memberSecretData, sharedCommand } from "./kubernetes/wrapper.ts";
-import { KIND_LABEL, isStatefulSet, kindOf, kubernetesNaming, type Kind } from "./kubernetes/naming.ts";
+import { KIND_LABEL, isStatefulSet, kindOf, kubernetesNaming, podsService, type Kind } from "./kubernetes/naming.ts";
 import { probesFor } from "./kubernetes/probes.ts";
 import { containerSecurityContext, podSecurityContext, resourcesFor, runAsFor, shmSizeMb, terminationGraceSeconds } from "./kubernetes/pod.ts";
 import { disruptionBudget, statefulSetUpdateStrategy } from "./kubernetes/disruption.ts";
@@ -174,8 +174,12 @@ export class KubernetesPlatform implements Platform {
           ),
         ]
       : [];
-    // A digest; it stays secret when computed from passwords (as the group files' hash does).
-    const trigger = pulumi.output(step.trigger);
+    // A digest; it stays secret when computed from passwords (as the group files' hash does). An
+    // empty one would never change: the step would run once and never again.
+    const trigger = pulumi.output(step.trigger).apply((t) => {
+      if (!t) throw new Error(`deploy step ${step.name}: no trigger (a step whose input holds passwords needs the generated trigger key)`);
+      return t;
+    });
     const job = new k8s.batch.v1.Job(
       step.name,
       {
@@ -407,6 +411,8 @@ export class KubernetesPlatform implements Platform {
       { parent: opts.parent, dependsOn: opts.dependsOn, deleteBeforeReplace: true },
     );
     const resources: pulumi.Resource[] = [service, ...(claim ? [claim] : []), deployment];
+    // PgBouncer's pods each keep their own pools: the rotation logs in at every one of them.
+    if (kind === "pgbouncer") resources.push(this.podsService(group, member, labels, opts));
     const budget = this.disruptionBudget(group, kind, labels, replicas, opts, member.name);
     if (budget) resources.push(budget);
     const published = this.publishedService(group, member, labels, opts);
@@ -423,6 +429,27 @@ export class KubernetesPlatform implements Platform {
         spec: {
           clusterIP: "None",
           publishNotReadyAddresses: true,
+          selector,
+          ports: group.ports.map((p) => ({ name: portName(p.port), port: p.port, targetPort: p.port })),
+        },
+      },
+      { parent: opts.parent, deleteBeforeReplace: true },
+    );
+  }
+
+  /**
+   * `<member>-pods` (naming.ts podsService): headless, over the member's ready pods only, so that its
+   * DNS answer is the address of every pod that serves (rotation step 3, components/rotation/step.ts).
+   */
+  private podsService(group: WorkloadGroup, member: WorkloadMember, selector: Record<string, string>, opts: DeployOptions) {
+    const name = podsService(member.name);
+    return new k8s.core.v1.Service(
+      name,
+      {
+        metadata: this.meta(name, this.groupLabels(group)),
+        spec: {
+          clusterIP: "None",
+          publishNotReadyAddresses: false,
           selector,
           ports: group.ports.map((p) => ({ name: portName(p.port), port: p.port, targetPort: p.port })),
         },

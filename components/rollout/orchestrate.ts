@@ -16,6 +16,8 @@ export interface Member {
   state: string;
   /** Patroni's `pending_restart`: a changed parameter takes effect only after a restart. */
   pendingRestart: boolean;
+  /** Its PostgreSQL host (GET /cluster `host`, from postgresql.connect_address): its pg_dist_node name. */
+  host?: string;
 }
 
 /** What the rollout needs from a cluster; every method throws on a refusal or an unreachable API. */
@@ -38,6 +40,16 @@ export interface RolloutTarget {
   pooler?: { pause(): Promise<void>; resume(): Promise<void> };
   /** Whether the read-write path (HAProxy) routes to `member` alone, and it accepts writes. */
   routedAlone?(member: string): Promise<boolean>;
+  /**
+   * Whether worker groups' switchovers are gated by PgBouncer as well (absent: false). Needed while
+   * members check different REST API passwords (a rotation's roll): a worker's leader announces its
+   * demotion to the coordinator leader with its own REST credentials (Patroni ha.py
+   * notify_mpp_coordinator 'before_demote', POST /citus), and a 401 there is ignored by Patroni, so
+   * the coordinator keeps sending that group's queries to a primary that shuts down.
+   */
+  gatesWorkerSwitchovers?(): Promise<boolean>;
+  /** Whether Citus routes `group`'s queries to `member` (the coordinator's pg_dist_node names its host as the group's primary). */
+  routedWorker?(group: number, member: string): Promise<boolean>;
 }
 
 export interface RolloutOptions {
@@ -117,14 +129,18 @@ export async function groupReady(target: RolloutTarget, group: number, synchrono
 /**
  * A switchover of `group` from `from` to `to`. For the coordinator group (0) with a pooler, PgBouncer
  * is paused first and resumed only once the read-write path routes to the new leader alone, in
- * every case (a failed switchover never leaves clients paused). Patroni's answer to /switchover is
+ * every case (a failed switchover never leaves clients paused); for a worker group only when the
+ * target gates worker switchovers (gatesWorkerSwitchovers), resumed once Citus routes the group to
+ * the new leader (routedWorker): otherwise Patroni's own announcement to the coordinator holds that
+ * group's queries. Patroni's answer to /switchover is
  * not waited for: it comes on whole seconds (api.py poll_failover_result sleeps 1 s between looks
  * at the DCS), up to a second after the new leader is there; the group is watched instead, and a
  * refusal ends the wait.
  */
 export async function gatedSwitchover(target: RolloutTarget, group: number, from: string, to: string, options: RolloutOptions = {}): Promise<SwitchoverReport> {
   const o = defaults(options);
-  const gate = group === 0 && target.pooler !== undefined;
+  const gate = target.pooler !== undefined && (group === 0 || (await target.gatesWorkerSwitchovers?.().catch(() => false)) === true);
+  const routed = group === 0 ? target.routedAlone?.bind(target) : (member: string) => target.routedWorker ? target.routedWorker(group, member) : Promise.resolve(true);
   // Best effort: a failed CHECKPOINT only lengthens the pause.
   await target.checkpoint?.(group, from).catch(() => undefined);
   const started = o.now();
@@ -148,7 +164,7 @@ export async function gatedSwitchover(target: RolloutTarget, group: number, from
     );
     let leading = false;
     // Polled more often than other steps: clients wait through every poll interval here.
-    await waitFor(`switchover ${from} -> ${to}: ${to} leading${gate ? " and routed alone" : ""}`, { ...o, pollMs: Math.min(o.pollMs, 50) }, async () => {
+    await waitFor(`switchover ${from} -> ${to}: ${to} leading${gate ? (group === 0 ? " and routed alone" : " and in pg_dist_node") : ""}`, { ...o, pollMs: Math.min(o.pollMs, 50) }, async () => {
       if (refusal()) return true;
       const leader = (await target.members(group))?.find((m) => m.role === "leader" && m.state === "running");
       if (leader?.name !== to) return undefined;
@@ -156,7 +172,7 @@ export async function gatedSwitchover(target: RolloutTarget, group: number, from
         leading = true;
         mark("leading");
       }
-      if (gate && target.routedAlone && !(await target.routedAlone(to))) return undefined;
+      if (gate && routed && !(await routed(to))) return undefined;
       return true;
     });
     const early = refusal();

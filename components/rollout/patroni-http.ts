@@ -53,6 +53,13 @@ export interface PatroniHttpSpec {
    * of recovery (HAProxy balances round-robin: a demoted leader still marked UP would answer one).
    */
   readWriteUrl?: string;
+  /**
+   * A superuser postgresql:// URL of the coordinator leader in the Citus database (through HAProxy's
+   * read-write listener): given, worker groups' switchovers are gated by PgBouncer too and PgBouncer
+   * resumes once pg_dist_node names the new leader (RolloutTarget.gatesWorkerSwitchovers: while
+   * members check different REST API passwords). Omitted: Patroni's announcement holds the group.
+   */
+  workerRoutingUrl?: string;
   /** Direct superuser URLs of the members (name -> postgresql://), for the CHECKPOINT before a switchover. */
   memberSqlUrls?: Record<string, string>;
   /** Timeout of one REST call, ms (a restart answers when it is done). */
@@ -65,6 +72,7 @@ interface ClusterMemberJson {
   role: string;
   state: string;
   pending_restart?: boolean;
+  host?: string;
 }
 
 async function request(url: string, init: { method?: string; body?: string; auth?: string | string[]; timeoutMs: number; ca?: string; serverName?: string }): Promise<unknown> {
@@ -99,6 +107,25 @@ async function reachesPrimary(url: string, ca?: string, serverName?: string): Pr
     return (await client.query("SELECT pg_is_in_recovery() AS standby")).rows[0].standby === false;
   } catch {
     return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * The active primary rows' node names of Citus group `group` in the coordinator's pg_dist_node (at
+ * `url`); empty when it cannot be read. Patroni writes `<host>-demoted` there during a switchover it
+ * was told of (postgresql/mpp/citus.py update_node).
+ */
+async function primariesOf(url: string, group: number, ca?: string, serverName?: string): Promise<string[]> {
+  const client = new pg.Client(pgClientConfig(url, ca, { connectionTimeoutMillis: 2000, query_timeout: 2000 }, serverName));
+  client.on("error", () => undefined);
+  try {
+    await client.connect();
+    const { rows } = await client.query("SELECT nodename FROM pg_catalog.pg_dist_node WHERE groupid = $1 AND noderole = 'primary' AND isactive", [group]);
+    return rows.map((r: { nodename: string }) => r.nodename);
+  } catch {
+    return [];
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -147,7 +174,7 @@ export function patroniHttpTarget(spec: PatroniHttpSpec): RolloutTarget {
     async members(group) {
       try {
         const body = (await anyMember(group, "/cluster")) as { members?: ClusterMemberJson[] };
-        return body.members?.map((m): Member => ({ name: m.name, role: m.role, state: m.state, pendingRestart: m.pending_restart === true }));
+        return body.members?.map((m): Member => ({ name: m.name, role: m.role, state: m.state, pendingRestart: m.pending_restart === true, ...(m.host ? { host: m.host } : {}) }));
       } catch {
         return undefined;
       }
@@ -211,6 +238,16 @@ export function patroniHttpTarget(spec: PatroniHttpSpec): RolloutTarget {
         await pgbouncerCommand(url, "RECONNECT", 5000, spec.ca, spec.routerServerName);
       },
       resume: async () => void (await firstAccepted("RESUME")),
+    };
+  }
+  if (spec.workerRoutingUrl) {
+    const url = spec.workerRoutingUrl;
+    target.gatesWorkerSwitchovers = async () => true;
+    target.routedWorker = async (group, member) => {
+      const host = (await target.members(group))?.find((m) => m.name === member)?.host;
+      if (!host) return false;
+      const nodes = await primariesOf(url, group, spec.ca, spec.routerServerName);
+      return nodes.length > 0 && nodes.every((name) => name === host);
     };
   }
   if (spec.haproxyStats) {

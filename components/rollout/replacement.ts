@@ -216,6 +216,11 @@ export class RollingReplacement {
       const t = await current();
       return t.routedAlone ? t.routedAlone(member) : true;
     };
+    target.gatesWorkerSwitchovers = async () => (await (await current()).gatesWorkerSwitchovers?.()) === true;
+    target.routedWorker = async (g, member) => {
+      const t = await current();
+      return t.routedWorker ? t.routedWorker(g, member) : true;
+    };
     return target;
   }
 }

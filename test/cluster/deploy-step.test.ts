@@ -28,7 +28,7 @@ test("the schema step as a Job's pod runs it: applied through the router, its re
     migrationsFingerprint: migrationsFingerprint(cluster.config),
     timeoutSeconds: 60,
   };
-  const trigger = schemaTrigger(input);
+  const trigger = schemaTrigger("a-trigger-key-for-this-test", input);
   const dir = mkdtempSync(join(tmpdir(), "dpc-step-"));
   writeFileSync(join(dir, "input.json"), JSON.stringify(input), { mode: 0o600 });
 

@@ -72,6 +72,10 @@ export class FakePatroni implements RolloutTarget {
     },
   };
 
+  /** Set by a test: worker switchovers gated, and when Citus routes a group to a member. */
+  gatesWorkerSwitchovers?: () => Promise<boolean>;
+  routedWorker?: (group: number, member: string) => Promise<boolean>;
+
   async routedAlone(member: string): Promise<boolean> {
     return this.groups.some((g) => this.state.get(g)!.some((m) => m.name === member && m.role === "leader"));
   }

@@ -266,7 +266,7 @@ test.serial("secrets: the connection string is a secret; passwords appear in no 
 const schemaMigrations = () => byType(SCHEMA_TYPE)[0];
 const benchmarkRun = () => byType(BENCHMARK_TYPE)[0];
 
-test.serial("Schema: a component whose migrations resource waits for the router and every Patroni group", (t) => {
+test.serial("Schema: a component whose migrations resource waits for HAProxy and every Patroni group; PgBouncer waits for it", (t) => {
   const schema = byName("dpc-schema");
   t.is(schema.type, "dpc:index:Schema");
   t.is(schema.parent, byName("dpc").urn);
@@ -274,13 +274,20 @@ test.serial("Schema: a component whose migrations resource waits for the router 
   t.is(byType(SCHEMA_TYPE).length, 1);
   const migrations = schemaMigrations();
   t.is(migrations.parent, schema.urn);
-  // dependsOn a component waits for its resources: every database container, HAProxy and PgBouncer.
-  for (const name of [...DATABASE_NODES, "dpc-haproxy", "dpc-pgbouncer"]) {
+  // dependsOn a component waits for its resources: every database container, and HAProxy.
+  for (const name of [...DATABASE_NODES, "dpc-haproxy"]) {
     t.true(migrations.dependencies.includes(byName(name).urn), `the schema does not wait for ${name}`);
   }
-  // Nothing in the cluster waits for the schema but the worker rebalance and the benchmark.
-  const dependents = registrations.filter((r) => r.dependencies.includes(migrations.urn)).map((r) => r.type);
-  t.deepEqual(dependents.sort(), [BENCHMARK_TYPE, "pulumi-nodejs:dynamic/dpc:WorkerRebalance"].sort());
+  // PgBouncer starts (or is replaced) only after the migrations: 011 creates the role its auth_query
+  // logs in as, and a PgBouncer without it refuses every application login (a stack deployed before
+  // auth_query, upgraded). The schema step does not wait for PgBouncer.
+  const pgbouncer = byName("dpc-pgbouncer");
+  t.true(pgbouncer.dependencies.includes(migrations.urn), "PgBouncer does not wait for the schema");
+  t.true(pgbouncer.dependencies.includes(byName("dpc-haproxy").urn));
+  t.false(migrations.dependencies.includes(pgbouncer.urn), "the schema waits for PgBouncer");
+  // Nothing else waits for the schema but the worker rebalance and the benchmark.
+  const dependents = registrations.filter((r) => r.dependencies.includes(migrations.urn)).map((r) => r.name);
+  t.deepEqual(dependents.sort(), ["dpc-benchmark", "dpc-pgbouncer", "dpc-worker-rebalance"].sort());
 });
 
 test.serial("Schema: the superuser URL through HAProxy's read-write listener and the app password (for Citus) are secret, in inputs and outputs", (t) => {
@@ -317,6 +324,7 @@ test.serial("BenchmarkRun: after the Schema, through PgBouncer as the app role, 
   t.is(run.name, "dpc-benchmark");
   t.is(run.parent, byName("dpc").urn);
   t.true(run.dependencies.includes(schemaMigrations().urn), "the benchmark does not wait for the schema");
+  t.true(run.dependencies.includes(byName("dpc-pgbouncer").urn), "the benchmark does not wait for PgBouncer");
   t.is(run.inputs.mode, "full");
   t.is(run.inputs.runId, "run-1");
   t.is(run.inputs.schemaVersion, MOCK_SCHEMA_OUTPUTS.version);

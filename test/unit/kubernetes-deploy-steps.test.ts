@@ -67,14 +67,20 @@ test("each step is a Job of the deploy-steps image with the step's name as its o
   }
 });
 
-test("the Jobs run after every Patroni group and the router; the benchmark after the schema", (t) => {
+test("the Jobs run after every Patroni group and HAProxy; PgBouncer after the schema (its lookup role); the benchmark after both", (t) => {
   const schema = job("dpc-schema");
   const urnsOf = (type: string, names: string[]) => names.map((n) => named(type, n).urn);
-  for (const urn of [...urnsOf(TYPES.statefulSet, DATABASE_GROUPS), ...urnsOf(TYPES.deployment, ["dpc-haproxy", "dpc-pgbouncer"])]) {
+  for (const urn of [...urnsOf(TYPES.statefulSet, DATABASE_GROUPS), ...urnsOf(TYPES.deployment, ["dpc-haproxy"])]) {
     t.true(schema.dependencies.includes(urn), `schema Job waits for ${urn.split("::").pop()}`);
   }
+  // Migration 011 creates the role PgBouncer's auth_query logs in as: PgBouncer's pods (a new
+  // Deployment, or its new template on an upgrade) start only after the schema Job.
+  const pgbouncer = named(TYPES.deployment, "dpc-pgbouncer");
+  t.true(pgbouncer.dependencies.includes(schema.urn), "PgBouncer's Deployment waits for the schema Job");
+  t.false(schema.dependencies.includes(pgbouncer.urn), "the schema Job waits for PgBouncer");
   const benchmark = job("dpc-benchmark");
   t.true(benchmark.dependencies.includes(schema.urn), "benchmark Job waits for the schema Job");
+  t.true(benchmark.dependencies.includes(pgbouncer.urn), "benchmark Job waits for PgBouncer");
   // And for its own objects: the input, the result ConfigMap, the Role's binding, the egress policy.
   for (const [type, name] of [[TYPES.secret, "dpc-schema-input"], [TYPES.configMap, "dpc-schema-result"], [TYPES.roleBinding, "dpc-schema-result-writer"], [TYPES.networkPolicy, "dpc-deploy-steps"]]) {
     t.true(schema.dependencies.includes(named(type, name).urn), name);

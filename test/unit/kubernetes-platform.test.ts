@@ -229,7 +229,7 @@ test("dependencies: the Patroni StatefulSets wait for etcd's, HAProxy for the co
 });
 
 test("no password is plain in any registration input", async (t) => {
-  t.is(generatedPasswords.length, 8); // + PgBouncer's lookup and admin credentials; + the exporters' role's; four cluster passwords and Grafana's; the app password is configured
+  t.is(generatedPasswords.length, 9); // + PgBouncer's lookup and admin credentials; + the exporters' role's; + the deploy steps' trigger key; four cluster passwords and Grafana's; the app password is configured
   t.deepEqual(passwordLeaks([...generatedPasswords, APP_PASSWORD]), []);
   t.true(await pulumi.isSecret(stack.appConnectionString));
   t.true(registrations.length > 0);

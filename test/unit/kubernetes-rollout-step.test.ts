@@ -56,11 +56,15 @@ test.serial("the rollout is a Job of the deploy-steps image, `rollout` its only 
   t.false([APP_PASSWORD, ...generatedPasswords].some((p) => text.includes(p)));
 });
 
-test.serial("order: after every Patroni group and the router; the schema (and so the benchmark) after the rollout", (t) => {
+test.serial("order: after every Patroni group and HAProxy; the schema (and so the benchmark and PgBouncer) after the rollout", (t) => {
   const rollout = job("dpc-rollout");
-  for (const [type, name] of [...DATABASE_GROUPS.map((g) => [TYPES.statefulSet, g]), [TYPES.deployment, "dpc-haproxy"], [TYPES.deployment, "dpc-pgbouncer"]]) {
+  for (const [type, name] of [...DATABASE_GROUPS.map((g) => [TYPES.statefulSet, g]), [TYPES.deployment, "dpc-haproxy"]]) {
     t.true(rollout.dependencies.includes(named(type, name).urn), `rollout Job waits for ${name}`);
   }
+  // PgBouncer (a new Deployment or template) waits for the schema's lookup role, so not the other way
+  // round: the rollout pauses the PgBouncer pods of the previous deployment.
+  t.false(rollout.dependencies.includes(named(TYPES.deployment, "dpc-pgbouncer").urn));
+  t.true(named(TYPES.deployment, "dpc-pgbouncer").dependencies.includes(job("dpc-schema").urn));
   for (const [type, name] of [[TYPES.secret, "dpc-rollout-input"], [TYPES.configMap, "dpc-rollout-result"], [TYPES.roleBinding, "dpc-rollout-result-writer"], [TYPES.roleBinding, "dpc-rollout-pods"], [TYPES.networkPolicy, "dpc-rollout-step"]]) {
     t.true(rollout.dependencies.includes(named(type, name).urn), `rollout Job waits for its ${name}`);
   }

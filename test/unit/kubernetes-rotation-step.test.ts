@@ -7,6 +7,7 @@
 // previous REST credentials for the pods not yet replaced. Serial: later tests run the
 // program again.
 import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -34,6 +35,8 @@ const find = (runs: Registration[], type: string, name: string) => {
 };
 const stepInput = (runs: Registration[], name: string) =>
   JSON.parse((reveal(find(runs, TYPES.secret, `${name}-input`).inputs.stringData) as Record<string, string>)["input.json"]);
+/** The generated trigger key as the mocks name it (RandomPassword results are `generated-<name>`). */
+const TRIGGER_KEY = "generated-dpc-step-trigger-key";
 const trigger = (runs: Registration[]) => spec(find(runs, TYPES.job, "dpc-rotation")).template.metadata.annotations["dpc/trigger"] as string;
 
 /** Whether `urn`'s registration waits for `target` (directly, or through what it waits for). */
@@ -74,7 +77,16 @@ test.serial("a record that dials nothing, and a Job of the deploy-steps image: `
   t.is(input.readWriteEndpoint, "dpc-haproxy.dpc.svc.cluster.local:5000");
   t.is(input.database, "vectors");
   t.regex(input.ca ?? "", /^-----BEGIN CERTIFICATE-----/);
-  t.is(trigger(firstRun), rotationTrigger(input.old, input.next));
+  t.is(trigger(firstRun), rotationTrigger(TRIGGER_KEY, input.old, input.next));
+  // Step 3 at each PgBouncer pod: the pods' headless Service (ready pods only) and the Service's name
+  // for the certificate; both application databases (transaction and session pools).
+  t.is(input.pgbouncerEndpoint, "dpc-pgbouncer.dpc.svc.cluster.local:6432");
+  t.is(input.pgbouncerPods, "dpc-pgbouncer-pods.dpc.svc.cluster.local");
+  t.is(input.poolerDatabases?.length, 2);
+  const pods = find(firstRun, TYPES.service, "dpc-pgbouncer-pods");
+  t.like(spec(pods), { clusterIP: "None", publishNotReadyAddresses: false });
+  t.deepEqual(spec(pods).selector, spec(find(firstRun, TYPES.deployment, "dpc-pgbouncer")).selector.matchLabels);
+  t.deepEqual(spec(pods).ports.map((p: { port: number }) => p.port), [6432]);
   // The passwords are in the Secret (a Pulumi secret) only.
   t.deepEqual(plainStrings(find(firstRun, TYPES.secret, "dpc-rotation-input").inputs.stringData), []);
   const text = JSON.stringify(reveal(job.inputs));
@@ -113,7 +125,10 @@ test.serial("a second `up` with nothing changed registers the same Job; new pass
     t.deepEqual(input.old, old);
     t.deepEqual(input.next, { ...old, superuser: "a-new-superuser-pw", app: "a-new-app-password", restApi: "a-new-rest-api-pw" });
     t.not(trigger(rotated), trigger(firstRun), "a new Job: the rotation runs");
-    t.is(trigger(rotated), rotationTrigger(input.old, input.next));
+    t.is(trigger(rotated), rotationTrigger(TRIGGER_KEY, input.old, input.next));
+    // An HMAC keyed by a generated secret: not the plain digest anyone could recompute from guesses.
+    t.not(trigger(rotated), createHash("sha256").update(JSON.stringify(["rotation", input.old, input.next])).digest("hex"));
+    t.not(trigger(rotated), rotationTrigger("another-key-of-32-characters-xx", input.old, input.next));
     // The files change, so the rollout replaces the Patroni pods; until then they check the old passwords.
     const rollout = stepInput(rotated, "dpc-rollout") as RolloutStepInputs;
     // Only the REST API's: PgBouncer's admin credential is generated, untouched by a rotation.

@@ -139,3 +139,32 @@ test("a group that never becomes healthy fails the rollout with the group named,
     { message: /group 0 healthy: not within 5 s/ },
   );
 });
+
+test("worker switchovers gated too when the target says so (a REST API rotation): PgBouncer resumed only once Citus routes the group to the new leader", async (t) => {
+  const fake = cluster();
+  // pg_dist_node follows the new leader two polls after it leads (Patroni's after_promote).
+  let polls = 0;
+  const routedWorker: string[] = [];
+  fake.gatesWorkerSwitchovers = async () => true;
+  fake.routedWorker = async (group: number, member: string) => {
+    routedWorker.push(`${group} ${member} ${fake.paused ? "paused" : "running"}`);
+    return ++polls >= 3;
+  };
+  const report = await rollGroup(fake, 1, { ...noWait, all: true });
+  t.deepEqual(fake.events, ["restart 1 w1-0 (sync_standby)", "pause", "switchover 1 w1-1->w1-0", "resume"]);
+  t.deepEqual(fake.pausedAtSwitchover, [true]);
+  t.deepEqual(routedWorker, ["1 w1-0 paused", "1 w1-0 paused", "1 w1-0 paused"], "resumed only after pg_dist_node named the new leader");
+  t.true(report.switchovers[0].paused);
+  // Without the target's say-so a worker's switchover is not gated (Patroni's announcement holds the group).
+  const plain = cluster();
+  await rollGroup(plain, 1, { ...noWait, all: true });
+  t.deepEqual(plain.pausedAtSwitchover, [false]);
+  // A refused switchover resumes PgBouncer too.
+  const refused = cluster();
+  refused.gatesWorkerSwitchovers = async () => true;
+  refused.switchover = async () => {
+    throw new Error("Patroni: switchover is not possible");
+  };
+  await t.throwsAsync(gatedSwitchover(refused, 1, "w1-1", "w1-0", noWait), { message: /not possible/ });
+  t.false(refused.paused);
+});

@@ -1,7 +1,7 @@
 // The Schema's work, without a database: the retry loop around the migration runner (a fake `apply`,
 // a fake clock), which errors mean "no leader yet", and the fingerprint that decides re-applying.
 import test from "ava";
-import { applySchema, applySchemaWithRetry, briefError, endpointOf, isRetryableError, RECONNECT_NOTE } from "../../components/schema-apply.ts";
+import { applySchema, applySchemaWithRetry, briefError, endpointOf, isRetryableError, NO_POOLER_NOTE, RECONNECT_NOTE } from "../../components/schema-apply.ts";
 import { migrationsFingerprint } from "../../components/schema.ts";
 import { parseClusterConfig } from "../../components/spec.ts";
 import { MigrationDriftError, type ApplyResult } from "../../sql/apply.ts";
@@ -125,7 +125,7 @@ const ADMIN_URL = "postgresql://postgres:s3cret-pw@localhost:6432/pgbouncer";
 test("applySchema: after migrations applied, RECONNECT on PgBouncer's admin console (retried while it does not answer)", async (t) => {
   const h = harness();
   const commands: [string, string][] = [];
-  const failures: unknown[] = [socketError("ECONNREFUSED")];
+  const failures: unknown[] = [socketError("ETIMEDOUT")];
   const result = await applySchema(URL, ADMIN_URL, config, {
     ...h.options,
     apply: async () => RESULT,
@@ -138,6 +138,25 @@ test("applySchema: after migrations applied, RECONNECT on PgBouncer's admin cons
   t.deepEqual(h.sleeps, [5_000]);
   t.true(result.notes.includes(RECONNECT_NOTE));
   t.false(h.lines.join("\n").includes("s3cret-pw"), "the password never reaches the log");
+});
+
+test("applySchema: no PgBouncer listening yet (created after the schema step: refused, or no such name): no RECONNECT, no wait, noted", async (t) => {
+  for (const code of ["ECONNREFUSED", "ENOTFOUND"]) {
+    const h = harness();
+    const commands: string[] = [];
+    const result = await applySchema(URL, ADMIN_URL, config, {
+      ...h.options,
+      apply: async () => RESULT,
+      adminCommand: async (_url, command) => {
+        commands.push(command);
+        throw socketError(code);
+      },
+    });
+    t.deepEqual(commands, ["RECONNECT"], code);
+    t.deepEqual(h.sleeps, [], code);
+    t.true(result.notes.includes(NO_POOLER_NOTE), code);
+    t.false(result.notes.includes(RECONNECT_NOTE), code);
+  }
 });
 
 test("applySchema: nothing applied, no RECONNECT (pooled sessions already have the settings)", async (t) => {

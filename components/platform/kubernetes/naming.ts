@@ -22,6 +22,14 @@ export function memberService(member: string): string {
   return statefulSetOf(member) ?? member;
 }
 
+/**
+ * The headless Service over a Deployment member's ready pods (`<member>-pods`): its DNS answer lists
+ * every ready pod's address, for a caller that must reach each pod (the rotation's PgBouncer logins).
+ */
+export function podsService(member: string): string {
+  return `${member}-pods`;
+}
+
 /** Member addresses: pod DNS names for StatefulSet members, the member's ClusterIP Service otherwise. */
 export function kubernetesNaming(namespace: string): HostNaming {
   return {
