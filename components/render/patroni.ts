@@ -3,6 +3,7 @@ import { stringify } from "yaml";
 import type { ClusterConfig, PostgresNode, Topology } from "../spec.ts";
 import { EXPORTER_APPLICATION_NAME } from "../../monitoring/exporter-queries.ts";
 import { PORTS, ROLES, type Addressing, type ClusterSecrets, type PostgresLayout } from "./types.ts";
+import { restoreCommand } from "./timeline-guard.ts";
 
 
 /** maintenance_work_mem of every node, MiB: a quarter of its memory, at most 2 GiB. */
@@ -254,6 +255,12 @@ export function patroniConfig(
       // A worker tells the coordinator of its promotion as soon as it is out of recovery, so that
       // pg_dist_node follows 1.5-2.5 s sooner than Patroni's own notice (citus-promote.ts).
       ...(node.group > 0 ? { callbacks: { on_role_change: layout.promoteCallbackScript } } : {}),
+      // No two members on one timeline ID with different histories (timeline-guard.ts): a standby and a
+      // promotion see every history file the group's members hold (Patroni writes recovery_conf into
+      // the recovery parameters of a replica, postgresql/config.py build_recovery_params), and a
+      // member whose WAL went past a newer timeline's fork does not promote.
+      recovery_conf: { restore_command: restoreCommand(layout.timelineGuardScript) },
+      pre_promote: layout.timelineGuardScript,
       // New replicas are cloned at once, not after the next spread checkpoint (~100 s idle here).
       basebackup: [{ checkpoint: "fast" }],
     },
