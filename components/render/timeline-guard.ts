@@ -20,6 +20,10 @@
 //   (xlogrecovery.c: "requested timeline N is not a child of this server's history"): Patroni's
 //   recover() then rewinds it against the new leader instead of running it unrewound. WAL segments
 //   are refused at once by the shell (no archive exists): streaming stays the only WAL source.
+//   A member whose own history file of that name differs (it promoted, and died before any other
+//   member received its timeline, so it acknowledged nothing there; the next promotion reused the
+//   ID) stops recovery instead: it stays down, loudly, until reinitialized, and never streams the
+//   group's timeline on top of its own.
 // - pre_promote (Patroni runs it after taking the leader key, before `pg_ctl promote`; non-zero:
 //   the key is released and the node skips the race for ttl, ha.py enforce_primary_role): refuses when
 //   a member holds the history of the timeline after the candidate's own and the candidate's WAL went
@@ -86,7 +90,10 @@ HISTORY_FILE = re.compile(r"^([0-9A-F]{8})\\.history$")
 
 
 def log(message):
-    print("timeline guard: %s" % message, file=sys.stderr, flush=True)
+    # Timed like PostgreSQL's and Patroni's own lines (UTC), next to which it lands in the node's log.
+    now = time.time()
+    print("%s.%03d UTC timeline guard: %s" % (time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now)), int(now * 1000) % 1000, message),
+          file=sys.stderr, flush=True)
 
 
 def replication_credentials():
@@ -162,6 +169,20 @@ def restore(name, path):
     if got is None:
         return 1
     peer, content = got
+    # PostgreSQL asks the "archive" before its own pg_wal, and keeps what it gets (xlogarchive.c
+    # RestoreArchivedFile, timeline.c readTimeLineHistory). A different file of the same name here is
+    # a timeline this member made and nobody else received (it promoted and died at once): its WAL on
+    # that timeline is not the group's. An exit code above 125 stops PostgreSQL's recovery (FATAL)
+    # instead of streaming the group's timeline on top of it: the member stays down, loudly, until
+    # reinitialized.
+    own = os.path.join(DATA_DIR, "pg_wal", name)
+    if os.path.exists(own):
+        with open(own, "rb") as f:
+            mine = f.read()
+        if mine != content:
+            log("refusing to recover: our %s (%r) differs from %s's (%r): this member's WAL on that timeline "
+                "is not the group's; reinitialize it" % (name, mine.decode(errors="replace"), peer, content.decode(errors="replace")))
+            return 126
     temporary = path + ".fetching"
     with open(temporary, "wb") as f:
         f.write(content)

@@ -107,6 +107,24 @@ test("restore: a history file comes from the member that has it, verbatim, with 
   }
 });
 
+test("restore: a member whose own history file of that name differs stops PostgreSQL's recovery (exit > 125), keeping its file", (t) => {
+  const node = fakeNode(FAKE_PSQL("0/50000A0"));
+  try {
+    const mine = "1\t0/3000000\tno recovery target specified\n";
+    writeFileSync(join(node.dir, "data", "pg_wal", "00000002.history"), mine);
+    const r = node.run("restore", "00000002.history", "pg_wal/RECOVERYHISTORY");
+    t.true(r.status! > 125, `exit ${r.status}: PostgreSQL treats it as fatal`);
+    t.regex(r.stderr, /refusing to recover: our 00000002\.history .* differs from/);
+    t.false(existsSync(join(node.dir, "data", "pg_wal", "RECOVERYHISTORY")));
+    t.is(readFileSync(join(node.dir, "data", "pg_wal", "00000002.history"), "utf8"), mine);
+    // The same file as the members': fetched as usual.
+    writeFileSync(join(node.dir, "data", "pg_wal", "00000002.history"), HISTORY_2);
+    t.is(node.run("restore", "00000002.history", "pg_wal/RECOVERYHISTORY").status, 0);
+  } finally {
+    rmSync(node.dir, { recursive: true, force: true });
+  }
+});
+
 test("restore: a member that does not answer costs at most the fetch bound, and none when another has the file", (t) => {
   const node = fakeNode(FAKE_PSQL("0/50000A0", true, true));
   try {
