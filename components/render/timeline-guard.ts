@@ -20,7 +20,10 @@
 //   (xlogrecovery.c: "requested timeline N is not a child of this server's history"): Patroni's
 //   recover() then rewinds it against the new leader instead of running it unrewound. WAL segments
 //   are refused at once by the shell (no archive exists): streaming stays the only WAL source.
-//   A member whose own history file of that name differs (it promoted, and died before any other
+//   Members are asked at start-up and during a promotion only (the mark pre_promote leaves): a
+//   standby already serving leaves its timeline switches to the walreceiver, which fetches the
+//   primary's history files itself, so following a new primary is not slowed down.
+//   At start-up, a member whose own history file of that name differs (it promoted, and died before any other
 //   member received its timeline, so it acknowledged nothing there; the next promotion reused the
 //   ID) stops recovery instead: it stays down, loudly, until reinitialized, and never streams the
 //   group's timeline on top of its own.
@@ -86,6 +89,10 @@ PEERS = ${JSON.stringify(peers)}
 # libpq options for the peers: their certificates verified against the cluster CA and by name.
 PEER_TLS = ${JSON.stringify(tls)}
 FETCH_SECONDS = ${HISTORY_FETCH_SECONDS}
+# Left by pre_promote: the probes of the promotion that follows ask the members. In the socket
+# directory: never copied by pg_basebackup or pg_rewind, as a file of the data directory would be.
+PROMOTING_MARK = os.path.join(SOCKET_DIR, "timeline-guard.promoting")
+PROMOTION_SECONDS = 60
 HISTORY_FILE = re.compile(r"^([0-9A-F]{8})\\.history$")
 
 
@@ -162,8 +169,34 @@ def fork_point(history, parent_tli):
     return None
 
 
+def probe_mode():
+    """"running": a standby already serving (postmaster.pid status ready or standby) and not being
+    promoted: its walreceiver brings the primary's history files into pg_wal, which PostgreSQL reads
+    when restore_command finds nothing; asking the members would only slow its timeline switch (three
+    probes of about 0.5 s each were seen to delay a standby past the new primary's second quorum
+    resolver run). "promotion": pre_promote left its mark less than PROMOTION_SECONDS ago.
+    "start-up": anything else (the probes that decide whether this data directory may run at all)."""
+    try:
+        if time.time() - os.path.getmtime(PROMOTING_MARK) < PROMOTION_SECONDS:
+            return "promotion"
+    except OSError:
+        pass
+    try:
+        with open(os.path.join(DATA_DIR, "postmaster.pid")) as f:
+            lines = f.read().split("\\n")
+        if len(lines) > 7 and lines[7].strip() in ("ready", "standby"):
+            return "running"
+    except OSError:
+        pass
+    return "start-up"
+
+
 def restore(name, path):
     if not HISTORY_FILE.match(name):
+        return 1
+    mode = probe_mode()
+    own = os.path.join(DATA_DIR, "pg_wal", name)
+    if mode == "running" or (mode == "promotion" and os.path.exists(own)):
         return 1
     got = fetch_history(name, replication_credentials())
     if got is None:
@@ -175,7 +208,6 @@ def restore(name, path):
     # that timeline is not the group's. An exit code above 125 stops PostgreSQL's recovery (FATAL)
     # instead of streaming the group's timeline on top of it: the member stays down, loudly, until
     # reinitialized.
-    own = os.path.join(DATA_DIR, "pg_wal", name)
     if os.path.exists(own):
         with open(own, "rb") as f:
             mine = f.read()
@@ -194,6 +226,11 @@ def restore(name, path):
 
 
 def pre_promote():
+    # PostgreSQL's own probes during this promotion ask the members too (probe_mode).
+    try:
+        open(PROMOTING_MARK, "w").close()
+    except OSError as error:
+        log("cannot leave the promotion mark (%s): the promotion's probes look in pg_wal only" % error)
     credentials = replication_credentials()
     # A standby's IDENTIFY_SYSTEM: the timeline it replays and the WAL it holds (flushed or replayed).
     ident = replication_command(SOCKET_DIR, "IDENTIFY_SYSTEM", credentials)

@@ -55,6 +55,7 @@ function fakeNode(psql: string): { dir: string; script: string; run: (...args: s
   const bin = join(dir, "bin");
   mkdirSync(bin);
   mkdirSync(join(dir, "data", "pg_wal"), { recursive: true });
+  mkdirSync(join(dir, "socket"));
   // Each fake records its arguments and the password it was given (in the environment).
   writeFileSync(join(bin, "psql"), `#!/bin/sh\necho "$* PGPASSWORD=$PGPASSWORD" >> ${dir}/psql.calls\n${psql}\n`);
   writeFileSync(join(bin, "pg_ctl"), `#!/bin/sh\necho "$*" >> ${dir}/pg_ctl.calls\n`);
@@ -120,6 +121,30 @@ test("restore: a member whose own history file of that name differs stops Postgr
     // The same file as the members': fetched as usual.
     writeFileSync(join(node.dir, "data", "pg_wal", "00000002.history"), HISTORY_2);
     t.is(node.run("restore", "00000002.history", "pg_wal/RECOVERYHISTORY").status, 0);
+  } finally {
+    rmSync(node.dir, { recursive: true, force: true });
+  }
+});
+
+test("restore: a standby already serving asks nobody (its walreceiver brings the primary's histories); a promotion asks, for files it lacks", (t) => {
+  const node = fakeNode(FAKE_PSQL("0/50000A0"));
+  const calls = () => (existsSync(join(node.dir, "psql.calls")) ? readFileSync(join(node.dir, "psql.calls"), "utf8") : "");
+  try {
+    // postmaster.pid's 8th line: "ready" once a hot standby accepts connections, "standby" before.
+    for (const status of ["ready   ", "standby "]) {
+      writeFileSync(join(node.dir, "data", "postmaster.pid"), `4242\n${node.dir}/data\n1796133565\n5432\n/run\n*\n  1234  5678\n${status}\n`);
+      t.is(node.run("restore", "00000002.history", "pg_wal/RECOVERYHISTORY").status, 1, status);
+    }
+    t.is(calls(), "", "no member asked");
+    // pre_promote's mark: the promotion's probes ask the members...
+    t.is(node.run().status, 1, "diverged: refused (and the mark left)");
+    t.true(existsSync(join(node.dir, "socket", "timeline-guard.promoting")));
+    t.is(node.run("restore", "00000002.history", "pg_wal/RECOVERYHISTORY").status, 0);
+    // ...except for a history file it has itself (the parent's, read to write the new one).
+    writeFileSync(join(node.dir, "data", "pg_wal", "00000002.history"), HISTORY_2);
+    const before = calls();
+    t.is(node.run("restore", "00000002.history", "pg_wal/RECOVERYHISTORY").status, 1);
+    t.is(calls(), before);
   } finally {
     rmSync(node.dir, { recursive: true, force: true });
   }
