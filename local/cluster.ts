@@ -403,10 +403,18 @@ export class LocalCluster {
    * which in a container is the node itself but here is 127.0.0.1, where no node listens: shard moves
    * and reference-table copies fail. A reload once the REST API answers recomputes it (the node's
    * socket directory); bootstrap gets the same from its first dynamic-configuration reload.
+   * Only once PostgreSQL runs: a reload rewrites postgresql.conf, and one during a bootstrap's initdb
+   * broke it ("syntax error in file .../postgresql.conf line 42, near token "these"", then
+   * "Failed to bootstrap cluster"; seen under load, the REST API answering 200 while initdb ran).
    */
   private async reloadOnceUp(node: PostgresNode): Promise<void> {
-    const up = await pollUntil(120000, 500, async () =>
-      (await request(`${this.restUrl(node)}/patroni`, { timeoutMs: 1000 }).then((r) => r.status === 200, () => false)) ? true : undefined,
+    const up = await pollUntil(180000, 500, async () =>
+      (await request(`${this.restUrl(node)}/patroni`, { timeoutMs: 1000 }).then(
+        (r) => r.status === 200 && (JSON.parse(r.text) as { state?: string }).state === "running",
+        () => false,
+      ))
+        ? true
+        : undefined,
     );
     if (up) await postPatroni(this.restUrl(node), "/reload", this.restApiAuth(), {}).catch(() => undefined);
   }
