@@ -42,6 +42,7 @@ export function baselineLayout(config: ClusterConfig, paths: BaselinePaths): Pos
     postBootstrapScript: join(paths.dir, "no-post-bootstrap"),
     appPasswordFile: join(paths.dir, "no-app-password-file"),
     promoteCallbackScript: join(paths.dir, "no-promote-callback"),
+    timelineGuardScript: join(paths.dir, "no-timeline-guard"),
   };
 }
 

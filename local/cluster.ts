@@ -411,7 +411,9 @@ export class LocalCluster {
    * socket directory); bootstrap gets the same from its first dynamic-configuration reload.
    * Only once Patroni reports PostgreSQL running: a reload while a new node still bootstraps (no data
    * directory yet, or initdb/basebackup under way) fails in Patroni's write_postgresql_conf
-   * (FileNotFoundError renaming postgresql.conf; patroni/postgresql/config.py) and fixes nothing.
+   * (FileNotFoundError renaming postgresql.conf; patroni/postgresql/config.py) and fixes nothing,
+   * or during initdb rewrites postgresql.conf under it ("syntax error in file .../postgresql.conf
+   * line 42, near token "these"", then "Failed to bootstrap cluster"; seen under load).
    */
   private async reloadOnceUp(node: PostgresNode): Promise<void> {
     // A new replica's basebackup on a busy machine can take minutes: wait as long as a scale-out does.

@@ -112,6 +112,7 @@ export function localLayout(config: ClusterConfig, paths: LocalPaths): ClusterLa
         appPasswordFile: join(dir, "app-password"),
         tls: serviceTlsPaths(dir),
         promoteCallbackScript: join(dir, "citus-after-promote.py"),
+        timelineGuardScript: join(dir, "timeline-guard.py"),
       };
     },
     etcdDataDir: (member) => join(paths.nodeDir(member.name), "data"),

@@ -73,6 +73,7 @@ export function containerLayout(config: ClusterConfig): ClusterLayout {
       postBootstrapScript: `${configDir}/post-bootstrap.sh`,
       appPasswordFile: `${configDir}/app-password`,
       promoteCallbackScript: `${configDir}/citus-after-promote.py`,
+      timelineGuardScript: `${configDir}/timeline-guard.py`,
       tls: CONTAINER_TLS,
     }),
     etcdDataDir: () => `${etcdVolume}/data`,

@@ -5,6 +5,7 @@ import { etcdArgs } from "./etcd.ts";
 import { renderHaproxyCfg, type HaproxyRenderOptions } from "./haproxy.ts";
 import { hasRoleChangeCallback, renderPatroniYml, renderPostBootstrapScript } from "./patroni.ts";
 import { renderPromoteCallback } from "./citus-promote.ts";
+import { renderTimelineGuard } from "./timeline-guard.ts";
 import { renderPgbouncerIni, renderPgbouncerUserlist, type PgbouncerPaths } from "./pgbouncer.ts";
 import type { Addressing, ClusterSecrets, PoolerCredentials, PostgresLayout } from "./types.ts";
 import { ROUTER_CERTIFICATE } from "../tls/plan.ts";
@@ -17,6 +18,7 @@ export { renderHaproxyCfg } from "./haproxy.ts";
 export { clientTlsOptions, dynamicParameters, groupSynchronousMode, hasRoleChangeCallback, pgHba, patroniConfig, postgresParameters, postgresTlsParameters, renderPatroniYml, renderPostBootstrapScript, sizedParameters, synchronousNodeCount, wakesHaLoop } from "./patroni.ts";
 export { POOLER_AUTH_QUERY, POOLER_LOOKUP_FUNCTION, renderPgbouncerIni, renderPgbouncerUserlist } from "./pgbouncer.ts";
 export { renderPromoteCallback } from "./citus-promote.ts";
+export { HISTORY_FETCH_SECONDS, renderTimelineGuard, restoreCommand } from "./timeline-guard.ts";
 
 /** A file to deliver into a node; `secret` files hold passwords and must be mode 0600. */
 export interface RenderedFile {
@@ -87,6 +89,8 @@ export function renderPostgresNode(
     { path: paths.configFile, content: renderPatroniYml(config, topology, node, addressing, paths, secrets), secret: true },
     { path: paths.postBootstrapScript, content: renderPostBootstrapScript(config, paths), secret: false, executable: true },
     { path: paths.appPasswordFile, content: secrets.app, secret: true },
+    // History files from the other members, and no promotion past a newer timeline's fork (timeline-guard.ts).
+    { path: paths.timelineGuardScript, content: renderTimelineGuard(config, topology, node, addressing, paths), secret: false, executable: true },
     // Worker nodes tell the coordinator of their promotion themselves, and quorum-mode members wake
     // their own HA loop once promoted (see citus-promote.ts).
     ...(hasRoleChangeCallback(config, topology, node)

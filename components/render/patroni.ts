@@ -3,6 +3,7 @@ import { stringify } from "yaml";
 import type { ClusterConfig, PostgresNode, Topology } from "../spec.ts";
 import { EXPORTER_APPLICATION_NAME } from "../../monitoring/exporter-queries.ts";
 import { PORTS, ROLES, type Addressing, type ClusterSecrets, type PostgresLayout } from "./types.ts";
+import { restoreCommand } from "./timeline-guard.ts";
 
 
 /** maintenance_work_mem of every node, MiB: a quarter of its memory, at most 2 GiB. */
@@ -291,6 +292,12 @@ export function patroniConfig(
       // pg_dist_node follows 1.5-2.5 s sooner than Patroni's own notice; a quorum-mode member wakes
       // its own HA loop once the promote has returned (citus-promote.ts).
       ...(hasRoleChangeCallback(config, topology, node) ? { callbacks: { on_role_change: layout.promoteCallbackScript } } : {}),
+      // No two members on one timeline ID with different histories (timeline-guard.ts): a standby and a
+      // promotion see every history file the group's members hold (Patroni writes recovery_conf into
+      // the recovery parameters of a replica, postgresql/config.py build_recovery_params), and a
+      // member whose WAL went past a newer timeline's fork does not promote.
+      recovery_conf: { restore_command: restoreCommand(layout.timelineGuardScript) },
+      pre_promote: layout.timelineGuardScript,
       // New replicas are cloned at once, not after the next spread checkpoint (~100 s idle here).
       basebackup: [{ checkpoint: "fast" }],
     },

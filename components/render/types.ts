@@ -97,4 +97,6 @@ export interface PostgresLayout {
   tls?: TlsFilePaths;
   /** Patroni's on_role_change callback on Citus worker nodes (components/render/citus-promote.ts). */
   promoteCallbackScript: string;
+  /** Patroni's restore_command (history files only) and pre_promote script (components/render/timeline-guard.ts). */
+  timelineGuardScript: string;
 }

@@ -142,10 +142,11 @@ test.serial("each database container carries its own patroni.yml: its name, its 
     // Worker nodes also get the callback that tells the coordinator of their promotion.
     const callback = expectedGroup > 0 ? ["/etc/dpc/citus-after-promote.py"] : [];
     const tls = ["/etc/dpc/tls/ca.crt", "/etc/dpc/tls/server.crt", "/etc/dpc/tls/server.key"];
-    t.deepEqual(uploads.map((u) => u.file).sort(), ["/etc/dpc/app-password", ...callback, "/etc/dpc/patroni.yml", "/etc/dpc/post-bootstrap.sh", ...tls]);
+    t.deepEqual(uploads.map((u) => u.file).sort(), ["/etc/dpc/app-password", ...callback, "/etc/dpc/patroni.yml", "/etc/dpc/post-bootstrap.sh", "/etc/dpc/timeline-guard.py", ...tls]);
     t.is(uploads.find((u) => u.file === "/etc/dpc/tls/server.key")!.permissions, "0600");
     t.is(yml.restapi.certfile, "/etc/dpc/tls/server.crt");
     t.is(yml.postgresql.callbacks?.on_role_change, expectedGroup > 0 ? "/etc/dpc/citus-after-promote.py" : undefined, container.name);
+    t.is(yml.postgresql.pre_promote, "/etc/dpc/timeline-guard.py", container.name);
     t.is(uploads.find((u) => u.file === "/etc/dpc/app-password")!.content, CONFIGURED_APP_PASSWORD);
   }
   t.deepEqual([...containersByGroup.keys()].sort(), [0, 1, 2, 3, 4, 5, 6]);

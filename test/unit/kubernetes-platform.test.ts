@@ -130,6 +130,7 @@ test("one Secret per Patroni group: each member's own patroni.yml (its name, cit
         `0600 ${member}__patroni.yml /etc/dpc/patroni.yml`,
         ...(citusGroup > 0 ? [`0755 ${member}__citus-after-promote.py /etc/dpc/citus-after-promote.py`] : []),
         `0755 ${member}__post-bootstrap.sh /etc/dpc/post-bootstrap.sh`,
+        `0755 ${member}__timeline-guard.py /etc/dpc/timeline-guard.py`,
         `0644 ${member}__ca.crt /etc/dpc/tls/ca.crt`,
         `0644 ${member}__server.crt /etc/dpc/tls/server.crt`,
         `0600 ${member}__server.key /etc/dpc/tls/server.key`,
