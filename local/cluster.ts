@@ -420,10 +420,11 @@ export class LocalCluster {
     // Given up at once when that Patroni exits (a test killing it): nothing then to reload.
     const up = await pollUntil(NEW_GROUP_HEALTHY_MS, 500, async () => {
       if (this.exited(node.name)) return false;
-      const running = await request(`${this.restUrl(node)}/patroni`, { timeoutMs: 1000 }).then(
-        (r) => r.status === 200 && ["running", "streaming"].includes((JSON.parse(r.text) as { state?: string }).state ?? ""),
-        () => false,
-      );
+      // The catch after the parse: a body that is not JSON counts as not yet running (this promise
+      // is not awaited by its caller, so nothing here may reject).
+      const running = await request(`${this.restUrl(node)}/patroni`, { timeoutMs: 1000 })
+        .then((r) => r.status === 200 && ["running", "streaming"].includes((JSON.parse(r.text) as { state?: string }).state ?? ""))
+        .catch(() => false);
       return running ? true : undefined;
     });
     if (up) await postPatroni(this.restUrl(node), "/reload", this.restApiAuth(), {}).catch(() => undefined);
