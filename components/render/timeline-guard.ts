@@ -94,6 +94,7 @@ FETCH_SECONDS = ${HISTORY_FETCH_SECONDS}
 PROMOTING_MARK = os.path.join(SOCKET_DIR, "timeline-guard.promoting")
 PROMOTION_SECONDS = 60
 HISTORY_FILE = re.compile(r"^([0-9A-F]{8})\\.history$")
+WAL_SEGMENT = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$")
 
 
 def log(message):
@@ -225,6 +226,78 @@ def restore(name, path):
     return 0
 
 
+def segment_start(name, segment_size):
+    """Where the WAL segment file \`name\` begins (bytes; xlog_internal.h XLogFromFileName)."""
+    m = WAL_SEGMENT.match(name)
+    return (int(m.group(2), 16) * (0x100000000 // segment_size) + int(m.group(3), 16)) * segment_size
+
+
+def first_difference(a, b):
+    """Offset of the first byte where \`a\` and \`b\` differ (the shorter one's length when it is a prefix)."""
+    n, offset = min(len(a), len(b)), 0
+    while offset < n and a[offset:offset + 8192] == b[offset:offset + 8192]:
+        offset += 8192
+    while offset < n and a[offset] == b[offset]:
+        offset += 1
+    return offset
+
+
+def set_aside_short_segments(tli, position):
+    """Renames to \`<name>.partial\` every segment file of a newer timeline than \`tli\` (the one this
+    standby replays) that holds less of the WAL before \`position\` (the end of what it replayed) than
+    the file of its own timeline: the bytes differ, and the newer file's are zeros from the first
+    difference on. Returns the names set aside.
+
+    Why: a standby that followed a new primary's timeline restarts streaming at the start of the
+    segment, into a new zero-filled file named with the new timeline (walreceiver.c XLogWalRcvWrite,
+    xlog.c XLogFileInit). If that primary dies within milliseconds, the file holds less than the
+    standby already replayed from its own timeline's file. At promotion PostgreSQL reads its last
+    record again from the newest timeline's file of that segment (xlogrecovery.c FinishWalRecovery,
+    XLogFileReadAnyTLI), finds zeros and stops: "PANIC: invalid magic number 0000 in log segment"
+    (README "A promotion that PANICs on a partly streamed segment", PostgreSQL 15.20). The file set
+    aside holds nothing the own timeline's file lacks: they are the same WAL up to the difference."""
+    wal = os.path.join(DATA_DIR, "pg_wal")
+    names = set(os.listdir(wal))
+    set_aside = []
+    for name in sorted(names):
+        m = WAL_SEGMENT.match(name)
+        if not m or int(m.group(1), 16) <= tli:
+            continue
+        path = os.path.join(wal, name)
+        size = os.path.getsize(path)
+        if size < 1 << 20 or size & (size - 1):
+            continue
+        start = segment_start(name, size)
+        if start >= position:
+            continue  # WAL after ours only: never read for it
+        # The file PostgreSQL replayed from: its own timeline's, or an older one's (XLogFileReadAnyTLI).
+        own = next(("%08X%s" % (t, name[8:]) for t in range(tli, 0, -1) if "%08X%s" % (t, name[8:]) in names), None)
+        if own is None:
+            continue  # the newer file is the one it replayed from
+        needed = min(position, start + size) - start
+        with open(path, "rb") as f:
+            newer = f.read(needed)
+        with open(os.path.join(wal, own), "rb") as f:
+            replayed = f.read(needed)
+        if newer == replayed:
+            continue
+        first = first_difference(newer, replayed)
+        if newer[first:].strip(b"\\0"):
+            log("%s and %s differ before %X/%X other than by unwritten zeros: left as they are" % (name, own, position >> 32, position & 0xFFFFFFFF))
+            continue
+        os.replace(path, path + ".partial")
+        set_aside.append(name)
+        log("%s holds %d bytes of the %d this member replayed from %s: set aside as %s.partial (PostgreSQL would re-read "
+            "its last record from it at promotion and stop on zeros)" % (name, first, needed, own, name))
+    if set_aside:
+        fd = os.open(wal, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return set_aside
+
+
 def pre_promote():
     # PostgreSQL's own probes during this promotion ask the members too (probe_mode).
     try:
@@ -238,6 +311,7 @@ def pre_promote():
         log("own timeline unknown: promotion left to Patroni")
         return 0
     tli, position = int(ident[1]), lsn(ident[2].decode())
+    set_aside_short_segments(tli, position)
     name = "%08X.history" % (tli + 1)
     got = fetch_history(name, credentials)
     if got is None:

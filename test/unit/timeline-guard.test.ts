@@ -215,3 +215,45 @@ test("pre_promote: WAL past a newer timeline's fork refuses and stops PostgreSQL
     rmSync(alone.dir, { recursive: true, force: true });
   }
 });
+
+/** WAL-like bytes (no zero byte, so no prefix of it looks unwritten), deterministic. */
+function walBytes(length: number, seed: number): Buffer {
+  const bytes = Buffer.alloc(length);
+  for (let i = 0; i < length; i++) bytes[i] = 1 + ((i * 31 + seed) % 251);
+  return bytes;
+}
+
+const SEGMENT = 16 * 1024 * 1024;
+
+test("pre_promote: a newer timeline's segment holding less than the candidate replayed is set aside as .partial (PostgreSQL would PANIC re-reading it); one that holds it all, or differs otherwise, or is the only file, stays", (t) => {
+  // Timeline 1's segment 4 as replayed; timeline 2's file of it as a walreceiver left it: the same
+  // WAL up to 1 MB, zeros after. B's fork (HISTORY_2) is at 0/41D0478.
+  const replayed = walBytes(SEGMENT, 7);
+  const partial = Buffer.alloc(SEGMENT);
+  replayed.copy(partial, 0, 0, 1 << 20);
+  const cases: { position: string; newer: Buffer; own: boolean; setAside: boolean; why: string }[] = [
+    { position: "0/41D0478", newer: partial, own: true, setAside: true, why: "replayed to 1.8 MB, the newer file holds 1 MB" },
+    { position: "0/4080000", newer: partial, own: true, setAside: false, why: "replayed to 0.5 MB: the newer file holds all of it" },
+    { position: "0/41D0478", newer: walBytes(SEGMENT, 9), own: true, setAside: false, why: "different WAL, not zeros: not ours to judge" },
+    { position: "0/41D0478", newer: partial, own: false, setAside: false, why: "no file of its own timeline: the newer one is what it replayed" },
+  ];
+  for (const c of cases) {
+    const node = fakeNode(FAKE_PSQL(c.position));
+    try {
+      const wal = join(node.dir, "data", "pg_wal");
+      if (c.own) writeFileSync(join(wal, "000000010000000000000004"), replayed);
+      writeFileSync(join(wal, "000000020000000000000004"), c.newer);
+      // A newer timeline's segment after the candidate's end is never read for it: left alone.
+      writeFileSync(join(wal, "000000020000000000000005"), Buffer.alloc(SEGMENT));
+      const r = node.run("pre_promote");
+      t.is(r.status, 0, `${c.why}: ${r.stderr}`);
+      t.is(existsSync(join(wal, "000000020000000000000004.partial")), c.setAside, c.why);
+      t.is(existsSync(join(wal, "000000020000000000000004")), !c.setAside, c.why);
+      t.true(existsSync(join(wal, "000000020000000000000005")));
+      if (c.own) t.deepEqual(readFileSync(join(wal, "000000010000000000000004")), replayed, "its own timeline's file untouched");
+      if (c.setAside) t.regex(r.stderr, /000000020000000000000004 holds 1048576 bytes of the 1901688 this member replayed from 000000010000000000000004: set aside/);
+    } finally {
+      rmSync(node.dir, { recursive: true, force: true });
+    }
+  }
+});
