@@ -10,7 +10,7 @@ import type { ClusterConfig } from "../components/spec.ts";
 import { applyMigrations, type ApplyResult } from "../sql/apply.ts";
 import { baselineLayout, baselineParameters, baselinePaths, renderBaselineConf, renderBaselineHba, type BaselinePaths } from "./baseline-config.ts";
 import { baselineAddress, localClusterConfig } from "./layout.ts";
-import { RUN_AS, detectPostgresMajor, isAlive, pollUntil, portInUse, processesUnder, runAsPostgres, signal, startAsPostgres, stopEverythingUnder, tail } from "./processes.ts";
+import { detectPostgresMajor, isAlive, pollUntil, portInUse, postgresIds, processesUnder, runAsPostgres, signal, startAsPostgres, stopEverythingUnder, tail } from "./processes.ts";
 
 export interface BaselineOptions {
   /** Pulumi.<stack>.yaml whose settings the node takes (memory, connections, HNSW, database). */
@@ -28,13 +28,6 @@ interface BaselineSecrets {
 /** A failure with one clear cause (the CLI prints the message). */
 export class BaselineError extends Error {
   override name = "BaselineError";
-}
-
-function postgresIds(): { uid: number; gid: number } {
-  const line = readFileSync("/etc/passwd", "utf8").split("\n").find((l) => l.startsWith(`${RUN_AS}:`));
-  if (!line) throw new BaselineError(`user '${RUN_AS}' does not exist: run scripts/install.sh (as root) first`);
-  const [, , uid, gid] = line.split(":");
-  return { uid: Number(uid), gid: Number(gid) };
 }
 
 export class BaselineNode {

@@ -7,6 +7,7 @@ import { ConfigError } from "../components/spec.ts";
 import { BaselineError, BaselineNode } from "./baseline.ts";
 import { LocalCluster, LocalClusterError } from "./cluster.ts";
 import { runDrill } from "./drill.ts";
+import { PostgresUserMissing } from "./processes.ts";
 import { installPrerequisites } from "./setup.ts";
 import { parsePasswordNames, pendingSecretsPath, rotateLocalPasswords } from "./rotate.ts";
 import { pendingWorkerGroupsChange, scaleLocalCluster } from "./scale.ts";
@@ -152,7 +153,7 @@ async function main(args: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error) => {
-    if (error instanceof ConfigError || error instanceof LocalClusterError || error instanceof BaselineError) console.error(error.message);
+    if (error instanceof ConfigError || error instanceof LocalClusterError || error instanceof BaselineError || error instanceof PostgresUserMissing) console.error(error.message);
     else console.error(error);
     process.exit(1);
   },

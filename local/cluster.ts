@@ -25,13 +25,13 @@ import { request, trustByDefault, trustOrigin } from "../components/https.ts";
 import { ensureLocalCertificates, loadLocalCertificates, localTlsFiles, type LocalTlsFiles } from "./tls.ts";
 import { OPERATOR_CERTIFICATE, type ClusterCertificates } from "../components/tls/index.ts";
 import {
-  RUN_AS,
   SYSTEM_PYTHON,
   detectPostgresMajor,
   isAlive,
   pollUntil,
   portInUse,
   PATRONI_REAPER,
+  postgresIds,
   processesUnder,
   runAsPostgres,
   runAsPostgresAsync,
@@ -85,15 +85,6 @@ export interface GroupStatus {
 /** A failure of `up` with one clear cause, for people (the CLI prints only the message). */
 export class LocalClusterError extends Error {
   override name = "LocalClusterError";
-}
-
-function postgresUid(): { uid: number; gid: number } {
-  const line = readFileSync("/etc/passwd", "utf8")
-    .split("\n")
-    .find((l) => l.startsWith(`${RUN_AS}:`));
-  if (!line) throw new LocalClusterError(`user '${RUN_AS}' does not exist: run scripts/install.sh (as root) first`);
-  const [, , uid, gid] = line.split(":");
-  return { uid: Number(uid), gid: Number(gid) };
 }
 
 export function citusInstalled(postgresMajor: number): boolean {
@@ -357,13 +348,13 @@ export class LocalCluster {
   ensureDir(dir: string): void {
     if (existsSync(dir)) return;
     if (dir !== this.paths.stateDir) this.ensureDir(dirname(dir));
-    const { uid, gid } = postgresUid();
+    const { uid, gid } = postgresIds();
     mkdirSync(dir, { mode: 0o700 });
     chownSync(dir, uid, gid);
   }
 
   writeFile(file: RenderedFile): void {
-    const { uid, gid } = postgresUid();
+    const { uid, gid } = postgresIds();
     this.ensureDir(dirname(file.path));
     const mode = file.executable ? 0o700 : file.secret ? 0o600 : 0o644;
     writeFileSync(file.path, file.content, { mode });

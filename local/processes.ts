@@ -7,6 +7,24 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 
 export const RUN_AS = "postgres";
+/** The postgres user is missing: the machine is not installed (the CLI prints only the message). */
+export class PostgresUserMissing extends Error {
+  override name = "PostgresUserMissing";
+}
+
+/**
+ * The postgres user's uid and gid, from /etc/passwd.
+ * @throws PostgresUserMissing, naming the install script, when the user does not exist.
+ */
+export function postgresIds(): { uid: number; gid: number } {
+  const line = readFileSync("/etc/passwd", "utf8")
+    .split("\n")
+    .find((l) => l.startsWith(`${RUN_AS}:`));
+  if (!line) throw new PostgresUserMissing(`user '${RUN_AS}' does not exist: run scripts/install.sh (as root) first`);
+  const [, , uid, gid] = line.split(":");
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
 /** Debian's Patroni must run with Debian's python (the PATH python3 may not see its modules). */
 export const SYSTEM_PYTHON = "/usr/bin/python3";
 

@@ -18,7 +18,7 @@ export { renderHaproxyCfg } from "./haproxy.ts";
 export { clientTlsOptions, dynamicParameters, groupSynchronousMode, hasRoleChangeCallback, pgHba, patroniConfig, postgresParameters, postgresTlsParameters, renderPatroniYml, renderPostBootstrapScript, sizedParameters, synchronousNodeCount, wakesHaLoop } from "./patroni.ts";
 export { POOLER_AUTH_QUERY, POOLER_LOOKUP_FUNCTION, renderPgbouncerIni, renderPgbouncerUserlist } from "./pgbouncer.ts";
 export { renderPromoteCallback } from "./citus-promote.ts";
-export { HISTORY_FETCH_SECONDS, renderTimelineGuard, restoreCommand } from "./timeline-guard.ts";
+export { HISTORY_FETCH_SECONDS, renderTimelineGuard, restoreCommand, type TimelineGuardPaths } from "./timeline-guard.ts";
 
 /** A file to deliver into a node; `secret` files hold passwords and must be mode 0600. */
 export interface RenderedFile {

@@ -4,8 +4,9 @@
 // base built from the vendored Citus source; then the cluster is checked end to end: Citus metadata
 // and shard placement, the client path, the Schema step (with PgBouncer RECONNECT), the pooler as
 // drivers meet it, a quick benchmark, a parallel HNSW build in /dev/shm, the owner and mode of every
-// secret file, HAProxy following a container to a new address, failover of a worker group and of
-// the coordinator under writes, the stack declared again with a changed databaseMemoryMb (the
+// secret file, a standby's promotion over a partly streamed segment of a newer timeline (PostgreSQL 17
+// PANICs without the timeline guard; test/cluster/_partial-segment.ts), HAProxy following a container
+// to a new address, failover of a worker group and of the coordinator under writes, the stack declared again with a changed databaseMemoryMb (the
 // program's rolling replacement: one container at a time, the adapter replacing each as its
 // registration arrives), a new etcdImage rolled through the etcd members one at a time, and
 // `pulumi destroy` keeping the data for the next `up`.
@@ -42,6 +43,8 @@ import { DOCKER_TEST_STACK, PROJECT, testPasswords } from "./stack.ts";
 import { verifyFullUrl } from "../../components/pg-client.ts";
 import { request, trustOrigin } from "../../components/https.ts";
 import { CERTIFICATES_TYPE, certificatesProvider } from "../../components/certificates.ts";
+import { containerAddressing, containerLayout, dockerHostNaming } from "../../components/render/container.ts";
+import { cleanUpPartialSegmentScenario, runPartialSegmentScenario, type ScenarioHost } from "../cluster/_partial-segment.ts";
 
 const log = (line: string) => console.log(`[docker] ${line}`);
 
@@ -422,6 +425,31 @@ if ("unavailable" in engine) {
     }
     t.true(checked >= topology.groups.flat().length, `${checked} files checked`);
     t.log(`${checked} secret files checked: ${lines.join("; ")}`);
+  });
+
+  test.serial("PostgreSQL 17 in a database container: a standby whose newer-timeline segment file holds less than it replayed PANICs at promotion; with the shipped timeline guard's pre_promote it promotes with every replayed row", async (t) => {
+    t.true(booted, "the cluster did not boot");
+    // In a worker group's standby, on its own Unix sockets (test/cluster/_partial-segment.ts): the
+    // container's PostgreSQL and Python, the guard rendered as the containers' but for the scenario's paths.
+    const members = await settledGroup(1, 120_000);
+    const name = members.find((m) => m.role !== "leader")!.name;
+    const node = topology.groups[1].find((n) => n.name === name)!;
+    const layout = containerLayout(config).postgres(node);
+    const host: ScenarioHost = { run: (command) => adapter.exec(name, command, "postgres"), binDir: layout.binDir, root: "/tmp/dpc-partial-segment" };
+    try {
+      const r = await runPartialSegmentScenario(host, config, topology, node, containerAddressing(config, topology, dockerHostNaming), layout);
+      t.false(r.unguardedRunning, "without the guard PostgreSQL stops at promotion");
+      t.regex(r.panic ?? "", new RegExp(`PANIC:\\s+invalid magic number 0000 in (log|WAL) segment ${r.newer}`));
+      t.is(r.guardExit, 0, r.guardLog);
+      t.regex(r.guardLog, new RegExp(`${r.newer} holds ${r.written} bytes of the ${r.replayedOffset} this member replayed from 00000001${r.newer.slice(8)}: set aside`));
+      t.true(r.partialKept && r.promoted, r.promoteOutput);
+      t.is(r.timeline, 3);
+      t.deepEqual([r.rows, r.maxId], [4000, 4000], "every row it had replayed");
+      t.true(r.writableAfter, "it takes writes");
+      t.log(`${name} (${layout.binDir}): C replayed to ${r.replayedLsn}, B forked at ${r.fork}, ${r.newer} held ${r.written} of ${r.replayedOffset} bytes; unguarded: ${r.panic}; guarded: timeline ${r.timeline}, ${r.rows} rows (${r.seconds.toFixed(1)} s)`);
+    } finally {
+      await cleanUpPartialSegmentScenario(host);
+    }
   });
 
   test.serial("HAProxy routes to a database container again after it comes back with another address", async (t) => {
