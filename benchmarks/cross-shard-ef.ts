@@ -14,6 +14,7 @@ import { createAndLoadTable, dropTable } from "./bench-table.ts";
 import { ClusteredVectors, STREAMS, vectorLiteral } from "./dataset.ts";
 import { dialectOf, readEnvironment } from "./environment.ts";
 import { DEFAULT_CONFIG } from "../components/spec.ts";
+import { quietClient } from "../components/pg-client.ts";
 
 interface Args {
   url: string;
@@ -128,7 +129,7 @@ async function main(): Promise<void> {
   // Load both at once (the machine's cores are shared either way); measure one after the other.
   await Promise.all(
     targets.map(async ({ url, label }) => {
-      const client = new pg.Client({ connectionString: url });
+      const client = quietClient({ connectionString: url });
       await client.connect();
       try {
         const environment = await readEnvironment(client);
@@ -149,7 +150,7 @@ async function main(): Promise<void> {
   for (const target of targets) results.push(...(await measure(target.url, target.label, target.efs, vectors, args.seconds)));
   if (args.out) writeFileSync(args.out, JSON.stringify(results, null, 2) + "\n");
   for (const { url } of targets) {
-    const client = new pg.Client({ connectionString: url });
+    const client = quietClient({ connectionString: url });
     await client.connect();
     await dropTable(client).finally(() => client.end());
   }

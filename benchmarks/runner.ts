@@ -1,6 +1,5 @@
 // Runs the whole suite: read the environment, load the data set, warm up, run each scenario, then
 // the load-generator figure; returns the report (and writes it when an output directory is given).
-import pg from "pg";
 import { MAX_HNSW_DIMENSIONS } from "../components/spec.ts";
 import { CITUS_ABSENT_NOTE } from "../sql/apply.ts";
 import { createAndLoadTable, dropTable } from "./bench-table.ts";
@@ -18,6 +17,7 @@ import { explainSearch, search } from "./search-sql.ts";
 import { baselineSection } from "./baseline.ts";
 import { SuiteContext } from "./suite-context.ts";
 import { worstVerdict } from "./targets.ts";
+import { quietClient } from "../components/pg-client.ts";
 
 export interface RunOutcome {
   report: BenchmarkReport;
@@ -68,7 +68,7 @@ async function runSuite(options: BenchmarkOptions, progress: Progress, metrics?:
   const startedAt = new Date();
   const plan = MODE_PLANS[options.mode];
   const notes: string[] = [];
-  const setup = new pg.Client({ connectionString: options.url });
+  const setup = quietClient({ connectionString: options.url });
   // Idle through the scenarios: a lost connection surfaces on its next query, not as an uncaught event.
   setup.on("error", () => undefined);
   await setup.connect();

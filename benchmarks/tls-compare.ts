@@ -18,6 +18,7 @@ import { LatencyRecorder, nowMs } from "./latency.ts";
 import { search, type SearchQuery } from "./search-sql.ts";
 import { DEFAULT_CONFIG } from "../components/spec.ts";
 import type { VectorDialect } from "../sql/vector-dialect.ts";
+import { quietClient } from "../components/pg-client.ts";
 
 export type Transport = "tls" | "plain";
 
@@ -86,7 +87,7 @@ async function searchPhase(url: string, clients: number, seconds: number, dialec
   const started = nowMs();
   await Promise.all(
     Array.from({ length: clients }, async (_, c) => {
-      const client = new pg.Client({ connectionString: url });
+      const client = quietClient({ connectionString: url });
       await client.connect();
       tally.encrypted.push(isEncrypted(client));
       try {
@@ -110,7 +111,7 @@ async function searchPhase(url: string, clients: number, seconds: number, dialec
 async function connectPhase(url: string, count: number, tally: Tally): Promise<void> {
   for (let i = 0; i < count; i++) {
     const t0 = nowMs();
-    const client = new pg.Client({ connectionString: url });
+    const client = quietClient({ connectionString: url });
     try {
       await client.connect();
       await client.query("SELECT 1");
@@ -147,7 +148,7 @@ function figures(transport: Transport, tally: Tally): TransportFigures {
 export async function compareTls(options: TlsCompareOptions): Promise<TlsComparison> {
   const log = options.log ?? (() => undefined);
   const data: DatasetOptions = { rows: options.rows, dimensions: DEFAULT_CONFIG.embeddingDimensions, namespaces: 24, clusters: 50, seed: 42 };
-  const setup = new pg.Client({ connectionString: options.tlsUrl });
+  const setup = quietClient({ connectionString: options.tlsUrl });
   await setup.connect();
   let dialect: VectorDialect;
   try {
@@ -180,7 +181,7 @@ export async function compareTls(options: TlsCompareOptions): Promise<TlsCompari
       log(`round ${r + 1}/${options.rounds} ${transport}: ${tallies[transport].searches.count} searches so far`);
     }
   }
-  const cleanup = new pg.Client({ connectionString: options.tlsUrl });
+  const cleanup = quietClient({ connectionString: options.tlsUrl });
   await cleanup.connect();
   await dropTable(cleanup).finally(() => cleanup.end());
   const tls = figures("tls", tallies.tls);

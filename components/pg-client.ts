@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type pg from "pg";
+import pg from "pg";
 
 /**
  * `{ connectionString, ssl }` for pg.Client/pg.Pool. With `ca` (PEM) the server's certificate must
@@ -49,4 +49,17 @@ export function caFile(ca: string): string {
   writeFileSync(file, ca, { mode: 0o600 });
   written.set(ca, file);
   return file;
+}
+
+/**
+ * A pg.Client that does not crash the process when the server ends the connection while no query
+ * runs: a demoted or stopping primary terminates every session ("terminating connection due to
+ * administrator command", 57P01), also one between its last query and `end()`, and node-postgres
+ * emits that as an 'error' event, which without a listener is an uncaught exception (seen in a
+ * switchover test). A later query on the client still fails with the error.
+ */
+export function quietClient(config: string | pg.ClientConfig): pg.Client {
+  const client = new pg.Client(config);
+  client.on("error", () => undefined);
+  return client;
 }

@@ -1,7 +1,6 @@
 // PgBouncer's admin console (the `pgbouncer` database): PAUSE, RESUME, RECONNECT, RELOAD. Used by the
 // Schema step, the rollout's switchover gate and the local runner; no Pulumi import.
-import pg from "pg";
-import { pgClientConfig } from "./pg-client.ts";
+import { pgClientConfig, quietClient } from "./pg-client.ts";
 
 /**
  * Runs one admin console command as `url`'s user (who must be in PgBouncer's admin_users). The
@@ -9,7 +8,7 @@ import { pgClientConfig } from "./pg-client.ts";
  * throws; connects within `connectTimeoutMs` (ms); `ca`: the cluster CA (PEM) when PgBouncer speaks TLS; `serverName`: the name its certificate carries when `url` dials an address it does not name.
  */
 export async function pgbouncerCommand(url: string, command: string, connectTimeoutMs = 5000, ca?: string, serverName?: string): Promise<void> {
-  const client = new pg.Client(pgClientConfig(url, ca, { connectionTimeoutMillis: connectTimeoutMs }, serverName));
+  const client = quietClient(pgClientConfig(url, ca, { connectionTimeoutMillis: connectTimeoutMs }, serverName));
   client.on("error", () => undefined);
   await client.connect();
   try {

@@ -11,6 +11,7 @@ import { applyMigrations, type ApplyResult } from "../sql/apply.ts";
 import { baselineLayout, baselineParameters, baselinePaths, renderBaselineConf, renderBaselineHba, type BaselinePaths } from "./baseline-config.ts";
 import { baselineAddress, localClusterConfig } from "./layout.ts";
 import { detectPostgresMajor, isAlive, pollUntil, portInUse, postgresIds, processesUnder, runAsPostgres, signal, startAsPostgres, stopEverythingUnder, tail } from "./processes.ts";
+import { quietClient } from "../components/pg-client.ts";
 
 export interface BaselineOptions {
   /** Pulumi.<stack>.yaml whose settings the node takes (memory, connections, HNSW, database). */
@@ -132,7 +133,7 @@ export class BaselineNode {
     const { pid } = startAsPostgres("baseline", [`${this.binDir}/postgres`, "-D", this.paths.dataDir, "-c", `config_file=${this.paths.configFile}`], log);
     const ready = await pollUntil(60_000, 250, async () => {
       if (!isAlive(pid)) throw new BaselineError(`the baseline PostgreSQL exited; its log ends:\n${tail(log)}`);
-      const client = new pg.Client({ connectionString: this.superuserUrl("postgres"), connectionTimeoutMillis: 2000 });
+      const client = quietClient({ connectionString: this.superuserUrl("postgres"), connectionTimeoutMillis: 2000 });
       try {
         await client.connect();
         return true;
@@ -147,7 +148,7 @@ export class BaselineNode {
     // The application role and the database, as Patroni's post-bootstrap script and its citus
     // section make them on the cluster. The password travels as a bind parameter and only the
     // server builds the statement (as the post-bootstrap script's \gexec does): it is on no command line.
-    const admin = new pg.Client({ connectionString: this.superuserUrl("postgres") });
+    const admin = quietClient({ connectionString: this.superuserUrl("postgres") });
     await admin.connect();
     try {
       const role = await admin.query<{ ddl: string }>(

@@ -40,6 +40,7 @@ import {
   stopEverythingUnder,
   tail,
 } from "./processes.ts";
+import { quietClient } from "../components/pg-client.ts";
 
 export interface LocalOptions {
   /** Pulumi.<stack>.yaml to render. */
@@ -525,7 +526,7 @@ export class LocalCluster {
 
   /** Replicas in `streaming` state as the given primary sees them (pg_stat_replication). */
   async streamingReplicas(primary: PostgresNode): Promise<number> {
-    const client = new pg.Client({ connectionString: this.nodeUrl(primary), connectionTimeoutMillis: 2000 });
+    const client = quietClient({ connectionString: this.nodeUrl(primary), connectionTimeoutMillis: 2000 });
     try {
       await client.connect();
       const result = await client.query("SELECT count(*)::int AS n FROM pg_stat_replication WHERE state = 'streaming'");
@@ -539,7 +540,7 @@ export class LocalCluster {
 
   /** One query through PgBouncer -> HAProxy -> coordinator primary. */
   async queryThroughPooler(sql: string, user: "app" | "admin" = "app", database = this.config.database, queryTimeoutMs = 5000): Promise<pg.QueryResult> {
-    const client = new pg.Client({ connectionString: this.pgbouncerUrl(user, database), connectionTimeoutMillis: 3000, query_timeout: queryTimeoutMs });
+    const client = quietClient({ connectionString: this.pgbouncerUrl(user, database), connectionTimeoutMillis: 3000, query_timeout: queryTimeoutMs });
     try {
       await client.connect();
       return await client.query(sql);

@@ -1,11 +1,11 @@
 // Where the time of a failover goes, sampled every 100 ms from the kill on: the leader key expiring
 // in etcd (seen through the surviving members' Patroni), the new leader taking it, its PostgreSQL
 // leaving recovery, and the route to it (HAProxy for the coordinator, pg_dist_node for a worker).
-import pg from "pg";
 import type { PostgresNode } from "../components/spec.ts";
 import type { LocalCluster } from "./cluster.ts";
 import { clusterMembers, leaderOf } from "./patroni-api.ts";
 import { sleep } from "./processes.ts";
+import { quietClient } from "../components/pg-client.ts";
 
 /** Seconds from the kill to each event; null when it was not seen before the sampler stopped. */
 export interface FailoverTimeline {
@@ -21,7 +21,7 @@ export interface FailoverTimeline {
 
 /** Whether the PostgreSQL at `url` answers within `timeoutMs` and is out of recovery (a primary). */
 export async function outOfRecovery(url: string, timeoutMs = 500): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs });
+  const client = quietClient({ connectionString: url, connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs });
   try {
     await client.connect();
     return (await client.query("SELECT NOT pg_is_in_recovery() AS primary")).rows[0].primary === true;
@@ -78,7 +78,7 @@ export class FailoverSampler {
 
   private async routedTo(node: PostgresNode): Promise<boolean> {
     if (this.group === 0) return (await this.cluster.haproxyServerStates("coordinator_primary")).get(node.name)?.startsWith("UP") ?? false;
-    const client = new pg.Client({ connectionString: this.cluster.primaryUrl(this.cluster.config.database), connectionTimeoutMillis: 500, query_timeout: 1000 });
+    const client = quietClient({ connectionString: this.cluster.primaryUrl(this.cluster.config.database), connectionTimeoutMillis: 500, query_timeout: 1000 });
     try {
       await client.connect();
       const result = await client.query("SELECT nodename FROM pg_dist_node WHERE groupid = $1 AND noderole = 'primary' AND isactive", [this.group]);

@@ -1,12 +1,12 @@
 // Failover under continuous writes, as the tests and the drill run it: kill a group's primary
 // (SIGKILL of Patroni and postmaster), measure until writes succeed again, count lost writes,
 // restart the old node and wait until it streams again as a replica.
-import pg from "pg";
 import type { PostgresNode } from "../components/spec.ts";
 import type { LocalCluster } from "./cluster.ts";
 import { pollUntil, sleep } from "./processes.ts";
 import { ContinuousWriter, missingWrites } from "./writer.ts";
 import { FailoverSampler, type FailoverTimeline } from "./failover-timeline.ts";
+import { quietClient } from "../components/pg-client.ts";
 
 export interface FailoverResult {
   group: number;
@@ -34,7 +34,7 @@ async function waitUntil(what: string, timeoutMs: number, condition: () => Promi
 
 /** The address pg_dist_node lists as worker group `group`'s primary, read on the coordinator. */
 export async function distNodeAddress(cluster: LocalCluster, group: number): Promise<string | undefined> {
-  const client = new pg.Client({ connectionString: cluster.primaryUrl(cluster.config.database), connectionTimeoutMillis: 3000 });
+  const client = quietClient({ connectionString: cluster.primaryUrl(cluster.config.database), connectionTimeoutMillis: 3000 });
   try {
     await client.connect();
     const result = await client.query<{ nodename: string }>(

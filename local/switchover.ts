@@ -3,13 +3,13 @@
 // over, and PgBouncer RESUMEs only once HAProxy routes read-write traffic to the new primary alone and
 // it has left recovery. A worker group's switchover is held by Patroni itself, through Citus
 // (citus_update_node with a cooldown), so PgBouncer stays open. The rolling changes reuse this.
-import pg from "pg";
 import type { PostgresNode } from "../components/spec.ts";
 import { pgbouncerCommand } from "../components/pgbouncer-admin.ts";
 import { SYNCHRONOUS_ROLES, type LocalCluster } from "./cluster.ts";
 import { clusterMembers, leaderOf, postPatroni } from "./patroni-api.ts";
 import { pollUntil } from "./processes.ts";
 import { outOfRecovery } from "./failover-timeline.ts";
+import { quietClient } from "../components/pg-client.ts";
 
 /** Seconds from PAUSE (the start of the pause) to each event; null when not seen before PgBouncer resumed. */
 export interface SwitchoverTimeline {
@@ -84,7 +84,7 @@ export async function plannedSwitchover(cluster: LocalCluster, group: number, ca
   const gate = group === 0;
   // The demotion ends with a shutdown checkpoint: one taken now, while clients still flow, leaves it
   // little to write, which shortens the pause.
-  const checkpoint = new pg.Client({ connectionString: cluster.nodeUrl(cluster.node(leader.name)), connectionTimeoutMillis: 3000 });
+  const checkpoint = quietClient({ connectionString: cluster.nodeUrl(cluster.node(leader.name)), connectionTimeoutMillis: 3000 });
   await checkpoint.connect();
   await checkpoint.query("CHECKPOINT").finally(() => checkpoint.end());
   const timeline: SwitchoverTimeline = {

@@ -2,6 +2,7 @@
 // recording which writes were acknowledged and when. The failover tests and the drill both use it.
 import pg from "pg";
 import { sleep } from "./processes.ts";
+import { quietClient } from "../components/pg-client.ts";
 
 export interface WriterResult {
   acknowledged: number[];
@@ -49,7 +50,7 @@ export class ContinuousWriter {
    * synchronous standbys (a distributed row commits on its worker group alone).
    */
   static async createTable(connectionString: string, table: string, grantTo?: string, options: { local?: boolean } = {}): Promise<void> {
-    const client = new pg.Client({ connectionString, connectionTimeoutMillis: 5000 });
+    const client = quietClient({ connectionString, connectionTimeoutMillis: 5000 });
     await client.connect();
     try {
       await client.query(
@@ -74,7 +75,7 @@ export class ContinuousWriter {
    * tries b0, b1, ... and asks Citus where each would go. Throws when none of 1000 lands there.
    */
   static async bucketOnGroup(connectionString: string, table: string, group: number): Promise<string> {
-    const client = new pg.Client({ connectionString, connectionTimeoutMillis: 5000 });
+    const client = quietClient({ connectionString, connectionTimeoutMillis: 5000 });
     await client.connect();
     try {
       const result = await client.query<{ bucket: string }>(
@@ -132,14 +133,13 @@ export class ContinuousWriter {
     while (!this.stopped) {
       let client: pg.Client | undefined;
       try {
-        client = new pg.Client({
+        client = quietClient({
           connectionString: await this.target.connectionString(),
           connectionTimeoutMillis: 2000,
           // Long enough to wait through a planned switchover's pause; a dead server fails the
           // connection (refused, or closed by HAProxy) long before.
           query_timeout: 10000,
         });
-        client.on("error", () => undefined); // a dropped connection surfaces on the next query
         await client.connect();
         while (!this.stopped) {
           const seq = ++this.sequence;
@@ -163,7 +163,7 @@ export class ContinuousWriter {
 
 /** Acknowledged writes of `bucket` missing from the table afterwards (must be none). */
 export async function missingWrites(connectionString: string, table: string, acknowledged: number[], bucket = DEFAULT_BUCKET): Promise<number[]> {
-  const client = new pg.Client({ connectionString, connectionTimeoutMillis: 5000 });
+  const client = quietClient({ connectionString, connectionTimeoutMillis: 5000 });
   await client.connect();
   try {
     const rows = await client.query(`SELECT seq FROM ${table} WHERE bucket = $1`, [bucket]);

@@ -6,6 +6,7 @@ import { latestVersion, quoteIdent, quoteLiteral, REGISTERED_WORKER_GROUPS_SQL, 
 import { scramSha256Verifier } from "../components/rotation/scram.ts";
 import { vectorDialect } from "./vector-dialect.ts";
 import { ROLES } from "../components/render/types.ts";
+import { quietClient } from "../components/pg-client.ts";
 
 export const MIGRATIONS_TABLE = "public.schema_migrations";
 export const CITUS_ABSENT_NOTE = "citus extension absent: tables are local, not distributed";
@@ -223,7 +224,7 @@ async function applyWithClient(client: pg.ClientBase, config: ClusterConfig, opt
  */
 export async function applyMigrations(target: pg.ClientBase | string, config: ClusterConfig, options: ApplyOptions = {}): Promise<ApplyResult> {
   if (typeof target !== "string") return applyWithClient(target, config, options);
-  const client = new pg.Client({ connectionString: target });
+  const client = quietClient({ connectionString: target });
   await client.connect();
   try {
     return await applyWithClient(client, config, options);

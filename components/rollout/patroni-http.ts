@@ -1,10 +1,9 @@
 // The rollout's target over the wire: Patroni's REST API on every member, PgBouncer's admin console,
 // HAProxy's stats. Used by the local runner (local/apply-changes.ts) and the Pulumi dynamic provider
 // (components/rollout/apply.ts); no Pulumi import.
-import pg from "pg";
 import { request as httpRequest } from "../https.ts";
 import { pgbouncerCommand } from "../pgbouncer-admin.ts";
-import { pgClientConfig } from "../pg-client.ts";
+import { pgClientConfig, quietClient } from "../pg-client.ts";
 import type { Parameters } from "./parameters.ts";
 import type { Member, RolloutTarget } from "./orchestrate.ts";
 
@@ -100,8 +99,7 @@ export const ROUTED_PROBES = 6;
 
 /** Whether a fresh connection to `url` reaches a server out of recovery. */
 async function reachesPrimary(url: string, ca?: string, serverName?: string): Promise<boolean> {
-  const client = new pg.Client(pgClientConfig(url, ca, { connectionTimeoutMillis: 2000, query_timeout: 2000 }, serverName));
-  client.on("error", () => undefined);
+  const client = quietClient(pgClientConfig(url, ca, { connectionTimeoutMillis: 2000, query_timeout: 2000 }, serverName));
   try {
     await client.connect();
     return (await client.query("SELECT pg_is_in_recovery() AS standby")).rows[0].standby === false;
@@ -118,8 +116,7 @@ async function reachesPrimary(url: string, ca?: string, serverName?: string): Pr
  * was told of (postgresql/mpp/citus.py update_node).
  */
 async function primariesOf(url: string, group: number, ca?: string, serverName?: string): Promise<string[]> {
-  const client = new pg.Client(pgClientConfig(url, ca, { connectionTimeoutMillis: 2000, query_timeout: 2000 }, serverName));
-  client.on("error", () => undefined);
+  const client = quietClient(pgClientConfig(url, ca, { connectionTimeoutMillis: 2000, query_timeout: 2000 }, serverName));
   try {
     await client.connect();
     const { rows } = await client.query("SELECT nodename FROM pg_catalog.pg_dist_node WHERE groupid = $1 AND noderole = 'primary' AND isactive", [group]);
@@ -209,8 +206,7 @@ export function patroniHttpTarget(spec: PatroniHttpSpec): RolloutTarget {
       if (!urls[member]) return;
       // Dialled where the REST API is: verified against the same name (PatroniMemberUrl.serverName).
       const serverName = spec.groups.find((g) => g.group === group)?.members.find((m) => m.name === member)?.serverName;
-      const client = new pg.Client(pgClientConfig(urls[member], spec.ca, { connectionTimeoutMillis: 3000 }, serverName));
-      client.on("error", () => undefined);
+      const client = quietClient(pgClientConfig(urls[member], spec.ca, { connectionTimeoutMillis: 3000 }, serverName));
       await client.connect();
       await client.query("CHECKPOINT").finally(() => client.end().catch(() => undefined));
     };

@@ -1,7 +1,6 @@
 // Step 3 of a rotation: one login through PgBouncer with the new application password per pool.
 // No Pulumi import (the dynamic provider loads it).
-import pg from "pg";
-import { pgClientConfig } from "../pg-client.ts";
+import { pgClientConfig, quietClient } from "../pg-client.ts";
 import { briefError } from "../schema-apply.ts";
 
 /**
@@ -21,7 +20,7 @@ export async function refreshPoolerLogins(urls: string[], options: { ca?: string
   const deadline = Date.now() + (options.timeoutMs ?? 30_000);
   for (const url of urls) {
     for (let attempt = 1; ; attempt++) {
-      const client = new pg.Client(pgClientConfig(url, options.ca, { connectionTimeoutMillis: 5000 }, options.serverName));
+      const client = quietClient(pgClientConfig(url, options.ca, { connectionTimeoutMillis: 5000 }, options.serverName));
       client.on("error", () => undefined);
       try {
         await client.connect();

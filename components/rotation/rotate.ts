@@ -9,11 +9,11 @@
 //  4. whatever records the passwords for people and tools (stack outputs, the local secrets file).
 // The local runner and the Pulumi resource run this same function with their own steps 2-4. No
 // Pulumi import: the dynamic provider loads this file in its own process.
-import pg from "pg";
 import { ROLES, type ClusterSecrets } from "../render/types.ts";
 import { briefError, isRetryableError } from "../schema-apply.ts";
 import { rotateDatabasePasswords } from "./database.ts";
 import { planRotation, validatePasswords, type PasswordName, type RotationPlan } from "./plan.ts";
+import { quietClient } from "../pg-client.ts";
 
 /** The platform's part: where the files live and how the processes reload them. */
 export interface RotationSteps {
@@ -60,7 +60,7 @@ export interface RotationResult {
 }
 
 async function databaseStep(url: string, plan: RotationPlan): Promise<{ workers: string[] }> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+  const client = quietClient({ connectionString: url, connectionTimeoutMillis: 5000 });
   client.on("error", () => undefined);
   await client.connect();
   try {

@@ -19,6 +19,7 @@
 //   its Patroni is stopped (else it adds them again).
 import pg from "pg";
 import { briefError, isRetryableError } from "../schema-apply.ts";
+import { quietClient } from "../pg-client.ts";
 
 /** How a shard is copied: with logical replication (writes continue), or with writes blocked. */
 export type TransferMode = "force_logical" | "block_writes";
@@ -90,7 +91,7 @@ export class ScalingError extends Error {
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+  const client = quietClient({ connectionString: url, connectionTimeoutMillis: 5000 });
   client.on("error", () => undefined); // a dropped connection surfaces on the next query
   await client.connect();
   try {

@@ -11,8 +11,7 @@
 //   StatefulSets afterwards: resources gone from the program are deleted after every other step,
 //   and not at all when a step failed (README, "Scaling the worker groups").
 // No Pulumi import and no I/O of its own beyond SQL: the StatefulSets' API is given.
-import pg from "pg";
-import { pgClientConfig, verifyFullUrl } from "../pg-client.ts";
+import { pgClientConfig, verifyFullUrl, quietClient } from "../pg-client.ts";
 import { drainWorkerGroups, registeredWorkerGroups, removeWorkerGroups, scaleOut, ScalingError, type ShardSpread } from "./citus-workers.ts";
 import type { StatefulSetScaler } from "../platform/kubernetes/scale-api.ts";
 
@@ -67,7 +66,7 @@ export interface CitusScaling {
 
 /** Worker groups with an active primary row in pg_dist_node, over one connection. */
 async function registered(url: string): Promise<number[]> {
-  const client = new pg.Client(pgClientConfig(url, undefined, { connectionTimeoutMillis: 10000 }));
+  const client = quietClient(pgClientConfig(url, undefined, { connectionTimeoutMillis: 10000 }));
   client.on("error", () => undefined);
   await client.connect();
   return registeredWorkerGroups(client).finally(() => client.end().catch(() => undefined));

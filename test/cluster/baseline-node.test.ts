@@ -10,6 +10,7 @@ import { baselineAddress } from "../../local/layout.ts";
 import { defaultOptions } from "../../benchmarks/options.ts";
 import { runBenchmark } from "../../benchmarks/runner.ts";
 import { reportSchemaErrors } from "../../benchmarks/report.ts";
+import { quietClient } from "../../components/pg-client.ts";
 
 const benchUrl = process.env.DPC_TEST_APP_DATABASE_URL;
 const databaseUrl = process.env.DPC_TEST_DATABASE_URL;
@@ -23,7 +24,7 @@ const node = new BaselineNode({ stackFile: process.env.DPC_TEST_STACK_FILE!, dir
 const SHARED_PARAMETERS = ["shared_buffers", "effective_cache_size", "maintenance_work_mem", "work_mem", "max_connections", "max_parallel_maintenance_workers", "password_encryption"];
 
 async function query<T extends pg.QueryResultRow>(url: string, sql: string, values: unknown[] = []): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url });
+  const client = quietClient({ connectionString: url });
   await client.connect();
   try {
     return (await client.query<T>(sql, values)).rows;

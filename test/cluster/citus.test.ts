@@ -10,6 +10,7 @@ import { recallAtK } from "../../benchmarks/recall.ts";
 import { failoverUnderWrites } from "../../local/failover.ts";
 import { APP_SCHEMA, DISTRIBUTED_TABLES, REFERENCE_TABLES, hnswIndexName } from "../../sql/migrations.ts";
 import { runningCluster } from "./context.ts";
+import { quietClient } from "../../components/pg-client.ts";
 
 const cluster = runningCluster();
 const { config } = cluster;
@@ -24,7 +25,7 @@ const NAMESPACE_PREFIX = "citus-test-";
 async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
   // 15 s: PgBouncer answers a first login only once it has a server connection, which took over
   // 5 s on this machine at load average 40-50 (the data load's four parallel clients timed out).
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 15000 });
+  const client = quietClient({ connectionString: url, connectionTimeoutMillis: 15000 });
   await client.connect();
   try {
     return await work(client);

@@ -7,6 +7,7 @@ import { pollUntil, sleep } from "../../local/processes.ts";
 import { ContinuousWriter } from "../../local/writer.ts";
 import { runningCluster } from "./context.ts";
 import { request } from "../../components/https.ts";
+import { quietClient } from "../../components/pg-client.ts";
 
 const cluster = runningCluster();
 
@@ -25,7 +26,7 @@ test.serial("Patroni runs every group in the configured synchronous mode (quorum
 });
 
 async function withNode<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+  const client = quietClient({ connectionString: url, connectionTimeoutMillis: 3000 });
   await client.connect();
   try {
     return await work(client);

@@ -4,10 +4,10 @@
 // is never killed. /health, which the platform probed before, fails all along. The member is left
 // running, streaming and ready.
 import test from "ava";
-import pg from "pg";
 import { patroniProbes, httpProbePasses } from "../../components/platform/kubernetes/probes.ts";
 import { probeDuringClone } from "./_clone-probes.ts";
 import { runningCluster } from "./context.ts";
+import { quietClient } from "../../components/pg-client.ts";
 
 const cluster = runningCluster();
 
@@ -18,7 +18,7 @@ test("probes while a replica is cloned: readiness false, liveness true, all the 
   const node = cluster.node(replica.name);
   const leader = (await cluster.leader(0))!;
   // Slow the basebackup down to about 15 s for the data there is, so that it can be watched.
-  const client = new pg.Client({ connectionString: cluster.nodeUrl(leader), connectionTimeoutMillis: 3000 });
+  const client = quietClient({ connectionString: cluster.nodeUrl(leader), connectionTimeoutMillis: 3000 });
   await client.connect();
   const bytes = Number((await client.query("SELECT sum(pg_database_size(datname))::bigint AS n FROM pg_database")).rows[0].n);
   await client.end();

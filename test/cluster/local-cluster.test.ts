@@ -5,6 +5,7 @@ import { parse } from "yaml";
 import { readFileSync } from "node:fs";
 import { sleep } from "../../local/processes.ts";
 import { runningCluster } from "./context.ts";
+import { quietClient } from "../../components/pg-client.ts";
 
 const cluster = runningCluster();
 
@@ -75,8 +76,7 @@ test("losing 2 of 3 etcd members and bringing them back recovers every group and
 test("a wrong password is refused through PgBouncer with a message naming the cause", async (t) => {
   const url = new URL(cluster.pgbouncerUrl("app"));
   url.password = "not-the-password";
-  const { default: pg } = await import("pg");
-  const client = new pg.Client({ connectionString: url.toString(), connectionTimeoutMillis: 3000 });
+  const client = quietClient({ connectionString: url.toString(), connectionTimeoutMillis: 3000 });
   const error = await t.throwsAsync(client.connect());
   // PgBouncer verifies the client itself (SCRAM) and answers with its own wording.
   t.regex(error!.message, /SASL authentication failed|password authentication failed for user "app"/);

@@ -4,7 +4,6 @@
 // connections between nodes (pg_dist_authinfo) and Patroni (a switchover afterwards) keep working.
 // It changes the cluster's passwords: the harness runs it after every other test.
 import test from "ava";
-import pg from "pg";
 import { PORTS, ROLES, type ClusterSecrets } from "../../components/render/index.ts";
 import type { PostgresNode } from "../../components/spec.ts";
 import { PASSWORD_NAMES } from "../../components/rotation/plan.ts";
@@ -23,12 +22,13 @@ import { LocalCluster } from "../../local/cluster.ts";
 import { runningCluster } from "./context.ts";
 import { request } from "../../components/https.ts";
 import { pgbouncerCommand } from "../../components/pgbouncer-admin.ts";
+import { quietClient } from "../../components/pg-client.ts";
 
 const cluster = runningCluster();
 
 /** Logs in and runs `sql`; returns the first row, or the error's SQLSTATE and message. */
 async function login(url: string, sql = "SELECT 1 AS one"): Promise<{ ok: true; row: Record<string, unknown> } | { ok: false; code: string; message: string }> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+  const client = quietClient({ connectionString: url, connectionTimeoutMillis: 5000 });
   client.on("error", () => undefined);
   try {
     await client.connect();
@@ -183,7 +183,7 @@ test.serial("an interrupted rotation (roles changed, files not yet) is completed
   const next = { ...old, app: `interrupted-${Date.now()}-app` };
   // What a rotation that died after its first step leaves: the target recorded, the roles changed.
   writeFileSync(pendingSecretsFile(cluster), JSON.stringify(next), { mode: 0o600 });
-  const client = new pg.Client({ connectionString: cluster.primaryUrl(cluster.config.database) });
+  const client = quietClient({ connectionString: cluster.primaryUrl(cluster.config.database) });
   await client.connect();
   await rotateDatabasePasswords(client, planRotation(old, next).roles).finally(() => client.end());
   const leader = (await cluster.leader(0))!;

@@ -21,6 +21,7 @@ import type { PostgresConfigInputs } from "../../components/rollout/apply.ts";
 import { ROLES } from "../../components/render/index.ts";
 import { runningCluster } from "./context.ts";
 import { request } from "../../components/https.ts";
+import { quietClient } from "../../components/pg-client.ts";
 
 const run = promisify(execFile);
 const cluster = runningCluster();
@@ -38,7 +39,7 @@ function stackWith(parameters: Record<string, string | number>): string {
 }
 
 async function query<T extends pg.QueryResultRow>(url: string, sql: string, values: unknown[] = []): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+  const client = quietClient({ connectionString: url, connectionTimeoutMillis: 5000 });
   await client.connect();
   try {
     return (await client.query<T>(sql, values)).rows;

@@ -10,7 +10,6 @@
 // application by auth_query and changes nothing): 0 failed, 0 lost writes, new logins with the new
 // passwords, the old ones refused. It changes every password: run late (harness).
 import test from "ava";
-import pg from "pg";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,11 +27,12 @@ import { ContinuousWriter, missingWrites } from "../../local/writer.ts";
 import { sleep } from "../../local/processes.ts";
 import type { PostgresNode } from "../../components/spec.ts";
 import { runningCluster } from "./context.ts";
+import { quietClient } from "../../components/pg-client.ts";
 
 const cluster = runningCluster();
 
 async function login(url: string, sql = "SELECT 1 AS one"): Promise<{ ok: true; row: Record<string, unknown> } | { ok: false; code: string; message: string }> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+  const client = quietClient({ connectionString: url, connectionTimeoutMillis: 5000 });
   client.on("error", () => undefined);
   try {
     await client.connect();

@@ -17,6 +17,7 @@ import { pollUntil, processesUnder, sleep } from "../../local/processes.ts";
 import { shardSpread, type ShardSpread } from "../../components/scaling/citus-workers.ts";
 import { APP_SCHEMA } from "../../sql/migrations.ts";
 import { runningCluster } from "./context.ts";
+import { quietClient } from "../../components/pg-client.ts";
 
 const cluster = runningCluster();
 const { config } = cluster;
@@ -27,7 +28,7 @@ const ROWS = 6000;
 const NAMESPACES = 48;
 
 async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+  const client = quietClient({ connectionString: url, connectionTimeoutMillis: 5000 });
   await client.connect();
   try {
     return await work(client);

@@ -30,6 +30,7 @@ import { isAlive, pollUntil, processesUnder, signal, sleep } from "../../local/p
 import { ContinuousWriter, missingWrites } from "../../local/writer.ts";
 import { APP_SCHEMA } from "../../sql/migrations.ts";
 import { runningCluster } from "./context.ts";
+import { quietClient } from "../../components/pg-client.ts";
 
 const cluster = runningCluster();
 const { config } = cluster;
@@ -51,7 +52,7 @@ const three = (() => {
 const groupThree = () => three.cluster.topology.groups[3];
 
 async function asSuperuser<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: cluster.primaryUrl(config.database), connectionTimeoutMillis: 10000 });
+  const client = quietClient({ connectionString: cluster.primaryUrl(config.database), connectionTimeoutMillis: 10000 });
   await client.connect();
   try {
     return await work(client);

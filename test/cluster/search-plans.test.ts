@@ -9,6 +9,7 @@ import { recallAtK } from "../../benchmarks/recall.ts";
 import { APP_SCHEMA, SEARCH_FUNCTION } from "../../sql/migrations.ts";
 import { chooseSearchPlan, EXACT_SEARCH_MAX_ROWS } from "../../sql/search-plan.ts";
 import { runningCluster } from "./context.ts";
+import { quietClient } from "../../components/pg-client.ts";
 
 const cluster = runningCluster();
 const { config } = cluster;
@@ -23,7 +24,7 @@ const DATA = { rows: 0, namespaces: 1, dimensions: config.embeddingDimensions, c
 const QUERIES = 20;
 
 async function asApp<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: cluster.pgbouncerUrl("app"), connectionTimeoutMillis: 5000 });
+  const client = quietClient({ connectionString: cluster.pgbouncerUrl("app"), connectionTimeoutMillis: 5000 });
   await client.connect();
   try {
     return await work(client);

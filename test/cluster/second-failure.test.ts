@@ -5,7 +5,6 @@
 import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import test from "ava";
-import pg from "pg";
 import { request } from "../../components/https.ts";
 import type { PostgresNode } from "../../components/spec.ts";
 import { SYNCHRONOUS_ROLES } from "../../local/cluster.ts";
@@ -15,6 +14,7 @@ import { describeSyncKey, mayTakeOver, parseSyncKey, type SyncKey } from "../../
 import { pollUntil, sleep } from "../../local/processes.ts";
 import { ContinuousWriter, missingWrites } from "../../local/writer.ts";
 import { runningCluster } from "./context.ts";
+import { quietClient } from "../../components/pg-client.ts";
 
 const cluster = runningCluster();
 const adminUrl = () => cluster.primaryUrl(cluster.config.database);
@@ -315,7 +315,7 @@ test.serial("coordinator: the window reproduced: the survivor paused through the
     // And why: the survivor does not hold the commits B acknowledged alone. (Nothing can be
     // acknowledged now, with no leader: the writer's list is final.)
     const result = await local.stop();
-    const onSurvivor = new pg.Client({ connectionString: cluster.nodeUrl(survivor, cluster.config.database), connectionTimeoutMillis: 5000 });
+    const onSurvivor = quietClient({ connectionString: cluster.nodeUrl(survivor, cluster.config.database), connectionTimeoutMillis: 5000 });
     await onSurvivor.connect();
     const present = new Set((await onSurvivor.query<{ seq: number }>(`SELECT seq FROM ${table}`)).rows.map((r) => r.seq));
     await onSurvivor.end();

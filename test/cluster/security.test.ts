@@ -13,6 +13,7 @@ import { createCertificateAuthority, issueCertificate } from "../../components/t
 import { request } from "../../components/https.ts";
 import { pgbouncerCommand } from "../../components/pgbouncer-admin.ts";
 import { runningCluster } from "./context.ts";
+import { quietClient } from "../../components/pg-client.ts";
 
 const run = promisify(execFile);
 const cluster = runningCluster();
@@ -20,7 +21,7 @@ const ETCDCTL = "/usr/bin/etcdctl";
 
 /** Connects with `url` and the given ssl settings; resolves to the error, or undefined when it got in. */
 async function connectError(url: string, ssl?: pg.ClientConfig["ssl"]): Promise<(Error & { code?: string }) | undefined> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, ...(ssl === undefined ? {} : { ssl }) });
+  const client = quietClient({ connectionString: url, connectionTimeoutMillis: 5000, ...(ssl === undefined ? {} : { ssl }) });
   try {
     await client.connect();
     await client.query("SELECT 1");
@@ -120,7 +121,7 @@ function asMonitor(url: string): pg.Client {
   const parsed = new URL(url);
   parsed.username = ROLES.monitor;
   parsed.password = encodeURIComponent(cluster.monitorPassword());
-  return new pg.Client({ connectionString: parsed.toString(), connectionTimeoutMillis: 5000 });
+  return quietClient({ connectionString: parsed.toString(), connectionTimeoutMillis: 5000 });
 }
 
 test("the exporters' role reads statistics but no application table (42501)", async (t) => {
@@ -177,7 +178,7 @@ test("PgBouncer's auth_query: the superuser cannot log in through PgBouncer; the
   // The lookup role, directly on the coordinator primary (TLS, scram): the function answers for the
   // application role, nothing for the superuser; pg_authid itself is out of reach.
   const lookupUrl = as(cluster.primaryUrl(cluster.config.database), ROLES.poolerLookup, cluster.poolerCredentials().lookup);
-  const lookup = new pg.Client({ connectionString: lookupUrl, connectionTimeoutMillis: 5000 });
+  const lookup = quietClient({ connectionString: lookupUrl, connectionTimeoutMillis: 5000 });
   await lookup.connect();
   try {
     const app = await lookup.query("SELECT uname, phash FROM pgbouncer_auth.user_lookup($1)", [ROLES.app]);
@@ -194,7 +195,7 @@ test("PgBouncer's auth_query: the superuser cannot log in through PgBouncer; the
     await lookup.end();
   }
   // The application role (and so PUBLIC) may not execute the function.
-  const app = new pg.Client({ connectionString: as(cluster.primaryUrl(cluster.config.database), ROLES.app, cluster.secrets().app), connectionTimeoutMillis: 5000 });
+  const app = quietClient({ connectionString: as(cluster.primaryUrl(cluster.config.database), ROLES.app, cluster.secrets().app), connectionTimeoutMillis: 5000 });
   await app.connect();
   try {
     const error = await t.throwsAsync(app.query("SELECT * FROM pgbouncer_auth.user_lookup($1)", [ROLES.app]));

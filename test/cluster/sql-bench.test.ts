@@ -14,6 +14,7 @@ import { applyMigrations } from "../../sql/apply.ts";
 import { DISTRIBUTED_TABLES, REFERENCE_TABLES, renderMigrations } from "../../sql/migrations.ts";
 import { runPostDeployBenchmark } from "../../benchmarks/post-deploy.ts";
 import { reportSchemaErrors } from "../../benchmarks/report.ts";
+import { quietClient } from "../../components/pg-client.ts";
 
 const url = process.env.DPC_TEST_DATABASE_URL;
 const benchUrl = process.env.DPC_TEST_APP_DATABASE_URL ?? url;
@@ -50,7 +51,7 @@ if (!url) {
     // `up` applied them to the fresh Citus cluster's database, as `pulumi up` does.
     const firstApply = JSON.parse(process.env.DPC_TEST_SCHEMA_APPLIED ?? "null") as string[] | null;
     const { config } = runningCluster();
-    const client = new pg.Client({ connectionString: url });
+    const client = quietClient({ connectionString: url });
     await client.connect();
     try {
       const all = renderMigrations(config, { citus: true, hnswAccessMethod: "hnsw" }).map((m) => m.id);

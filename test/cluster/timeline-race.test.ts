@@ -14,12 +14,13 @@ import { clusterMembers } from "../../local/patroni-api.ts";
 import { pollUntil } from "../../local/processes.ts";
 import { ContinuousWriter, missingWrites } from "../../local/writer.ts";
 import { runningCluster } from "./context.ts";
+import { quietClient } from "../../components/pg-client.ts";
 
 const cluster = runningCluster();
 const adminUrl = () => cluster.primaryUrl(cluster.config.database);
 
 async function query<T extends pg.QueryResultRow>(node: PostgresNode, sql: string, database = "postgres"): Promise<T[] | undefined> {
-  const client = new pg.Client({ connectionString: cluster.nodeUrl(node, database), connectionTimeoutMillis: 3000 });
+  const client = quietClient({ connectionString: cluster.nodeUrl(node, database), connectionTimeoutMillis: 3000 });
   try {
     await client.connect();
     return (await client.query<T>(sql)).rows;

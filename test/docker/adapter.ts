@@ -10,6 +10,9 @@ import type { Registration } from "./declared.ts";
 import { removeInReverseDependencyOrder } from "./destroy-order.ts";
 import { buildImage, buildStandIn, NO_STAND_IN, repositoryOf, STAND_INS, type Built, type StandIn } from "./images.ts";
 
+/** A container stop slower than this (seconds) keeps its last log lines in destroy()'s report. */
+const SLOW_STOP_SECONDS = 10;
+
 const PROJECT_DIR = resolve(import.meta.dirname, "../..");
 // Pulumi's marker for a value not known before the resource exists: never valid here.
 const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
@@ -391,10 +394,10 @@ export class DockerAdapter {
    * removed, and each volume removed unless it was registered with retainOnDelete. Images stay (the
    * test reuses them). Returns the volumes kept and removed, by name.
    */
-  async destroy(registrations: Registration[]): Promise<{ kept: string[]; removed: string[]; stops: { name: string; seconds: number }[] }> {
+  async destroy(registrations: Registration[]): Promise<{ kept: string[]; removed: string[]; stops: { name: string; seconds: number; lastLines?: string }[] }> {
     const custom = registrations.filter((r) => r.custom);
     const containers = custom.filter((r) => r.type === CONTAINER).map((r) => String(r.inputs.name));
-    const stops: { name: string; seconds: number }[] = [];
+    const stops: { name: string; seconds: number; lastLines?: string }[] = [];
     // Containers in Pulumi's delete order (a container after those that depend on it: etcd last).
     await removeInReverseDependencyOrder(registrations, async (r) => {
       const name = String(r.inputs.name);
@@ -402,7 +405,10 @@ export class DockerAdapter {
       const container = this.docker.getContainer(name);
       const started = Date.now();
       await container.stop({ t: Number(r.inputs.destroyGraceSeconds ?? 0) }).catch(() => undefined); // already stopped: fine
-      stops.push({ name, seconds: (Date.now() - started) / 1000 });
+      const seconds = (Date.now() - started) / 1000;
+      // A slow stop's last lines (its shutdown), read before the container and its log are removed.
+      const lastLines = seconds > SLOW_STOP_SECONDS ? await this.logs(name, 40).catch((e: Error) => `(no log: ${e.message})`) : undefined;
+      stops.push({ name, seconds, ...(lastLines !== undefined ? { lastLines } : {}) });
       await container.remove({ v: false });
     });
     this.created.containers = this.created.containers.filter((n) => !containers.includes(n));

@@ -12,7 +12,6 @@
 // `pulumi destroy` keeping the data for the next `up`.
 import test, { type ExecutionContext } from "ava";
 import { isDeepStrictEqual } from "node:util";
-import pg from "pg";
 import { parseClusterConfig, planTopology } from "../../components/spec.ts";
 import { ROLES, PORTS } from "../../components/render/index.ts";
 import { maintenanceWorkMemMb, sharedMemoryMb } from "../../components/render/patroni.ts";
@@ -40,7 +39,7 @@ import { startEngine, stopEngine } from "./engine.ts";
 import { citusSource, NO_STAND_IN, STAND_INS } from "./images.ts";
 import { distPrimaries, placementsPerGroup, query, sleep, takenPorts, waitFor } from "./probes.ts";
 import { DOCKER_TEST_STACK, PROJECT, testPasswords } from "./stack.ts";
-import { verifyFullUrl } from "../../components/pg-client.ts";
+import { verifyFullUrl, quietClient } from "../../components/pg-client.ts";
 import { request, trustOrigin } from "../../components/https.ts";
 import { CERTIFICATES_TYPE, certificatesProvider } from "../../components/certificates.ts";
 import { containerAddressing, containerLayout, dockerHostNaming } from "../../components/render/container.ts";
@@ -258,7 +257,7 @@ if ("unavailable" in engine) {
   test.serial("a new hnswEfSearch applied by the Schema step reaches a pooled PgBouncer session opened before (RECONNECT)", async (t) => {
     t.true(booted, "the cluster did not boot");
     t.truthy(schemaState, "the Schema resource did not apply");
-    const pooled = new pg.Client({ connectionString: appUrl });
+    const pooled = quietClient({ connectionString: appUrl });
     pooled.on("error", () => undefined);
     await pooled.connect();
     const efSearch = async () => String((await pooled.query("SHOW hnsw.ef_search")).rows[0]["hnsw.ef_search"]);
@@ -358,7 +357,7 @@ if ("unavailable" in engine) {
     const df = await adapter.exec(leader, ["df", "-m", "--output=size", "/dev/shm"]);
     t.is(Number(df.output.trim().split("\n").pop()), shmMb, df.output);
 
-    const client = new pg.Client({ connectionString: adminUrl });
+    const client = quietClient({ connectionString: adminUrl });
     client.on("error", () => undefined);
     const notices: string[] = [];
     client.on("notice", (notice) => notices.push(notice.message ?? ""));
@@ -918,6 +917,10 @@ if ("unavailable" in engine) {
       `declared again: healthy with ${after.rows} rows (checksum equal) on ${groupsBefore.length} worker groups after ${recreated.toFixed(1)} s`;
     log(summary);
     t.log(summary);
+    // What the slowest containers did while they stopped (their shutdown, from their own log).
+    for (const stop of [...stops].sort((a, b) => b.seconds - a.seconds).slice(0, 2)) {
+      if (stop.lastLines) log(`----- ${stop.name}: stopped in ${stop.seconds.toFixed(1)} s; its last lines:\n${stop.lastLines.trimEnd()}`);
+    }
   });
   /**
    * One password rotation as `pulumi up` runs it, under a client writing through PgBouncer from before

@@ -1,6 +1,7 @@
 // Small probes the docker test polls: waiting, one-shot queries, and what Citus's metadata says.
 import { createServer } from "node:net";
 import pg from "pg";
+import { quietClient } from "../../components/pg-client.ts";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -21,7 +22,7 @@ export async function waitFor<T>(what: string, timeoutMs: number, probe: () => P
 
 /** One statement on a connection of its own. `timeoutMs` bounds the statement (default 10 s). */
 export async function query(url: string, sql: string, params: unknown[] = [], timeoutMs = 10_000): Promise<pg.QueryResult> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, query_timeout: timeoutMs });
+  const client = quietClient({ connectionString: url, connectionTimeoutMillis: 5000, query_timeout: timeoutMs });
   client.on("error", () => undefined);
   await client.connect();
   try {

@@ -13,6 +13,7 @@ import { promisify } from "node:util";
 import pg from "pg";
 import { findPgbench } from "../../benchmarks/pgbench.ts";
 import { BENCHMARK_SCHEMA } from "../../sql/migrations.ts";
+import { quietClient } from "../../components/pg-client.ts";
 
 /** Where the checks connect: PgBouncer's transaction pool and its session pool, as `app` (password in the URL). */
 export interface PoolerTarget {
@@ -26,7 +27,7 @@ export const POOLER_TABLE = `${BENCHMARK_SCHEMA}.pooler_accounts`;
 const ACCOUNTS = 1000;
 
 async function connect(url: string, extra: Partial<pg.ClientConfig> = {}): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, ...extra });
+  const client = quietClient({ connectionString: url, connectionTimeoutMillis: 5000, ...extra });
   await client.connect();
   return client;
 }
