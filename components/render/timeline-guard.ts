@@ -311,7 +311,10 @@ def pre_promote():
         log("own timeline unknown: promotion left to Patroni")
         return 0
     tli, position = int(ident[1]), lsn(ident[2].decode())
-    set_aside_short_segments(tli, position)
+    try:
+        set_aside_short_segments(tli, position)
+    except Exception as error:  # a check that cannot run must not block the promotion
+        log("could not check pg_wal for short segments of newer timelines (%r): promoting as it is" % (error,))
     name = "%08X.history" % (tli + 1)
     got = fetch_history(name, credentials)
     if got is None:

@@ -250,7 +250,7 @@ test("pre_promote: a newer timeline's segment holding less than the candidate re
       t.is(existsSync(join(wal, "000000020000000000000004.partial")), c.setAside, c.why);
       t.is(existsSync(join(wal, "000000020000000000000004")), !c.setAside, c.why);
       t.true(existsSync(join(wal, "000000020000000000000005")));
-      if (c.own) t.deepEqual(readFileSync(join(wal, "000000010000000000000004")), replayed, "its own timeline's file untouched");
+      if (c.own) t.true(readFileSync(join(wal, "000000010000000000000004")).equals(replayed), "its own timeline's file untouched");
       if (c.setAside) t.regex(r.stderr, /000000020000000000000004 holds 1048576 bytes of the 1901688 this member replayed from 000000010000000000000004: set aside/);
     } finally {
       rmSync(node.dir, { recursive: true, force: true });
