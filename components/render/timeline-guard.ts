@@ -246,7 +246,7 @@ def set_aside_short_segments(tli, position):
     """Renames to \`<name>.partial\` every segment file of a newer timeline than \`tli\` (the one this
     standby replays) that holds less of the WAL before \`position\` (the end of what it replayed) than
     the file of its own timeline: the bytes differ, and the newer file's are zeros from the first
-    difference on. Returns the names set aside.
+    difference on.
 
     Why: a standby that followed a new primary's timeline restarts streaming at the start of the
     segment, into a new zero-filled file named with the new timeline (walreceiver.c XLogWalRcvWrite,
@@ -254,8 +254,8 @@ def set_aside_short_segments(tli, position):
     standby already replayed from its own timeline's file. At promotion PostgreSQL reads its last
     record again from the newest timeline's file of that segment (xlogrecovery.c FinishWalRecovery,
     XLogFileReadAnyTLI), finds zeros and stops: "PANIC: invalid magic number 0000 in log segment"
-    (README "A promotion that PANICs on a partly streamed segment", PostgreSQL 15.20). The file set
-    aside holds nothing the own timeline's file lacks: they are the same WAL up to the difference."""
+    (README "A promotion that PANICked on a partly streamed segment"; PostgreSQL 15 and 17). The file
+    set aside holds nothing the own timeline's file lacks: they are the same WAL up to the difference."""
     wal = os.path.join(DATA_DIR, "pg_wal")
     names = set(os.listdir(wal))
     set_aside = []
@@ -279,9 +279,9 @@ def set_aside_short_segments(tli, position):
             newer = f.read(needed)
         with open(os.path.join(wal, own), "rb") as f:
             replayed = f.read(needed)
-        if newer == replayed:
-            continue
         first = first_difference(newer, replayed)
+        if first == needed:
+            continue  # the same WAL
         if newer[first:].strip(b"\\0"):
             log("%s and %s differ before %X/%X other than by unwritten zeros: left as they are" % (name, own, position >> 32, position & 0xFFFFFFFF))
             continue
@@ -295,7 +295,6 @@ def set_aside_short_segments(tli, position):
             os.fsync(fd)
         finally:
             os.close(fd)
-    return set_aside
 
 
 def pre_promote():
