@@ -35,7 +35,7 @@ const FIELDS = {
   build: ["context", "args"],
   container: [
     "name", "hostname", "image", "entrypoints", "envs", "uploads", "networksAdvanced", "ports", "volumes",
-    "healthcheck", "restart", "user", "cpus", "memory", "shmSize", "labels", "stopTimeout", "destroyGraceSeconds", "dnsOpts",
+    "healthcheck", "restart", "user", "cpus", "memory", "shmSize", "labels", "stopTimeout", "destroyGraceSeconds", "dnsOpts", "sysctls",
   ],
   upload: ["file", "content", "permissions", "owner", "group", "executable"],
   networkAdvanced: ["name", "aliases"],
@@ -355,6 +355,7 @@ export class DockerAdapter {
         Memory: inputs.memory === undefined ? undefined : Number(inputs.memory) * 1024 * 1024,
         ShmSize: inputs.shmSize === undefined ? undefined : Number(inputs.shmSize) * 1024 * 1024,
         DnsOptions: list(inputs.dnsOpts, `${where}.dnsOpts`).map((o, i) => str(o, `${where}.dnsOpts[${i}]`)),
+        Sysctls: inputs.sysctls === undefined ? undefined : Object.fromEntries(Object.entries(inputs.sysctls as Record<string, unknown>).map(([k, v]) => [k, str(v, `${where}.sysctls.${k}`)])),
       },
       NetworkingConfig: networks[0] ? { EndpointsConfig: { [networks[0].name]: { Aliases: networks[0].aliases } } } : undefined,
     });

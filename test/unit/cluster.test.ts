@@ -164,6 +164,8 @@ test.serial("docker containers: hostname = name, network alias, healthcheck, res
         t.is((inputs.healthcheck as any).tests[0], "CMD", container.name);
     // An explicit ndots: Docker's embedded DNS answers an unknown single-label name (a dead peer's) at once.
     t.deepEqual(inputs.dnsOpts, ["ndots:1", "timeout:1", "attempts:1"], container.name);
+    // A connect to a removed container's address gives up after 15 s, not 127 (destroy's clean stops).
+    t.deepEqual(inputs.sysctls, { "net.ipv4.tcp_syn_retries": "3" }, container.name);
     t.false(container.name.includes("."), `${container.name}: a single-label name`);
   }
   const published = containers()
