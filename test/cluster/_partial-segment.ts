@@ -72,7 +72,11 @@ export async function runPartialSegmentScenario(host: ScenarioHost, config: Clus
   const dir = (name: string) => `${host.root}/${name}`;
   const data = (name: string) => `${dir(name)}/data`;
   const psql = (name: string, sql: string) => host.run([bin("psql"), "-X", "-A", "-t", "-q", "-h", dir(name), "-p", PORT, "-U", "postgres", "-d", "postgres", "-c", sql]);
-  const value = async (name: string, sql: string) => (await must(`${name}: ${sql}`, [bin("psql"), "-X", "-A", "-t", "-q", "-h", dir(name), "-p", PORT, "-U", "postgres", "-d", "postgres", "-c", sql])).trim();
+  const value = async (name: string, sql: string) => {
+    const r = await psql(name, sql);
+    if (r.code !== 0) throw new Error(`${name}: ${sql}: exit ${r.code}: ${r.output.trim().slice(-1500)}`);
+    return r.output.trim();
+  };
   const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 30_000) => {
     const deadline = Date.now() + timeoutMs;
     while (!(await check())) {
@@ -153,11 +157,11 @@ export async function runPartialSegmentScenario(host: ScenarioHost, config: Clus
   const panic = /PANIC:\s+.*/.exec(await log(unguarded))?.[0];
 
   // Guarded: the rendered guard, run as Patroni's pre_promote, then the promotion.
-  const config_ = `${dir(guarded)}/patroni.yml`;
-  await writeFile("guard's patroni.yml", config_, "postgresql:\n  authentication:\n    replication: {username: postgres, password: unused}\n");
+  const guardConfig = `${dir(guarded)}/patroni.yml`;
+  await writeFile("guard's patroni.yml", guardConfig, "postgresql:\n  authentication:\n    replication: {username: postgres, password: unused}\n");
   const script = `${dir(guarded)}/timeline-guard.py`;
   const peersAtB: Addressing = { ...addressing, postgres: () => ({ listen: dir("b"), connect: dir("b") }) };
-  await writeFile("guard", script, renderTimelineGuard(config, topology, node, peersAtB, { ...layout, tls: undefined, configFile: config_, dataDir: data(guarded), socketDir: dir(guarded) }), "700");
+  await writeFile("guard", script, renderTimelineGuard(config, topology, node, peersAtB, { ...layout, tls: undefined, configFile: guardConfig, dataDir: data(guarded), socketDir: dir(guarded) }), "700");
   const guard = await host.run([script, "pre_promote"]);
   const partialKept = (await host.run(["test", "-f", `${data(guarded)}/pg_wal/${newer}.partial`])).code === 0;
   const promote = await host.run([bin("pg_ctl"), "promote", "-D", data(guarded), "-w", "-t", "60"]);
