@@ -9,7 +9,7 @@
 // segment with everything after half of what C replayed zeroed, as a walreceiver's new file is when
 // the primary it streams from dies milliseconds after C switched timeline.
 import type { ClusterConfig, PostgresNode, Topology } from "../../components/spec.ts";
-import { renderTimelineGuard, type Addressing, type TimelineGuardPaths } from "../../components/render/index.ts";
+import { renderTimelineGuard, type Addressing, type PostgresLayout } from "../../components/render/index.ts";
 
 /** Where the scenario runs: a command as the postgres user, and that host's PostgreSQL binaries. */
 export interface ScenarioHost {
@@ -61,7 +61,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * step's output). The guard is rendered for `node` of `topology` with its peers at B's socket (B is
  * dead by then, as in the failure) and paths inside the guarded instance.
  */
-export async function runPartialSegmentScenario(host: ScenarioHost, config: ClusterConfig, topology: Topology, node: PostgresNode, addressing: Addressing, layout: TimelineGuardPaths): Promise<PartialSegmentResult> {
+export async function runPartialSegmentScenario(host: ScenarioHost, config: ClusterConfig, topology: Topology, node: PostgresNode, addressing: Addressing, layout: PostgresLayout): Promise<PartialSegmentResult> {
   const started = Date.now();
   const bin = (name: string) => `${host.binDir}/${name}`;
   const must = async (what: string, command: string[]) => {

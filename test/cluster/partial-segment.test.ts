@@ -32,7 +32,7 @@ test.serial("a standby whose newer-timeline segment file holds less than it repl
   const { uid, gid } = postgresIds();
   mkdirSync(parent, { recursive: true, mode: 0o700 });
   chownSync(parent, uid, gid);
-  const r = await runPartialSegmentScenario(host, cluster.config, cluster.topology, coordinator, localAddressing(cluster.topology), { ...layout, configFile: "" });
+  const r = await runPartialSegmentScenario(host, cluster.config, cluster.topology, coordinator, localAddressing(cluster.topology), layout);
   t.log(`C replayed to ${r.replayedLsn} on timeline 1; B forked timeline 2 at ${r.fork}; ${r.newer} held ${r.written} of the ${r.replayedOffset} bytes C replayed`);
   t.false(r.unguardedRunning, "without the guard PostgreSQL stops at promotion");
   t.regex(r.panic ?? "", new RegExp(`PANIC:\\s+invalid magic number 0000 in (log|WAL) segment ${r.newer}`));
