@@ -6,6 +6,7 @@ import { applyMigrations, type ApplyOptions, type ApplyResult } from "../sql/app
 import type { ClusterConfig } from "./spec.ts";
 import { pgbouncerCommand } from "./pgbouncer-admin.ts";
 import { verifyFullUrl } from "./pg-client.ts";
+import { isMetadataOutOfSync, waitForMetadataSync } from "./citus-metadata.ts";
 
 export type { ApplyResult } from "../sql/apply.ts";
 
@@ -48,10 +49,12 @@ function errorChain(error: unknown): unknown[] {
 
 /**
  * Whether an error means "no leader answers yet": connection refused or dropped, a read-only
- * standby, a server starting or stopping. Wrong passwords, SQL errors and a migration whose SQL
- * changed are final.
+ * standby, a server starting or stopping, or Citus refusing DDL until it has synced its metadata to
+ * a worker group's new primary (isMetadataOutOfSync). Wrong passwords, SQL errors and a migration
+ * whose SQL changed are final.
  */
 export function isRetryableError(error: unknown): boolean {
+  if (isMetadataOutOfSync(error)) return true;
   return errorChain(error).some((e) => {
     const { code, message } = e as { code?: unknown; message?: unknown };
     if (typeof code === "string" && (RETRYABLE_SOCKET_CODES.has(code) || RETRYABLE_SQLSTATES.has(code) || code.startsWith("08"))) return true;
@@ -193,13 +196,25 @@ export interface SchemaStepInputs {
   timeoutSeconds: number;
 }
 
-/** The schema step: applySchema with the step's input; progress lines to `log`. */
-export function runSchemaStep(inputs: SchemaStepInputs, log: (message: string) => void = () => {}): Promise<ApplyResult> {
-  return applySchema(verifyFullUrl(inputs.connectionString, inputs.ca), verifyFullUrl(inputs.poolerAdminConnectionString, inputs.ca), inputs.config, {
+/**
+ * The schema step: applySchema with the step's input, then a wait until Citus has synced its
+ * metadata to every worker (waitForMetadataSync, within the same timeout), so that `pulumi up` ends
+ * with a cluster that takes DDL: after a worker group's primary changed (a failover, or a stack
+ * declared again after a destroy), Citus refuses DDL until then. Progress lines to `log`.
+ * @throws what applySchema throws; Error naming the workers still out of sync after the timeout.
+ */
+export async function runSchemaStep(inputs: SchemaStepInputs, log: (message: string) => void = () => {}): Promise<ApplyResult> {
+  const started = Date.now();
+  const url = verifyFullUrl(inputs.connectionString, inputs.ca);
+  const result = await applySchema(url, verifyFullUrl(inputs.poolerAdminConnectionString, inputs.ca), inputs.config, {
     appPassword: inputs.appPassword,
     monitorPassword: inputs.monitorPassword,
     poolerLookupPassword: inputs.poolerLookupPassword,
     timeoutMs: inputs.timeoutSeconds * 1000,
     log,
   });
+  const remaining = Math.max(5000, inputs.timeoutSeconds * 1000 - (Date.now() - started));
+  const waited = await waitForMetadataSync(url, { timeoutMs: remaining, log: (line) => log(`schema: ${line}`) });
+  log(`schema: Citus metadata synced to every worker${waited >= 0.5 ? ` (waited ${waited.toFixed(1)} s)` : ""}`);
+  return result;
 }

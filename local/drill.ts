@@ -41,11 +41,13 @@ export async function runDrill(options: LocalOptions, rounds = 3): Promise<Drill
       const results: FailoverResult[] = [];
       for (let round = 1; round <= rounds; round++) {
         const run = await failoverUnderWrites(cluster, group);
-        const { leaderKeyExpired, newLeaderElected, promoted, routed } = run.timeline;
+        const { leaderKeyExpired, newLeaderElected, promoted, routed, metadataSynced } = run.timeline;
         const route = group === 0 ? "routed by HAProxy" : "pg_dist_node updated";
         log(
           `failover of group ${group} ${round}/${rounds}: ${run.oldLeader} -> ${run.newLeader}: leader key expired ${leaderKeyExpired} s, new leader ${newLeaderElected} s, ` +
-            `promoted ${promoted} s, ${route} ${routed} s, first write ${run.secondsToFirstWrite.toFixed(2)} s after the kill; ${run.lostWrites.length} lost of ${run.acknowledgedWrites}` +
+            `promoted ${promoted} s, ${route} ${routed} s, first write ${run.secondsToFirstWrite.toFixed(2)} s after the kill` +
+            (group > 0 ? `, Citus metadata synced (DDL possible) ${metadataSynced} s` : "") +
+            `; ${run.lostWrites.length} lost of ${run.acknowledgedWrites}` +
             ` (load average ${loadavg()[0].toFixed(1)})`,
         );
         results.push(run);

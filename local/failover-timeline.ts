@@ -1,11 +1,13 @@
 // Where the time of a failover goes, sampled every 100 ms from the kill on: the leader key expiring
 // in etcd (seen through the surviving members' Patroni), the new leader taking it, its PostgreSQL
-// leaving recovery, and the route to it (HAProxy for the coordinator, pg_dist_node for a worker).
+// leaving recovery, and the route to it (HAProxy for the coordinator, pg_dist_node for a worker);
+// for a worker, also when Citus takes DDL again (its metadata synced to every worker).
 import type { PostgresNode } from "../components/spec.ts";
 import type { LocalCluster } from "./cluster.ts";
 import { clusterMembers, leaderOf } from "./patroni-api.ts";
 import { sleep } from "./processes.ts";
 import { quietClient } from "../components/pg-client.ts";
+import { unsyncedMetadataNodes } from "../components/citus-metadata.ts";
 
 /** Seconds from the kill to each event; null when it was not seen before the sampler stopped. */
 export interface FailoverTimeline {
@@ -17,6 +19,11 @@ export interface FailoverTimeline {
   promoted: number | null;
   /** Coordinator: HAProxy lists the new leader UP in the read-write backend. Worker: pg_dist_node names it. */
   routed: number | null;
+  /**
+   * Worker: Citus has synced its metadata to every metadata worker again (Patroni's
+   * citus_update_node marked them out of sync, and Citus refuses DDL until then). Coordinator: null.
+   */
+  metadataSynced: number | null;
 }
 
 /** Whether the PostgreSQL at `url` answers within `timeoutMs` and is out of recovery (a primary). */
@@ -37,7 +44,7 @@ export async function outOfRecovery(url: string, timeoutMs = 500): Promise<boole
  * `oldLeader` is the member that was killed.
  */
 export class FailoverSampler {
-  readonly timeline: FailoverTimeline = { leaderKeyExpired: null, newLeaderElected: null, promoted: null, routed: null };
+  readonly timeline: FailoverTimeline = { leaderKeyExpired: null, newLeaderElected: null, promoted: null, routed: null, metadataSynced: null };
   private stopped = false;
   private readonly running: Promise<void>;
 
@@ -63,7 +70,7 @@ export class FailoverSampler {
   private async loop(): Promise<void> {
     const survivors = this.cluster.topology.groups[this.group].filter((n) => n.name !== this.oldLeader.name);
     let newLeader: PostgresNode | undefined;
-    while (!this.stopped && this.timeline.routed === null) {
+    while (!this.stopped && (this.timeline.routed === null || (this.group > 0 && this.timeline.metadataSynced === null))) {
       const leader = leaderOf(await clusterMembers(survivors.map((n) => this.cluster.restUrl(n))));
       if (leader?.name !== this.oldLeader.name) this.mark("leaderKeyExpired");
       if (leader && leader.name !== this.oldLeader.name) {
@@ -71,9 +78,15 @@ export class FailoverSampler {
         newLeader = this.cluster.node(leader.name);
       }
       if (newLeader && this.timeline.promoted === null && (await outOfRecovery(this.cluster.nodeUrl(newLeader)))) this.mark("promoted");
-      if (newLeader && this.timeline.promoted !== null && (await this.routedTo(newLeader))) this.mark("routed");
+      if (newLeader && this.timeline.promoted !== null && this.timeline.routed === null && (await this.routedTo(newLeader))) this.mark("routed");
+      if (this.group > 0 && this.timeline.routed !== null && (await this.metadataSynced())) this.mark("metadataSynced");
       await sleep(100);
     }
+  }
+
+  /** Whether every metadata worker is synced (unsyncedMetadataNodes is empty); false on errors. */
+  private async metadataSynced(): Promise<boolean> {
+    return unsyncedMetadataNodes(this.cluster.primaryUrl(this.cluster.config.database)).then((nodes) => nodes.length === 0, () => false);
   }
 
   private async routedTo(node: PostgresNode): Promise<boolean> {

@@ -76,6 +76,8 @@ export async function failoverUnderWrites(cluster: LocalCluster, group: number):
     });
     await waitUntil("writes after the failover", 60000, () => writer.recoveredAfterFailure(killedAt) !== undefined);
     await sleep(1000); // keep writing on the new primary for a moment
+    // A worker group's failover ends for DDL only once Citus has synced its metadata again.
+    if (group > 0) await waitUntil("Citus metadata synced to every worker", 90000, () => sampler.timeline.metadataSynced !== null);
   } finally {
     await sampler.stop();
     // The old node comes back, as a supervisor (restart policy, StatefulSet) would bring it back.

@@ -3,6 +3,7 @@
 import pg from "pg";
 import { sleep } from "./processes.ts";
 import { quietClient } from "../components/pg-client.ts";
+import { isMetadataOutOfSync, waitForMetadataSync } from "../components/citus-metadata.ts";
 
 export interface WriterResult {
   acknowledged: number[];
@@ -48,8 +49,20 @@ export class ContinuousWriter {
    * `grantTo` (a role) may then write it, e.g. the application role through PgBouncer.
    * `local`: a plain table of the coordinator group, whose commits wait on that group's own
    * synchronous standbys (a distributed row commits on its worker group alone).
+   * Right after a worker group's primary changed, Citus refuses the DDL until it has synced its
+   * metadata again: then this waits for that (at most 90 s) and tries once more.
    */
   static async createTable(connectionString: string, table: string, grantTo?: string, options: { local?: boolean } = {}): Promise<void> {
+    try {
+      await ContinuousWriter.createTableOnce(connectionString, table, grantTo, options);
+    } catch (error) {
+      if (!isMetadataOutOfSync(error)) throw error;
+      await waitForMetadataSync(connectionString, { timeoutMs: 90_000 });
+      await ContinuousWriter.createTableOnce(connectionString, table, grantTo, options);
+    }
+  }
+
+  private static async createTableOnce(connectionString: string, table: string, grantTo: string | undefined, options: { local?: boolean }): Promise<void> {
     const client = quietClient({ connectionString, connectionTimeoutMillis: 5000 });
     await client.connect();
     try {

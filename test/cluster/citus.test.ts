@@ -229,7 +229,19 @@ for (const group of [1, 0]) {
     t.true(result.acknowledgedWrites > 20);
     t.deepEqual(result.lostWrites, [], "every acknowledged write is present");
     t.true(result.oldLeaderRejoinedAsReplica, "the old primary streams again as a replica");
-    if (group > 0) t.is(result.distNodeAddress, result.newLeaderAddress, "pg_dist_node names the new primary");
+    if (group > 0) {
+      t.is(result.distNodeAddress, result.newLeaderAddress, "pg_dist_node names the new primary");
+      // Citus refused DDL until it had synced its metadata to the new primary; failoverUnderWrites
+      // waited for that, so a distributed table can be created now.
+      t.log(`Citus metadata synced to every worker ${result.timeline.metadataSynced} s after the kill (first write ${result.secondsToFirstWrite.toFixed(1)} s)`);
+      t.not(result.timeline.metadataSynced, null);
+      await asSuperuser(async (client) => {
+        await client.query("DROP TABLE IF EXISTS failover_ddl_check");
+        await client.query("CREATE TABLE failover_ddl_check (namespace text NOT NULL, id int NOT NULL)");
+        await client.query("SELECT create_distributed_table('failover_ddl_check', 'namespace')");
+        await client.query("DROP TABLE failover_ddl_check");
+      });
+    }
     // The database-level search settings are in the catalog, so the promoted standby has them.
     const leader = (await cluster.leader(group))!;
     const setting = await withClient(cluster.nodeUrl(leader, config.database), async (client) => (await client.query("SHOW hnsw.ef_search")).rows[0]);

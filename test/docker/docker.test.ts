@@ -17,6 +17,7 @@ import { ROLES, PORTS } from "../../components/render/index.ts";
 import { maintenanceWorkMemMb, sharedMemoryMb } from "../../components/render/patroni.ts";
 import { migrationsFingerprint, schemaProvider } from "../../components/schema.ts";
 import { RECONNECT_NOTE } from "../../components/schema-apply.ts";
+import { waitForMetadataSync } from "../../components/citus-metadata.ts";
 import { applyMigrations, type ApplyResult } from "../../sql/apply.ts";
 import { APP_SCHEMA } from "../../sql/migrations.ts";
 import { runPostDeployBenchmark } from "../../benchmarks/post-deploy.ts";
@@ -906,6 +907,10 @@ if ("unavailable" in engine) {
       }
       return true;
     });
+    // Citus takes DDL again once it has synced its metadata to every worker group's primary (Patroni's
+    // citus_update_node marks every metadata worker out of sync when a group's primary changed).
+    await waitForMetadataSync(adminUrl, { timeoutMs: 120_000, log });
+    const metadataSynced = (Date.now() - again) / 1000;
     // The stack's Schema resource is created anew after a destroy: with the inputs last applied (the
     // hnswEfSearch test changed them) it applies nothing on the kept data.
     t.truthy(schemaState, "the Schema resource did not apply");
@@ -914,7 +919,8 @@ if ("unavailable" in engine) {
     const slowest = [...stops].sort((a, b) => b.seconds - a.seconds).slice(0, 4).map((s) => `${s.name} ${s.seconds.toFixed(1)} s`);
     const summary = `destroy (containers stopped with their grace period in Pulumi's delete order, ${kept.length} volumes kept, 0 deleted) ${destroyed.toFixed(1)} s ` +
       `(slowest stops: ${slowest.join(", ")}); ` +
-      `declared again: healthy with ${after.rows} rows (checksum equal) on ${groupsBefore.length} worker groups after ${recreated.toFixed(1)} s`;
+      `declared again: healthy with ${after.rows} rows (checksum equal) on ${groupsBefore.length} worker groups after ${recreated.toFixed(1)} s, ` +
+      `Citus metadata synced to every worker after ${metadataSynced.toFixed(1)} s`;
     log(summary);
     t.log(summary);
     // What the slowest containers did while they stopped (their shutdown, from their own log).

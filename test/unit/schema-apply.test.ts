@@ -92,12 +92,15 @@ test("gives up after the timeout, naming the endpoint and the last error, never 
   t.false(error!.message.includes("s3cret-pw"));
 });
 
-test("isRetryableError: socket errors, connection SQLSTATEs, read-only, starting up; not auth or SQL errors", (t) => {
+test("isRetryableError: socket errors, connection SQLSTATEs, read-only, starting up, Citus metadata out of sync; not auth or SQL errors", (t) => {
   for (const code of ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ENOTFOUND", "EAI_AGAIN"]) t.true(isRetryableError(socketError(code)), code);
   for (const code of ["08006", "08001", "08P01", "25006", "57P01", "57P03", "53300", "3D000"]) t.true(isRetryableError(pgError(code, "x")), code);
   t.true(isRetryableError(new Error("Connection terminated due to connection timeout")));
   t.true(isRetryableError(new Error("outer", { cause: new Error("inner", { cause: pgError("25006", "read-only") }) })));
   for (const code of ["28P01", "28000", "42601", "42P01", "XX000"]) t.false(isRetryableError(pgError(code, "x")), code);
+  // Citus until it has synced its metadata to a worker group's new primary; other 55000s are final.
+  t.true(isRetryableError(new Error("migration 0003 failed", { cause: pgError("55000", "dpc-worker1-0:5432 is a metadata node, but is out of sync") })));
+  t.false(isRetryableError(pgError("55000", "cannot drop the extension")));
   t.false(isRetryableError(new Error("anything else")));
   t.false(isRetryableError(undefined));
 });
