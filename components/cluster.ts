@@ -197,10 +197,11 @@ export class Cluster extends pulumi.ComponentResource {
             ca,
           })
         : undefined;
-    // Docker: a changed etcd container (a new etcdImage) is replaced one member at a time too.
+    // Docker: a changed etcd container (a new etcdImage) is replaced one member at a time too, with
+    // Patroni paused meanwhile (its REST API's passwords and the CA, for the pause).
     // Its fingerprint key is generated, never rotated: etcd's files hold no password, so a rotation
     // must not change its labels (a changed label replaces the container).
-    const etcdTurns = config.platform === "docker" ? etcdRollingReplacement(config, topology, generated("etcd-fingerprint-key")) : undefined;
+    const etcdTurns = config.platform === "docker" ? etcdRollingReplacement(config, topology, generated("etcd-fingerprint-key"), { secrets, previous: rotation[0]?.previous, ca }) : undefined;
     const etcd = new Etcd(`${topology.scope}-etcd`, { config, topology, platform, certificates: tls, ...(etcdTurns ? { turns: etcdTurns } : {}) }, { parent: this, dependsOn: first });
     // Patroni needs its DCS first. HAProxy routes to the coordinator group: created once that exists.
     const coordinator = new PatroniGroup(groupName(topology.scope, 0), { config, topology, group: 0, platform, secrets, certificates: tls, turns }, { parent: this, dependsOn: [...first, etcd] });

@@ -12,7 +12,7 @@ import { PORTS, ROLES, type ClusterSecrets } from "./render/index.ts";
 import type { MemberTurns } from "./platform/index.ts";
 import { dockerSocketPath, inspectContainer } from "./platform/docker-engine-api.ts";
 import { FINGERPRINT_LABEL } from "./platform/docker-fingerprint.ts";
-import { patroniHttpTarget } from "./rollout/patroni-http.ts";
+import { patroniHttpTarget, setMaintenance, type PatroniHttpSpec } from "./rollout/patroni-http.ts";
 import { RollingReplacement, type ReplacementEnvironment, type ReplacementOptions } from "./rollout/replacement.ts";
 import { EtcdRollingReplacement, type EtcdReplacementEnvironment, type EtcdReplacementOptions } from "./rollout/etcd-replacement.ts";
 import { ROLLOUT_STEP_TIMEOUT_SECONDS } from "./postgres-config.ts";
@@ -61,6 +61,8 @@ export interface RollingReplacementArgs {
 function dockerEnvironment(socketPath: string, credentials: Promise<{ current: ClusterSecrets; previous?: ClusterSecrets; ca: string; poolerAdminUrl: string }>, args: RollingReplacementArgs): ReplacementEnvironment {
   return {
     async deployed(member) {
+      // A group's roll begins by reading its containers: not before the etcd roll has resumed Patroni.
+      await etcdRollEnded;
       const container = await inspectContainer(socketPath, member);
       if (!container) return undefined;
       return { fingerprint: container.labels[FINGERPRINT_LABEL], running: container.running, healthy: container.healthy, ...(container.ipAddress ? { address: container.ipAddress } : {}) };
@@ -138,21 +140,66 @@ export function rollingReplacement(args: RollingReplacementArgs): MemberTurns {
   return gatedTurns(key, create, "rolling replacement: the Docker engine is not reached through a unix socket here; changed database containers are replaced without ordering (README, \"Rolling changes\")");
 }
 
+/** What the etcd roll needs to pause and resume Patroni: the REST API's passwords and the cluster CA. */
+export interface PatroniAccess {
+  /** The passwords the cluster is given (secret). */
+  readonly secrets: pulumi.Output<ClusterSecrets>;
+  /** The passwords before this update's rotation (secret; undefined: none), which members not yet re-created still check. */
+  readonly previous?: pulumi.Output<ClusterSecrets | undefined>;
+  /** The cluster CA certificate (PEM). */
+  readonly ca: pulumi.Output<string>;
+}
+
+/** Seconds every Patroni member has to report a change of maintenance mode (its HA loop runs every loop_wait). */
+const MAINTENANCE_TIMEOUT_SECONDS = 60;
+
+/**
+ * Patroni's REST API on every member whose container runs, at the container's address (its
+ * certificate names its hostname, the member's name), with the REST passwords to try.
+ */
+async function patroniSpec(socketPath: string, topology: Topology, access: Promise<{ current: ClusterSecrets; previous?: ClusterSecrets; ca: string }>): Promise<PatroniHttpSpec> {
+  const { current, previous, ca } = await access;
+  const groups = await Promise.all(
+    topology.groups.map(async (nodes, group) => ({
+      group,
+      members: (
+        await Promise.all(nodes.map(async (n) => ({ name: n.name, address: (await inspectContainer(socketPath, n.name))?.ipAddress })))
+      ).flatMap((m) => (m.address ? [{ name: m.name, restUrl: `https://${m.address}:${PORTS.patroniRest}`, serverName: m.name }] : [])),
+    })),
+  );
+  return { groups, ca, restAuth: (previous ? [current, previous] : [current]).map((s) => `${ROLES.restApi}:${s.restApi}`) };
+}
+
+/**
+ * Settles once the etcd roll of this `pulumi up` (if any) has ended; the Patroni groups' roll waits
+ * for it, as Patroni does not start PostgreSQL in a replaced container while the cluster is paused.
+ */
+let etcdRollEnded: Promise<unknown> = Promise.resolve();
+
 /**
  * The turns of the etcd members (the Docker platform gates each etcd container on its turn): a
- * changed etcd container is replaced only once the previous one is running and healthy again
- * (components/rollout/etcd-replacement.ts). `key`: the fingerprints' key (a cluster secret).
+ * changed etcd container is replaced only once the previous one is running and healthy again, with
+ * every Patroni group in maintenance mode meanwhile (components/rollout/etcd-replacement.ts).
+ * `key`: the fingerprints' key (a cluster secret).
  */
-export function etcdRollingReplacement(config: ClusterConfig, topology: Topology, key: pulumi.Output<string>): MemberTurns {
+export function etcdRollingReplacement(config: ClusterConfig, topology: Topology, key: pulumi.Output<string>, access: PatroniAccess): MemberTurns {
   const socketPath = dockerSocketPath(new pulumi.Config("docker").get("host"));
   const create = (): EtcdRollingReplacement | undefined => {
     let environment = override?.etcdEnvironment;
     if (!environment) {
       if (!socketPath) return undefined;
+      const credentials = valueOf(pulumi.all([access.secrets, access.previous ?? pulumi.output(undefined), access.ca])).then(([current, previous, ca]) => ({
+        current,
+        ca,
+        ...(previous ? { previous } : {}),
+      }));
       environment = {
         async deployed(member) {
           const container = await inspectContainer(socketPath, member);
           return container ? { fingerprint: container.labels[FINGERPRINT_LABEL], running: container.running, healthy: container.healthy } : undefined;
+        },
+        async maintenance(paused) {
+          await setMaintenance(await patroniSpec(socketPath, topology, credentials), paused, { timeoutMs: MAINTENANCE_TIMEOUT_SECONDS * 1000 });
         },
       };
     }
@@ -166,6 +213,7 @@ export function etcdRollingReplacement(config: ClusterConfig, topology: Topology
         replaceTimeoutMs: (config.dockerStopGraceSeconds + ROLLOUT_STEP_TIMEOUT_SECONDS) * 1000,
       },
     );
+    etcdRollEnded = created.done().catch(() => undefined);
     override?.onCreateEtcd?.(created);
     return created;
   };

@@ -17,6 +17,14 @@ import { deferred, type Deferred, type DeployedContainer } from "./replacement.t
 export interface EtcdReplacementEnvironment {
   /** The member's container now (its health from the engine's health check); undefined when none exists. */
   deployed(member: string): Promise<(DeployedContainer & { healthy?: boolean }) | undefined>;
+  /**
+   * Patroni's maintenance mode on every group: on (true) before the first member is replaced, off
+   * once the last one is healthy again (also when the roll fails). A stopping etcd member can answer
+   * a lease keepalive with an error Patroni does not retry elsewhere ("malformed header: missing HTTP
+   * content-type", seen with Patroni 4.0.7): a primary connected to it then fails its leader-lock
+   * update and demotes itself (ha.py), unless the cluster is paused. Omitted: no pause.
+   */
+  maintenance?(paused: boolean): Promise<void>;
 }
 
 export interface EtcdReplacementOptions extends Pick<RolloutOptions, "log" | "sleep" | "pollMs" | "now" | "stepTimeoutMs"> {
@@ -67,30 +75,48 @@ export class EtcdRollingReplacement {
 
   private async roll(): Promise<EtcdReplacementReport> {
     const o = defaults(this.options);
-    const replaceTimeoutMs = this.options.replaceTimeoutMs ?? o.stepTimeoutMs;
     const report: EtcdReplacementReport = { replaced: [] };
     try {
       const deployed = await Promise.all(this.members.map((m) => this.environment.deployed(m)));
       const outdated = this.members.filter((m, i) => deployed[i] !== undefined && deployed[i]!.fingerprint !== this.wanted.get(m));
       for (const member of this.members) if (!outdated.includes(member)) this.gates.get(member)!.resolve();
-      if (outdated.length > 0) o.log(`etcd rolling replacement: replacing ${outdated.join(", ")} one at a time`);
-      for (const member of outdated) {
-        const started = o.now();
-        o.log(`etcd rolling replacement: ${member}'s turn`);
-        this.gates.get(member)!.resolve();
-        await waitFor(`etcd ${member}: its new container running and healthy`, { ...o, stepTimeoutMs: replaceTimeoutMs }, async () => {
-          const now = await this.environment.deployed(member).catch(() => undefined);
-          return now?.running && now.healthy && now.fingerprint === this.wanted.get(member) ? true : undefined;
-        });
-        const seconds = (o.now() - started) / 1000;
-        o.log(`etcd rolling replacement: ${member} healthy again after ${seconds.toFixed(1)} s`);
-        report.replaced.push({ member, seconds });
+      if (outdated.length === 0) return report;
+      o.log(`etcd rolling replacement: replacing ${outdated.join(", ")} one at a time`);
+      if (this.environment.maintenance) {
+        await this.environment.maintenance(true);
+        o.log("etcd rolling replacement: Patroni maintenance mode on (no primary demotes itself over a failed leader-lock update while a member stops)");
+      }
+      try {
+        await this.replaceEach(outdated, report);
+      } finally {
+        if (this.environment.maintenance) {
+          await this.environment.maintenance(false);
+          o.log("etcd rolling replacement: Patroni maintenance mode off");
+        }
       }
       return report;
     } catch (error) {
       const failure = new Error(`etcd rolling replacement: ${(error as Error).message}`);
       for (const gate of this.gates.values()) gate.reject(failure);
       throw failure;
+    }
+  }
+
+  /** Each outdated member in turn: its gate opened, then wait until its new container is healthy. */
+  private async replaceEach(outdated: string[], report: EtcdReplacementReport): Promise<void> {
+    const o = defaults(this.options);
+    const replaceTimeoutMs = this.options.replaceTimeoutMs ?? o.stepTimeoutMs;
+    for (const member of outdated) {
+      const started = o.now();
+      o.log(`etcd rolling replacement: ${member}'s turn`);
+      this.gates.get(member)!.resolve();
+      await waitFor(`etcd ${member}: its new container running and healthy`, { ...o, stepTimeoutMs: replaceTimeoutMs }, async () => {
+        const now = await this.environment.deployed(member).catch(() => undefined);
+        return now?.running && now.healthy && now.fingerprint === this.wanted.get(member) ? true : undefined;
+      });
+      const seconds = (o.now() - started) / 1000;
+      o.log(`etcd rolling replacement: ${member} healthy again after ${seconds.toFixed(1)} s`);
+      report.replaced.push({ member, seconds });
     }
   }
 }

