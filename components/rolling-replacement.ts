@@ -12,7 +12,7 @@ import { PORTS, ROLES, type ClusterSecrets } from "./render/index.ts";
 import type { MemberTurns } from "./platform/index.ts";
 import { dockerSocketPath, inspectContainer } from "./platform/docker-engine-api.ts";
 import { FINGERPRINT_LABEL } from "./platform/docker-fingerprint.ts";
-import { patroniHttpTarget, setMaintenance, type PatroniHttpSpec } from "./rollout/patroni-http.ts";
+import { patroniHttpTarget, setMaintenance, type PatroniHttpSpec, type PatroniMemberUrl } from "./rollout/patroni-http.ts";
 import { RollingReplacement, type ReplacementEnvironment, type ReplacementOptions } from "./rollout/replacement.ts";
 import { EtcdRollingReplacement, type EtcdReplacementEnvironment, type EtcdReplacementOptions } from "./rollout/etcd-replacement.ts";
 import { ROLLOUT_STEP_TIMEOUT_SECONDS } from "./postgres-config.ts";
@@ -70,17 +70,12 @@ function dockerEnvironment(socketPath: string, credentials: Promise<{ current: C
     async target(group, addresses) {
       const { current, previous, ca, poolerAdminUrl } = await credentials;
       const sets = previous ? [current, previous] : [current];
-      const members = args.topology.groups[group].filter((n) => addresses[n.name]).map((n) => ({
-        name: n.name,
-        // Dialled at the container's address; its certificate names its hostname (the member's name).
-        restUrl: `https://${addresses[n.name]}:${PORTS.patroniRest}`,
-        serverName: n.name,
-      }));
+      const members = restMembers(args.topology.groups[group].map((n) => n.name), addresses);
       const superuser = (s: ClusterSecrets, endpoint: string, database: string) => `postgresql://${ROLES.superuser}:${encodeURIComponent(s.superuser)}@${endpoint}/${database}`;
       return patroniHttpTarget({
         groups: [{ group, members }],
         ca,
-        restAuth: sets.map((s) => `${ROLES.restApi}:${s.restApi}`),
+        restAuth: restAuth(sets),
         // PgBouncer's own admin user; then the superuser, PgBouncer's admin before that user existed:
         // the first `up` after the upgrade rolls the groups while the PgBouncer deployed before runs.
         poolerAdminUrl: [poolerAdminUrl, ...sets.map((s) => superuser(s, new URL(poolerAdminUrl).host, "pgbouncer"))],
@@ -160,14 +155,25 @@ const MAINTENANCE_TIMEOUT_SECONDS = 60;
 async function patroniSpec(socketPath: string, topology: Topology, access: Promise<{ current: ClusterSecrets; previous?: ClusterSecrets; ca: string }>): Promise<PatroniHttpSpec> {
   const { current, previous, ca } = await access;
   const groups = await Promise.all(
-    topology.groups.map(async (nodes, group) => ({
-      group,
-      members: (
-        await Promise.all(nodes.map(async (n) => ({ name: n.name, address: (await inspectContainer(socketPath, n.name))?.ipAddress })))
-      ).flatMap((m) => (m.address ? [{ name: m.name, restUrl: `https://${m.address}:${PORTS.patroniRest}`, serverName: m.name }] : [])),
-    })),
+    topology.groups.map(async (nodes, group) => {
+      const addresses = Object.fromEntries(await Promise.all(nodes.map(async (n) => [n.name, (await inspectContainer(socketPath, n.name))?.ipAddress] as const)));
+      return { group, members: restMembers(nodes.map((n) => n.name), addresses) };
+    }),
   );
-  return { groups, ca, restAuth: (previous ? [current, previous] : [current]).map((s) => `${ROLES.restApi}:${s.restApi}`) };
+  return { groups, ca, restAuth: restAuth(previous ? [current, previous] : [current]) };
+}
+
+/**
+ * The REST API of each of `names` that has an address: dialled at the container's address, its
+ * certificate names its hostname (the member's name).
+ */
+function restMembers(names: string[], addresses: Record<string, string | undefined>): PatroniMemberUrl[] {
+  return names.filter((name) => addresses[name]).map((name) => ({ name, restUrl: `https://${addresses[name]}:${PORTS.patroniRest}`, serverName: name }));
+}
+
+/** "user:password" of the REST API for each set of passwords, in the order to try them. */
+function restAuth(sets: ClusterSecrets[]): string[] {
+  return sets.map((s) => `${ROLES.restApi}:${s.restApi}`);
 }
 
 /**
