@@ -144,8 +144,10 @@ export async function runPartialSegmentScenario(host: ScenarioHost, config: Clus
   const replayedOffset = Number(lsnBytes(replayedLsn) % segmentBytes);
   const written = Math.floor(replayedOffset / 2 / 8192) * 8192;
   for (const c of standbys) {
+    // The short file is made beside pg_wal and renamed into it, and the history file comes last:
+    // C's startup process, polling pg_wal, must never see B's whole file (it would replay it).
+    await must(`${c}: B's file, short`, ["sh", "-c", `cp "$1" "$3" && dd if=/dev/zero of="$3" bs=8192 seek=${written / 8192} count=${Number(segmentBytes) / 8192 - written / 8192} conv=notrunc status=none && mv "$3" "$2"`, "sh", `${data("b")}/pg_wal/${newer}`, `${data(c)}/pg_wal/${newer}`, `${dir(c)}/${newer}.short`]);
     await must(`${c}: B's history`, ["cp", historyPath, `${data(c)}/pg_wal/00000002.history`]);
-    await must(`${c}: B's file, short`, ["sh", "-c", `cp "$1" "$2" && dd if=/dev/zero of="$2" bs=8192 seek=${written / 8192} count=${Number(segmentBytes) / 8192 - written / 8192} conv=notrunc status=none`, "sh", `${data("b")}/pg_wal/${newer}`, `${data(c)}/pg_wal/${newer}`]);
   }
   for (const c of standbys) await until(`${c} targets timeline 2`, async () => /new target timeline is 2/.test(await log(c)));
 
