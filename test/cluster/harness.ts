@@ -4,27 +4,44 @@
 //  3. `down --purge`, always, and a check that no process of it is left. When a test failed, the
 //     cluster's logs are first copied to .state/failed-logs/<time>/ and their last lines printed: a CI
 //     run keeps only what it printed, and `--purge` deletes the logs. DPC_TEST_KEEP_LOGS=1 keeps a
-//     passing run's logs too, in .state/kept-logs/<time>/.
+//     passing run's logs too, in .state/kept-logs/<time>/. Last of all, the failed tests and ava's
+//     report on them are printed again (test/support/ava-summary.ts).
 // `npm run test:cluster -- citus switchover` runs only the named files (and bad-input only if named):
 // for working on one test. CI runs them all.
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { cpSync, existsSync, readFileSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { LocalCluster } from "../../local/cluster.ts";
 import { processesUnder } from "../../local/processes.ts";
+import { failureSummary } from "../support/ava-summary.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const STACK_FILE = join(ROOT, "Pulumi.local.yaml");
 const STATE_DIR = join(ROOT, ".state", "test");
 const BAD_INPUT = "test/cluster/bad-input.test.ts";
 
-function ava(files: string[], env: NodeJS.ProcessEnv = {}): number {
-  const result = spawnSync("npx", ["ava", "--serial", "--concurrency=1", "--timeout=10m", ...files], {
+/** What every ava run printed, for the failure summary printed last. */
+const printed: string[] = [];
+
+/** Runs ava on `files`, its output both shown and kept; resolves to its exit status. */
+function ava(files: string[], env: NodeJS.ProcessEnv = {}): Promise<number> {
+  const child = spawn("npx", ["ava", "--serial", "--concurrency=1", "--timeout=10m", ...files], {
     cwd: ROOT,
-    stdio: "inherit",
+    stdio: ["inherit", "pipe", "pipe"],
     env: { ...process.env, ...env },
   });
-  return result.status ?? 1;
+  let out = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    process.stdout.write(chunk);
+    out += chunk.toString();
+  });
+  child.stderr.on("data", (chunk: Buffer) => process.stderr.write(chunk));
+  return new Promise((resolve) =>
+    child.on("close", (code) => {
+      printed.push(out);
+      resolve(code ?? 1);
+    }),
+  );
 }
 
 /** Copies a failed run's log directory out of the state directory that `down --purge` deletes, and
@@ -51,7 +68,7 @@ async function main(): Promise<number> {
   }
   const only = process.argv.slice(2);
   const wanted = (file: string) => only.length === 0 || only.includes(file.replace(/^test\/cluster\//, "").replace(".test.ts", ""));
-  let failures = wanted(BAD_INPUT) ? ava([BAD_INPUT]) : 0;
+  let failures = wanted(BAD_INPUT) ? await ava([BAD_INPUT]) : 0;
 
   const cluster = new LocalCluster({ stackFile: STACK_FILE, stateDir: STATE_DIR, log: (line) => console.log(`[local] ${line}`) });
   await cluster.down(true);
@@ -78,7 +95,8 @@ async function main(): Promise<number> {
       .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
       .map((f) => `test/cluster/${f}`)
       .filter(wanted);
-    failures += ava(files, {
+    // No file named: ava given none would run every test of the project.
+    if (files.length > 0) failures += await ava(files, {
       DPC_TEST_STACK_FILE: STACK_FILE,
       DPC_TEST_STATE_DIR: STATE_DIR,
       DPC_TEST_DATABASE_URL: cluster.primaryUrl(cluster.config.database),
@@ -102,6 +120,9 @@ async function main(): Promise<number> {
       failures++;
     }
   }
+  // Last, so that the tail CI keeps names what failed (the logs above would push ava's report out).
+  const summary = printed.flatMap((out) => failureSummary(out));
+  if (summary.length > 0) console.error(`[local] what failed (ava's report is above the logs):\n${summary.join("\n")}`);
   return failures === 0 ? 0 : 1;
 }
 
