@@ -19,6 +19,7 @@
 //   its Patroni is stopped (else it adds them again).
 import pg from "pg";
 import { briefError, isRetryableError } from "../schema-apply.ts";
+import { waitForMetadataSync } from "../citus-metadata.ts";
 import { quietClient } from "../pg-client.ts";
 
 /** How a shard is copied: with logical replication (writes continue), or with writes blocked. */
@@ -226,6 +227,23 @@ function formatSpread(spread: ShardSpread[]): string {
 }
 
 /**
+ * Waits until Citus has synced its metadata to every metadata worker (components/citus-metadata.ts):
+ * a shard move and citus_set_node_property change metadata on every worker, which Citus refuses while
+ * one is out of sync, as it is for a moment after Patroni moved a group's row to a new primary or
+ * registered a new group. Within what is left of `options.timeoutMs` since `started`.
+ * @throws ScalingError when the metadata is not synced in time.
+ */
+async function metadataSynced(url: string, options: ScalingOptions, started: number): Promise<void> {
+  const now = options.now ?? Date.now;
+  try {
+    const seconds = await waitForMetadataSync(url, { timeoutMs: Math.max(1000, options.timeoutMs - (now() - started)), log: options.log });
+    if (seconds >= 0.5) options.log?.(`Citus metadata synced to every worker after ${seconds.toFixed(1)} s`);
+  } catch (error) {
+    throw new ScalingError(`${briefError(error)}; nothing was moved`, { cause: error });
+  }
+}
+
+/**
  * Waits until pg_dist_node lists an active primary for every worker group 1..`workerGroups`
  * (Patroni's coordinator leader registers each group once it has a primary), retrying through
  * connection errors, until `options.timeoutMs`.
@@ -257,18 +275,19 @@ export async function waitForWorkerGroups(url: string, workerGroups: number, opt
 }
 
 /**
- * Scale-out: once Patroni has registered worker groups 1..`workerGroups`, moves shards onto the new
- * ones with Citus' rebalancer until every colocation group is spread evenly. Does nothing when it
+ * Scale-out: once Patroni has registered worker groups 1..`workerGroups` and Citus has synced its
+ * metadata to every worker, moves shards onto the new ones with Citus' rebalancer until every colocation group is spread evenly. Does nothing when it
  * already is (a second run is a no-op). `url`: superuser on the coordinator primary, in the
  * Citus database.
- * @throws ScalingError when a group is not registered in time, the job fails, or the spread is
- *   still uneven afterwards.
+ * @throws ScalingError when a group is not registered or the metadata not synced in time, the job
+ *   fails, or the spread is still uneven afterwards.
  */
 export async function scaleOut(url: string, workerGroups: number, options: ScalingOptions): Promise<ScaleOutResult> {
   const now = options.now ?? Date.now;
   const started = now();
   const registered = await waitForWorkerGroups(url, workerGroups, options);
   const groups = registered.filter((g) => g <= workerGroups);
+  await metadataSynced(url, options, started);
   return withClient(url, async (client) => {
     const before = await shardSpread(client);
     if (isBalanced(before, groups)) {
@@ -297,7 +316,8 @@ async function placementsAbove(client: pg.Client, keep: number): Promise<number>
 }
 
 /**
- * Scale-in, first step: drains the worker groups above `keep` (marks their primaries
+ * Scale-in, first step: once Citus' metadata is synced to every worker, drains the worker groups
+ * above `keep` (marks their primaries
  * shouldhaveshards = false and moves every shard off them with a drain-only rebalance), then evens
  * out the kept groups if needed. Removes nothing. Patroni keeps the drained groups registered.
  * @throws ScalingError when the drain fails or leaves a shard behind; the drained groups are then
@@ -306,6 +326,7 @@ async function placementsAbove(client: pg.Client, keep: number): Promise<number>
 export async function drainWorkerGroups(url: string, keep: number, options: ScalingOptions): Promise<DrainResult> {
   const now = options.now ?? Date.now;
   const started = now();
+  await metadataSynced(url, options, started);
   return withClient(url, async (client) => {
     const registered = await registeredWorkerGroups(client);
     const going = registered.filter((g) => g > keep);
