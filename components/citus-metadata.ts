@@ -3,6 +3,7 @@
 // and the coordinator's maintenance daemon syncs them again in the background (retrying every
 // citus.metadata_sync_retry_interval, 5 s, while a sync fails). Steps that run DDL wait for that
 // instead of failing. No Pulumi import: providers, the local runner and the tests share it.
+import { errorChain } from "./error-chain.ts";
 import { quietClient } from "./pg-client.ts";
 
 /**
@@ -11,11 +12,10 @@ import { quietClient } from "./pg-client.ts";
  * worker_transaction.c ErrorIfAnyMetadataNodeOutOfSync). It passes once the metadata is synced.
  */
 export function isMetadataOutOfSync(error: unknown): boolean {
-  for (let current = error, depth = 0; current && depth < 5; current = (current as { cause?: unknown }).cause, depth++) {
-    const { code, message } = current as { code?: unknown; message?: unknown };
-    if (code === "55000" && typeof message === "string" && /is a metadata node, but is out of sync/.test(message)) return true;
-  }
-  return false;
+  return errorChain(error).some((e) => {
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    return code === "55000" && typeof message === "string" && /is a metadata node, but is out of sync/.test(message);
+  });
 }
 
 /**

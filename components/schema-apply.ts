@@ -7,6 +7,7 @@ import type { ClusterConfig } from "./spec.ts";
 import { pgbouncerCommand } from "./pgbouncer-admin.ts";
 import { verifyFullUrl } from "./pg-client.ts";
 import { isMetadataOutOfSync, waitForMetadataSync } from "./citus-metadata.ts";
+import { errorChain } from "./error-chain.ts";
 
 export type { ApplyResult } from "../sql/apply.ts";
 
@@ -39,13 +40,6 @@ const RETRYABLE_SOCKET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT
 const RETRYABLE_SQLSTATES = new Set(["25006", "57P01", "57P02", "57P03", "53300", "3D000"]);
 // The pg client reports a connection dropped by HAProxy or PgBouncer without a code.
 const RETRYABLE_MESSAGES = /Connection terminated|connection timeout|server closed the connection|the database system is (starting up|shutting down)/i;
-
-/** The error and its causes (applyMigrations wraps a failed statement's error as `cause`). */
-function errorChain(error: unknown): unknown[] {
-  const chain: unknown[] = [];
-  for (let current = error; current && chain.length < 5; current = (current as { cause?: unknown }).cause) chain.push(current);
-  return chain;
-}
 
 /**
  * Whether an error means "no leader answers yet": connection refused or dropped, a read-only
