@@ -41,6 +41,13 @@ resolvers ${HAPROXY_RESOLVERS}
 `;
 }
 
+// Patroni answers GET /primary with 200 as soon as its node holds the leader key (api.py do_GET:
+// ha.is_leader()), which is 0.1–1 s before the promotion ends; the body's "role" is "primary" only once
+// pg_is_in_recovery() is false (get_postgresql_status). Both are required, so that no client reaches a
+// new leader still in recovery: seen after etcd lost its majority and came back, when a query through
+// PgBouncer reached the coordinator's new leader 0.1 s before it left recovery.
+const PRIMARY_ROLE = String.raw`"\"role\": ?\"primary\""`;
+
 export function renderHaproxyCfg(topology: Topology, addressing: Addressing, options: HaproxyRenderOptions = {}): string {
   const listen = addressing.haproxy.listen;
   const coordinator = topology.groups[0];
@@ -98,6 +105,7 @@ listen coordinator_primary
     bind ${listen}:${PORTS.haproxyReadWrite}
     option httpchk GET /primary
     http-check expect status 200
+    http-check expect rstring ${PRIMARY_ROLE}
     ${readWriteChecks}
 ${servers}
 
