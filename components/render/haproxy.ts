@@ -45,7 +45,7 @@ resolvers ${HAPROXY_RESOLVERS}
 // ha.is_leader()), which is 0.1–1 s before the promotion ends; the body's "role" is "primary" only once
 // pg_is_in_recovery() is false (get_postgresql_status). Both are required, so that no client reaches a
 // new leader still in recovery: seen after etcd lost its majority and came back, when a query through
-// PgBouncer reached the coordinator's new leader 0.1 s before it left recovery.
+// PgBouncer ran on the coordinator's new leader 0.5 s before it left recovery.
 const PRIMARY_ROLE = String.raw`"\"role\": ?\"primary\""`;
 
 export function renderHaproxyCfg(topology: Topology, addressing: Addressing, options: HaproxyRenderOptions = {}): string {

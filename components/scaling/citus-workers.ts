@@ -276,8 +276,8 @@ export async function waitForWorkerGroups(url: string, workerGroups: number, opt
 
 /**
  * Scale-out: once Patroni has registered worker groups 1..`workerGroups` and Citus has synced its
- * metadata to every worker, moves shards onto the new ones with Citus' rebalancer until every colocation group is spread evenly. Does nothing when it
- * already is (a second run is a no-op). `url`: superuser on the coordinator primary, in the
+ * metadata to every worker, moves shards onto the new ones with Citus' rebalancer until every
+ * colocation group is spread evenly. Does nothing when it already is (a second run is a no-op). `url`: superuser on the coordinator primary, in the
  * Citus database.
  * @throws ScalingError when a group is not registered or the metadata not synced in time, the job
  *   fails, or the spread is still uneven afterwards.
@@ -317,9 +317,8 @@ async function placementsAbove(client: pg.Client, keep: number): Promise<number>
 
 /**
  * Scale-in, first step: once Citus' metadata is synced to every worker, drains the worker groups
- * above `keep` (marks their primaries
- * shouldhaveshards = false and moves every shard off them with a drain-only rebalance), then evens
- * out the kept groups if needed. Removes nothing. Patroni keeps the drained groups registered.
+ * above `keep` (marks their primaries shouldhaveshards = false and moves every shard off them with a
+ * drain-only rebalance), then evens out the kept groups if needed. Removes nothing. Patroni keeps the drained groups registered.
  * @throws ScalingError when the drain fails or leaves a shard behind; the drained groups are then
  *   marked shouldhaveshards = true again, and nothing is removed.
  */
