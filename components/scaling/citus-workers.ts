@@ -277,8 +277,8 @@ export async function waitForWorkerGroups(url: string, workerGroups: number, opt
 /**
  * Scale-out: once Patroni has registered worker groups 1..`workerGroups` and Citus has synced its
  * metadata to every worker, moves shards onto the new ones with Citus' rebalancer until every
- * colocation group is spread evenly. Does nothing when it already is (a second run is a no-op). `url`: superuser on the coordinator primary, in the
- * Citus database.
+ * colocation group is spread evenly. Does nothing when it already is (a second run is a no-op).
+ * `url`: superuser on the coordinator primary, in the Citus database.
  * @throws ScalingError when a group is not registered or the metadata not synced in time, the job
  *   fails, or the spread is still uneven afterwards.
  */
