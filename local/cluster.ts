@@ -1,5 +1,6 @@
 // The local cluster: the rendered files of a stack, run as plain processes on loopback addresses.
 // A tool for development and tests (and for a newcomer's first look), not a deployment platform.
+import { haproxyServerStates } from "../components/haproxy-stats.ts";
 import { randomBytes } from "node:crypto";
 import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -552,15 +553,7 @@ export class LocalCluster {
   /** Each server's status in a HAProxy backend ("UP", "UP 1/2", "DOWN", ...), from its stats CSV. */
   async haproxyServerStates(backend: string): Promise<Map<string, string>> {
     try {
-      const url = `http://${this.addressing.haproxy.connect}:${PORTS.haproxyStats}/;csv`;
-      const csv = await (await fetch(url, { signal: AbortSignal.timeout(1000) })).text();
-      const [header, ...rows] = csv.split("\n").filter((line) => line.length > 0);
-      const columns = header.replace(/^# /, "").split(",");
-      const [proxy, server, status] = ["pxname", "svname", "status"].map((name) => columns.indexOf(name));
-      const servers = rows
-        .map((row) => row.split(","))
-        .filter((cells) => cells[proxy] === backend && !["FRONTEND", "BACKEND"].includes(cells[server]));
-      return new Map(servers.map((cells) => [cells[server], cells[status]]));
+      return await haproxyServerStates(`http://${this.addressing.haproxy.connect}:${PORTS.haproxyStats}/;csv`, backend, 1000);
     } catch {
       return new Map();
     }

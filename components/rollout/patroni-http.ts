@@ -1,6 +1,7 @@
 // The rollout's target over the wire: Patroni's REST API on every member, PgBouncer's admin console,
 // HAProxy's stats. Used by the local runner (local/apply-changes.ts) and the Pulumi dynamic provider
 // (components/rollout/apply.ts); no Pulumi import.
+import { haproxyServerStates } from "../haproxy-stats.ts";
 import { request as httpRequest } from "../https.ts";
 import { pgbouncerCommand } from "../pgbouncer-admin.ts";
 import { pgClientConfig, quietClient } from "../pg-client.ts";
@@ -130,14 +131,8 @@ async function primariesOf(url: string, group: number, ca?: string, serverName?:
 
 /** Servers of a HAProxy backend that are not DOWN ("UP 1/2" is still routable), from its stats CSV. */
 export async function routableServers(statsCsvUrl: string, backend: string): Promise<string[]> {
-  const csv = await (await fetch(statsCsvUrl, { signal: AbortSignal.timeout(2000) })).text();
-  const [header, ...rows] = csv.split("\n").filter((line) => line.length > 0);
-  const columns = header.replace(/^# /, "").split(",");
-  const [proxy, server, status] = ["pxname", "svname", "status"].map((name) => columns.indexOf(name));
-  return rows
-    .map((row) => row.split(","))
-    .filter((cells) => cells[proxy] === backend && !["FRONTEND", "BACKEND"].includes(cells[server]) && !cells[status].startsWith("DOWN"))
-    .map((cells) => cells[server]);
+  const states = await haproxyServerStates(statsCsvUrl, backend, 2000);
+  return [...states].filter(([, status]) => !status.startsWith("DOWN")).map(([server]) => server);
 }
 
 /** The rollout target of a cluster reached over HTTP (Patroni), and SQL (PgBouncer, CHECKPOINT). */

@@ -318,7 +318,8 @@ async function placementsAbove(client: pg.Client, keep: number): Promise<number>
 /**
  * Scale-in, first step: once Citus' metadata is synced to every worker, drains the worker groups
  * above `keep` (marks their primaries shouldhaveshards = false and moves every shard off them with a
- * drain-only rebalance), then evens out the kept groups if needed. Removes nothing. Patroni keeps the drained groups registered.
+ * drain-only rebalance), then evens out the kept groups if needed. Removes nothing. Patroni keeps
+ * the drained groups registered.
  * @throws ScalingError when the drain fails or leaves a shard behind; the drained groups are then
  *   marked shouldhaveshards = true again, and nothing is removed.
  */

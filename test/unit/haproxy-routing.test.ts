@@ -12,6 +12,7 @@ import type { AddressInfo } from "node:net";
 import test from "ava";
 import { parseClusterConfig, planTopology } from "../../components/spec.ts";
 import { renderHaproxyCfg } from "../../components/render/haproxy.ts";
+import { haproxyServerStates } from "../../components/haproxy-stats.ts";
 import { localAddressing } from "../../local/layout.ts";
 import { pollUntil } from "../../local/processes.ts";
 
@@ -87,11 +88,7 @@ test("read-write routing: only a leader out of recovery is UP; a leader in recov
   const haproxy = spawn("haproxy", ["-db", "-f", join(dir, "haproxy.cfg")], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   haproxy.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  const states = async () => {
-    const csv = await (await fetch(`http://127.0.0.1:${stats}/;csv`)).text();
-    const rows = csv.split("\n").map((row) => row.split(",")).filter((cells) => cells[0] === "coordinator_primary" && !["FRONTEND", "BACKEND"].includes(cells[1]));
-    return Object.fromEntries(rows.map((cells) => [cells[1], cells[17]]));
-  };
+  const states = async () => Object.fromEntries(await haproxyServerStates(`http://127.0.0.1:${stats}/;csv`, "coordinator_primary", 1000));
   try {
     const settled = await pollUntil(10_000, 100, async () => {
       const now = await states().catch(() => undefined);
